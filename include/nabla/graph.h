@@ -1,0 +1,90 @@
+// nabla graph: the tape. Every op called on a graph runs at once (define-by-run) and is
+// appended to the tape; nb_backward walks the tape in reverse, accumulating (+=) gradients.
+// Tensors returned by ops are owned by the graph and are invalid after nb_graph_reset or
+// nb_graph_destroy. Errors are sticky: the first one is kept and later ops return NULL.
+#ifndef NABLA_GRAPH_H
+#define NABLA_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nabla/base.h"
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_graph nb_graph;
+
+// ---- lifecycle ---------------------------------------------------------------------------
+
+// New empty graph, or NULL (nb_last_error) when out of memory. Caller destroys it.
+nb_graph *nb_graph_create(void);
+// Frees the graph, every tensor its ops made and its memory. NULL is a no-op.
+void nb_graph_destroy(nb_graph *g);
+// Forget the tape and release every op-made tensor, keeping the memory for the next step
+// (after warm-up a step allocates nothing). Clears any error. User tensors are untouched.
+void nb_graph_reset(nb_graph *g);
+
+// ---- errors -----------------------------------------------------------------------------------
+
+// NB_OK, or the first error recorded since the last reset / clear.
+nb_status nb_graph_status(const nb_graph *g);
+// Message of that error, e.g. "matmul: inner dimensions differ: (64, 784) x (748, 10)";
+// "" when healthy. Owned by g.
+const char *nb_graph_error(const nb_graph *g);
+void nb_graph_clear_error(nb_graph *g);
+
+// ---- modes --------------------------------------------------------------------------------
+
+// With grad disabled (evaluation), op outputs never require grad and nothing is kept for
+// backward. Enabled by default.
+void nb_graph_set_grad_enabled(nb_graph *g, bool enabled);
+bool nb_graph_grad_enabled(const nb_graph *g);
+
+// Number of ops recorded since the last reset.
+int64_t nb_graph_size(const nb_graph *g);
+
+// ---- backward --------------------------------------------------------------------------------
+
+// Reverse-mode sweep from a scalar `loss` (1 element) made on g: every tensor with
+// requires_grad that leads to loss gets d loss / d tensor added to its grad. Parameter grads
+// accumulate across calls until zeroed. Records and returns an error (no crash) if loss is
+// NULL, not scalar, not from g, or does not require grad.
+nb_status nb_backward(nb_graph *g, nb_tensor *loss);
+// Same for a non-scalar output with an explicit upstream gradient `grad_out`
+// (same shape and dtype as out; any ownership).
+nb_status nb_backward_with(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out);
+
+// ---- gradient check ---------------------------------------------------------------------------
+
+// A user function: builds a scalar from `inputs` with ops on g and returns it (or NULL).
+typedef nb_tensor *(*nb_gradcheck_fn)(nb_graph *g, nb_tensor *const *inputs, int n_inputs,
+                                      void *ctx);
+
+typedef struct nb_gradcheck_result {
+    bool ok;               // every element within tolerance and no error
+    nb_status status;      // NB_OK, or why the check could not run
+    double max_abs_err;    // max |analytic - numeric| over all checked elements
+    double max_rel_err;    // max |a - n| / max(|a|, |n|, 1e-12)
+    int worst_input;       // input index of the element furthest outside tolerance (-1 none)
+    int64_t worst_index;   // flat element index in that input
+    double worst_analytic; // the two values at that element
+    double worst_numeric;
+    int64_t n_checked;     // elements compared
+    char message[256];     // error text when status != NB_OK, or a summary of a failure
+} nb_gradcheck_result;
+
+// Compares every analytic gradient element of every input with requires_grad against the
+// central difference (f(x+h) - f(x-h)) / 2h, in float64 (inputs must be NB_F64).
+// An element passes when |a - n| <= atol + rtol * max(|a|, |n|). Inputs are restored.
+// Typical values: h = 1e-6, atol = 1e-7, rtol = 1e-5.
+nb_gradcheck_result nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
+                                 int n_inputs, double h, double atol, double rtol);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,142 @@
+// nabla ops: every differentiable operation. Each takes the graph first, runs immediately and
+// records itself on the tape. Results are owned by g (invalid after nb_graph_reset). On bad
+// input an op records "<op>: <what>: <shapes>" on g and returns NULL; any op given NULL or
+// called on a graph in error returns NULL, so an expression can be checked once at the end.
+// Shape vocabulary: (batch, in) inputs, (out, in) weights, (batch, classes) logits.
+#ifndef NABLA_OPS_H
+#define NABLA_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nabla/graph.h"
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// How a loss folds its per-sample terms.
+typedef enum {
+    NB_REDUCE_MEAN = 0, // mean (over the batch, or over all elements for mse)
+    NB_REDUCE_SUM,      // plain sum
+    NB_REDUCTION_COUNT
+} nb_reduction;
+
+// Probabilities given to log are clamped to [NB_PROB_EPS, 1 - NB_PROB_EPS] in the
+// probability-space losses (bce, cross_entropy), so a saturated prediction gives a large
+// finite loss instead of inf.
+#define NB_PROB_EPS 1e-12
+
+// ---- linear algebra ----------------------------------------------------------------------
+
+// y = a b; a (m, k), b (k, n) -> (m, n). cblas_sgemm / cblas_dgemm.
+nb_tensor *nb_matmul(nb_graph *g, nb_tensor *a, nb_tensor *b);
+// y = x wᵀ + b; x (batch, in), w (out, in), b (out) or NULL -> (batch, out). w is never copied:
+// the transpose is a GEMM flag.
+nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b);
+
+// ---- elementwise arithmetic, NumPy broadcasting on trailing dims ------------------------------
+
+nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_sub(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_mul(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_div(nb_graph *g, nb_tensor *a, nb_tensor *b);
+// y = -x
+nb_tensor *nb_neg(nb_graph *g, nb_tensor *x);
+// y = x + c
+nb_tensor *nb_add_scalar(nb_graph *g, nb_tensor *x, double c);
+// y = c x
+nb_tensor *nb_scale(nb_graph *g, nb_tensor *x, double c);
+// y = e^x
+nb_tensor *nb_exp(nb_graph *g, nb_tensor *x);
+// y = ln x (x <= 0 gives -inf / NaN, as in IEEE; use anomaly checks to catch it)
+nb_tensor *nb_log(nb_graph *g, nb_tensor *x);
+// y = sqrt x
+nb_tensor *nb_sqrt(nb_graph *g, nb_tensor *x);
+// y = x^p for a constant p
+nb_tensor *nb_pow_scalar(nb_graph *g, nb_tensor *x, double p);
+
+// ---- reductions ------------------------------------------------------------------------------
+
+// Sum / mean of all elements -> scalar (ndim 0).
+nb_tensor *nb_sum(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_mean(nb_graph *g, nb_tensor *x);
+// Along one axis (negative counts from the end); keepdim keeps it as size 1.
+nb_tensor *nb_sum_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+nb_tensor *nb_mean_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+// Max along an axis; the gradient flows to the first maximal element.
+nb_tensor *nb_max_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+
+// ---- shape ------------------------------------------------------------------------------------
+
+// Same data, new shape (same numel); one dim may be -1 (inferred).
+nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
+// 2-D transpose: (m, n) -> (n, m).
+nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x);
+// Elements [start, stop) along axis.
+nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t stop);
+// Join n tensors along axis; all other dims must agree.
+nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis);
+
+// ---- activations ------------------------------------------------------------------------------
+
+// 1 / (1 + e^-x)
+nb_tensor *nb_sigmoid(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_tanh(nb_graph *g, nb_tensor *x);
+// max(x, 0); derivative 0 at 0 by convention
+nb_tensor *nb_relu(nb_graph *g, nb_tensor *x);
+// x > 0 ? x : slope x
+nb_tensor *nb_leaky_relu(nb_graph *g, nb_tensor *x, double slope);
+// x > 0 ? x : alpha (e^x - 1)
+nb_tensor *nb_elu(nb_graph *g, nb_tensor *x, double alpha);
+// ln(1 + e^x), computed without overflow
+nb_tensor *nb_softplus(nb_graph *g, nb_tensor *x);
+// swish / SiLU: x sigmoid(x)
+nb_tensor *nb_silu(nb_graph *g, nb_tensor *x);
+// GELU, exact: x Φ(x) = x (1 + erf(x / √2)) / 2
+nb_tensor *nb_gelu(nb_graph *g, nb_tensor *x);
+// GELU, tanh approximation: x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2
+nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x);
+// Binary step: x > 0 ? 1 : 0. Its gradient is zero everywhere (defined as 0 at the jump), so
+// nothing before it learns; it exists for the article's perceptron, not for training.
+nb_tensor *nb_step(nb_graph *g, nb_tensor *x);
+// Softmax / log-softmax along the last axis, max-subtracted (rows of ±1000 stay finite).
+nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_log_softmax(nb_graph *g, nb_tensor *x);
+
+// ---- losses (scalar results) ---------------------------------------------------------------
+
+// mean or sum over all elements of (pred - target)²; pred and target the same shape.
+nb_tensor *nb_mse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduction r);
+// The article's cost ½ Σ_j (y_j - ŷ_j)² per sample; MEAN divides by batch = dim 0
+// (1 for a 1-D tensor), SUM does not.
+nb_tensor *nb_half_sse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduction r);
+// Binary cross-entropy on probabilities p in (0, 1), clamped by NB_PROB_EPS:
+// -[y ln p + (1 - y) ln(1 - p)], reduced over all elements.
+nb_tensor *nb_bce_loss(nb_graph *g, nb_tensor *p, nb_tensor *target, nb_reduction r);
+// Same from logits z (p = sigmoid z), stable: max(z, 0) - z y + ln(1 + e^-|z|).
+nb_tensor *nb_bce_logits_loss(nb_graph *g, nb_tensor *z, nb_tensor *target, nb_reduction r);
+// Categorical cross-entropy, probs (batch, classes) and one-hot / soft targets of that shape:
+// -Σ_c y_c ln p_c per row (p clamped by NB_PROB_EPS). MEAN divides by batch.
+nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *target,
+                                 nb_reduction r);
+// Fused log-softmax + cross-entropy from logits (batch, classes) and targets of that shape.
+nb_tensor *nb_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_tensor *target,
+                                   nb_reduction r);
+// Sparse categorical cross-entropy from logits (batch, classes) and NB_I32 labels (batch)
+// holding class indices in [0, classes). Fused with log-softmax.
+nb_tensor *nb_sparse_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_tensor *labels,
+                                          nb_reduction r);
+
+// ---- introspection ------------------------------------------------------------------------
+
+// Number of ops and the name of op i (as in error messages), e.g. "matmul"; NULL if out of range.
+int nb_op_count(void);
+const char *nb_op_name(int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+// Reverse-mode sweep. The tape is in execution order, so walking it backwards visits a node
+// only after every consumer of its output. One reverse pass marks the nodes that lead to the
+// root, a second zeroes their (recycled) grads, a third runs each op's backward, which adds
+// (+=) into its inputs' grads: a tensor used twice simply receives two contributions.
+#include <string.h>
+
+#include "graph/graph_priv.h"
+
+// Mark the nodes the root depends on; make sure every leaf that needs a grad has one.
+static nb_status mark(nb_graph *g, int64_t root) {
+    for (int64_t i = 0; i <= root; i++)
+        g->nodes[i].mark = false;
+    g->nodes[root].mark = true;
+    for (int64_t i = root; i >= 0; i--) {
+        nb_node *nd = &g->nodes[i];
+        if (!nd->mark)
+            continue;
+        for (int k = 0; k < nd->n_in; k++) {
+            nb_tensor *t = nd->in[k];
+            if (!t->requires_grad)
+                continue;
+            if (t->node >= 0) {
+                g->nodes[t->node].mark = true;
+            } else if (!t->grad) { // a leaf's grad is allocated once, on first need
+                t->grad = nb__calloc((size_t)t->numel, nb_dtype_size(t->dtype));
+                if (!t->grad)
+                    return nb__graph_fail(g, NB_ERR_NOMEM, "backward: out of memory for the "
+                                                           "grad of a %s leaf",
+                                          NB_SHAPE_STR(t));
+            }
+        }
+    }
+    return NB_OK;
+}
+
+static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
+    if (!g)
+        return nb__set_last_error(NB_ERR_NULL, "%s: graph is NULL", fn);
+    if (g->status != NB_OK)
+        return g->status;
+    if (!out)
+        return nb__graph_fail(g, NB_ERR_NULL, "%s: output tensor is NULL", fn);
+    if (out->graph != g || out->epoch != g->epoch || out->node < 0 || out->node >= g->n_nodes)
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "%s: tensor %s was not produced on this graph since its last reset",
+                              fn, NB_SHAPE_STR(out));
+    if (!out->requires_grad)
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "%s: tensor %s does not require grad (no input with requires_grad "
+                              "leads to it, or grad mode was off)",
+                              fn, NB_SHAPE_STR(out));
+    return NB_OK;
+}
+
+static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
+    int64_t root = out->node;
+    nb_status st = mark(g, root);
+    if (st != NB_OK)
+        return st;
+    for (int64_t i = 0; i <= root; i++) {
+        nb_tensor *o = g->nodes[i].out;
+        if (g->nodes[i].mark)
+            memset(o->grad, 0, (size_t)o->numel * nb_dtype_size(o->dtype));
+    }
+    if (grad_out)
+        memcpy(out->grad, grad_out->data, (size_t)out->numel * nb_dtype_size(out->dtype));
+    else if (out->dtype == NB_F32)
+        *(float *)out->grad = 1.0f; // d loss / d loss
+    else
+        *(double *)out->grad = 1.0;
+    for (int64_t i = root; i >= 0; i--) {
+        nb_node *nd = &g->nodes[i];
+        if (nd->mark)
+            nd->op->backward(nd);
+    }
+    return g->status;
+}
+
+nb_status nb_backward(nb_graph *g, nb_tensor *loss) {
+    nb_status st = check_root(g, "nb_backward", loss);
+    if (st != NB_OK)
+        return st;
+    if (loss->numel != 1)
+        return nb__graph_fail(g, NB_ERR_SHAPE,
+                              "nb_backward: loss must be a scalar, got %s (reduce it with nb_sum "
+                              "or nb_mean, or use nb_backward_with)",
+                              NB_SHAPE_STR(loss));
+    return run(g, loss, NULL);
+}
+
+nb_status nb_backward_with(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
+    nb_status st = check_root(g, "nb_backward_with", out);
+    if (st != NB_OK)
+        return st;
+    if (!grad_out)
+        return nb__graph_fail(g, NB_ERR_NULL, "nb_backward_with: grad_out is NULL");
+    if (grad_out->dtype != out->dtype || grad_out->numel != out->numel ||
+        grad_out->ndim != out->ndim ||
+        memcmp(grad_out->shape, out->shape, (size_t)out->ndim * sizeof out->shape[0]) != 0)
+        return nb__graph_fail(g, NB_ERR_SHAPE,
+                              "nb_backward_with: grad_out %s %s must match output %s %s",
+                              NB_SHAPE_STR(grad_out), nb_dtype_name(grad_out->dtype),
+                              NB_SHAPE_STR(out), nb_dtype_name(out->dtype));
+    return run(g, out, grad_out);
+}

@@ -1,0 +1,242 @@
+// The tape: graph lifecycle, sticky errors, and nb__record, the one function that creates
+// nodes. Ops run as they are called (define-by-run) and are appended in execution order, so
+// the tape is already a topological order for backward.
+#include <stdarg.h>
+#include <string.h>
+
+#include "graph/graph_priv.h"
+
+nb_graph *nb_graph_create(void) {
+    nb_graph *g = nb__calloc(1, sizeof *g);
+    if (!g) {
+        nb__set_last_error(NB_ERR_NOMEM, "nb_graph_create: out of memory");
+        return NULL;
+    }
+    nb__arena_init(&g->arena);
+    g->grad_enabled = true;
+    g->epoch = 1;
+    return g;
+}
+
+void nb_graph_destroy(nb_graph *g) {
+    if (!g)
+        return;
+    nb__arena_free(&g->arena);
+    nb__free(g->nodes);
+    nb__free(g);
+}
+
+void nb_graph_reset(nb_graph *g) {
+    if (!g)
+        return;
+    nb__arena_reset(&g->arena);
+    g->n_nodes = 0;
+    g->epoch++;
+    nb_graph_clear_error(g);
+}
+
+nb_status nb_graph_status(const nb_graph *g) { return g ? g->status : NB_ERR_NULL; }
+const char *nb_graph_error(const nb_graph *g) { return g ? g->error : "graph is NULL"; }
+
+void nb_graph_clear_error(nb_graph *g) {
+    if (!g)
+        return;
+    g->status = NB_OK;
+    g->error[0] = '\0';
+}
+
+void nb_graph_set_grad_enabled(nb_graph *g, bool enabled) {
+    if (g)
+        g->grad_enabled = enabled;
+}
+bool nb_graph_grad_enabled(const nb_graph *g) { return g && g->grad_enabled; }
+int64_t nb_graph_size(const nb_graph *g) { return g ? g->n_nodes : 0; }
+
+static nb_status vfail(nb_graph *g, nb_status code, const char *prefix, const char *fmt,
+                       va_list ap) {
+    if (g->status != NB_OK) // first error wins: it is the root cause
+        return code;
+    g->status = code;
+    int k = prefix ? snprintf(g->error, sizeof g->error, "%s: ", prefix) : 0;
+    if (k < 0 || (size_t)k >= sizeof g->error)
+        k = 0;
+    vsnprintf(g->error + k, sizeof g->error - (size_t)k, fmt, ap);
+    return code;
+}
+
+nb_status nb__graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(g, code, NULL, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+nb_status nb__node_fail(nb_node *nd, nb_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(nd->graph, code, nd->op->name, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+bool nb__axis(int axis, int ndim, int *out) {
+    if (axis < 0)
+        axis += ndim;
+    if (axis < 0 || axis >= ndim)
+        return false;
+    *out = axis;
+    return true;
+}
+
+void *nb__graph_alloc(nb_graph *g, size_t nbytes) {
+    void *p = nb__arena_alloc(&g->arena, nbytes);
+    if (!p)
+        nb__graph_fail(g, NB_ERR_NOMEM, "out of memory (arena block of %zu bytes)", nbytes);
+    return p;
+}
+
+void *nb__node_save(nb_node *nd, size_t nbytes) {
+    if (nd->saved && nd->saved_size >= nbytes) // replayed forward: reuse
+        return nd->saved;
+    void *p = nb__graph_alloc(nd->graph, nbytes);
+    if (p) {
+        memset(p, 0, nbytes);
+        nd->saved = p;
+        nd->saved_size = nbytes;
+    }
+    return p;
+}
+
+// Dtype and ownership rules every op shares, checked before the op's own infer.
+static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_in) {
+    nb_dtype dt = NB_DTYPE_COUNT;
+    for (int i = 0; i < n_in; i++) {
+        const nb_tensor *t = in[i];
+        if (t->graph && t->graph != g)
+            return nb__graph_fail(g, NB_ERR_STATE,
+                                  "%s: input %d %s was made on another graph", op->name, i,
+                                  NB_SHAPE_STR(t));
+        if (t->graph == g && t->epoch != g->epoch)
+            return nb__graph_fail(g, NB_ERR_STATE,
+                                  "%s: input %d %s is a stale op output, used after "
+                                  "nb_graph_reset",
+                                  op->name, i, NB_SHAPE_STR(t));
+        bool is_index = (op->index_arg == i + 1);
+        if (is_index) {
+            if (t->dtype != NB_I32)
+                return nb__graph_fail(g, NB_ERR_DTYPE,
+                                      "%s: input %d %s must be int32 class indices, got %s",
+                                      op->name, i, NB_SHAPE_STR(t), nb_dtype_name(t->dtype));
+            continue;
+        }
+        if (t->dtype != NB_F32 && t->dtype != NB_F64)
+            return nb__graph_fail(g, NB_ERR_DTYPE,
+                                  "%s: input %d %s has dtype %s; expected float32 or float64",
+                                  op->name, i, NB_SHAPE_STR(t), nb_dtype_name(t->dtype));
+        if (dt == NB_DTYPE_COUNT)
+            dt = t->dtype;
+        else if (t->dtype != dt)
+            return nb__graph_fail(g, NB_ERR_DTYPE,
+                                  "%s: mixed dtypes: input 0 is %s, input %d %s is %s (convert "
+                                  "explicitly)",
+                                  op->name, nb_dtype_name(dt), i, NB_SHAPE_STR(t),
+                                  nb_dtype_name(t->dtype));
+    }
+    return NB_OK;
+}
+
+static bool grow_tape(nb_graph *g) {
+    if (g->n_nodes < g->cap_nodes)
+        return true;
+    int64_t cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
+    nb_node *nodes = nb__realloc(g->nodes, (size_t)cap * sizeof *nodes);
+    if (!nodes)
+        return false;
+    g->nodes = nodes;
+    g->cap_nodes = cap;
+    return true;
+}
+
+nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_in,
+                      const void *params, size_t params_size) {
+    if (!g) {
+        nb__set_last_error(NB_ERR_NULL, "%s: graph is NULL", op->name);
+        return NULL;
+    }
+    if (g->status != NB_OK)
+        return NULL; // sticky: keep the first message
+    if (n_in < 1 || (op->arity >= 0 && n_in != op->arity) || !in) {
+        nb__graph_fail(g, NB_ERR_ARG, "%s: expected %d inputs, got %d", op->name, op->arity,
+                       n_in);
+        return NULL;
+    }
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i]) {
+            nb__graph_fail(g, NB_ERR_NULL, "%s: input %d is NULL", op->name, i);
+            return NULL;
+        }
+    }
+    if (check_inputs(g, op, in, n_in) != NB_OK)
+        return NULL;
+
+    nb_node nd = {.op = op, .graph = g, .in = in, .n_in = n_in, .params = params};
+    nb_shape shape = {0};
+    if (op->infer(&nd, &shape) != NB_OK) {
+        if (g->status == NB_OK) // infer forgot to say why: still never fail silently
+            nb__graph_fail(g, NB_ERR_SHAPE, "%s: invalid input", op->name);
+        return NULL;
+    }
+
+    // Everything the node keeps lives in the arena.
+    nb_tensor **in_copy = nb__graph_alloc(g, (size_t)n_in * sizeof *in_copy);
+    void *params_copy = params_size ? nb__graph_alloc(g, params_size) : NULL;
+    nb_tensor *out = nb__graph_alloc(g, sizeof *out);
+    if (!in_copy || (params_size && !params_copy) || !out)
+        return NULL;
+    memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
+    if (params_size)
+        memcpy(params_copy, params, params_size);
+    nd.in = in_copy;
+    nd.params = params_copy;
+
+    char err[128];
+    memset(out, 0, sizeof *out);
+    out->dtype = op->index_arg == 1 ? in[1]->dtype : in[0]->dtype;
+    if (nb__shape_check(shape.ndim, shape.dim, &out->numel, err, sizeof err) != NB_OK) {
+        nb__graph_fail(g, NB_ERR_SHAPE, "%s: output shape: %s", op->name, err);
+        return NULL;
+    }
+    out->ndim = shape.ndim;
+    memcpy(out->shape, shape.dim, sizeof out->shape);
+    out->graph = g;
+    out->epoch = g->epoch;
+    out->node = -1;
+    size_t nbytes = (size_t)out->numel * nb_dtype_size(out->dtype);
+    out->data = nb__graph_alloc(g, nbytes);
+    if (!out->data)
+        return NULL;
+    nd.out = out;
+
+    bool any_grad = false;
+    for (int i = 0; i < n_in; i++)
+        any_grad = any_grad || in[i]->requires_grad;
+    nd.needs_grad = g->grad_enabled && any_grad;
+    if (nd.needs_grad) {
+        out->requires_grad = true;
+        out->grad = nb__graph_alloc(g, nbytes); // zeroed by backward when needed
+        if (!out->grad)
+            return NULL;
+    }
+
+    op->forward(&nd);
+    if (g->status != NB_OK) // forward could not get its scratch memory
+        return NULL;
+    if (!grow_tape(g)) {
+        nb__graph_fail(g, NB_ERR_NOMEM, "%s: out of memory growing the tape", op->name);
+        return NULL;
+    }
+    out->node = g->n_nodes;
+    g->nodes[g->n_nodes++] = nd;
+    return out;
+}

@@ -1,0 +1,19 @@
+// Private to src/graph: the graph struct itself. Ops see only graph_impl.h.
+#ifndef NABLA_GRAPH_PRIV_H
+#define NABLA_GRAPH_PRIV_H
+
+#include "graph/arena.h"
+#include "graph/graph_impl.h"
+
+struct nb_graph {
+    nb_arena arena;    // every op output, grad, saved state and node input array
+    nb_node *nodes;    // the tape, in execution order (grows during warm-up only)
+    int64_t n_nodes;
+    int64_t cap_nodes;
+    bool grad_enabled;
+    uint64_t epoch;    // bumped by reset; op outputs remember theirs
+    nb_status status;  // first error since reset / clear (sticky)
+    char error[512];
+};
+
+#endif

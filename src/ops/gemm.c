@@ -1,0 +1,38 @@
+// The one door to BLAS: C = alpha op(A) op(B) + beta C, row-major, in the tensor's dtype.
+// Never called from inside an OpenMP region (OpenBLAS runs its own threads).
+#include <cblas.h>
+
+#include "ops/ops_impl.h"
+
+void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+              const void *a, const void *b, double beta, void *c) {
+    if (m == 0 || n == 0)
+        return;
+    // Leading dimensions of the row-major operands as stored.
+    blasint lda = (blasint)(ta ? m : k);
+    blasint ldb = (blasint)(tb ? k : n);
+    blasint ldc = (blasint)n;
+    if (k == 0) { // empty inner product: C = beta C
+        int64_t mn = m * n;
+        for (int64_t i = 0; i < mn; i++) {
+            if (dt == NB_F32)
+                ((float *)c)[i] = beta == 0 ? 0.0f : (float)beta * ((float *)c)[i];
+            else
+                ((double *)c)[i] = beta == 0 ? 0.0 : beta * ((double *)c)[i];
+        }
+        return;
+    }
+    enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
+    if (dt == NB_F32)
+        cblas_sgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, (float)alpha,
+                    a, lda, b, ldb, (float)beta, c, ldc);
+    else
+        cblas_dgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda,
+                    b, ldb, beta, c, ldc);
+}
+
+bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {
+    // blasint is 32-bit in Debian's OpenBLAS: refuse rather than truncate.
+    return m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX;
+}

@@ -1,0 +1,78 @@
+// linear: y = x wᵀ + b,  x (batch, in), w (out, in), b (out) optional -> y (batch, out).
+// The bias is folded into the GEMM: y is first filled with b row by row, then the GEMM
+// accumulates with beta = 1. wᵀ is a GEMM flag, so w is never copied.
+// Backward: dx += dy w (batch, out)(out, in);  dw += dyᵀ x (out, batch)(batch, in);
+//           db += Σ_batch dy.
+#include <string.h>
+
+#include "ops/ops_impl.h"
+
+static nb_status linear_infer(nb_node *nd, nb_shape *out) {
+    const nb_tensor *x = nd->in[0], *w = nd->in[1];
+    if (nd->n_in < 2 || nd->n_in > 3)
+        return nb__node_fail(nd, NB_ERR_ARG, "expects x, w and optional b");
+    if (x->ndim != 2 || w->ndim != 2)
+        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s and w %s must be 2-D (batch, in), (out, in)",
+                             NB_SHAPE_STR(x), NB_SHAPE_STR(w));
+    if (x->shape[1] != w->shape[1])
+        return nb__node_fail(nd, NB_ERR_SHAPE, "x is %s but w is %s: in-features differ",
+                             NB_SHAPE_STR(x), NB_SHAPE_STR(w));
+    if (nd->n_in == 3) {
+        const nb_tensor *b = nd->in[2];
+        if (b->ndim != 1 || b->shape[0] != w->shape[0])
+            return nb__node_fail(nd, NB_ERR_SHAPE, "b is %s but w is %s: b must be (out)",
+                                 NB_SHAPE_STR(b), NB_SHAPE_STR(w));
+    }
+    if (!nb__gemm_dims_ok(x->shape[0], w->shape[0], x->shape[1]))
+        return nb__node_fail(nd, NB_ERR_SHAPE, "dimensions exceed BLAS int range: %s, %s",
+                             NB_SHAPE_STR(x), NB_SHAPE_STR(w));
+    out->ndim = 2;
+    out->dim[0] = x->shape[0];
+    out->dim[1] = w->shape[0];
+    return NB_OK;
+}
+
+static void linear_forward(nb_node *nd) {
+    const nb_tensor *x = nd->in[0], *w = nd->in[1];
+    nb_tensor *y = nd->out;
+    int64_t batch = x->shape[0], in = x->shape[1], out = w->shape[0];
+    size_t row = (size_t)out * nb_dtype_size(y->dtype);
+    double beta = 0.0;
+    if (nd->n_in == 3) {
+        for (int64_t r = 0; r < batch; r++)
+            memcpy((char *)y->data + (size_t)r * row, nd->in[2]->data, row);
+        beta = 1.0;
+    }
+    nb__gemm(y->dtype, false, true, batch, out, in, 1.0, x->data, w->data, beta, y->data);
+}
+
+#define DEFINE_BIAS_GRAD(T, sfx)                                                               \
+    static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out) {             \
+        for (int64_t r = 0; r < batch; r++)                                                    \
+            for (int64_t j = 0; j < out; j++)                                                  \
+                gb[j] += gy[r * out + j];                                                      \
+    }
+DEFINE_BIAS_GRAD(float, f32)
+DEFINE_BIAS_GRAD(double, f64)
+
+static void linear_backward(nb_node *nd) {
+    nb_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    int64_t batch = x->shape[0], in = x->shape[1], out = w->shape[0];
+    if (NB_WANTS_GRAD(x)) // dx (batch, in) += dy (batch, out) · w (out, in)
+        nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data, 1.0, x->grad);
+    if (NB_WANTS_GRAD(w)) // dw (out, in) += dyᵀ (out, batch) · x (batch, in)
+        nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data, 1.0, w->grad);
+    if (nd->n_in == 3 && NB_WANTS_GRAD(nd->in[2])) {
+        if (y->dtype == NB_F32)
+            bias_grad_f32(G32(y), G32(nd->in[2]), batch, out);
+        else
+            bias_grad_f64(G64(y), G64(nd->in[2]), batch, out);
+    }
+}
+
+const nb_op nb_op_linear = {"linear", -1, 0, linear_infer, linear_forward, linear_backward};
+
+nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b) {
+    nb_tensor *in[] = {x, w, b};
+    return nb__record(g, &nb_op_linear, in, b ? 3 : 2, NULL, 0);
+}

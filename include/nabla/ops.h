@@ -60,10 +60,13 @@ nb_tensor *nb_pow_scalar(nb_graph *g, nb_tensor *x, double p);
 
 // ---- reductions ------------------------------------------------------------------------------
 
-// Sum / mean of all elements -> scalar (ndim 0).
+// Sum / mean of all elements -> scalar (ndim 0). Sums accumulate in double for float32 too.
+// The mean of an empty tensor is refused (NB_ERR_SHAPE).
 nb_tensor *nb_sum(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_mean(nb_graph *g, nb_tensor *x);
-// Along one axis (negative counts from the end); keepdim keeps it as size 1.
+// Along one axis (negative counts from the end); keepdim keeps it as size 1, e.g. (2, 3) on
+// axis 1 -> (2) or (2, 1). An axis out of range is NB_ERR_ARG; the mean or max over an empty
+// axis is NB_ERR_SHAPE (a sum over it is 0).
 nb_tensor *nb_sum_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 nb_tensor *nb_mean_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 // Max along an axis; the gradient flows to the first maximal element.
@@ -71,13 +74,16 @@ nb_tensor *nb_max_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 
 // ---- shape ------------------------------------------------------------------------------------
 
-// Same data, new shape (same numel); one dim may be -1 (inferred).
+// Same data, new shape (same numel); one dim may be -1 (inferred). `shape` (ndim entries) is
+// copied. The result is a copy, not a view. Bad dims (< -1, two -1s) are NB_ERR_ARG; a shape
+// whose element count differs is NB_ERR_SHAPE.
 nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
-// 2-D transpose: (m, n) -> (n, m).
+// 2-D transpose: (m, n) -> (n, m), copied. Any other ndim is NB_ERR_SHAPE.
 nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x);
-// Elements [start, stop) along axis.
+// Elements [start, stop) along axis; needs 0 <= start <= stop <= dim (else NB_ERR_ARG).
 nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t stop);
-// Join n tensors along axis; all other dims must agree.
+// Join n >= 1 tensors xs[0..n) along axis (of the same dtype); all other dims must agree
+// (else NB_ERR_SHAPE). xs is only read during the call.
 nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis);
 
 // ---- activations ------------------------------------------------------------------------------
@@ -102,11 +108,15 @@ nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x);
 // Binary step: x > 0 ? 1 : 0. Its gradient is zero everywhere (defined as 0 at the jump), so
 // nothing before it learns; it exists for the article's perceptron, not for training.
 nb_tensor *nb_step(nb_graph *g, nb_tensor *x);
-// Softmax / log-softmax along the last axis, max-subtracted (rows of ±1000 stay finite).
+// Softmax / log-softmax along the last axis of x (any rank >= 1; same shape out),
+// max-subtracted so rows of ±1000 stay finite. NB_ERR_SHAPE for a 0-dim x.
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_log_softmax(nb_graph *g, nb_tensor *x);
 
 // ---- losses (scalar results) ---------------------------------------------------------------
+// Every loss returns a 0-dim scalar, sums in double, and records NB_ERR_ARG for a reduction
+// other than NB_REDUCE_MEAN / NB_REDUCE_SUM, NB_ERR_SHAPE for mismatched shapes or a MEAN over
+// nothing. A float target that requires grad receives its gradient too.
 
 // mean or sum over all elements of (pred - target)²; pred and target the same shape.
 nb_tensor *nb_mse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduction r);
@@ -114,19 +124,26 @@ nb_tensor *nb_mse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduc
 // (1 for a 1-D tensor), SUM does not.
 nb_tensor *nb_half_sse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduction r);
 // Binary cross-entropy on probabilities p in (0, 1), clamped by NB_PROB_EPS:
-// -[y ln p + (1 - y) ln(1 - p)], reduced over all elements.
+// -[y ln p + (1 - y) ln(1 - p)], reduced over all elements. Where the clamp is active the
+// loss is flat in p, so d/dp is 0 there: prefer nb_bce_logits_loss for training.
 nb_tensor *nb_bce_loss(nb_graph *g, nb_tensor *p, nb_tensor *target, nb_reduction r);
-// Same from logits z (p = sigmoid z), stable: max(z, 0) - z y + ln(1 + e^-|z|).
+// Same from logits z (p = sigmoid z), stable: max(z, 0) - z y + ln(1 + e^-|z|);
+// d/dz = sigmoid(z) - y (times 1/numel for MEAN).
 nb_tensor *nb_bce_logits_loss(nb_graph *g, nb_tensor *z, nb_tensor *target, nb_reduction r);
 // Categorical cross-entropy, probs (batch, classes) and one-hot / soft targets of that shape:
-// -Σ_c y_c ln p_c per row (p clamped by NB_PROB_EPS). MEAN divides by batch.
+// -Σ_c y_c ln p_c per row (p clamped by NB_PROB_EPS; d/dp = -y/p, 0 where clamped).
+// MEAN divides by batch.
 nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *target,
                                  nb_reduction r);
-// Fused log-softmax + cross-entropy from logits (batch, classes) and targets of that shape.
+// Fused log-softmax + cross-entropy from logits (batch, classes) and targets of that shape:
+// Σ_c y_c (logsumexp(z) - z_c) per row, MEAN divides by batch; d/dz = p Σ_c y_c - y
+// (= softmax - y for one-hot or probability rows).
 nb_tensor *nb_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_tensor *target,
                                    nb_reduction r);
 // Sparse categorical cross-entropy from logits (batch, classes) and NB_I32 labels (batch)
-// holding class indices in [0, classes). Fused with log-softmax.
+// holding class indices in [0, classes): logsumexp(z) - z_label per row, fused with
+// log-softmax. The labels are read when the op is called: one outside [0, classes) records
+// NB_ERR_ARG naming the label and its index. Float labels record NB_ERR_DTYPE.
 nb_tensor *nb_sparse_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_tensor *labels,
                                           nb_reduction r);
 

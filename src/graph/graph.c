@@ -167,8 +167,12 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     if (g->status != NB_OK)
         return NULL; // sticky: keep the first message
     if (n_in < 1 || (op->arity >= 0 && n_in != op->arity) || !in) {
-        nb__graph_fail(g, NB_ERR_ARG, "%s: expected %d inputs, got %d", op->name, op->arity,
-                       n_in);
+        if (op->arity >= 0)
+            nb__graph_fail(g, NB_ERR_ARG, "%s: expected %d inputs, got %d", op->name, op->arity,
+                           n_in);
+        else
+            nb__graph_fail(g, NB_ERR_ARG, "%s: expected at least 1 input, got %d", op->name,
+                           n_in);
         return NULL;
     }
     for (int i = 0; i < n_in; i++) {

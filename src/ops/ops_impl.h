@@ -1,5 +1,5 @@
 // Library-private helpers shared by the op files: the OpenMP macro with its size threshold,
-// the generated op declarations, and typed-pointer shorthands.
+// the generated op declarations, typed-pointer shorthands and the BLAS door.
 #ifndef NABLA_OPS_IMPL_H
 #define NABLA_OPS_IMPL_H
 
@@ -10,13 +10,6 @@
 // few microseconds, more than a short loop. Tuned with bench/ (see bench/README.md).
 #ifndef NB_OMP_MIN
 #define NB_OMP_MIN 32768
-// C = alpha op(A) op(B) + beta C for row-major contiguous operands of dtype dt, where
-// op(A) is (m, k) and op(B) is (k, n); ta / tb select a transpose by GEMM flag (no copy).
-void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-              const void *a, const void *b, double beta, void *c);
-// False if a dimension does not fit BLAS's 32-bit int.
-bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k);
-
 #endif
 
 #define NB_PRAGMA(x) _Pragma(#x)
@@ -24,13 +17,6 @@ bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k);
 #define NB_PARALLEL_FOR(n) NB_PRAGMA(omp parallel for schedule(static) if ((n) > NB_OMP_MIN))
 #else
 #define NB_PARALLEL_FOR(n)
-// C = alpha op(A) op(B) + beta C for row-major contiguous operands of dtype dt, where
-// op(A) is (m, k) and op(B) is (k, n); ta / tb select a transpose by GEMM flag (no copy).
-void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-              const void *a, const void *b, double beta, void *c);
-// False if a dimension does not fit BLAS's 32-bit int.
-bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k);
-
 #endif
 
 // extern const nb_op nb_op_<name>; for every op in ops.def

@@ -164,3 +164,11 @@ bool oc_expect_error(nb_graph *g, const nb_tensor *result, nb_status st, ...) {
                 nb_status_str(st), (const void *)result, nb_status_str(nb_graph_status(g)), msg);
     return ok;
 }
+
+bool oc_near(double a, double b, double tol) {
+    bool ok = fabs(a - b) <= tol;
+    if (!ok)
+        fprintf(stderr, "  expected %.17g, got %.17g (diff %.3g > tol %.3g)\n", b, a, fabs(a - b),
+                tol);
+    return ok;
+}

@@ -47,6 +47,10 @@ bool oc_run_case(const oc_case *c, uint64_t seed);
 // (NULL-terminated list). Prints what it got otherwise.
 bool oc_expect_error(nb_graph *g, const nb_tensor *result, nb_status st, ...);
 
+// |a - b| <= tol, printing both on failure. Use instead of cmocka's assert_float_equal,
+// which converts to float and so cannot check float64 results: assert_true(oc_near(a, b, t)).
+bool oc_near(double a, double b, double tol);
+
 // Case tables, one per op family (tests/cases_<family>.c), each ended by an entry with op NULL.
 extern const oc_case oc_cases_linalg[];
 extern const oc_case oc_cases_pointwise[];

@@ -1,0 +1,307 @@
+// Shape ops. Outputs are separate arena buffers (no views in v1), so each forward copies.
+// reshape: same elements, new shape (one dim may be -1).   transpose: (m, n) -> (n, m).
+// slice:   x viewed as (outer, len, inner) -> (outer, stop - start, inner).
+// concat:  inputs (outer, len_k, inner) -> (outer, Σ len_k, inner).
+// Backward routes dy back to where each element came from and adds it there.
+#include <inttypes.h>
+#include <string.h>
+
+#include "ops/ops_impl.h"
+
+// dst[i] += src[i] for n elements, and y[j, i] = x[i, j] for x (m, n) in both directions.
+#define DEFINE_SHAPE_KERNELS(T, sfx)                                                               \
+    static void add_##sfx(T *dst, const T *src, int64_t n) {                                       \
+        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) dst[i] += src[i];                       \
+    }                                                                                              \
+    static void transpose_fwd_##sfx(const T *x, T *y, int64_t m, int64_t n) {                      \
+        NB_PARALLEL_FOR(m * n) for (int64_t j = 0; j < n; j++)                                     \
+            for (int64_t i = 0; i < m; i++) y[j * m + i] = x[i * n + j];                           \
+    }                                                                                              \
+    static void transpose_bwd_##sfx(const T *gy, T *gx, int64_t m, int64_t n) {                    \
+        NB_PARALLEL_FOR(m * n) for (int64_t i = 0; i < m; i++)                                     \
+            for (int64_t j = 0; j < n; j++) gx[i * n + j] += gy[j * m + i];                        \
+    }
+DEFINE_SHAPE_KERNELS(float, f32)
+DEFINE_SHAPE_KERNELS(double, f64)
+
+// Adds n elements of src into dst, both of dtype dt.
+static void add_into(nb_dtype dt, void *dst, const void *src, int64_t n) {
+    if (dt == NB_F32)
+        add_f32(dst, src, n);
+    else
+        add_f64(dst, src, n);
+}
+
+// Byte offset of element i.
+static size_t at(const nb_tensor *t, int64_t i) { return (size_t)i * nb_dtype_size(t->dtype); }
+
+// Products of the dims before (outer) and after (inner) axis ax.
+static void outer_inner(const nb_tensor *t, int ax, int64_t *outer, int64_t *inner) {
+    *outer = *inner = 1;
+    for (int d = 0; d < ax; d++)
+        *outer *= t->shape[d];
+    for (int d = ax + 1; d < t->ndim; d++)
+        *inner *= t->shape[d];
+}
+
+static void copy_shape(const nb_tensor *x, nb_shape *out) {
+    out->ndim = x->ndim;
+    memcpy(out->dim, x->shape, sizeof out->dim);
+}
+
+// ---- reshape ----------------------------------------------------------------------------------
+
+typedef struct {
+    int ndim;
+    bool has_shape; // the caller passed a non-NULL shape
+    int64_t shape[NB_MAX_DIMS];
+} reshape_params;
+
+// "(2, -1)" for a requested shape (ndim already validated).
+static char *dims_str(int ndim, const int64_t *dims, char *buf, size_t size) {
+    nb_tensor t = {.ndim = ndim};
+    memcpy(t.shape, dims, (size_t)ndim * sizeof *dims);
+    return nb_tensor_shape_str(&t, buf, size);
+}
+
+static nb_status reshape_infer(nb_node *nd, nb_shape *out) {
+    const reshape_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    if (p->ndim < 0 || p->ndim > NB_MAX_DIMS)
+        return nb__node_fail(nd, NB_ERR_ARG, "ndim %d out of range [0, %d] for x %s", p->ndim,
+                             NB_MAX_DIMS, NB_SHAPE_STR(x));
+    if (p->ndim > 0 && !p->has_shape)
+        return nb__node_fail(nd, NB_ERR_NULL, "shape is NULL (ndim %d) for x %s", p->ndim,
+                             NB_SHAPE_STR(x));
+    char want[96];
+    dims_str(p->ndim, p->shape, want, sizeof want);
+    int infer_at = -1;
+    int64_t known = 1; // product of the given dims
+    bool overflow = false;
+    for (int d = 0; d < p->ndim; d++) {
+        int64_t v = p->shape[d];
+        if (v == -1 && infer_at >= 0)
+            return nb__node_fail(nd, NB_ERR_ARG, "shape %s for x %s has more than one -1", want,
+                                 NB_SHAPE_STR(x));
+        if (v == -1) {
+            infer_at = d;
+        } else if (v < 0) {
+            return nb__node_fail(nd, NB_ERR_ARG, "shape %s for x %s: dim %d is %" PRId64
+                                 "; dims must be >= 0, or -1 to infer one", want,
+                                 NB_SHAPE_STR(x), d, v);
+        } else if (v > 0 && known > INT64_MAX / v) {
+            overflow = true; // cannot equal any real numel
+        } else {
+            known *= v;
+        }
+    }
+    out->ndim = p->ndim;
+    memcpy(out->dim, p->shape, (size_t)p->ndim * sizeof *p->shape);
+    if (infer_at >= 0) {
+        if (overflow || known == 0 || x->numel % known != 0)
+            return nb__node_fail(nd, NB_ERR_SHAPE, "cannot reshape x %s (%" PRId64
+                                 " elements) to %s: no size for -1 fits", NB_SHAPE_STR(x),
+                                 x->numel, want);
+        out->dim[infer_at] = x->numel / known;
+    } else if (overflow || known != x->numel) {
+        return nb__node_fail(nd, NB_ERR_SHAPE, "cannot reshape x %s (%" PRId64
+                             " elements) to %s: element counts differ", NB_SHAPE_STR(x),
+                             x->numel, want);
+    }
+    return NB_OK;
+}
+
+static void reshape_forward(nb_node *nd) {
+    if (nd->in[0]->numel > 0) // an empty user tensor may have a NULL buffer
+        memcpy(nd->out->data, nd->in[0]->data, at(nd->in[0], nd->in[0]->numel));
+}
+
+// dx += dy: the same elements in the same (row-major) order.
+static void reshape_backward(nb_node *nd) {
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    if (NB_WANTS_GRAD(x))
+        add_into(x->dtype, x->grad, y->grad, x->numel);
+}
+
+const nb_op nb_op_reshape = {"reshape", 1, 0, reshape_infer, reshape_forward, reshape_backward};
+
+nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape) {
+    reshape_params p = {.ndim = ndim, .has_shape = shape != NULL};
+    if (shape && ndim > 0 && ndim <= NB_MAX_DIMS) // copied: the caller's array may be temporary
+        memcpy(p.shape, shape, (size_t)ndim * sizeof *shape);
+    return nb__record(g, &nb_op_reshape, &x, 1, &p, sizeof p);
+}
+
+// ---- transpose --------------------------------------------------------------------------------
+
+static nb_status transpose_infer(nb_node *nd, nb_shape *out) {
+    const nb_tensor *x = nd->in[0];
+    if (x->ndim != 2)
+        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s must be 2-D (m, n); reshape first",
+                             NB_SHAPE_STR(x));
+    out->ndim = 2;
+    out->dim[0] = x->shape[1];
+    out->dim[1] = x->shape[0];
+    return NB_OK;
+}
+
+static void transpose_forward(nb_node *nd) {
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    if (x->dtype == NB_F32)
+        transpose_fwd_f32(F32(x), F32(y), x->shape[0], x->shape[1]);
+    else
+        transpose_fwd_f64(F64(x), F64(y), x->shape[0], x->shape[1]);
+}
+
+// dx (m, n) += dyᵀ, dy (n, m).
+static void transpose_backward(nb_node *nd) {
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    if (!NB_WANTS_GRAD(x))
+        return;
+    if (x->dtype == NB_F32)
+        transpose_bwd_f32(G32(y), G32(x), x->shape[0], x->shape[1]);
+    else
+        transpose_bwd_f64(G64(y), G64(x), x->shape[0], x->shape[1]);
+}
+
+const nb_op nb_op_transpose = {"transpose", 1, 0, transpose_infer, transpose_forward,
+                               transpose_backward};
+
+nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x) {
+    return nb__record(g, &nb_op_transpose, &x, 1, NULL, 0);
+}
+
+// ---- slice ------------------------------------------------------------------------------------
+
+typedef struct {
+    int axis;
+    int64_t start, stop;
+} slice_params;
+
+static nb_status slice_infer(nb_node *nd, nb_shape *out) {
+    const slice_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    int ax;
+    if (!nb__axis(p->axis, x->ndim, &ax))
+        return nb__node_fail(nd, NB_ERR_ARG, "axis %d out of range for x %s (%d dims)", p->axis,
+                             NB_SHAPE_STR(x), x->ndim);
+    int64_t len = x->shape[ax];
+    if (p->start < 0 || p->start > p->stop || p->stop > len)
+        return nb__node_fail(nd, NB_ERR_ARG, "[%" PRId64 ", %" PRId64 ") out of bounds on axis %d"
+                             " of x %s: need 0 <= start <= stop <= %" PRId64, p->start, p->stop,
+                             p->axis, NB_SHAPE_STR(x), len);
+    copy_shape(x, out);
+    out->dim[ax] = p->stop - p->start;
+    return NB_OK;
+}
+
+// Both directions walk the same (outer) rows: row o of y is elements [start, stop) of row o
+// of x, each element being `inner` contiguous values.
+static void slice_rows(nb_node *nd, bool backward) {
+    const slice_params *p = nd->params;
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    int ax = 0;
+    NB_ASSERT(nb__axis(p->axis, x->ndim, &ax));
+    int64_t outer, inner, len = x->shape[ax];
+    outer_inner(x, ax, &outer, &inner);
+    int64_t chunk = (p->stop - p->start) * inner;
+    for (int64_t o = 0; chunk > 0 && o < outer; o++) {
+        size_t xo = at(x, (o * len + p->start) * inner), yo = at(y, o * chunk);
+        if (backward)
+            add_into(x->dtype, (char *)x->grad + xo, (const char *)y->grad + yo, chunk);
+        else
+            memcpy((char *)y->data + yo, (const char *)x->data + xo, at(x, chunk));
+    }
+}
+
+static void slice_forward(nb_node *nd) { slice_rows(nd, false); }
+
+// dx[o, start + k, i] += dy[o, k, i]; the rest of dx is untouched.
+static void slice_backward(nb_node *nd) {
+    if (NB_WANTS_GRAD(nd->in[0]))
+        slice_rows(nd, true);
+}
+
+const nb_op nb_op_slice = {"slice", 1, 0, slice_infer, slice_forward, slice_backward};
+
+nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t stop) {
+    slice_params p = {axis, start, stop};
+    return nb__record(g, &nb_op_slice, &x, 1, &p, sizeof p);
+}
+
+// ---- concat -----------------------------------------------------------------------------------
+
+typedef struct {
+    int axis;
+} concat_params;
+
+static nb_status concat_infer(nb_node *nd, nb_shape *out) {
+    const concat_params *p = nd->params;
+    const nb_tensor *x0 = nd->in[0];
+    int ax;
+    if (!nb__axis(p->axis, x0->ndim, &ax))
+        return nb__node_fail(nd, NB_ERR_ARG, "axis %d out of range for input 0 %s (%d dims)",
+                             p->axis, NB_SHAPE_STR(x0), x0->ndim);
+    int64_t total = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        const nb_tensor *xk = nd->in[k];
+        bool fits = xk->ndim == x0->ndim;
+        for (int d = 0; fits && d < x0->ndim; d++)
+            fits = d == ax || xk->shape[d] == x0->shape[d];
+        if (!fits)
+            return nb__node_fail(nd, NB_ERR_SHAPE, "input %d %s does not match input 0 %s: "
+                                 "all dims but axis %d must agree", k, NB_SHAPE_STR(xk),
+                                 NB_SHAPE_STR(x0), p->axis);
+        if (xk->shape[ax] > INT64_MAX - total)
+            return nb__node_fail(nd, NB_ERR_SHAPE, "axis %d: total size overflows", p->axis);
+        total += xk->shape[ax];
+    }
+    copy_shape(x0, out);
+    out->dim[ax] = total;
+    return NB_OK;
+}
+
+// Row o of y is row o of each input in turn. Backward adds each dy piece back into its input.
+static void concat_rows(nb_node *nd, bool backward) {
+    const concat_params *p = nd->params;
+    nb_tensor *y = nd->out;
+    int ax = 0;
+    NB_ASSERT(nb__axis(p->axis, y->ndim, &ax));
+    int64_t outer, inner;
+    outer_inner(y, ax, &outer, &inner);
+    int64_t row = y->shape[ax] * inner;
+    int64_t off = 0; // start of input k within a row of y
+    for (int k = 0; k < nd->n_in; k++) {
+        nb_tensor *xk = nd->in[k];
+        int64_t chunk = xk->shape[ax] * inner;
+        bool skip = chunk == 0 || (backward && !NB_WANTS_GRAD(xk));
+        for (int64_t o = 0; !skip && o < outer; o++) {
+            size_t xo = at(xk, o * chunk), yo = at(y, o * row + off);
+            if (backward)
+                add_into(y->dtype, (char *)xk->grad + xo, (const char *)y->grad + yo, chunk);
+            else
+                memcpy((char *)y->data + yo, (const char *)xk->data + xo, at(y, chunk));
+        }
+        off += chunk;
+    }
+}
+
+static void concat_forward(nb_node *nd) { concat_rows(nd, false); }
+
+// dx_k[o, j, i] += dy[o, off_k + j, i].
+static void concat_backward(nb_node *nd) { concat_rows(nd, true); }
+
+const nb_op nb_op_concat = {"concat", -1, 0, concat_infer, concat_forward, concat_backward};
+
+nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis) {
+    if (g && !xs) { // said here: the tape's generic arity message would be vaguer
+        nb__graph_fail(g, NB_ERR_NULL, "concat: xs is NULL (n = %d)", n);
+        return NULL;
+    }
+    if (g && n < 1) {
+        nb__graph_fail(g, NB_ERR_ARG, "concat: n = %d; needs at least one tensor", n);
+        return NULL;
+    }
+    concat_params p = {axis};
+    return nb__record(g, &nb_op_concat, xs, n, &p, sizeof p);
+}

@@ -1,0 +1,134 @@
+// Gradient-check cases for the reductions and shape ops: scalar, 1-element, non-square and
+// 3-D shapes; every axis, negative ones included, with keepdim both ways; slices at the start,
+// middle and end; concat of 1, 2 and 3 tensors on the first, a middle and the last axis.
+// max_axis inputs are uniform random, so ties (where the gradient is undefined) do not occur.
+#include "support/opcheck.h"
+
+static nb_tensor *sum_all(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_sum(g, in[0]);
+}
+static nb_tensor *mean_all(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_mean(g, in[0]);
+}
+
+// One build function per (op, axis, keepdim); tag: a<k> for axis k, m<k> for axis -k.
+#define AXIS_BUILD(op, tag, axis, keep)                                                          \
+    static nb_tensor *op##_##tag(nb_graph *g, nb_tensor *const *in, int n) {                     \
+        (void)n;                                                                                 \
+        return nb_##op(g, in[0], axis, keep);                                                    \
+    }
+#define AXIS_BUILDS(op)                                                                          \
+    AXIS_BUILD(op, a0, 0, false)                                                                 \
+    AXIS_BUILD(op, a0k, 0, true)                                                                 \
+    AXIS_BUILD(op, a1, 1, false)                                                                 \
+    AXIS_BUILD(op, a1k, 1, true)                                                                 \
+    AXIS_BUILD(op, a2k, 2, true)                                                                 \
+    AXIS_BUILD(op, m1, -1, false)                                                                \
+    AXIS_BUILD(op, m2k, -2, true)                                                                \
+    AXIS_BUILD(op, m3, -3, false)
+AXIS_BUILDS(sum_axis)
+AXIS_BUILDS(mean_axis)
+AXIS_BUILDS(max_axis)
+
+static nb_tensor *reshape_3x2(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_reshape(g, in[0], 2, (int64_t[]){3, 2});
+}
+static nb_tensor *reshape_m1x4(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_reshape(g, in[0], 2, (int64_t[]){-1, 4});
+}
+static nb_tensor *reshape_scalar(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_reshape(g, in[0], 0, NULL);
+}
+static nb_tensor *reshape_2xm1x3(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_reshape(g, in[0], 3, (int64_t[]){2, -1, 3});
+}
+
+static nb_tensor *transpose(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_transpose(g, in[0]);
+}
+
+#define SLICE_BUILD(tag, axis, start, stop)                                                      \
+    static nb_tensor *slice_##tag(nb_graph *g, nb_tensor *const *in, int n) {                    \
+        (void)n;                                                                                 \
+        return nb_slice(g, in[0], axis, start, stop);                                            \
+    }
+SLICE_BUILD(a0_0_2, 0, 0, 2)
+SLICE_BUILD(a0_1_4, 0, 1, 4)
+SLICE_BUILD(m1_2_3, -1, 2, 3)
+SLICE_BUILD(a1_2_5, 1, 2, 5)
+SLICE_BUILD(a2_0_4, 2, 0, 4)
+SLICE_BUILD(a0_3_4, 0, 3, 4)
+
+#define CONCAT_BUILD(tag, axis)                                                                  \
+    static nb_tensor *concat_##tag(nb_graph *g, nb_tensor *const *in, int n) {                   \
+        return nb_concat(g, in, n, axis);                                                        \
+    }
+CONCAT_BUILD(a0, 0)
+CONCAT_BUILD(a1, 1)
+CONCAT_BUILD(m1, -1)
+CONCAT_BUILD(m2, -2)
+
+#define S0 {.ndim = 0}
+#define V1(a) {.ndim = 1, .shape = {a}}
+#define M2(a, b) {.ndim = 2, .shape = {a, b}}
+#define T3(a, b, c) {.ndim = 3, .shape = {a, b, c}}
+#define K2(a, b) {.ndim = 2, .shape = {a, b}, .role = OC_CONST}
+
+// The axis cases every reduction shares (run for sum_axis, mean_axis and max_axis).
+#define AXIS_CASES(op)                                                                           \
+    {#op, "(1) axis 0", op##_a0, 1, {V1(1)}},                                                    \
+    {#op, "(1, 1) axis -1", op##_m1, 1, {M2(1, 1)}},                                             \
+    {#op, "(2, 3) axis 0", op##_a0, 1, {M2(2, 3)}},                                              \
+    {#op, "(2, 3) axis 1 keepdim", op##_a1k, 1, {M2(2, 3)}},                                     \
+    {#op, "(2, 3) axis -1", op##_m1, 1, {M2(2, 3)}},                                             \
+    {#op, "(2, 3) axis -2 keepdim", op##_m2k, 1, {M2(2, 3)}},                                    \
+    {#op, "(2, 3, 4) axis 0 keepdim", op##_a0k, 1, {T3(2, 3, 4)}},                               \
+    {#op, "(2, 3, 4) axis 1", op##_a1, 1, {T3(2, 3, 4)}},                                        \
+    {#op, "(2, 3, 4) axis 2 keepdim", op##_a2k, 1, {T3(2, 3, 4)}},                               \
+    {#op, "(2, 3, 4) axis -1", op##_m1, 1, {T3(2, 3, 4)}},                                       \
+    {#op, "(2, 3, 4) axis -2 keepdim", op##_m2k, 1, {T3(2, 3, 4)}},                              \
+    {#op, "(2, 3, 4) axis -3", op##_m3, 1, {T3(2, 3, 4)}}
+
+const oc_case oc_cases_reduce_shape[] = {
+    {"sum", "() scalar", sum_all, 1, {S0}},
+    {"sum", "(1)", sum_all, 1, {V1(1)}},
+    {"sum", "(2, 3)", sum_all, 1, {M2(2, 3)}},
+    {"sum", "(2, 3, 4)", sum_all, 1, {T3(2, 3, 4)}},
+    {"mean", "() scalar", mean_all, 1, {S0}},
+    {"mean", "(1)", mean_all, 1, {V1(1)}},
+    {"mean", "(3, 5)", mean_all, 1, {M2(3, 5)}},
+    {"mean", "(2, 3, 4)", mean_all, 1, {T3(2, 3, 4)}},
+    AXIS_CASES(sum_axis),
+    AXIS_CASES(mean_axis),
+    AXIS_CASES(max_axis),
+    {"reshape", "(2, 3) -> (3, 2)", reshape_3x2, 1, {M2(2, 3)}},
+    {"reshape", "(2, 3, 4) -> (-1, 4)", reshape_m1x4, 1, {T3(2, 3, 4)}},
+    {"reshape", "(1) -> ()", reshape_scalar, 1, {V1(1)}},
+    {"reshape", "(12) -> (2, -1, 3)", reshape_2xm1x3, 1, {V1(12)}},
+    {"transpose", "(2, 3)", transpose, 1, {M2(2, 3)}},
+    {"transpose", "(1, 1)", transpose, 1, {M2(1, 1)}},
+    {"transpose", "(4, 4)", transpose, 1, {M2(4, 4)}},
+    {"transpose", "(1, 5)", transpose, 1, {M2(1, 5)}},
+    {"slice", "(5, 3) axis 0 [0, 2) start", slice_a0_0_2, 1, {M2(5, 3)}},
+    {"slice", "(5, 3) axis 0 [1, 4) middle", slice_a0_1_4, 1, {M2(5, 3)}},
+    {"slice", "(5, 3) axis -1 [2, 3) end", slice_m1_2_3, 1, {M2(5, 3)}},
+    {"slice", "(2, 6, 3) axis 1 [2, 5) middle", slice_a1_2_5, 1, {T3(2, 6, 3)}},
+    {"slice", "(2, 3, 4) axis 2 [0, 4) whole", slice_a2_0_4, 1, {T3(2, 3, 4)}},
+    {"slice", "(4) axis 0 [3, 4) last element", slice_a0_3_4, 1, {V1(4)}},
+    {"concat", "one (2, 3) axis 0", concat_a0, 1, {M2(2, 3)}},
+    {"concat", "(2, 3) + (4, 3) axis 0", concat_a0, 2, {M2(2, 3), M2(4, 3)}},
+    {"concat", "(1, 2) + (3, 2) + (2, 2) axis 0", concat_a0, 3, {M2(1, 2), M2(3, 2), M2(2, 2)}},
+    {"concat", "(2, 1, 3) + (2, 4, 3) axis 1", concat_a1, 2, {T3(2, 1, 3), T3(2, 4, 3)}},
+    {"concat", "3 x (2, k, 3) axis -2", concat_m2, 3, {T3(2, 2, 3), T3(2, 1, 3), T3(2, 3, 3)}},
+    {"concat", "(2, 3) + const (2, 1) + (2, 2) axis -1", concat_m1, 3,
+     {M2(2, 3), K2(2, 1), M2(2, 2)}},
+    {"concat", "one (1) axis 0", concat_a0, 1, {V1(1)}},
+    {0},
+};

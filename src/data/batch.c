@@ -1,0 +1,259 @@
+// Mini-batches from an nb_dataset: converting the uint8 samples of one batch to float tensors,
+// one-hot targets, Fisher-Yates shuffling, seeded train/validation splits and the epoch
+// iterator. Functions that write tensors validate every shape, dtype and index first, so a
+// failed call leaves its outputs untouched.
+#include <inttypes.h>
+#include <string.h>
+
+#include "nabla/data.h"
+#include "tensor/tensor_impl.h"
+
+struct nb_batch_iter {
+    int64_t *order; // (n) the sample indices in this epoch's visiting order
+    int64_t n;
+    int64_t batch_size;
+    int64_t pos;    // next position in order; n once the epoch's batches are handed out
+    int64_t epoch;  // completed epochs
+    bool shuffle;
+    nb_rng rng;     // owned stream: the iterator's orders depend only on its seed
+};
+
+static bool is_float(nb_dtype dt) { return dt == NB_F32 || dt == NB_F64; }
+
+// NB_OK if t is 2-D (d0, d1) with a float dtype; otherwise records why, naming `what`.
+static nb_status check_float_2d(const char *fn, const char *what, const nb_tensor *t, int64_t d0,
+                                int64_t d1) {
+    if (!is_float(nb_tensor_dtype(t)))
+        return nb__set_last_error(NB_ERR_DTYPE, "%s: %s is %s, needs f32 or f64", fn, what,
+                                  nb_dtype_name(nb_tensor_dtype(t)));
+    if (nb_tensor_ndim(t) != 2 || nb_tensor_dim(t, 0) != d0 || nb_tensor_dim(t, 1) != d1)
+        return nb__set_last_error(NB_ERR_SHAPE, "%s: %s is %s, needs (%" PRId64 ", %" PRId64 ")",
+                                  fn, what, NB_SHAPE_STR(t), d0, d1);
+    return NB_OK;
+}
+
+// Zero `out` (n, classes) and set one entry per row: `hot` is an expression in the row index
+// i giving that row's class, already checked to be in range.
+#define FILL_ONE_HOT(T, out, n, classes, hot)                                                   \
+    do {                                                                                        \
+        T *y_ = (T *)nb_tensor_data(out); /* (n, classes) */                                    \
+        memset(y_, 0, (size_t)((n) * (classes)) * sizeof(T));                                   \
+        for (int64_t i = 0; i < (n); i++)                                                       \
+            y_[i * (classes) + (hot)] = 1;                                                      \
+    } while (0)
+
+nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tensor *out) {
+    static const char fn[] = "nb_one_hot";
+    if (!out || (n > 0 && !labels))
+        return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, out ? "labels" : "out");
+    if (n < 0 || classes <= 0)
+        return nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 ", classes = %" PRId64
+                                  " (need n >= 0, classes > 0)", fn, n, classes);
+    nb_status st = check_float_2d(fn, "out", out, n, classes);
+    if (st != NB_OK)
+        return st;
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= classes)
+            return nb__set_last_error(NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId32
+                                      " is outside [0, %" PRId64 ")", fn, i, labels[i], classes);
+    }
+    if (n == 0)
+        return NB_OK;
+    if (nb_tensor_dtype(out) == NB_F32)
+        FILL_ONE_HOT(float, out, n, classes, labels[i]);
+    else
+        FILL_ONE_HOT(double, out, n, classes, labels[i]);
+    return NB_OK;
+}
+
+// x accepts the flat layout (n, rows*cols) for dense layers and NCHW (n, 1, rows, cols) so a
+// convolution can consume the same batch without a reshape.
+static nb_status check_x(const char *fn, const nb_dataset *ds, const nb_tensor *x, int64_t n) {
+    if (!is_float(nb_tensor_dtype(x)))
+        return nb__set_last_error(NB_ERR_DTYPE, "%s: x is %s, needs f32 or f64", fn,
+                                  nb_dtype_name(nb_tensor_dtype(x)));
+    int nd = nb_tensor_ndim(x);
+    bool flat = nd == 2 && nb_tensor_dim(x, 1) == ds->rows * ds->cols;
+    bool nchw = nd == 4 && nb_tensor_dim(x, 1) == 1 && nb_tensor_dim(x, 2) == ds->rows &&
+                nb_tensor_dim(x, 3) == ds->cols;
+    if (nb_tensor_dim(x, 0) != n || !(flat || nchw))
+        return nb__set_last_error(NB_ERR_SHAPE, "%s: x is %s, needs (%" PRId64 ", %" PRId64
+                                  ") or (%" PRId64 ", 1, %" PRId64 ", %" PRId64 ")", fn,
+                                  NB_SHAPE_STR(x), n, ds->rows * ds->cols, n, ds->rows, ds->cols);
+    return NB_OK;
+}
+
+// Shapes, dtypes, indices and (for one-hot) label ranges, all before any write.
+static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n,
+                             const nb_tensor *x, const nb_tensor *onehot,
+                             const nb_tensor *labels) {
+    static const char fn[] = "nb_dataset_fill_batch";
+    if (!ds || (n > 0 && !idx))
+        return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, ds ? "idx" : "ds");
+    if (ds->n <= 0 || ds->rows <= 0 || ds->cols <= 0 || ds->n_classes <= 0 || !ds->images ||
+        !ds->labels)
+        return nb__set_last_error(NB_ERR_STATE, "%s: dataset is empty or not loaded", fn);
+    if (n < 0)
+        return nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 " is negative", fn, n);
+    nb_status st;
+    if (x && (st = check_x(fn, ds, x, n)) != NB_OK)
+        return st;
+    if (onehot && (st = check_float_2d(fn, "onehot", onehot, n, ds->n_classes)) != NB_OK)
+        return st;
+    if (labels) {
+        if (nb_tensor_dtype(labels) != NB_I32)
+            return nb__set_last_error(NB_ERR_DTYPE, "%s: labels is %s, needs i32", fn,
+                                      nb_dtype_name(nb_tensor_dtype(labels)));
+        if (nb_tensor_ndim(labels) != 1 || nb_tensor_dim(labels, 0) != n)
+            return nb__set_last_error(NB_ERR_SHAPE, "%s: labels is %s, needs (%" PRId64 ")", fn,
+                                      NB_SHAPE_STR(labels), n);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= ds->n)
+            return nb__set_last_error(NB_ERR_ARG, "%s: idx[%" PRId64 "] = %" PRId64
+                                      " is outside [0, %" PRId64 ")", fn, i, idx[i], ds->n);
+        // A hand-built dataset may break the loader's label guarantee; do not write past a row.
+        if (onehot && ds->labels[idx[i]] >= ds->n_classes)
+            return nb__set_last_error(NB_ERR_ARG, "%s: sample %" PRId64 " has label %u, outside "
+                                      "[0, %" PRId64 ")", fn, idx[i],
+                                      (unsigned)ds->labels[idx[i]], ds->n_classes);
+    }
+    return NB_OK;
+}
+
+// x[i, :] = images[idx[i], :] / 255 for one float type. Division (not a multiply by 1/255)
+// keeps each value correctly rounded, so 255 maps to exactly 1.
+#define FILL_PIXELS(T, ds, idx, n, x)                                                            \
+    do {                                                                                         \
+        int64_t f_ = (ds)->rows * (ds)->cols;                                                    \
+        T *dst_ = (T *)nb_tensor_data(x); /* (n, f) */                                           \
+        for (int64_t i = 0; i < (n); i++) {                                                      \
+            const uint8_t *src_ = (ds)->images + (idx)[i] * f_;                                  \
+            for (int64_t j = 0; j < f_; j++)                                                     \
+                dst_[i * f_ + j] = (T)src_[j] / (T)255;                                          \
+        }                                                                                        \
+    } while (0)
+
+nb_status nb_dataset_fill_batch(const nb_dataset *ds, const int64_t *idx, int64_t n, nb_tensor *x,
+                                nb_tensor *onehot, nb_tensor *labels) {
+    nb_status st = check_batch(ds, idx, n, x, onehot, labels);
+    if (st != NB_OK || n == 0)
+        return st;
+    if (x && nb_tensor_dtype(x) == NB_F32)
+        FILL_PIXELS(float, ds, idx, n, x);
+    else if (x)
+        FILL_PIXELS(double, ds, idx, n, x);
+    if (onehot && nb_tensor_dtype(onehot) == NB_F32)
+        FILL_ONE_HOT(float, onehot, n, ds->n_classes, ds->labels[idx[i]]);
+    else if (onehot)
+        FILL_ONE_HOT(double, onehot, n, ds->n_classes, ds->labels[idx[i]]);
+    if (labels) {
+        int32_t *y = nb_tensor_data_i32(labels); // (n)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = ds->labels[idx[i]];
+    }
+    return NB_OK;
+}
+
+nb_status nb_shuffle(int64_t *idx, int64_t n, nb_rng *rng) {
+    if (!rng || (n > 0 && !idx))
+        return nb__set_last_error(NB_ERR_NULL, "nb_shuffle: %s is NULL", rng ? "idx" : "rng");
+    if (n < 0)
+        return nb__set_last_error(NB_ERR_ARG, "nb_shuffle: n = %" PRId64 " is negative", n);
+    // Fisher-Yates: position i takes a uniform pick among the not-yet-placed 0..i.
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)nb_rng_below(rng, (uint64_t)i + 1);
+        int64_t tmp = idx[i];
+        idx[i] = idx[j];
+        idx[j] = tmp;
+    }
+    return NB_OK;
+}
+
+nb_status nb_split_indices(int64_t n, int64_t n_val, nb_rng *rng, int64_t *train, int64_t *val) {
+    static const char fn[] = "nb_split_indices";
+    if (n < 0 || n_val < 0 || n_val > n)
+        return nb__set_last_error(NB_ERR_ARG, "%s: n_val = %" PRId64 " with n = %" PRId64
+                                  " (need 0 <= n_val <= n)", fn, n_val, n);
+    if (!rng || (n_val > 0 && !val) || (n_val < n && !train))
+        return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn,
+                                  !rng ? "rng" : (n_val > 0 && !val) ? "val" : "train");
+    // Selection sampling (Knuth's Algorithm S): index i joins val with probability
+    // (still needed) / (still left). Every n_val-subset is equally likely, both lists come out
+    // ascending, and no temporary permutation is needed.
+    int64_t nv = 0;
+    int64_t nt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if ((int64_t)nb_rng_below(rng, (uint64_t)(n - i)) < n_val - nv)
+            val[nv++] = i;
+        else
+            train[nt++] = i;
+    }
+    return NB_OK;
+}
+
+nb_batch_iter *nb_batch_iter_create(const int64_t *indices, int64_t n, int64_t batch_size,
+                                    bool shuffle, uint64_t seed) {
+    static const char fn[] = "nb_batch_iter_create";
+    if (n <= 0 || batch_size <= 0) {
+        nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 ", batch_size = %" PRId64
+                           " (both must be > 0)", fn, n, batch_size);
+        return NULL;
+    }
+    if ((uint64_t)n > SIZE_MAX / sizeof(int64_t)) {
+        nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 " is too large", fn, n);
+        return NULL;
+    }
+    nb_batch_iter *it = nb__calloc(1, sizeof *it);
+    int64_t *order = nb__malloc((size_t)n * sizeof *order);
+    if (!it || !order) {
+        nb__free(it);
+        nb__free(order);
+        nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory for %" PRId64 " indices", fn, n);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        order[i] = indices ? indices[i] : i;
+    it->order = order;
+    it->n = n;
+    it->batch_size = batch_size;
+    it->shuffle = shuffle;
+    nb_rng_seed(&it->rng, seed);
+    if (shuffle)
+        nb_shuffle(it->order, n, &it->rng);
+    return it;
+}
+
+void nb_batch_iter_destroy(nb_batch_iter *it) {
+    if (!it)
+        return;
+    nb__free(it->order);
+    nb__free(it);
+}
+
+int64_t nb_batch_iter_next(nb_batch_iter *it, const int64_t **batch) {
+    if (!it || !batch) {
+        nb__set_last_error(NB_ERR_NULL, "nb_batch_iter_next: %s is NULL", it ? "batch" : "it");
+        return 0;
+    }
+    if (it->pos >= it->n) {
+        // End of epoch: report it once and prepare the next order. Reshuffling the previous
+        // order (rather than 0..n-1) is still uniform and keeps the sequence seed-determined.
+        it->pos = 0;
+        it->epoch++;
+        if (it->shuffle)
+            nb_shuffle(it->order, it->n, &it->rng);
+        *batch = NULL;
+        return 0;
+    }
+    int64_t count = it->n - it->pos < it->batch_size ? it->n - it->pos : it->batch_size;
+    *batch = it->order + it->pos;
+    it->pos += count;
+    return count;
+}
+
+int64_t nb_batch_iter_epoch(const nb_batch_iter *it) { return it ? it->epoch : 0; }
+
+int64_t nb_batch_iter_num_batches(const nb_batch_iter *it) {
+    return it ? (it->n + it->batch_size - 1) / it->batch_size : 0;
+}

@@ -24,7 +24,8 @@ typedef struct nb_op {
     const char *name; // used in error messages and tests; also the key in ops.def
     int arity;        // number of tensor inputs, or -1 for variadic (concat)
     int index_arg;    // 1-based position of an NB_I32 (class index) input, 0 if none
-    // Validate inputs and params, compute the output shape. No allocation, no data access.
+    // Validate inputs and params, compute the output shape. No allocation; no data access
+    // except for index inputs, whose range it may check (sparse cross-entropy labels).
     // On failure call nb__node_fail(nd, ...) and return its status.
     nb_status (*infer)(nb_node *nd, nb_shape *out);
     // Writes nd->out from nd->in[] (and may save state with nb__node_save).

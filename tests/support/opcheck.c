@@ -37,11 +37,13 @@ nb_tensor *oc_make_input(const oc_input *spec, nb_dtype dt, nb_rng *rng) {
     case OC_SIMPLEX:
         for (int64_t r = 0; last > 0 && r < n / last; r++) {
             double sum = 0;
-            double v[64];
-            for (int64_t j = 0; j < last && j < 64; j++)
-                sum += v[j] = 0.2 + nb_rng_uniform(rng);
-            for (int64_t j = 0; j < last && j < 64; j++)
-                nb_tensor_set(t, r * last + j, v[j] / sum);
+            for (int64_t j = 0; j < last; j++) {
+                double v = 0.2 + nb_rng_uniform(rng);
+                nb_tensor_set(t, r * last + j, v);
+                sum += nb_tensor_get(t, r * last + j);
+            }
+            for (int64_t j = 0; j < last; j++)
+                nb_tensor_set(t, r * last + j, nb_tensor_get(t, r * last + j) / sum);
         }
         break;
     case OC_INDEX:

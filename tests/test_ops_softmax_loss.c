@@ -1,0 +1,416 @@
+// softmax, log_softmax and the losses: values computed by hand, numerical stability with
+// logits of ±1000 in both dtypes, agreement between equivalent formulations, and error paths.
+// Gradients are checked against finite differences in tests/cases_softmax_loss.c.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <string.h>
+
+#include "support/opcheck.h"
+
+static const nb_dtype dtypes[] = {NB_F32, NB_F64};
+
+// A tensor of dtype dt with values v (NULL: zeros).
+static nb_tensor *mk(nb_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad) {
+    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
+    assert_non_null(t);
+    if (v)
+        assert_int_equal(nb_tensor_copy_in(t, v, NB_F64, nb_tensor_numel(t)), NB_OK);
+    nb_tensor_set_requires_grad(t, grad);
+    return t;
+}
+static nb_tensor *mk2(nb_dtype dt, int64_t r, int64_t c, const double *v, bool grad) {
+    return mk(dt, 2, (int64_t[]){r, c}, v, grad);
+}
+static nb_tensor *labels(int64_t n, const int32_t *v) {
+    return nb_tensor_from_data(NB_I32, 1, (int64_t[]){n}, v);
+}
+
+static bool all_finite(const nb_tensor *t, bool grad) {
+    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
+        if (!isfinite(grad ? nb_tensor_grad_get(t, i) : nb_tensor_get(t, i)))
+            return false;
+    return true;
+}
+
+// |a - b| within an f32-sized tolerance relative to the magnitude.
+static void near(double a, double b, double tol) {
+    if (!(fabs(a - b) <= tol * fmax(1.0, fabs(b))))
+        fail_msg("got %.12g, expected %.12g", a, b);
+}
+
+static void softmax_hand_values(void **state) {
+    (void)state;
+    // e^0 : e^ln2 : e^ln3 = 1 : 2 : 3, so softmax = (1, 2, 3) / 6; shifting a row changes nothing.
+    const double x[] = {0, log(2.0), log(3.0), 10, 10 + log(2.0), 10 + log(3.0)};
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *t = mk2(dtypes[d], 2, 3, x, false);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *y = nb_softmax(g, t), *ly = nb_log_softmax(g, t);
+        assert_non_null(y);
+        assert_non_null(ly);
+        assert_int_equal(nb_tensor_ndim(y), 2);
+        for (int i = 0; i < 6; i++) {
+            near(nb_tensor_get(y, i), (i % 3 + 1) / 6.0, 1e-6);
+            near(nb_tensor_get(ly, i), log((i % 3 + 1) / 6.0), 1e-6);
+        }
+        nb_graph_destroy(g);
+        nb_tensor_destroy(t);
+    }
+}
+
+// Rows with ±1000 would overflow e^x without the max shift.
+static void softmax_extreme_logits_are_finite(void **state) {
+    (void)state;
+    const double x[] = {1000, -1000, 0, 1000, 1000, 1000, -1000, -1000, -1000};
+    const double up[] = {0.3, -0.2, 0.5, 1, 2, 3, -1, 0.5, 0.25};
+    for (int d = 0; d < 2; d++) {
+        for (int lg = 0; lg < 2; lg++) {
+            nb_tensor *t = mk2(dtypes[d], 3, 3, x, true);
+            nb_tensor *u = mk2(dtypes[d], 3, 3, up, false);
+            nb_graph *g = nb_graph_create();
+            nb_tensor *y = lg ? nb_log_softmax(g, t) : nb_softmax(g, t);
+            assert_non_null(y);
+            assert_true(all_finite(y, false));
+            if (lg) { // (0, -2000, -1000), then ln(1/3) three times per row
+                near(nb_tensor_get(y, 0), 0, 1e-6);
+                near(nb_tensor_get(y, 1), -2000, 1e-6);
+                near(nb_tensor_get(y, 2), -1000, 1e-6);
+                for (int i = 3; i < 9; i++)
+                    near(nb_tensor_get(y, i), -log(3.0), 1e-6);
+            } else {
+                near(nb_tensor_get(y, 0), 1, 1e-6);
+                near(nb_tensor_get(y, 1), 0, 1e-6);
+                near(nb_tensor_get(y, 2), 0, 1e-6);
+                for (int i = 3; i < 9; i++)
+                    near(nb_tensor_get(y, i), 1 / 3.0, 1e-6);
+            }
+            assert_int_equal(nb_backward_with(g, y, u), NB_OK);
+            assert_true(all_finite(t, true));
+            if (!lg) // a saturated row has a zero Jacobian
+                for (int i = 0; i < 3; i++)
+                    near(nb_tensor_grad_get(t, i), 0, 1e-6);
+            nb_graph_destroy(g);
+            nb_tensor_destroy(t);
+            nb_tensor_destroy(u);
+        }
+    }
+}
+
+static void softmax_1d_and_3d(void **state) {
+    (void)state;
+    nb_tensor *v = mk(NB_F64, 1, (int64_t[]){4}, (double[]){1, 1, 1, 1}, false);
+    nb_tensor *c = mk(NB_F64, 3, (int64_t[]){2, 2, 2}, (double[]){0, 0, 1, 1, 5, 5, 0, 0}, false);
+    nb_graph *g = nb_graph_create();
+    nb_tensor *y = nb_softmax(g, v), *z = nb_softmax(g, c);
+    for (int i = 0; i < 4; i++)
+        near(nb_tensor_get(y, i), 0.25, 1e-12);
+    for (int i = 0; i < 8; i++) // every row of the last axis is constant
+        near(nb_tensor_get(z, i), 0.5, 1e-12);
+    assert_int_equal(nb_tensor_ndim(z), 3);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(v);
+    nb_tensor_destroy(c);
+}
+
+static void mse_and_half_sse_hand_values(void **state) {
+    (void)state;
+    // d = pred - target = (1, 0, -2, 0): Σ d² = 5.
+    const double p[] = {1, 2, 3, 4}, t[] = {0, 2, 5, 4};
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *pred = mk2(dtypes[d], 2, 2, p, true), *tgt = mk2(dtypes[d], 2, 2, t, true);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *l = nb_mse_loss(g, pred, tgt, NB_REDUCE_MEAN);
+        assert_int_equal(nb_tensor_ndim(l), 0); // a 0-dim scalar
+        near(nb_tensor_get(l, 0), 5.0 / 4, 1e-7);
+        assert_int_equal(nb_backward(g, l), NB_OK);
+        for (int i = 0; i < 4; i++) { // 2 d / 4, and the target gets the opposite
+            near(nb_tensor_grad_get(pred, i), 0.5 * (p[i] - t[i]), 1e-7);
+            near(nb_tensor_grad_get(tgt, i), -0.5 * (p[i] - t[i]), 1e-7);
+        }
+        nb_graph_reset(g);
+        near(nb_tensor_get(nb_mse_loss(g, pred, tgt, NB_REDUCE_SUM), 0), 5, 1e-7);
+        // The article's cost ½ Σ_j (y_j - ŷ_j)² per sample: ½·1 + ½·4 = 2.5 summed, /2 averaged.
+        near(nb_tensor_get(nb_half_sse_loss(g, pred, tgt, NB_REDUCE_SUM), 0), 2.5, 1e-7);
+        nb_tensor_zero_grad(pred);
+        nb_tensor *h = nb_half_sse_loss(g, pred, tgt, NB_REDUCE_MEAN);
+        near(nb_tensor_get(h, 0), 1.25, 1e-7);
+        assert_int_equal(nb_backward(g, h), NB_OK);
+        for (int i = 0; i < 4; i++) // d / batch
+            near(nb_tensor_grad_get(pred, i), (p[i] - t[i]) / 2, 1e-7);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(pred);
+        nb_tensor_destroy(tgt);
+    }
+}
+
+static void bce_hand_values_and_clamp(void **state) {
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *p = mk2(dtypes[d], 1, 2, (double[]){0.5, 0.5}, true);
+        nb_tensor *t = mk2(dtypes[d], 1, 2, (double[]){0, 1}, false);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *l = nb_bce_loss(g, p, t, NB_REDUCE_MEAN);
+        near(nb_tensor_get(l, 0), log(2.0), 1e-7);
+        assert_int_equal(nb_backward(g, l), NB_OK);
+        // (p - t) / (p (1 - p)) / 2 = ±1
+        near(nb_tensor_grad_get(p, 0), 1, 1e-6);
+        near(nb_tensor_grad_get(p, 1), -1, 1e-6);
+        // Saturated and wrong: -ln(NB_PROB_EPS) each, finite even in f32; the clamp is flat
+        // there, so the gradient is zero.
+        nb_graph_reset(g);
+        nb_tensor_zero_grad(p);
+        nb_tensor_set(p, 0, 1.0);
+        nb_tensor_set(p, 1, 0.0);
+        l = nb_bce_loss(g, p, t, NB_REDUCE_SUM);
+        near(nb_tensor_get(l, 0), -2 * log(NB_PROB_EPS), 1e-5); // 1 - (1 - eps) rounds
+        assert_int_equal(nb_backward(g, l), NB_OK);
+        assert_true(nb_tensor_grad_get(p, 0) == 0 && nb_tensor_grad_get(p, 1) == 0);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(p);
+        nb_tensor_destroy(t);
+    }
+}
+
+// bce_logits(z) = bce(sigmoid(z)) wherever sigmoid does not saturate.
+static void bce_logits_matches_bce_of_sigmoid(void **state) {
+    (void)state;
+    const double z[] = {-3, -0.5, 0, 0.7, 2, 4}, t[] = {0, 1, 0.3, 1, 0, 0.9};
+    for (int d = 0; d < 2; d++)
+        for (int r = 0; r < 2; r++) {
+            nb_tensor *za = mk2(dtypes[d], 2, 3, z, true), *zb = mk2(dtypes[d], 2, 3, z, true);
+            nb_tensor *tt = mk2(dtypes[d], 2, 3, t, false);
+            nb_graph *g = nb_graph_create();
+            nb_tensor *la = nb_bce_logits_loss(g, za, tt, (nb_reduction)r);
+            nb_tensor *lb = nb_bce_loss(g, nb_sigmoid(g, zb), tt, (nb_reduction)r);
+            near(nb_tensor_get(la, 0), nb_tensor_get(lb, 0), 1e-6);
+            assert_int_equal(nb_backward(g, la), NB_OK);
+            assert_int_equal(nb_backward(g, lb), NB_OK);
+            for (int i = 0; i < 6; i++)
+                near(nb_tensor_grad_get(za, i), nb_tensor_grad_get(zb, i), 1e-5);
+            nb_graph_destroy(g);
+            nb_tensor_destroy(za);
+            nb_tensor_destroy(zb);
+            nb_tensor_destroy(tt);
+        }
+}
+
+static void bce_logits_extreme_is_finite(void **state) {
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *z = mk2(dtypes[d], 1, 3, (double[]){1000, -1000, 0}, true);
+        nb_tensor *t = mk2(dtypes[d], 1, 3, (double[]){0, 0, 1}, false);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *l = nb_bce_logits_loss(g, z, t, NB_REDUCE_SUM);
+        near(nb_tensor_get(l, 0), 1000 + log(2.0), 1e-6);
+        assert_int_equal(nb_backward(g, l), NB_OK);
+        near(nb_tensor_grad_get(z, 0), 1, 1e-6); // sigmoid - t
+        near(nb_tensor_grad_get(z, 1), 0, 1e-6);
+        near(nb_tensor_grad_get(z, 2), -0.5, 1e-6);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(z);
+        nb_tensor_destroy(t);
+    }
+}
+
+static void cross_entropy_probs_hand_value(void **state) {
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *p = mk2(dtypes[d], 2, 2, (double[]){0.25, 0.75, 0.5, 0.5}, true);
+        nb_tensor *t = mk2(dtypes[d], 2, 2, (double[]){0, 1, 1, 0}, false);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *l = nb_cross_entropy_loss(g, p, t, NB_REDUCE_MEAN);
+        near(nb_tensor_get(l, 0), -(log(0.75) + log(0.5)) / 2, 1e-7);
+        assert_int_equal(nb_backward(g, l), NB_OK);
+        const double want[] = {0, -1 / 0.75 / 2, -1 / 0.5 / 2, 0}; // -y / p / batch
+        for (int i = 0; i < 4; i++)
+            near(nb_tensor_grad_get(p, i), want[i], 1e-6);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(p);
+        nb_tensor_destroy(t);
+    }
+}
+
+// cross_entropy(softmax(z)) = cross_entropy_logits(z) = sparse with the same classes.
+static void cross_entropy_forms_agree(void **state) {
+    (void)state;
+    const double z[] = {0.5, -1, 2, 0.1, 0.3, 0.3, -2, 1, 0, 0, 0, 0};
+    const int32_t lab[] = {2, 0, 1};
+    double onehot[12] = {0};
+    for (int r = 0; r < 3; r++)
+        onehot[r * 4 + lab[r]] = 1;
+    for (int d = 0; d < 2; d++)
+        for (int r = 0; r < 2; r++) {
+            nb_tensor *za = mk2(dtypes[d], 3, 4, z, true), *zb = mk2(dtypes[d], 3, 4, z, true);
+            nb_tensor *zc = mk2(dtypes[d], 3, 4, z, true);
+            nb_tensor *y = mk2(dtypes[d], 3, 4, onehot, false), *l = labels(3, lab);
+            nb_graph *g = nb_graph_create();
+            nb_tensor *la = nb_cross_entropy_logits(g, za, y, (nb_reduction)r);
+            nb_tensor *lb = nb_sparse_cross_entropy_logits(g, zb, l, (nb_reduction)r);
+            nb_tensor *lc = nb_cross_entropy_loss(g, nb_softmax(g, zc), y, (nb_reduction)r);
+            assert_non_null(la);
+            assert_non_null(lb);
+            assert_non_null(lc);
+            near(nb_tensor_get(la, 0), nb_tensor_get(lb, 0), 1e-7);
+            near(nb_tensor_get(la, 0), nb_tensor_get(lc, 0), 1e-6);
+            assert_int_equal(nb_backward(g, la), NB_OK);
+            assert_int_equal(nb_backward(g, lb), NB_OK);
+            assert_int_equal(nb_backward(g, lc), NB_OK);
+            for (int i = 0; i < 12; i++) {
+                near(nb_tensor_grad_get(za, i), nb_tensor_grad_get(zb, i), 1e-7);
+                near(nb_tensor_grad_get(za, i), nb_tensor_grad_get(zc, i), 1e-5);
+            }
+            nb_graph_destroy(g);
+            nb_tensor_destroy(za);
+            nb_tensor_destroy(zb);
+            nb_tensor_destroy(zc);
+            nb_tensor_destroy(y);
+            nb_tensor_destroy(l);
+        }
+}
+
+// Loss 2000 (= lse - z_label = 1000 - (-1000)) and gradient p - y = (1, -1, 0), all finite.
+static void cross_entropy_logits_extreme(void **state) {
+    (void)state;
+    const double z[] = {1000, -1000, 0, -1000, 1000, -1000};
+    const double y[] = {0, 1, 0, 0, 1, 0};
+    const int32_t lab[] = {1, 1};
+    for (int d = 0; d < 2; d++)
+        for (int sparse = 0; sparse < 2; sparse++) {
+            nb_tensor *x = mk2(dtypes[d], 2, 3, z, true);
+            nb_tensor *t = sparse ? labels(2, lab) : mk2(dtypes[d], 2, 3, y, false);
+            nb_graph *g = nb_graph_create();
+            nb_tensor *l = sparse ? nb_sparse_cross_entropy_logits(g, x, t, NB_REDUCE_SUM)
+                                  : nb_cross_entropy_logits(g, x, t, NB_REDUCE_SUM);
+            assert_non_null(l);
+            near(nb_tensor_get(l, 0), 2000, 1e-6);
+            assert_int_equal(nb_backward(g, l), NB_OK);
+            assert_true(all_finite(x, true));
+            const double want[] = {1, -1, 0, 0, 0, 0};
+            for (int i = 0; i < 6; i++)
+                near(nb_tensor_grad_get(x, i), want[i], 1e-6);
+            nb_graph_destroy(g);
+            nb_tensor_destroy(x);
+            nb_tensor_destroy(t);
+        }
+}
+
+// With grad mode off nothing is saved; the loss value must not change.
+static void cross_entropy_logits_eval_mode(void **state) {
+    (void)state;
+    nb_tensor *x = mk2(NB_F32, 1, 3, (double[]){1, 2, 3}, true);
+    const int32_t lab[] = {2};
+    nb_tensor *l = labels(1, lab);
+    nb_graph *g = nb_graph_create();
+    nb_graph_set_grad_enabled(g, false);
+    nb_tensor *loss = nb_sparse_cross_entropy_logits(g, x, l, NB_REDUCE_MEAN);
+    near(nb_tensor_get(loss, 0), log(exp(1.0) + exp(2.0) + exp(3.0)) - 3, 1e-6);
+    assert_false(nb_tensor_requires_grad(loss));
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(l);
+}
+
+static void errors_are_recorded(void **state) {
+    (void)state;
+    nb_tensor *a = mk2(NB_F32, 2, 3, NULL, true), *b = mk2(NB_F32, 3, 2, NULL, false);
+    nb_tensor *z = mk2(NB_F32, 2, 4, NULL, true), *z64 = mk2(NB_F64, 2, 3, NULL, false);
+    nb_tensor *flab = mk(NB_F32, 1, (int64_t[]){2}, NULL, false);
+    nb_tensor *l3 = labels(3, (const int32_t[]){0, 1, 2});
+    nb_tensor *hi = labels(2, (const int32_t[]){0, 4}), *neg = labels(2, (const int32_t[]){-1, 0});
+    nb_tensor *v = mk(NB_F32, 1, (int64_t[]){4}, NULL, false);
+    nb_tensor *s = mk(NB_F32, 0, NULL, NULL, false);
+    nb_graph *g = nb_graph_create();
+
+    assert_true(oc_expect_error(g, nb_mse_loss(g, a, b, NB_REDUCE_MEAN), NB_ERR_SHAPE,
+                                "mse_loss", "(2, 3)", "(3, 2)", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_half_sse_loss(g, a, b, NB_REDUCE_SUM), NB_ERR_SHAPE,
+                                "half_sse_loss", "(2, 3)", "(3, 2)", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_bce_logits_loss(g, a, b, NB_REDUCE_SUM), NB_ERR_SHAPE,
+                                "bce_logits_loss", "(2, 3)", "(3, 2)", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, a, NB_REDUCE_MEAN),
+                                NB_ERR_SHAPE, "cross_entropy_logits", "(2, 4)", "(2, 3)", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_cross_entropy_loss(g, v, v, NB_REDUCE_MEAN), NB_ERR_SHAPE,
+                                "cross_entropy_loss", "(4)", "2-D", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_bce_loss(g, a, z64, NB_REDUCE_MEAN), NB_ERR_DTYPE,
+                                "bce_loss", "float64", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_softmax(g, s), NB_ERR_SHAPE, "softmax", "0-dim", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_log_softmax(g, s), NB_ERR_SHAPE, "log_softmax", NULL));
+
+    // Sparse labels: shape, range (naming the bad label and where it is), dtype.
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, l3, NB_REDUCE_MEAN),
+                                NB_ERR_SHAPE, "sparse_cross_entropy_logits", "labels (3)",
+                                "(2, 4)", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, hi, NB_REDUCE_MEAN),
+                                NB_ERR_ARG, "sparse_cross_entropy_logits", "label 4",
+                                "index 1", "[0, 4)", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, neg, NB_REDUCE_SUM),
+                                NB_ERR_ARG, "sparse_cross_entropy_logits", "label -1",
+                                "index 0", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, flab, NB_REDUCE_SUM),
+                                NB_ERR_DTYPE, "sparse_cross_entropy_logits", "int32", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, v, l3, NB_REDUCE_SUM),
+                                NB_ERR_SHAPE, "sparse_cross_entropy_logits", "(4)", "2-D", NULL));
+
+    // Reductions outside the enum.
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_bce_loss(g, a, a, (nb_reduction)7), NB_ERR_ARG, "bce_loss",
+                                "reduction 7", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_mse_loss(g, a, a, NB_REDUCTION_COUNT), NB_ERR_ARG,
+                                "mse_loss", "reduction", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, z, (nb_reduction)-1),
+                                NB_ERR_ARG, "cross_entropy_logits", "reduction -1", NULL));
+
+    // NULL inputs, then sticky propagation: the first message survives later calls.
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, NULL, z, NB_REDUCE_MEAN),
+                                NB_ERR_NULL, "cross_entropy_logits", NULL));
+    assert_null(nb_softmax(g, a));
+    assert_null(nb_mse_loss(g, a, a, NB_REDUCE_MEAN));
+    assert_true(oc_expect_error(g, NULL, NB_ERR_NULL, "cross_entropy_logits", NULL));
+    assert_null(nb_softmax(NULL, a));
+    assert_non_null(strstr(nb_last_error(), "softmax"));
+    assert_null(nb_sparse_cross_entropy_logits(NULL, z, hi, NB_REDUCE_MEAN));
+    assert_non_null(strstr(nb_last_error(), "sparse_cross_entropy_logits"));
+
+    nb_graph_destroy(g);
+    nb_tensor *all[] = {a, b, z, z64, flab, l3, hi, neg, v, s};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        nb_tensor_destroy(all[i]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(softmax_hand_values),
+        cmocka_unit_test(softmax_extreme_logits_are_finite),
+        cmocka_unit_test(softmax_1d_and_3d),
+        cmocka_unit_test(mse_and_half_sse_hand_values),
+        cmocka_unit_test(bce_hand_values_and_clamp),
+        cmocka_unit_test(bce_logits_matches_bce_of_sigmoid),
+        cmocka_unit_test(bce_logits_extreme_is_finite),
+        cmocka_unit_test(cross_entropy_probs_hand_value),
+        cmocka_unit_test(cross_entropy_forms_agree),
+        cmocka_unit_test(cross_entropy_logits_extreme),
+        cmocka_unit_test(cross_entropy_logits_eval_mode),
+        cmocka_unit_test(errors_are_recorded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -264,6 +264,61 @@ static void steady_state_step_allocates_nothing(void **state) {
     nb_tensor_destroy(t);
 }
 
+// Replaying a recorded step on new data must give bitwise the same parameters as recording
+// every step afresh.
+static void train(bool replay, nb_tensor **params, int steps) {
+    nb_tensor *x = nb_tensor_create(NB_F64, 2, (int64_t[]){8, 5});
+    nb_tensor *labels = nb_tensor_create(NB_I32, 1, (int64_t[]){8});
+    nb_sgd *opt = nb_sgd_create(params, 4, (nb_sgd_config){.lr = 0.2, .momentum = 0.5});
+    nb_graph *g = nb_graph_create();
+    nb_rng data;
+    nb_rng_seed(&data, 77);
+    nb_tensor *loss = NULL;
+    for (int step = 0; step < steps; step++) {
+        nb_init_uniform(x, &data, -1, 1); // the next batch, written in place
+        for (int i = 0; i < 8; i++)
+            nb_tensor_set(labels, i, (double)nb_rng_below(&data, 3));
+        nb_sgd_zero_grad(opt);
+        if (replay && loss) {
+            assert_int_equal(nb_graph_replay(g), NB_OK);
+        } else {
+            nb_graph_reset(g);
+            nb_tensor *h = nb_tanh(g, nb_linear(g, x, params[0], params[1]));
+            loss = nb_sparse_cross_entropy_logits(g, nb_linear(g, h, params[2], params[3]),
+                                                  labels, NB_REDUCE_MEAN);
+            assert_non_null(loss);
+        }
+        assert_int_equal(nb_backward(g, loss), NB_OK);
+        assert_int_equal(nb_sgd_step(opt), NB_OK);
+    }
+    nb_graph_destroy(g);
+    nb_sgd_destroy(opt);
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(labels);
+}
+
+static void replay_matches_rerecording_bitwise(void **state) {
+    (void)state;
+    nb_tensor *a[4], *b[4];
+    const int64_t shapes[4][2] = {{6, 5}, {6, 0}, {3, 6}, {3, 0}};
+    for (int i = 0; i < 4; i++) {
+        int nd = shapes[i][1] ? 2 : 1;
+        a[i] = param(NB_F64, nd, shapes[i], 100 + (uint64_t)i);
+        b[i] = param(NB_F64, nd, shapes[i], 100 + (uint64_t)i);
+    }
+    train(false, a, 6);
+    train(true, b, 6);
+    for (int i = 0; i < 4; i++) {
+        assert_memory_equal(nb_tensor_data(a[i]), nb_tensor_data(b[i]),
+                            (size_t)nb_tensor_numel(a[i]) * sizeof(double));
+        nb_tensor_destroy(a[i]);
+        nb_tensor_destroy(b[i]);
+    }
+    nb_graph *g = nb_graph_create();
+    assert_int_equal(nb_graph_replay(g), NB_ERR_STATE); // nothing recorded
+    nb_graph_destroy(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tensor_used_twice),
@@ -275,6 +330,7 @@ int main(void) {
         cmocka_unit_test(backward_rejects_bad_roots),
         cmocka_unit_test(gradcheck_catches_a_wrong_derivative),
         cmocka_unit_test(steady_state_step_allocates_nothing),
+        cmocka_unit_test(replay_matches_rerecording_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

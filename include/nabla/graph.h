@@ -47,6 +47,12 @@ bool nb_graph_grad_enabled(const nb_graph *g);
 // Number of ops recorded since the last reset.
 int64_t nb_graph_size(const nb_graph *g);
 
+// Re-run every recorded op's forward in tape order on the current contents of the input
+// tensors (refill them in place with the next batch), without re-recording and without
+// allocating. Shapes are fixed by the recording: for a different batch size, reset and record
+// again. Then call nb_backward as usual. Fails (NB_ERR_STATE) on a graph in error or empty.
+nb_status nb_graph_replay(nb_graph *g);
+
 // ---- backward --------------------------------------------------------------------------------
 
 // Reverse-mode sweep from a scalar `loss` (1 element) made on g: every tensor with

@@ -244,3 +244,17 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     g->nodes[g->n_nodes++] = nd;
     return out;
 }
+
+nb_status nb_graph_replay(nb_graph *g) {
+    if (!g)
+        return nb__set_last_error(NB_ERR_NULL, "nb_graph_replay: graph is NULL");
+    if (g->status != NB_OK)
+        return g->status;
+    if (g->n_nodes == 0)
+        return nb__graph_fail(g, NB_ERR_STATE, "nb_graph_replay: nothing recorded since reset");
+    // Kernels are pure functions of their inputs: re-running them in tape order recomputes
+    // every intermediate from the refreshed leaves. Saved state is reused (nb__node_save).
+    for (int64_t i = 0; i < g->n_nodes; i++)
+        g->nodes[i].op->forward(&g->nodes[i]);
+    return g->status;
+}

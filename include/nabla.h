@@ -7,5 +7,7 @@
 #include "nabla/graph.h"
 #include "nabla/ops.h"
 #include "nabla/optim.h"
+#include "nabla/data.h"
+#include "nabla/io.h"
 
 #endif

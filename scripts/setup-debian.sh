@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs everything nabla needs to build, test and run its examples on Debian 12.
+# Safe to run again. Uses sudo when not run as root.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config \
+    libopenblas-dev libcmocka-dev libcjson-dev zlib1g-dev \
+    dataset-fashion-mnist >/dev/null
+echo "setup-debian: dependencies installed"

@@ -101,9 +101,11 @@ static void rng_is_reproducible_and_uniform(void **state) {
     nb_rng_seed(&b, 42);
     for (int i = 0; i < 100; i++)
         assert_true(nb_rng_u64(&a) == nb_rng_u64(&b));
-    // Known first output for seed 42 pins the generator across machines and versions.
+    // The first output for seed 42, computed independently from the published xoshiro256**
+    // and splitmix64 definitions, pins the generator across machines and versions.
     nb_rng_seed(&a, 42);
     uint64_t first = nb_rng_u64(&a);
+    assert_true(first == 1546998764402558742ull);
     nb_rng_seed(&b, 43);
     assert_true(first != nb_rng_u64(&b));
     double sum = 0, sumsq = 0;

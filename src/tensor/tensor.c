@@ -208,7 +208,8 @@ char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size) {
     }
     size_t used = 0;
     int w = snprintf(buf, size, "(");
-    for (int i = 0; i < t->ndim && w >= 0; i++) {
+    int ndim = t->ndim < 0 ? 0 : t->ndim > NB_MAX_DIMS ? NB_MAX_DIMS : t->ndim;
+    for (int i = 0; i < ndim && w >= 0; i++) {
         used += (size_t)w;
         if (used >= size)
             break;
@@ -238,30 +239,28 @@ static nb_status copy_elems(void *dst, nb_dtype dd, const void *src, nb_dtype sd
     return NB_OK;
 }
 
-nb_status nb_tensor_copy_in(nb_tensor *t, const void *src, nb_dtype src_dtype, int64_t n) {
-    if (!t || !src)
-        return nb__set_last_error(NB_ERR_NULL, "nb_tensor_copy_in: NULL argument");
-    if (nb_dtype_size(src_dtype) == 0)
-        return nb__set_last_error(NB_ERR_DTYPE, "nb_tensor_copy_in: invalid dtype");
+// Shared argument checks of copy_in / copy_out: buffer, its dtype and its element count.
+static nb_status check_copy(const char *fn, const nb_tensor *t, const void *buf, nb_dtype dtype,
+                            int64_t n) {
+    if (!t || !buf)
+        return nb__set_last_error(NB_ERR_NULL, "%s: NULL argument", fn);
+    if (nb_dtype_size(dtype) == 0)
+        return nb__set_last_error(NB_ERR_DTYPE, "%s: invalid dtype", fn);
     if (n != t->numel)
         return nb__set_last_error(NB_ERR_SHAPE,
-                                  "nb_tensor_copy_in: %" PRId64 " elements given, tensor %s "
-                                  "holds %" PRId64,
-                                  n, NB_SHAPE_STR(t), t->numel);
-    return copy_elems(t->data, t->dtype, src, src_dtype, n);
+                                  "%s: buffer of %" PRId64 " elements, tensor %s holds %" PRId64,
+                                  fn, n, NB_SHAPE_STR(t), t->numel);
+    return NB_OK;
+}
+
+nb_status nb_tensor_copy_in(nb_tensor *t, const void *src, nb_dtype src_dtype, int64_t n) {
+    nb_status st = check_copy("nb_tensor_copy_in", t, src, src_dtype, n);
+    return st != NB_OK ? st : copy_elems(t->data, t->dtype, src, src_dtype, n);
 }
 
 nb_status nb_tensor_copy_out(const nb_tensor *t, void *dst, nb_dtype dst_dtype, int64_t n) {
-    if (!t || !dst)
-        return nb__set_last_error(NB_ERR_NULL, "nb_tensor_copy_out: NULL argument");
-    if (nb_dtype_size(dst_dtype) == 0)
-        return nb__set_last_error(NB_ERR_DTYPE, "nb_tensor_copy_out: invalid dtype");
-    if (n != t->numel)
-        return nb__set_last_error(NB_ERR_SHAPE,
-                                  "nb_tensor_copy_out: %" PRId64 " elements asked, tensor %s "
-                                  "holds %" PRId64,
-                                  n, NB_SHAPE_STR(t), t->numel);
-    return copy_elems(dst, dst_dtype, t->data, t->dtype, n);
+    nb_status st = check_copy("nb_tensor_copy_out", t, dst, dst_dtype, n);
+    return st != NB_OK ? st : copy_elems(dst, dst_dtype, t->data, t->dtype, n);
 }
 
 nb_status nb_tensor_copy(nb_tensor *dst, const nb_tensor *src) {

@@ -153,6 +153,63 @@ nb_tensor *nb_sparse_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_ten
 int nb_op_count(void);
 const char *nb_op_name(int i);
 
+// ---- call sites -------------------------------------------------------------------------------
+// Internal (used by the macros below; do not call): open / close the call site of one op call
+// so that its tape node remembers the user's __FILE__:__LINE__ for anomaly reports
+// (nb_graph_set_check_finite). Sites nest, so nb_relu(g, nb_exp(g, x)) names each call.
+void nb__site_enter(const char *file, int line);
+nb_tensor *nb__site_leave(nb_tensor *result);
+
+// Every op is also a function-like macro of the same name that brackets the call with its
+// site: a thread-local store, nothing else. The macro does not re-expand its own name, and
+// (nb_relu)(g, x) or a pointer to nb_relu reach the plain function (site unknown). For a call
+// written over several lines, GCC reports its first line and clang its last.
+// #define NB_NO_SITE_MACROS before including nabla.h to drop them all.
+#ifndef NB_NO_SITE_MACROS
+#define NB__SITE(fn, ...) (nb__site_enter(__FILE__, __LINE__), nb__site_leave((fn)(__VA_ARGS__)))
+#define nb_matmul(...) NB__SITE(nb_matmul, __VA_ARGS__)
+#define nb_linear(...) NB__SITE(nb_linear, __VA_ARGS__)
+#define nb_add(...) NB__SITE(nb_add, __VA_ARGS__)
+#define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)
+#define nb_mul(...) NB__SITE(nb_mul, __VA_ARGS__)
+#define nb_div(...) NB__SITE(nb_div, __VA_ARGS__)
+#define nb_neg(...) NB__SITE(nb_neg, __VA_ARGS__)
+#define nb_add_scalar(...) NB__SITE(nb_add_scalar, __VA_ARGS__)
+#define nb_scale(...) NB__SITE(nb_scale, __VA_ARGS__)
+#define nb_exp(...) NB__SITE(nb_exp, __VA_ARGS__)
+#define nb_log(...) NB__SITE(nb_log, __VA_ARGS__)
+#define nb_sqrt(...) NB__SITE(nb_sqrt, __VA_ARGS__)
+#define nb_pow_scalar(...) NB__SITE(nb_pow_scalar, __VA_ARGS__)
+#define nb_sum(...) NB__SITE(nb_sum, __VA_ARGS__)
+#define nb_mean(...) NB__SITE(nb_mean, __VA_ARGS__)
+#define nb_sum_axis(...) NB__SITE(nb_sum_axis, __VA_ARGS__)
+#define nb_mean_axis(...) NB__SITE(nb_mean_axis, __VA_ARGS__)
+#define nb_max_axis(...) NB__SITE(nb_max_axis, __VA_ARGS__)
+#define nb_reshape(...) NB__SITE(nb_reshape, __VA_ARGS__)
+#define nb_transpose(...) NB__SITE(nb_transpose, __VA_ARGS__)
+#define nb_slice(...) NB__SITE(nb_slice, __VA_ARGS__)
+#define nb_concat(...) NB__SITE(nb_concat, __VA_ARGS__)
+#define nb_sigmoid(...) NB__SITE(nb_sigmoid, __VA_ARGS__)
+#define nb_tanh(...) NB__SITE(nb_tanh, __VA_ARGS__)
+#define nb_relu(...) NB__SITE(nb_relu, __VA_ARGS__)
+#define nb_leaky_relu(...) NB__SITE(nb_leaky_relu, __VA_ARGS__)
+#define nb_elu(...) NB__SITE(nb_elu, __VA_ARGS__)
+#define nb_softplus(...) NB__SITE(nb_softplus, __VA_ARGS__)
+#define nb_silu(...) NB__SITE(nb_silu, __VA_ARGS__)
+#define nb_gelu(...) NB__SITE(nb_gelu, __VA_ARGS__)
+#define nb_gelu_tanh(...) NB__SITE(nb_gelu_tanh, __VA_ARGS__)
+#define nb_step(...) NB__SITE(nb_step, __VA_ARGS__)
+#define nb_softmax(...) NB__SITE(nb_softmax, __VA_ARGS__)
+#define nb_log_softmax(...) NB__SITE(nb_log_softmax, __VA_ARGS__)
+#define nb_mse_loss(...) NB__SITE(nb_mse_loss, __VA_ARGS__)
+#define nb_half_sse_loss(...) NB__SITE(nb_half_sse_loss, __VA_ARGS__)
+#define nb_bce_loss(...) NB__SITE(nb_bce_loss, __VA_ARGS__)
+#define nb_bce_logits_loss(...) NB__SITE(nb_bce_logits_loss, __VA_ARGS__)
+#define nb_cross_entropy_loss(...) NB__SITE(nb_cross_entropy_loss, __VA_ARGS__)
+#define nb_cross_entropy_logits(...) NB__SITE(nb_cross_entropy_logits, __VA_ARGS__)
+#define nb_sparse_cross_entropy_logits(...) NB__SITE(nb_sparse_cross_entropy_logits, __VA_ARGS__)
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -68,10 +68,13 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         *(float *)out->grad = 1.0f; // d loss / d loss
     else
         *(double *)out->grad = 1.0;
-    for (int64_t i = root; i >= 0; i--) {
+    for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
         nb_node *nd = &g->nodes[i];
-        if (nd->mark)
-            nd->op->backward(nd);
+        if (!nd->mark)
+            continue;
+        nd->op->backward(nd);
+        if (g->check_finite) // anomaly mode: name the first op whose backward made NaN/Inf
+            nb__check_input_grads(nd);
     }
     return g->status;
 }

@@ -185,6 +185,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
         return NULL;
 
     nb_node nd = {.op = op, .graph = g, .in = in, .n_in = n_in, .params = params};
+    nb__site_current(&nd.file, &nd.line);
     nb_shape shape = {0};
     if (op->infer(&nd, &shape) != NB_OK) {
         if (g->status == NB_OK) // infer forgot to say why: still never fail silently
@@ -236,6 +237,8 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     op->forward(&nd);
     if (g->status != NB_OK) // forward could not get its scratch memory
         return NULL;
+    if (g->check_finite && nb__check_output(&nd) != NB_OK)
+        return NULL;
     if (!grow_tape(g)) {
         nb__graph_fail(g, NB_ERR_NOMEM, "%s: out of memory growing the tape", op->name);
         return NULL;
@@ -254,7 +257,10 @@ nb_status nb_graph_replay(nb_graph *g) {
         return nb__graph_fail(g, NB_ERR_STATE, "nb_graph_replay: nothing recorded since reset");
     // Kernels are pure functions of their inputs: re-running them in tape order recomputes
     // every intermediate from the refreshed leaves. Saved state is reused (nb__node_save).
-    for (int64_t i = 0; i < g->n_nodes; i++)
+    for (int64_t i = 0; i < g->n_nodes && g->status == NB_OK; i++) {
         g->nodes[i].op->forward(&g->nodes[i]);
+        if (g->check_finite)
+            nb__check_output(&g->nodes[i]);
+    }
     return g->status;
 }

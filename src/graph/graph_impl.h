@@ -8,6 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The library defines the op functions themselves, so it must not see the call-site macros
+// that nabla/ops.h gives users (ops_impl.h includes this header before ops.h).
+#ifndef NB_NO_SITE_MACROS
+#define NB_NO_SITE_MACROS
+#endif
+
 #include "nabla/graph.h"
 #include "tensor/tensor_impl.h"
 
@@ -45,6 +51,8 @@ struct nb_node {
     size_t saved_size;
     bool needs_grad;     // some input requires grad and grad mode was on
     bool mark;           // scratch for backward: this node leads to the current root
+    const char *file;    // where the user called the op (ops.h macros), NULL if unknown
+    int line;
 };
 
 // The one function that creates nodes: sticky-error and NULL checks, dtype agreement, infer,

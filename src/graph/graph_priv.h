@@ -11,9 +11,17 @@ struct nb_graph {
     int64_t n_nodes;
     int64_t cap_nodes;
     bool grad_enabled;
+    bool check_finite; // anomaly mode (anomaly.c)
     uint64_t epoch;    // bumped by reset; op outputs remember theirs
     nb_status status;  // first error since reset / clear (sticky)
     char error[512];
 };
+
+// Anomaly mode (anomaly.c). The innermost open op call site (NULL, 0 if none).
+void nb__site_current(const char **file, int *line);
+// Scan a node's output / the grads of its inputs for NaN or Inf; on the first one record
+// NB_ERR_NONFINITE naming the op, pass, shape, element and call site, and return it.
+nb_status nb__check_output(nb_node *nd);
+nb_status nb__check_input_grads(nb_node *nd);
 
 #endif

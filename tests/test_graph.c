@@ -319,6 +319,27 @@ static void replay_matches_rerecording_bitwise(void **state) {
     nb_graph_destroy(g);
 }
 
+// A tensor kept across a reset, after the next step has reused the memory: release builds
+// cannot tell (documented as invalid); debug builds report it instead of reading new data.
+static void stale_tensor_after_next_step(void **state) {
+    (void)state;
+#ifdef NB_DEBUG_LIFETIME
+    nb_tensor *x = param(NB_F64, 2, (int64_t[]){2, 3}, 21);
+    nb_graph *g = nb_graph_create();
+    nb_tensor *stale = nb_tanh(g, x);
+    nb_graph_reset(g);
+    assert_non_null(nb_tanh(g, nb_exp(g, x))); // the next step allocates again
+    assert_true(oc_expect_error(g, nb_sigmoid(g, stale), NB_ERR_STATE, "sigmoid",
+                                "used after nb_graph_reset", NULL));
+    nb_graph_reset(g);
+    assert_int_equal(nb_backward(g, stale), NB_ERR_STATE);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tensor_used_twice),
@@ -331,6 +352,7 @@ int main(void) {
         cmocka_unit_test(gradcheck_catches_a_wrong_derivative),
         cmocka_unit_test(steady_state_step_allocates_nothing),
         cmocka_unit_test(replay_matches_rerecording_bitwise),
+        cmocka_unit_test(stale_tensor_after_next_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,3 +84,8 @@ void nb__arena_free(nb_arena *a) {
     free_chunks(a->head);
     nb__arena_init(a);
 }
+
+void nb__arena_poison(nb_arena *a) {
+    for (struct nb_chunk *c = a->head; c; c = c->next)
+        memset(c->base, NB_POISON_BYTE, c->used);
+}

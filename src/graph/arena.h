@@ -18,5 +18,11 @@ void nb__arena_init(nb_arena *a);
 void *nb__arena_alloc(nb_arena *a, size_t n);
 void nb__arena_reset(nb_arena *a);
 void nb__arena_free(nb_arena *a);
+// Fill every byte handed out since the last reset with NB_POISON_BYTE (debug builds).
+void nb__arena_poison(nb_arena *a);
+
+// A poisoned tensor header reads this epoch, which no live graph ever reaches.
+#define NB_POISON_BYTE 0xDB
+#define NB_POISON_EPOCH 0xDBDBDBDBDBDBDBDBull
 
 #endif

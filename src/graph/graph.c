@@ -12,7 +12,9 @@ nb_graph *nb_graph_create(void) {
         nb__set_last_error(NB_ERR_NOMEM, "nb_graph_create: out of memory");
         return NULL;
     }
-    nb__arena_init(&g->arena);
+    nb__arena_init(&g->arenas[0]);
+    nb__arena_init(&g->arenas[1]);
+    g->arena = &g->arenas[0];
     g->grad_enabled = true;
     g->epoch = 1;
     return g;
@@ -21,7 +23,8 @@ nb_graph *nb_graph_create(void) {
 void nb_graph_destroy(nb_graph *g) {
     if (!g)
         return;
-    nb__arena_free(&g->arena);
+    nb__arena_free(&g->arenas[0]);
+    nb__arena_free(&g->arenas[1]);
     nb__free(g->nodes);
     nb__free(g);
 }
@@ -29,7 +32,14 @@ void nb_graph_destroy(nb_graph *g) {
 void nb_graph_reset(nb_graph *g) {
     if (!g)
         return;
-    nb__arena_reset(&g->arena);
+#ifdef NB_DEBUG_LIFETIME
+    // Debug builds: poison the step just finished and run the next step in the other arena,
+    // so a tensor kept across a reset reads poison (NB_POISON_EPOCH) instead of a newer
+    // tensor's data, and using it is reported. Costs the memory of a second arena.
+    nb__arena_poison(g->arena);
+    g->arena = g->arena == &g->arenas[0] ? &g->arenas[1] : &g->arenas[0];
+#endif
+    nb__arena_reset(g->arena);
     g->n_nodes = 0;
     g->epoch++;
     nb_graph_clear_error(g);
@@ -90,7 +100,7 @@ bool nb__axis(int axis, int ndim, int *out) {
 }
 
 void *nb__graph_alloc(nb_graph *g, size_t nbytes) {
-    void *p = nb__arena_alloc(&g->arena, nbytes);
+    void *p = nb__arena_alloc(g->arena, nbytes);
     if (!p)
         nb__graph_fail(g, NB_ERR_NOMEM, "out of memory (arena block of %zu bytes)", nbytes);
     return p;
@@ -113,6 +123,11 @@ static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in
     nb_dtype dt = NB_DTYPE_COUNT;
     for (int i = 0; i < n_in; i++) {
         const nb_tensor *t = in[i];
+        if (t->epoch == NB_POISON_EPOCH)
+            return nb__graph_fail(g, NB_ERR_STATE,
+                                  "%s: input %d is an op output used after nb_graph_reset "
+                                  "(its memory was released)",
+                                  op->name, i);
         if (t->graph && t->graph != g)
             return nb__graph_fail(g, NB_ERR_STATE,
                                   "%s: input %d %s was made on another graph", op->name, i,

@@ -296,6 +296,12 @@ static void bad_params_are_rejected(void **state) {
     nb_tensor *dup[3] = {w, frozen, w};
     assert_int_equal(nb_tensor_set_requires_grad(frozen, true), NB_OK);
     expect_rejected(dup, 3, cfg, "params[0] and params[2] are the same tensor (2, 3)");
+    nb_graph *g = nb_graph_create();
+    nb_tensor *op_out = nb_tanh(g, w); // graph-owned: would dangle after reset
+    assert_false(nb_tensor_is_leaf(op_out));
+    assert_true(nb_tensor_is_leaf(w));
+    expect_rejected(&op_out, 1, cfg, "params[0] (2, 3) is an op output");
+    nb_graph_destroy(g);
 
     assert_int_equal(nb_sgd_step(NULL), NB_ERR_NULL);
     nb_sgd_zero_grad(NULL);

@@ -77,6 +77,9 @@ void nb_tensor_set(nb_tensor *t, int64_t i, double v);
 // (NB_ERR_DTYPE) for NB_I32.
 nb_status nb_tensor_set_requires_grad(nb_tensor *t, bool requires_grad);
 bool nb_tensor_requires_grad(const nb_tensor *t);
+// True for tensors the caller created (parameters, inputs); false for op outputs, which belong
+// to their graph.
+bool nb_tensor_is_leaf(const nb_tensor *t);
 
 // Writes the shape as "(64, 784)" into buf (always NUL-terminated); returns buf.
 char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size);

@@ -79,6 +79,11 @@ static nb_status check_params(nb_tensor *const *params, int n) {
                                       "nb_sgd_create: params[%d] %s does not require grad (call "
                                       "nb_tensor_set_requires_grad first)",
                                       i, NB_SHAPE_STR(p));
+        if (!nb_tensor_is_leaf(p))
+            return nb__set_last_error(NB_ERR_ARG,
+                                      "nb_sgd_create: params[%d] %s is an op output owned by a "
+                                      "graph; parameters must be tensors you created",
+                                      i, NB_SHAPE_STR(p));
         for (int j = 0; j < i; j++)
             if (params[j] == p)
                 return nb__set_last_error(NB_ERR_ARG,

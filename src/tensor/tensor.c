@@ -198,6 +198,7 @@ nb_status nb_tensor_set_requires_grad(nb_tensor *t, bool requires_grad) {
 }
 
 bool nb_tensor_requires_grad(const nb_tensor *t) { return t && t->requires_grad; }
+bool nb_tensor_is_leaf(const nb_tensor *t) { return t && !t->graph; }
 
 char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size) {
     if (!buf || size == 0)

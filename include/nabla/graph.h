@@ -69,7 +69,8 @@ nb_status nb_graph_replay(nb_graph *g);
 // Reverse-mode sweep from a scalar `loss` (1 element) made on g: every tensor with
 // requires_grad that leads to loss gets d loss / d tensor added to its grad. Parameter grads
 // accumulate across calls until zeroed. Records and returns an error (no crash) if loss is
-// NULL, not scalar, not from g, or does not require grad.
+// NULL, not scalar, not from g, or does not require grad. May run again on the same tape
+// (no retain flag needed): intermediate grads are re-zeroed, leaf grads add up again.
 nb_status nb_backward(nb_graph *g, nb_tensor *loss);
 // Same for a non-scalar output with an explicit upstream gradient `grad_out`
 // (same shape and dtype as out; any ownership).

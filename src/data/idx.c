@@ -159,13 +159,33 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
     return st;
 }
 
-// Reads exactly n_items * item_bytes payload bytes into dst, then requires the stream to end
-// right there. `noun` names the items in messages ("images", "labels").
-static nb_status idx_read_payload(idx_file *f, uint8_t *dst, uint64_t n_items, size_t item_bytes,
+// Reads exactly n_items * item_bytes payload bytes into a new buffer *out, then requires the
+// stream to end right there. `noun` names the items in messages ("images", "labels").
+// The buffer grows geometrically as bytes actually arrive, so a header that lies about a huge
+// count (a gzip file cannot be sized in advance) fails as truncated after a small allocation
+// instead of reserving gigabytes first.
+static nb_status idx_read_payload(idx_file *f, uint8_t **out, uint64_t n_items, size_t item_bytes,
                                   const char *noun) {
     size_t want = (size_t)n_items * item_bytes;
-    size_t got = read_upto(f->gz, dst, want);
+    size_t cap = want < ((size_t)1 << 20) ? want : ((size_t)1 << 20);
+    size_t got = 0;
+    uint8_t *dst = NULL;
     nb_status st;
+    *out = NULL;
+    for (;;) {
+        uint8_t *grown = nb__realloc(dst, cap);
+        if (!grown) {
+            nb__free(dst);
+            return nb__set_last_error(NB_ERR_NOMEM, "idx: %s: out of memory for %" PRIu64 " %s",
+                                      f->path, n_items, noun);
+        }
+        dst = grown;
+        got += read_upto(f->gz, dst + got, cap - got);
+        if (got < cap || cap == want)
+            break;
+        cap = cap > want / 2 ? want : cap * 2;
+    }
+    *out = dst; // owned by the caller from here on, also on error
     if (got < want) {
         if ((st = stream_error(f, false)) != NB_OK)
             return st;
@@ -228,18 +248,11 @@ nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_datas
         goto fail;
     }
 
-    labels = nb__malloc((size_t)n);
-    images = nb__malloc((size_t)n * pixels);
-    if (!labels || !images) {
-        st = nb__set_last_error(NB_ERR_NOMEM, "idx: %s: out of memory for %" PRIu64 " samples",
-                                images_path, n);
-        goto fail;
-    }
-    if ((st = idx_read_payload(&lab, labels, n, 1, "labels")) != NB_OK)
+    if ((st = idx_read_payload(&lab, &labels, n, 1, "labels")) != NB_OK)
         goto fail;
     if ((st = check_labels(labels_path, labels, n)) != NB_OK)
         goto fail;
-    if ((st = idx_read_payload(&img, images, n, pixels, "images")) != NB_OK)
+    if ((st = idx_read_payload(&img, &images, n, pixels, "images")) != NB_OK)
         goto fail;
     idx_close(&lab);
     idx_close(&img);

@@ -63,17 +63,23 @@ static bool json_index(const cJSON *x, int64_t *out) {
 }
 
 // "(2, 3)" from a validated shape array, like nb_tensor_shape_str.
+// "(2, 3)"; a shape too long for buf ends in "...)" so the message stays well-formed.
 static char *json_shape_str(const cJSON *shape, char *buf, size_t size) {
+    const size_t tail = sizeof "...)"; // room always kept for the ellipsis
     size_t used = (size_t)snprintf(buf, size, "(");
     const cJSON *d;
     cJSON_ArrayForEach(d, shape) {
-        if (used >= size)
+        char dim[32];
+        int k = snprintf(dim, sizeof dim, "%s%" PRId64, d == shape->child ? "" : ", ",
+                         (int64_t)d->valuedouble);
+        if (k < 0 || used + (size_t)k + tail > size) {
+            snprintf(buf + used, size - used, "...)");
             return buf;
-        used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64,
-                                 d == shape->child ? "" : ", ", (int64_t)d->valuedouble);
+        }
+        memcpy(buf + used, dim, (size_t)k + 1);
+        used += (size_t)k;
     }
-    if (used < size)
-        snprintf(buf + used, size - used, ")");
+    snprintf(buf + used, size - used, ")");
     return buf;
 }
 

@@ -1,0 +1,401 @@
+// mnist: trains a multi-layer perceptron on any MNIST-format directory (digits or
+// Fashion-MNIST) with mini-batch SGD, then reports the test accuracy and confusion matrix.
+// One step: fill (batch, 784) pixels and (batch) labels -> logits = MLP(x) -> mean sparse
+// cross-entropy -> backward -> SGD with momentum -> nb_graph_reset (memory kept, so after the
+// first step a step allocates nothing). The learning rate follows a per-step cosine from --lr
+// down to 0 unless --schedule constant. Weight decay applies to weights, not biases.
+// --save writes the checkpoint before training and after every epoch (atomic), so the file
+// always holds the last finished epoch and, at the end, exactly the weights the test accuracy
+// was measured on; --csv is rewritten the same way.
+// Randomness comes from three streams derived from --seed (init, validation split, shuffling);
+// with the same seed and --threads, two runs give bitwise identical losses.
+// Layout: cli.c (flags), model.c (MLP, checkpoints, evaluation), progress.c (stderr bar).
+// Exit: 0 done, 1 runtime error (data, checkpoint, I/O, divergence), 2 bad usage.
+#define _POSIX_C_SOURCE 200809L // getpid
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mnist/mnist.h"
+
+#define SPLIT_STREAM 0x9e3779b97f4a7c15u   // xor-ed into --seed for the validation split
+#define SHUFFLE_STREAM 0xd1b54a32d192ed03u // ... and for the per-epoch shuffling
+#define PI 3.14159265358979323846
+
+static const char *const fashion_names[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot",
+};
+
+typedef struct {
+    int epoch;
+    double train_loss, train_acc, val_acc, seconds; // val_acc < 0: no validation set
+} epoch_row;
+
+// Everything a run owns; released by run_free whatever state it reached.
+typedef struct {
+    mnist_options o;
+    nb_dataset train, test;
+    mnist_mlp model;
+    nb_graph *g;      // training tape
+    nb_graph *eval_g; // evaluation, grad disabled
+    nb_sgd *opt_w;    // weights (with weight decay)
+    nb_sgd *opt_b;    // biases (without)
+    int64_t n_train, n_val;
+    int64_t *train_idx; // (n_train)
+    int64_t *val_idx;   // (n_val)
+    int64_t *test_idx;  // (test.n): 0..n-1
+    nb_tensor *x, *y;           // (batch, features), (batch) i32
+    nb_tensor *x_tail, *y_tail; // views over their front for the short last batch, or NULL
+    nb_batch_iter *it;
+    epoch_row *rows; // (epochs)
+} run_state;
+
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mnist: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+// A library message; the data loader's already start with "mnist: ".
+static int fail_lib(const char *msg) {
+    if (!strncmp(msg, "mnist: ", 7))
+        msg += 7;
+    return fail("%s", msg);
+}
+
+static void run_free(run_state *r) {
+    nb_batch_iter_destroy(r->it);
+    nb_tensor_destroy(r->x_tail);
+    nb_tensor_destroy(r->y_tail);
+    nb_tensor_destroy(r->x);
+    nb_tensor_destroy(r->y);
+    nb_sgd_destroy(r->opt_w);
+    nb_sgd_destroy(r->opt_b);
+    nb_graph_destroy(r->g);
+    nb_graph_destroy(r->eval_g);
+    mnist_mlp_destroy(&r->model);
+    nb_dataset_free(&r->train);
+    nb_dataset_free(&r->test);
+    free(r->train_idx);
+    free(r->val_idx);
+    free(r->test_idx);
+    free(r->rows);
+}
+
+static bool is_fashion(const char *dir) {
+    for (const char *s = dir; *s; s++) {
+        const char *w = "fashion";
+        size_t k = 0;
+        while (w[k] && s[k] && tolower((unsigned char)s[k]) == w[k])
+            k++;
+        if (!w[k])
+            return true;
+    }
+    return false;
+}
+
+// Loads the test set (and unless --eval-only the training set), checks they agree, and makes
+// the index lists: train/val split of the first --limit training samples, 0..n-1 for test.
+static int load_data(run_state *r) {
+    const mnist_options *o = &r->o;
+    if (!o->eval_only && nb_mnist_load(o->data_dir, "train", &r->train) != NB_OK)
+        return fail_lib(nb_last_error());
+    if (nb_mnist_load(o->data_dir, "t10k", &r->test) != NB_OK)
+        return fail_lib(nb_last_error());
+    if (!o->eval_only && (r->train.rows != r->test.rows || r->train.cols != r->test.cols))
+        return fail("%s: train images are %" PRId64 "x%" PRId64 " but test images are %" PRId64
+                    "x%" PRId64, o->data_dir, r->train.rows, r->train.cols, r->test.rows,
+                    r->test.cols);
+    r->test_idx = malloc((size_t)r->test.n * sizeof *r->test_idx);
+    if (!r->test_idx)
+        return fail("out of memory");
+    for (int64_t i = 0; i < r->test.n; i++)
+        r->test_idx[i] = i;
+    if (o->eval_only)
+        return 0;
+    int64_t n = o->limit > 0 && o->limit < r->train.n ? o->limit : r->train.n;
+    if (o->val >= n)
+        return fail("--val %" PRId64 " leaves no training samples (%" PRId64 " available)",
+                    o->val, n);
+    r->n_val = o->val;
+    r->n_train = n - o->val;
+    r->train_idx = malloc((size_t)r->n_train * sizeof *r->train_idx);
+    r->val_idx = malloc((size_t)(r->n_val ? r->n_val : 1) * sizeof *r->val_idx);
+    if (!r->train_idx || !r->val_idx)
+        return fail("out of memory");
+    nb_rng rng;
+    nb_rng_seed(&rng, o->seed ^ SPLIT_STREAM);
+    if (nb_split_indices(n, r->n_val, &rng, r->train_idx, r->val_idx) != NB_OK)
+        return fail_lib(nb_last_error());
+    return 0;
+}
+
+// Creates the model (seeded init), overwrites it from --load, and the evaluation graph.
+static int setup_model(run_state *r, int64_t features) {
+    nb_rng rng;
+    nb_rng_seed(&rng, r->o.seed);
+    if (mnist_mlp_create(&r->model, &r->o, features, NB_MNIST_CLASSES, &rng) != NB_OK)
+        return fail("cannot create the model: %s", nb_last_error());
+    char err[768];
+    nb_status st = r->o.load ? mnist_mlp_load(&r->model, r->o.load, err, sizeof err) : NB_OK;
+    if (st != NB_OK)
+        return fail("cannot load checkpoint: %s%s", err,
+                    st == NB_ERR_SHAPE || st == NB_ERR_DTYPE
+                        ? " (--hidden and --dtype must match the checkpoint)" : "");
+    if (!(r->eval_g = nb_graph_create()))
+        return fail_lib(nb_last_error());
+    nb_graph_set_grad_enabled(r->eval_g, false);
+    return 0;
+}
+
+// Batch tensors, the tail views, the optimizers and the shuffling iterator.
+static int setup_training(run_state *r, int64_t features) {
+    const mnist_options *o = &r->o;
+    int64_t batch = o->batch < r->n_train ? o->batch : r->n_train;
+    int64_t tail = r->n_train % batch;
+    r->x = nb_tensor_create(o->dtype, 2, (int64_t[]){batch, features});
+    r->y = nb_tensor_create(NB_I32, 1, (int64_t[]){batch});
+    if (r->x && r->y && tail) {
+        r->x_tail = nb_tensor_wrap(o->dtype, 2, (int64_t[]){tail, features}, nb_tensor_data(r->x));
+        r->y_tail = nb_tensor_wrap(NB_I32, 1, (int64_t[]){tail}, nb_tensor_data(r->y));
+    }
+    if (!r->x || !r->y || (tail && (!r->x_tail || !r->y_tail)) || !(r->g = nb_graph_create()))
+        return fail_lib(nb_last_error());
+    const mnist_mlp *m = &r->model;
+    nb_sgd_config cw = {o->lr, o->momentum, o->weight_decay, false};
+    nb_sgd_config cb = {o->lr, o->momentum, 0, false};
+    r->opt_w = nb_sgd_create((nb_tensor *const *)m->w, m->n_layers, cw);
+    r->opt_b = r->opt_w ? nb_sgd_create((nb_tensor *const *)m->b, m->n_layers, cb) : NULL;
+    if (!r->opt_b)
+        return fail_lib(nb_last_error());
+    r->it = nb_batch_iter_create(r->train_idx, r->n_train, batch, true, o->seed ^ SHUFFLE_STREAM);
+    r->rows = calloc((size_t)o->epochs, sizeof *r->rows);
+    if (!r->it || !r->rows)
+        return fail("%s", r->it ? "out of memory" : nb_last_error());
+    return 0;
+}
+
+// Writes the metrics so far to "<csv>.tmp.<pid>", then renames it over --csv.
+static int write_csv(const run_state *r, int n_rows) {
+    const char *path = r->o.csv;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return fail("--csv path is too long");
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return fail("cannot write %s: %s", tmp, strerror(errno));
+    fprintf(f, "epoch,train_loss,train_acc,val_acc,seconds\n");
+    for (int i = 0; i < n_rows; i++) {
+        const epoch_row *e = &r->rows[i];
+        fprintf(f, "%d,%.9g,%.9g,", e->epoch, e->train_loss, e->train_acc);
+        if (e->val_acc >= 0)
+            fprintf(f, "%.9g", e->val_acc);
+        fprintf(f, ",%.3f\n", e->seconds);
+    }
+    bool ok = !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return fail("cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+// Learning rate for global step t of total: cosine from lr at t = 0 towards 0.
+static double lr_at(const mnist_options *o, int64_t t, int64_t total) {
+    if (o->schedule == MNIST_SCHED_CONSTANT)
+        return o->lr;
+    return o->lr * 0.5 * (1.0 + cos(PI * (double)t / (double)total));
+}
+
+// A failure inside an epoch: clear the bar first so the message starts its own line.
+static int epoch_fail(mnist_progress *pg, const char *msg) {
+    mnist_progress_finish(pg);
+    return fail("%s", msg);
+}
+
+// One epoch over the training indices. Writes the mean loss and accuracy; 0 or 1 (error).
+static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t total_steps,
+                       double *loss_out, double *acc_out) {
+    const int64_t *idx;
+    int64_t count, done = 0, seen = 0, correct = 0;
+    double loss_sum = 0; // Σ per-sample losses, in batch order (deterministic)
+    while ((count = nb_batch_iter_next(r->it, &idx)) > 0) {
+        bool full = count == nb_tensor_dim(r->x, 0);
+        nb_tensor *x = full ? r->x : r->x_tail;
+        nb_tensor *y = full ? r->y : r->y_tail;
+        if (nb_dataset_fill_batch(&r->train, idx, count, x, NULL, y) != NB_OK)
+            return epoch_fail(pg, nb_last_error());
+        double lr = lr_at(&r->o, (*step)++, total_steps);
+        nb_sgd_set_lr(r->opt_w, lr);
+        nb_sgd_set_lr(r->opt_b, lr);
+        nb_graph_reset(r->g);
+        nb_tensor *logits = mnist_mlp_forward(r->g, &r->model, x); // (count, classes)
+        nb_tensor *loss = nb_sparse_cross_entropy_logits(r->g, logits, y, NB_REDUCE_MEAN);
+        if (!loss)
+            return epoch_fail(pg, nb_graph_error(r->g));
+        nb_sgd_zero_grad(r->opt_w);
+        nb_sgd_zero_grad(r->opt_b);
+        if (nb_backward(r->g, loss) != NB_OK)
+            return epoch_fail(pg, nb_graph_error(r->g));
+        if (nb_sgd_step(r->opt_w) != NB_OK || nb_sgd_step(r->opt_b) != NB_OK)
+            return epoch_fail(pg, nb_last_error());
+        double l = nb_tensor_get(loss, 0);
+        if (!isfinite(l)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "training diverged (loss %g) in epoch %d, batch %" PRId64
+                     ": try a smaller --lr", l, pg->epoch, done + 1);
+            return epoch_fail(pg, msg);
+        }
+        loss_sum += l * (double)count;
+        const int32_t *labels = nb_tensor_data_i32(y);
+        for (int64_t i = 0; i < count; i++)
+            correct += mnist_argmax_row(logits, i) == labels[i];
+        done++;
+        seen += count;
+        mnist_progress_update(pg, done, seen, loss_sum / (double)seen);
+    }
+    mnist_progress_finish(pg);
+    *loss_out = loss_sum / (double)seen;
+    *acc_out = (double)correct / (double)seen;
+    return 0;
+}
+
+static int train(run_state *r) {
+    const mnist_options *o = &r->o;
+    int64_t n_batches = nb_batch_iter_num_batches(r->it);
+    int64_t step = 0, total_steps = n_batches * o->epochs;
+    mnist_progress pg;
+    mnist_progress_init(&pg, o->epochs, n_batches);
+    char err[768];
+    int epoch_digits = snprintf(NULL, 0, "%d", o->epochs); // aligns the per-epoch lines
+    double t_start = mnist_now();
+    double train_seconds = 0;
+    // Write both files once before training so a bad path fails now, not after an epoch.
+    if (o->csv && write_csv(r, 0))
+        return 1;
+    if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK)
+        return fail("cannot save checkpoint: %s", nb_last_error());
+    for (int e = 1; e <= o->epochs; e++) {
+        mnist_progress_epoch(&pg, e);
+        double t0 = mnist_now();
+        double loss = 0;
+        double acc = 0;
+        if (train_epoch(r, &pg, &step, total_steps, &loss, &acc))
+            return 1;
+        double t1 = mnist_now();
+        train_seconds += t1 - t0;
+        double val_acc = -1;
+        if (r->n_val > 0) {
+            int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->train, r->val_idx, r->n_val,
+                                        NULL, err, sizeof err);
+            if (ok < 0)
+                return fail("validation: %s", err);
+            val_acc = (double)ok / (double)r->n_val;
+        }
+        double secs = mnist_now() - t0;
+        r->rows[e - 1] = (epoch_row){e, loss, acc, val_acc, secs};
+        printf("epoch %*d/%d  train loss %.6f  train acc %6.2f%%  val acc ", epoch_digits, e,
+               o->epochs, loss, 100 * acc);
+        if (val_acc >= 0)
+            printf("%6.2f%%", 100 * val_acc);
+        else
+            printf("     -");
+        printf("  %.1f s  (%.0f samples/s)\n", secs, (double)r->n_train / (t1 - t0));
+        fflush(stdout);
+        if (o->csv && write_csv(r, e))
+            return 1;
+        if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK)
+            return fail("cannot save checkpoint: %s", nb_last_error());
+    }
+    printf("trained %d epochs in %.1f s (%.1f s in all), %.0f samples/s\n", o->epochs,
+           train_seconds, mnist_now() - t_start,
+           (double)r->n_train * o->epochs / train_seconds);
+    if (o->save)
+        printf("checkpoint: %s (after epoch %d)\n", o->save, o->epochs);
+    return 0;
+}
+
+// Test accuracy plus the confusion matrix (rows: true class, columns: predicted).
+static int report_test(run_state *r) {
+    enum { C = NB_MNIST_CLASSES };
+    int64_t confusion[C * C] = {0};
+    char err[768];
+    int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->test, r->test_idx, r->test.n,
+                                confusion, err, sizeof err);
+    if (ok < 0)
+        return fail("test: %s", err);
+    printf("test accuracy: %.2f%% (%" PRId64 "/%" PRId64 ")\n",
+           100.0 * (double)ok / (double)r->test.n, ok, r->test.n);
+    bool fashion = is_fashion(r->o.data_dir);
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%*s", fashion ? 15 : 3, "");
+    for (int j = 0; j < C; j++)
+        printf("%6d", j);
+    printf("%8s\n", "recall");
+    for (int i = 0; i < C; i++) {
+        int64_t row = 0;
+        if (fashion)
+            printf("%d %-12s", i, fashion_names[i]);
+        else
+            printf("%d", i);
+        printf("  ");
+        for (int j = 0; j < C; j++) {
+            printf("%6" PRId64, confusion[i * C + j]);
+            row += confusion[i * C + j];
+        }
+        printf("%7.1f%%\n", row ? 100.0 * (double)confusion[i * C + i] / (double)row : 0.0);
+    }
+    return 0;
+}
+
+static int run(run_state *r) {
+    const mnist_options *o = &r->o;
+    nb_set_num_threads(o->threads);
+    if (load_data(r))
+        return 1;
+    int64_t features = r->test.rows * r->test.cols;
+    if (setup_model(r, features))
+        return 1;
+    char arch[256];
+    mnist_mlp_describe(&r->model, arch, sizeof arch);
+    printf("data: %s: ", o->data_dir);
+    if (!o->eval_only)
+        printf("%" PRId64 " train, %" PRId64 " val, ", r->n_train, r->n_val);
+    printf("%" PRId64 " test, %" PRId64 "x%" PRId64 "\n", r->test.n, r->test.rows, r->test.cols);
+    printf("model: %s %s, %" PRId64 " parameters, %s, threads %d%s%s\n", arch,
+           mnist_act_name(o->act), mnist_mlp_param_count(&r->model), nb_dtype_name(o->dtype),
+           nb_get_num_threads(), o->load ? ", loaded from " : "", o->load ? o->load : "");
+    if (!o->eval_only) {
+        printf("sgd: batch %" PRId64 ", lr %g (%s), momentum %g, weight decay %g, %d epochs, "
+               "seed %" PRIu64 "\n", o->batch, o->lr, mnist_schedule_name(o->schedule),
+               o->momentum, o->weight_decay, o->epochs, o->seed);
+        fflush(stdout);
+        if (setup_training(r, features) || train(r))
+            return 1;
+    }
+    return report_test(r);
+}
+
+int main(int argc, char **argv) {
+    run_state r;
+    memset(&r, 0, sizeof r);
+    int rc = mnist_parse_args(argc, argv, &r.o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = run(&r);
+    run_free(&r);
+    return rc;
+}

@@ -1,0 +1,123 @@
+// mnist example, shared declarations: the command line (cli.c), the multi-layer perceptron with
+// its checkpoints and evaluation (model.c) and the stderr progress bar (progress.c).
+// mnist.c holds main and the training loop.
+#ifndef NABLA_EXAMPLE_MNIST_H
+#define NABLA_EXAMPLE_MNIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nabla.h"
+
+#define MNIST_MAX_HIDDEN 16     // hidden layers accepted by --hidden
+#define MNIST_MAX_WIDTH 65536   // units per hidden layer
+#define MNIST_MAX_CLASSES 64    // confusion matrix bound; the datasets have 10
+#define MNIST_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
+
+// ---- command line (cli.c) ------------------------------------------------------------------
+
+typedef enum {
+    MNIST_RELU = 0,
+    MNIST_TANH,
+    MNIST_SIGMOID,
+    MNIST_GELU,
+    MNIST_LEAKY_RELU,
+    MNIST_ELU,
+    MNIST_SILU,
+    MNIST_SOFTPLUS,
+    MNIST_ACT_COUNT
+} mnist_act;
+
+typedef enum { MNIST_SCHED_COSINE = 0, MNIST_SCHED_CONSTANT } mnist_schedule;
+
+typedef struct {
+    const char *data_dir;
+    int n_hidden;                      // 0: softmax regression
+    int64_t hidden[MNIST_MAX_HIDDEN];  // widths, input side first
+    mnist_act act;
+    int epochs;
+    int64_t batch;
+    double lr;
+    double momentum;
+    double weight_decay;
+    mnist_schedule schedule;
+    int64_t val;                       // validation samples carved from train
+    int64_t limit;                     // use the first `limit` training samples (0: all)
+    uint64_t seed;
+    int threads;
+    nb_dtype dtype;
+    const char *save;                  // checkpoint written after every epoch (NULL: none)
+    const char *load;                  // checkpoint to start from / evaluate (NULL: fresh init)
+    const char *csv;                   // per-epoch metrics (NULL: none)
+    bool eval_only;
+} mnist_options;
+
+// Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after
+// printing the problem and the usage text to stderr (exit 2).
+int mnist_parse_args(int argc, char **argv, mnist_options *o);
+const char *mnist_act_name(mnist_act a);
+const char *mnist_schedule_name(mnist_schedule s);
+
+// ---- model (model.c) -------------------------------------------------------------------------
+
+// Dense layers 0..n_layers-1: w[l] (out, in), b[l] (out), named "fc<l+1>.weight" / ".bias"
+// in checkpoints. The activation follows every layer but the last, whose output is the logits.
+typedef struct {
+    int n_layers;
+    mnist_act act;
+    nb_dtype dtype;
+    int64_t width[MNIST_MAX_HIDDEN + 2]; // width[0] = features, width[n_layers] = classes
+    nb_tensor *w[MNIST_MAX_HIDDEN + 1];
+    nb_tensor *b[MNIST_MAX_HIDDEN + 1];
+    char names[2 * (MNIST_MAX_HIDDEN + 1)][24]; // weight, bias, weight, bias, ...
+} mnist_mlp;
+
+// Allocates and initialises the layers from rng (see model.c for the scheme). On failure
+// returns the status with nb_last_error set and leaves nothing allocated.
+nb_status mnist_mlp_create(mnist_mlp *m, const mnist_options *o, int64_t features,
+                           int64_t classes, nb_rng *rng);
+void mnist_mlp_destroy(mnist_mlp *m);
+int64_t mnist_mlp_param_count(const mnist_mlp *m);
+// "784-512-256-10" into buf.
+char *mnist_mlp_describe(const mnist_mlp *m, char *buf, size_t size);
+// Logits (batch, classes) for x (batch, features), owned by g; NULL with the error on g.
+nb_tensor *mnist_mlp_forward(nb_graph *g, const mnist_mlp *m, nb_tensor *x);
+// Checkpoint I/O (safetensors; the save is atomic). Load checks every shape and refuses a
+// file with more layers than the model; the message goes to err. A failed load may leave the
+// first layers overwritten.
+nb_status mnist_mlp_save(const mnist_mlp *m, const char *path);
+nb_status mnist_mlp_load(mnist_mlp *m, const char *path, char *err, size_t err_size);
+
+// Accuracy of m over the samples idx[0..n) of ds, in chunks, on g (grad disabled there).
+// Adds into confusion[true * classes + predicted] when confusion is not NULL. Returns the
+// number of correct predictions, or -1 with the message in err.
+int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds,
+                       const int64_t *idx, int64_t n, int64_t *confusion, char *err,
+                       size_t err_size);
+// Index of the largest of the n values of row `row` of logits (first one on ties).
+int mnist_argmax_row(const nb_tensor *logits, int64_t row);
+
+// ---- progress (progress.c) -------------------------------------------------------------------
+
+typedef struct {
+    bool tty;            // stderr is a terminal: redraw one line with \r
+    int epoch;           // 1-based
+    int epochs;
+    int64_t n_batches;   // per epoch
+    double run_start;    // when training began (for the run's ETA)
+    int64_t run_batches; // batches completed before this epoch
+    double epoch_start;
+    double last_draw;
+    int next_tenth;      // non-TTY: next 10% mark to print
+} mnist_progress;
+
+double mnist_now(void); // monotonic seconds
+void mnist_progress_init(mnist_progress *p, int epochs, int64_t n_batches);
+void mnist_progress_epoch(mnist_progress *p, int epoch);
+// After `done` batches and `samples` samples of the current epoch with mean loss `loss`.
+void mnist_progress_update(mnist_progress *p, int64_t done, int64_t samples, double loss);
+// Ends the epoch's bar (clears the line on a terminal).
+void mnist_progress_finish(mnist_progress *p);
+
+#endif

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The mnist example's command line, end to end: usage errors exit 2 with the usage text,
+# runtime errors exit 1 with one message, a tiny real run trains and evaluates, a checkpoint
+# reloads to exactly the same test accuracy (and is refused by a different architecture), and
+# two seeded runs write identical metrics. Usage: test_mnist_cli.sh path/to/mnist
+set -u
+
+bin=${1:?usage: test_mnist_cli.sh path/to/mnist}
+data=/usr/share/datasets/fashion-mnist
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# expect CODE REGEX ARGS...: run the binary; its exit status must be CODE and its combined
+# stdout + stderr must match REGEX (grep -E).
+expect() {
+    local code=$1 pattern=$2
+    shift 2
+    "$bin" "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    if [[ $rc -ne $code ]]; then
+        fail "mnist $* exited $rc, expected $code; stderr: $(head -c 400 "$work/err")"
+    elif ! cat "$work/out" "$work/err" | grep -Eq -- "$pattern"; then
+        fail "mnist $* output does not match /$pattern/; got: $(head -c 400 "$work/err")"
+    fi
+}
+
+# ---- usage -------------------------------------------------------------------------------------
+expect 0 '^usage: mnist' --help
+[[ -s $work/err ]] && fail "--help wrote to stderr"
+expect 2 'usage: mnist' --batch 0
+expect 2 'usage: mnist' --batch -3
+expect 2 'usage: mnist' --lr abc
+expect 2 'usage: mnist' --lr 0
+expect 2 'usage: mnist' --hidden 10,x
+expect 2 'usage: mnist' --hidden 10,
+expect 2 'usage: mnist' --activation nope
+expect 2 'usage: mnist' --momentum 1
+expect 2 'usage: mnist' --epochs 2x
+expect 2 'usage: mnist' --dtype f16
+expect 2 'usage: mnist' --no-such-flag
+expect 2 'usage: mnist' --epochs
+expect 2 'usage: mnist' --eval-only
+expect 2 'usage: mnist' --limit 100 --val 100
+expect 2 'unknown option' stray-argument
+# A usage error names the offending flag.
+expect 2 "'-3' for --batch" --batch -3
+
+# ---- runtime errors ----------------------------------------------------------------------------
+expect 1 "$work/no-such-dir" --data "$work/no-such-dir" --epochs 1
+
+if [[ ! -d $data ]]; then
+    echo "SKIP: $data is absent (apt-get install dataset-fashion-mnist); real-data checks skipped"
+    exit $((failures > 0))
+fi
+
+# ---- a tiny real run, its checkpoint and its metrics -------------------------------------------
+tiny=(--data "$data" --limit 2000 --epochs 1 --val 500 --hidden 32)
+expect 0 'test accuracy: [0-9.]+% \([0-9]+/10000\)' "${tiny[@]}" --save "$work/m.safetensors"
+trained=$(grep -E '^test accuracy' "$work/out")
+grep -Eq '^epoch 1/1 .*train loss .*val acc' "$work/out" || fail "no per-epoch line on stdout"
+grep -q 'T-shirt/top' "$work/out" || fail "no Fashion-MNIST confusion matrix"
+[[ -s $work/m.safetensors ]] || fail "--save wrote no checkpoint"
+ls "$work" | grep -q '\.tmp\.' && fail "a temporary file was left behind"
+
+expect 0 'test accuracy' --data "$data" --hidden 32 --load "$work/m.safetensors" --eval-only
+reloaded=$(grep -E '^test accuracy' "$work/out")
+[[ -n $trained && $trained == "$reloaded" ]] ||
+    fail "reloaded checkpoint gives '$reloaded', training run gave '$trained'"
+
+# Another architecture refuses the checkpoint with a shape message, never a crash.
+expect 1 'shape' --data "$data" --hidden 64 --load "$work/m.safetensors" --eval-only
+expect 1 'shape' --data "$data" --hidden 32,16 --load "$work/m.safetensors" --eval-only
+expect 1 'shape' --data "$data" --hidden none --load "$work/m.safetensors" --eval-only
+expect 1 'dtype' --data "$data" --hidden 32 --dtype f64 --load "$work/m.safetensors" --eval-only
+# A deeper checkpoint whose first layers fit the shallower model is refused too.
+expect 0 'test accuracy' "${tiny[@]}" --hidden 32,10 --save "$work/deep.safetensors"
+expect 1 'fc3.weight' --data "$data" --hidden 32 --load "$work/deep.safetensors" --eval-only
+# Missing and corrupt checkpoints.
+expect 1 'no-such.safetensors' --data "$data" --load "$work/no-such.safetensors" --eval-only
+head -c 100 /dev/urandom >"$work/junk.safetensors"
+expect 1 'junk.safetensors' --data "$data" --load "$work/junk.safetensors" --eval-only
+
+# ---- determinism: same seed and threads -> identical metrics (seconds column aside) -------------
+short=(--data "$data" --limit 3000 --epochs 2 --val 500 --hidden 32 --batch 50 --seed 7)
+expect 0 'test accuracy' "${short[@]}" --csv "$work/a.csv"
+expect 0 'test accuracy' "${short[@]}" --csv "$work/b.csv"
+if [[ $(head -1 "$work/a.csv" 2>/dev/null) != "epoch,train_loss,train_acc,val_acc,seconds" ||
+      $(wc -l <"$work/a.csv") -ne 3 ]]; then
+    fail "a.csv is not a header plus 2 rows: $(cat "$work/a.csv" 2>/dev/null)"
+fi
+cmp -s <(cut -d, -f1-4 "$work/a.csv") <(cut -d, -f1-4 "$work/b.csv") ||
+    fail "two identical runs wrote different metrics: $(paste "$work/a.csv" "$work/b.csv")"
+expect 0 'test accuracy' "${short[@]}" --seed 8 --csv "$work/c.csv"
+cmp -s <(cut -d, -f1-4 "$work/a.csv") <(cut -d, -f1-4 "$work/c.csv") &&
+    fail "--seed 7 and --seed 8 wrote the same metrics"
+
+# Softmax regression (no hidden layer) and another activation train too.
+expect 0 'test accuracy' "${tiny[@]}" --hidden none --activation tanh --val 0
+
+exit $((failures > 0))

@@ -19,21 +19,45 @@ struct nb_sgd {
     void *block;        // every velocity buffer, one allocation
 };
 
+// Above this many elements the update runs on all OpenMP threads (it is memory-bound).
+#define SGD_OMP_MIN 32768
+#define SGD_PRAGMA(x) _Pragma(#x)
+#ifdef _OPENMP
+#define SGD_PARALLEL_FOR(n) SGD_PRAGMA(omp parallel for simd schedule(static) if ((n) > SGD_OMP_MIN))
+#else
+#define SGD_PARALLEL_FOR(n)
+#endif
+
+// One loop per configuration, so no branch sits inside the hot loop and it vectorises.
+// D is the decayed gradient, BODY updates w (and v) from it.
+#define SGD_LOOP(D, BODY)                                                                         \
+    do {                                                                                          \
+        SGD_PARALLEL_FOR(n)                                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                         \
+            const __typeof__(*w) d = (D);                                                         \
+            BODY;                                                                                 \
+        }                                                                                         \
+    } while (0)
+#define SGD_VARIANTS(D)                                                                           \
+    do {                                                                                          \
+        if (!v)                                                                                   \
+            SGD_LOOP(D, w[i] -= lr * d);                                                          \
+        else if (c->nesterov)                                                                     \
+            SGD_LOOP(D, v[i] = mu * v[i] + d; w[i] -= lr * (d + mu * v[i]));                      \
+        else                                                                                      \
+            SGD_LOOP(D, v[i] = mu * v[i] + d; w[i] -= lr * v[i]);                                 \
+    } while (0)
+
 // One parameter update; coefficients are converted to T once so float params are updated in
-// float arithmetic, as PyTorch does.
-#define DEFINE_SGD_UPDATE(T, sfx)                                                                  \
-    static void sgd_update_##sfx(T *w, const T *g, T *v, int64_t n, const nb_sgd_config *c) {      \
-        const T lr = (T)c->lr, mu = (T)c->momentum, wd = (T)c->weight_decay;                       \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T d = g[i];                                                                            \
-            if (c->weight_decay != 0)                                                              \
-                d += wd * w[i];                                                                    \
-            if (v) {                                                                               \
-                v[i] = mu * v[i] + d;                                                              \
-                d = c->nesterov ? d + mu * v[i] : v[i];                                            \
-            }                                                                                      \
-            w[i] -= lr * d;                                                                        \
-        }                                                                                          \
+// float arithmetic, as PyTorch does. Elements are independent, so threads never change results.
+#define DEFINE_SGD_UPDATE(T, sfx)                                                                 \
+    static void sgd_update_##sfx(T *restrict w, const T *restrict g, T *restrict v, int64_t n,     \
+                                 const nb_sgd_config *c) {                                        \
+        const T lr = (T)c->lr, mu = (T)c->momentum, wd = (T)c->weight_decay;                      \
+        if (c->weight_decay != 0)                                                                 \
+            SGD_VARIANTS(g[i] + wd * w[i]);                                                       \
+        else                                                                                      \
+            SGD_VARIANTS(g[i]);                                                                   \
     }
 DEFINE_SGD_UPDATE(float, f32)
 DEFINE_SGD_UPDATE(double, f64)

@@ -10,13 +10,17 @@
 // Randomness comes from three streams derived from --seed (init, validation split, shuffling);
 // with the same seed and --threads, two runs give bitwise identical losses.
 // Layout: cli.c (flags), model.c (MLP, checkpoints, evaluation), progress.c (stderr bar).
-// Exit: 0 done, 1 runtime error (data, checkpoint, I/O, divergence), 2 bad usage.
+// Exit: 0 done, 1 runtime error (data, checkpoint, I/O, divergence), 2 bad usage,
+// 130 interrupted. SIGINT/SIGTERM only set a flag that is checked between steps, so a
+// checkpoint being written when the signal arrives is finished and renamed, never left half
+// written. SIGXFSZ is ignored so a file-size limit shows up as a write error with a message.
 #define _POSIX_C_SOURCE 200809L // getpid
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,20 @@
 #define SPLIT_STREAM 0x9e3779b97f4a7c15u   // xor-ed into --seed for the validation split
 #define SHUFFLE_STREAM 0xd1b54a32d192ed03u // ... and for the per-epoch shuffling
 #define PI 3.14159265358979323846
+
+static volatile sig_atomic_t interrupted; // set by SIGINT / SIGTERM
+
+static void on_signal(int sig) { interrupted = sig; }
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+}
 
 static const char *const fashion_names[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -173,6 +191,7 @@ static int setup_training(run_state *r, int64_t features) {
     }
     if (!r->x || !r->y || (tail && (!r->x_tail || !r->y_tail)) || !(r->g = nb_graph_create()))
         return fail_lib(nb_last_error());
+    nb_graph_set_check_finite(r->g, o->detect_anomaly);
     const mnist_mlp *m = &r->model;
     nb_sgd_config cw = {o->lr, o->momentum, o->weight_decay, false};
     nb_sgd_config cb = {o->lr, o->momentum, 0, false};
@@ -234,6 +253,12 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
     int64_t count, done = 0, seen = 0, correct = 0;
     double loss_sum = 0; // Σ per-sample losses, in batch order (deterministic)
     while ((count = nb_batch_iter_next(r->it, &idx)) > 0) {
+        if (interrupted) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "interrupted in epoch %d%s", pg->epoch,
+                     r->o.save ? "; the checkpoint holds the previous epoch" : "");
+            return epoch_fail(pg, msg);
+        }
         bool full = count == nb_tensor_dim(r->x, 0);
         nb_tensor *x = full ? r->x : r->x_tail;
         nb_tensor *y = full ? r->y : r->y_tail;
@@ -295,7 +320,7 @@ static int train(run_state *r) {
         double loss = 0;
         double acc = 0;
         if (train_epoch(r, &pg, &step, total_steps, &loss, &acc))
-            return 1;
+            return interrupted ? 130 : 1;
         double t1 = mnist_now();
         train_seconds += t1 - t0;
         double val_acc = -1;
@@ -320,6 +345,11 @@ static int train(run_state *r) {
             return 1;
         if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK)
             return fail("cannot save checkpoint: %s", nb_last_error());
+        if (interrupted) {
+            fprintf(stderr, "mnist: interrupted after epoch %d%s\n", e,
+                    o->save ? "; the checkpoint holds it" : "");
+            return 130;
+        }
     }
     printf("trained %d epochs in %.1f s (%.1f s in all), %.0f samples/s\n", o->epochs,
            train_seconds, mnist_now() - t_start,
@@ -383,8 +413,11 @@ static int run(run_state *r) {
                "seed %" PRIu64 "\n", o->batch, o->lr, mnist_schedule_name(o->schedule),
                o->momentum, o->weight_decay, o->epochs, o->seed);
         fflush(stdout);
-        if (setup_training(r, features) || train(r))
+        if (setup_training(r, features))
             return 1;
+        int rc = train(r);
+        if (rc)
+            return rc; // 1 error, 130 interrupted
     }
     return report_test(r);
 }
@@ -395,6 +428,7 @@ int main(int argc, char **argv) {
     int rc = mnist_parse_args(argc, argv, &r.o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    install_signal_handlers();
     rc = run(&r);
     run_free(&r);
     return rc;

@@ -48,9 +48,12 @@ static void usage(FILE *f) {
         "  --load PATH          start from (or with --eval-only, evaluate) a checkpoint\n"
         "  --eval-only          only evaluate the --load checkpoint on the test set\n"
         "  --csv PATH           per-epoch metrics: epoch,train_loss,train_acc,val_acc,seconds\n"
+        "  --detect-anomaly     check every op output and gradient for NaN/Inf and name the op\n"
+        "                       and source line of the first one (slower)\n"
         "  --help               this text\n"
         "The architecture flags (--hidden, --activation, --dtype) must match a loaded checkpoint.\n"
-        "Exit status: 0 done, 1 runtime error (data, checkpoint, I/O), 2 bad usage.\n");
+        "Exit status: 0 done, 1 runtime error (data, checkpoint, I/O), 2 bad usage,\n"
+        "130 interrupted (SIGINT/SIGTERM; the checkpoint keeps the last finished epoch).\n");
 }
 
 static int bad(const char *flag, const char *value, const char *why) {
@@ -138,6 +141,10 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         }
         if (!strcmp(a, "--eval-only")) {
             o->eval_only = true;
+            continue;
+        }
+        if (!strcmp(a, "--detect-anomaly")) {
+            o->detect_anomaly = true;
             continue;
         }
         static const char *const valued[] = {

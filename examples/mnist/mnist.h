@@ -51,6 +51,7 @@ typedef struct {
     const char *load;                  // checkpoint to start from / evaluate (NULL: fresh init)
     const char *csv;                   // per-epoch metrics (NULL: none)
     bool eval_only;
+    bool detect_anomaly;               // nb_graph_set_check_finite on the training graph
 } mnist_options;
 
 // Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Bad input, end to end: the command-line tools given broken data, broken checkpoints, paths
+# they cannot write, a full disk (a file-size limit) and SIGINT during checkpoint writes must
+# each print a clear message and exit non-zero, with no crash (exit >= 128 from a signal other
+# than the one we sent), no partial output file, and an old checkpoint left intact.
+# Usage: test_bad_input.sh path/to/mnist path/to/overfit
+set -u
+
+mnist=${1:?usage: test_bad_input.sh path/to/mnist path/to/overfit}
+overfit=${2:?usage: test_bad_input.sh path/to/mnist path/to/overfit}
+data=/usr/share/datasets/fashion-mnist
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+tiny=(--limit 1500 --val 300 --hidden 16 --epochs 1)
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# expect CODE REGEX CMD...: exit status CODE and stdout+stderr matching REGEX (grep -E).
+expect() {
+    local code=$1 pattern=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    if [[ $rc -ne $code ]]; then
+        fail "$* exited $rc, expected $code; stderr: $(tail -c 300 "$work/err")"
+    elif ! cat "$work/out" "$work/err" | grep -Eq -- "$pattern"; then
+        fail "$* output does not match /$pattern/; stderr: $(tail -c 300 "$work/err")"
+    fi
+}
+
+# no_leftovers DIR: no temporary or partial files remain.
+no_leftovers() {
+    if compgen -G "$1/*.tmp*" >/dev/null; then
+        fail "temporary files left in $1: $(ls "$1")"
+    fi
+}
+
+if [[ ! -d $data ]]; then
+    echo "SKIP: $data is absent (apt-get install dataset-fashion-mnist)"
+    exit 0
+fi
+
+# ---- broken data directories -------------------------------------------------------------------
+expect 1 "no-such-dir" "$mnist" --data "$work/no-such-dir" "${tiny[@]}"
+
+mkdir "$work/wrong-names"
+cp "$data/train-images-idx3-ubyte.gz" "$work/wrong-names/train-images.gz"
+expect 1 "cannot open .*train-images-idx3-ubyte" "$mnist" --data "$work/wrong-names" "${tiny[@]}"
+
+mkdir "$work/truncated"
+cp "$data"/*.gz "$work/truncated/"
+size=$(stat -c %s "$data/train-images-idx3-ubyte.gz")
+truncate -s $((size / 2)) "$work/truncated/train-images-idx3-ubyte.gz"
+expect 1 "train-images-idx3-ubyte.gz.*(truncated|corrupt)" "$mnist" --data "$work/truncated" "${tiny[@]}"
+
+mkdir "$work/mismatch"
+cp "$data"/*.gz "$work/mismatch/"
+cp "$data/t10k-labels-idx1-ubyte.gz" "$work/mismatch/train-labels-idx1-ubyte.gz"
+expect 1 "count mismatch" "$mnist" --data "$work/mismatch" "${tiny[@]}"
+
+mkdir "$work/garbage"
+cp "$data"/*.gz "$work/garbage/"
+head -c 5000 /dev/urandom >"$work/garbage/t10k-images-idx3-ubyte.gz"
+expect 1 "t10k-images" "$mnist" --data "$work/garbage" "${tiny[@]}"
+
+# ---- bad flag values ----------------------------------------------------------------------------
+expect 2 "usage" "$mnist" --batch 0
+expect 2 "usage" "$mnist" --batch -5
+expect 2 "usage" "$mnist" --epochs ten
+expect 2 "usage" "$overfit" --steps -1
+expect 2 "usage" "$overfit" --lr x
+
+# ---- checkpoints --------------------------------------------------------------------------------
+ck="$work/ck.safetensors"
+expect 0 "test accuracy" "$mnist" "${tiny[@]}" --save "$ck"
+cp "$ck" "$work/ck.orig"
+expect 1 "fc1.weight.*shape|shape.*fc1.weight" "$mnist" "${tiny[@]}" --hidden 24 --load "$ck" --eval-only
+head -c 100 "$work/ck.orig" >"$work/cut.safetensors"
+expect 1 "cut.safetensors" "$mnist" "${tiny[@]}" --load "$work/cut.safetensors" --eval-only
+
+# Unwritable output paths fail before training, leaving nothing behind.
+expect 1 "cannot save checkpoint.*no-such-dir" "$mnist" "${tiny[@]}" --save "$work/no-such-dir/ck.safetensors"
+expect 1 "no-such-dir" "$mnist" "${tiny[@]}" --csv "$work/no-such-dir/m.csv"
+expect 1 "no-such-dir" "$overfit" --out "$work/no-such-dir"
+no_leftovers "$work"
+
+# A full disk, simulated by a 64 KiB file-size limit: the save fails with a message, the old
+# checkpoint (written without the limit) stays byte-identical, no temporary file remains.
+(ulimit -f 64 && "$mnist" "${tiny[@]}" --hidden 128 --save "$ck" >"$work/out" 2>"$work/err")
+rc=$?
+if [[ $rc -ne 1 ]] || ! grep -Eq "cannot save checkpoint" "$work/err"; then
+    fail "save under a file-size limit exited $rc; stderr: $(tail -c 300 "$work/err")"
+fi
+cmp -s "$ck" "$work/ck.orig" || fail "the old checkpoint changed after a failed save"
+no_leftovers "$work"
+
+# SIGINT at varied moments of a run that saves every epoch: exit 130, and whatever is on disk
+# is a complete checkpoint that evaluates.
+for delay in 0.3 0.8 1.3 1.9 2.6; do
+    "$mnist" --limit 3000 --val 300 --hidden 64 --epochs 200 --save "$ck" >"$work/out" 2>"$work/err" &
+    pid=$!
+    sleep "$delay"
+    kill -INT "$pid"
+    wait "$pid"
+    rc=$?
+    [[ $rc -eq 130 || $rc -eq 0 ]] || fail "SIGINT after ${delay}s: exit $rc; stderr: $(tail -c 300 "$work/err")"
+    no_leftovers "$work"
+    expect 0 "test accuracy" "$mnist" --limit 3000 --val 300 --hidden 64 --load "$ck" --eval-only
+done
+
+if ((failures > 0)); then
+    echo "$failures check(s) failed"
+    exit 1
+fi
+echo "all bad-input checks passed"

@@ -31,6 +31,7 @@
 
 #define SPLIT_STREAM 0x9e3779b97f4a7c15u   // xor-ed into --seed for the validation split
 #define SHUFFLE_STREAM 0xd1b54a32d192ed03u // ... and for the per-epoch shuffling
+#define AUGMENT_STREAM 0x94d049bb133111ebu // ... and for --augment's random shifts
 #define PI 3.14159265358979323846
 
 static volatile sig_atomic_t interrupted; // set by SIGINT / SIGTERM
@@ -73,6 +74,7 @@ typedef struct {
     nb_tensor *x, *y;           // (batch, features), (batch) i32
     nb_tensor *x_tail, *y_tail; // views over their front for the short last batch, or NULL
     nb_batch_iter *it;
+    nb_rng aug_rng;  // --augment shifts
     epoch_row *rows; // (epochs)
 } run_state;
 
@@ -200,6 +202,10 @@ static int setup_training(run_state *r, int64_t features) {
     if (!r->opt_b)
         return fail_lib(nb_last_error());
     r->it = nb_batch_iter_create(r->train_idx, r->n_train, batch, true, o->seed ^ SHUFFLE_STREAM);
+    nb_rng_seed(&r->aug_rng, o->seed ^ AUGMENT_STREAM);
+    if (o->augment > 0 && r->train.rows * r->train.cols > MNIST_MAX_PIXELS)
+        return fail("--augment supports images of at most %d pixels, these have %" PRId64 "x%" PRId64,
+                    MNIST_MAX_PIXELS, r->train.rows, r->train.cols);
     r->rows = calloc((size_t)o->epochs, sizeof *r->rows);
     if (!r->it || !r->rows)
         return fail("%s", r->it ? "out of memory" : nb_last_error());
@@ -233,6 +239,34 @@ static int write_csv(const run_state *r, int n_rows) {
     return 0;
 }
 
+// --augment S: move each training image by a random (dy, dx) in [-S, S]², filling with 0
+// (background). Cheap and effective regularisation when the training set is small.
+#define DEFINE_SHIFT(T, sfx)                                                                      \
+    static void shift_##sfx(T *img, int64_t rows, int64_t cols, int64_t dy, int64_t dx, T *tmp) { \
+        for (int64_t r = 0; r < rows; r++)                                                        \
+            for (int64_t c = 0; c < cols; c++) {                                                  \
+                int64_t sr = r - dy, sc = c - dx;                                                 \
+                tmp[r * cols + c] =                                                               \
+                    sr >= 0 && sr < rows && sc >= 0 && sc < cols ? img[sr * cols + sc] : (T)0;    \
+            }                                                                                     \
+        memcpy(img, tmp, (size_t)(rows * cols) * sizeof(T));                                      \
+    }
+DEFINE_SHIFT(float, f32)
+DEFINE_SHIFT(double, f64)
+
+static void augment(run_state *r, nb_tensor *x, int64_t count) {
+    int64_t rows = r->train.rows, cols = r->train.cols, s = r->o.augment;
+    double tmp[MNIST_MAX_PIXELS]; // (rows * cols), big enough for either dtype
+    for (int64_t i = 0; i < count; i++) {
+        int64_t dy = (int64_t)nb_rng_below(&r->aug_rng, (uint64_t)(2 * s + 1)) - s;
+        int64_t dx = (int64_t)nb_rng_below(&r->aug_rng, (uint64_t)(2 * s + 1)) - s;
+        if (nb_tensor_dtype(x) == NB_F32)
+            shift_f32(nb_tensor_data_f32(x) + i * rows * cols, rows, cols, dy, dx, (float *)tmp);
+        else
+            shift_f64(nb_tensor_data_f64(x) + i * rows * cols, rows, cols, dy, dx, tmp);
+    }
+}
+
 // Learning rate for global step t of total: cosine from lr at t = 0 towards 0.
 static double lr_at(const mnist_options *o, int64_t t, int64_t total) {
     if (o->schedule == MNIST_SCHED_CONSTANT)
@@ -264,6 +298,8 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
         nb_tensor *y = full ? r->y : r->y_tail;
         if (nb_dataset_fill_batch(&r->train, idx, count, x, NULL, y) != NB_OK)
             return epoch_fail(pg, nb_last_error());
+        if (r->o.augment > 0)
+            augment(r, x, count);
         double lr = lr_at(&r->o, (*step)++, total_steps);
         nb_sgd_set_lr(r->opt_w, lr);
         nb_sgd_set_lr(r->opt_b, lr);

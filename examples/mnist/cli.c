@@ -48,6 +48,8 @@ static void usage(FILE *f) {
         "  --load PATH          start from (or with --eval-only, evaluate) a checkpoint\n"
         "  --eval-only          only evaluate the --load checkpoint on the test set\n"
         "  --csv PATH           per-epoch metrics: epoch,train_loss,train_acc,val_acc,seconds\n"
+        "  --augment S          shift each training image by a random offset in [-S, S] pixels\n"
+        "                       per axis (0 = off, at most 4) [0]\n"
         "  --detect-anomaly     check every op output and gradient for NaN/Inf and name the op\n"
         "                       and source line of the first one (slower)\n"
         "  --help               this text\n"
@@ -150,7 +152,7 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         static const char *const valued[] = {
             "--data", "--hidden", "--activation", "--epochs", "--batch", "--lr", "--schedule",
             "--momentum", "--weight-decay", "--val", "--limit", "--seed", "--threads",
-            "--dtype", "--save", "--load", "--csv",
+            "--dtype", "--save", "--load", "--csv", "--augment",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
@@ -221,6 +223,9 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         } else if (!strcmp(a, "--batch")) {
             if (!parse_i64(v, 1, INT32_MAX, &o->batch))
                 return bad(a, v, "need an integer >= 1");
+        } else if (!strcmp(a, "--augment")) {
+            if (!parse_i64(v, 0, MNIST_MAX_AUGMENT, &o->augment))
+                return bad(a, v, "need an integer in [0, 4]");
         } else if (!strcmp(a, "--limit")) {
             if (!parse_i64(v, 1, INT32_MAX, &o->limit))
                 return bad(a, v, "need an integer >= 1");

@@ -13,6 +13,8 @@
 #define MNIST_MAX_HIDDEN 16     // hidden layers accepted by --hidden
 #define MNIST_MAX_WIDTH 65536   // units per hidden layer
 #define MNIST_MAX_CLASSES 64    // confusion matrix bound; the datasets have 10
+#define MNIST_MAX_PIXELS 4096   // per image (64 x 64); MNIST has 28 x 28
+#define MNIST_MAX_AUGMENT 4     // --augment bound, in pixels
 #define MNIST_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 // ---- command line (cli.c) ------------------------------------------------------------------
@@ -51,6 +53,7 @@ typedef struct {
     const char *load;                  // checkpoint to start from / evaluate (NULL: fresh init)
     const char *csv;                   // per-epoch metrics (NULL: none)
     bool eval_only;
+    int64_t augment;                   // random shift of training images, in pixels (0: off)
     bool detect_anomaly;               // nb_graph_set_check_finite on the training graph
 } mnist_options;
 

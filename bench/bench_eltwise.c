@@ -1,0 +1,177 @@
+// bench_eltwise: memory bandwidth of the elementwise kernels against a plain triad loop
+// a = b + s c, timed right before each kernel so every pair sees the same machine. Float32;
+// sizes 1 K, 64 K and 16 M elements; 1 and 2 threads, alternating within each repetition
+// (nb_set_num_threads; the triad uses the same OpenMP team and size threshold as the library's
+// NB_PARALLEL_FOR).
+// Bytes counted are the ones the kernel must move, as STREAM counts them:
+//   unary forward (relu, sigmoid, gelu)  read x, write y                     8 n
+//   unary backward                       read x or y, read dy, update dx     16 n
+//   add forward                          read a, b, write y                  12 n
+//   add backward                         read dy, update da and db           20 n
+//   triad                                read b, c, write a                  12 n
+// Forward is timed through nb_graph_replay of a one-op tape (its cost beyond the kernel is a
+// few pointer reads). Backward calls the node's backward directly, through the library-private
+// headers, so the memset/memcpy nb_backward_with does around it is not counted.
+// Each timing repeats the kernel for at least MIN_SECONDS (iterations calibrated in a first
+// pass that also warms caches and thread teams). Usage: bench_eltwise [--reps R].
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "bench_util.h"
+#include "graph/graph_priv.h"
+#include "nabla.h"
+
+#define OMP_MIN 32768 // the library's NB_OMP_MIN default
+#define MIN_SECONDS 0.03
+
+enum { RELU, SIGMOID, GELU, ADD, N_OPS };
+static const char *const op_names[N_OPS] = {"relu", "sigmoid", "gelu", "add"};
+
+typedef struct {
+    nb_graph *g;
+    nb_tensor *a, *b, *gy; // inputs (b only for add) and the upstream gradient
+    nb_node *node;         // the one recorded node
+} op_case;
+
+// The plain loop; above OMP_MIN split across the team. The branch is in C, not an OpenMP if()
+// clause, so a small triad never enters the OpenMP runtime.
+static void triad(float *a, const float *b, const float *c, float s, int64_t n) {
+    if (n > OMP_MIN) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+        for (int64_t i = 0; i < n; i++)
+            a[i] = b[i] + s * c[i];
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            a[i] = b[i] + s * c[i];
+    }
+}
+
+static nb_tensor *rand_vec(int64_t n, nb_rng *rng, bool grad) {
+    nb_tensor *t = nb_tensor_create(NB_F32, 1, &n);
+    if (t && (nb_init_uniform(t, rng, -2, 2) != NB_OK ||
+              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
+        nb_tensor_destroy(t);
+        t = NULL;
+    }
+    return t;
+}
+
+// Records y = op(a[, b]) and one backward, so every buffer exists and holds finite values.
+static bool case_init(op_case *c, int op, int64_t n, nb_rng *rng) {
+    memset(c, 0, sizeof *c);
+    c->g = nb_graph_create();
+    c->a = rand_vec(n, rng, true);
+    c->b = op == ADD ? rand_vec(n, rng, true) : NULL;
+    c->gy = rand_vec(n, rng, false);
+    if (!c->g || !c->a || !c->gy || (op == ADD && !c->b))
+        return false;
+    nb_tensor *y = op == RELU      ? nb_relu(c->g, c->a)
+                   : op == SIGMOID ? nb_sigmoid(c->g, c->a)
+                   : op == GELU    ? nb_gelu(c->g, c->a)
+                                   : nb_add(c->g, c->a, c->b);
+    if (!y || nb_backward_with(c->g, y, c->gy) != NB_OK) {
+        fprintf(stderr, "bench_eltwise: %s\n", nb_graph_error(c->g));
+        return false;
+    }
+    c->node = &c->g->nodes[y->node];
+    return true;
+}
+
+static void case_free(op_case *c) {
+    nb_graph_destroy(c->g);
+    nb_tensor_destroy(c->a);
+    nb_tensor_destroy(c->b);
+    nb_tensor_destroy(c->gy);
+}
+
+// Seconds for *iters calls of one kernel (op -1 is the triad). When calibrating, *iters
+// doubles from 1 until the calls take MIN_SECONDS.
+static double time_kernel(op_case *cs, int op, int bwd, float *a, const float *b, const float *c,
+                          int64_t n, int64_t *iters, bool calibrate) {
+    for (int64_t m = calibrate ? 1 : *iters;; m *= 2) {
+        double t0 = bu_now();
+        for (int64_t q = 0; q < m; q++) {
+            if (op < 0)
+                triad(a, b, c, 0.5f, n);
+            else if (bwd)
+                cs->node->op->backward(cs->node);
+            else
+                nb_graph_replay(cs->g);
+        }
+        double dt = bu_now() - t0;
+        *iters = m;
+        if (!calibrate || dt >= MIN_SECONDS)
+            return dt;
+    }
+}
+
+static void report(int op, int bwd, int64_t n, int threads, double bytes, int64_t iters,
+                   double dt, double triad_gbps) {
+    printf("{\"bench\": \"eltwise\", \"op\": \"%s\", \"dir\": \"%s\", \"n\": %" PRId64
+           ", \"threads\": %d, \"gbps\": %.3f, \"triad_gbps\": %.3f}\n",
+           op_names[op], bwd ? "bwd" : "fwd", n, threads, bytes * (double)iters / dt * 1e-9,
+           triad_gbps);
+}
+
+int main(int argc, char **argv) {
+    int64_t reps = 3;
+    for (int i = 1; i < argc; i++) {
+        bool ok = i + 1 < argc;
+        if (ok && !strcmp(argv[i], "--reps"))
+            ok = bu_int(argv[++i], 1, 1000, &reps);
+        else
+            ok = false;
+        if (!ok) {
+            fprintf(stderr, "usage: bench_eltwise [--reps R]\n");
+            return 2;
+        }
+    }
+    const int64_t sizes[] = {1024, 65536, 16777216};
+    const double fwd_bytes[N_OPS] = {8, 8, 8, 12}, bwd_bytes[N_OPS] = {16, 16, 16, 20};
+    nb_rng rng;
+    nb_rng_seed(&rng, 1);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int64_t n = sizes[si];
+        op_case cs[N_OPS];
+        nb_tensor *ta = rand_vec(n, &rng, false), *tb = rand_vec(n, &rng, false);
+        nb_tensor *tc = rand_vec(n, &rng, false);
+        for (int op = 0; op < N_OPS; op++)
+            if (!case_init(&cs[op], op, n, &rng) || !ta || !tb || !tc) {
+                fprintf(stderr, "bench_eltwise: setup failed for n = %" PRId64 "\n", n);
+                return 1;
+            }
+        float *a = nb_tensor_data_f32(ta), *b = nb_tensor_data_f32(tb);
+        float *c = nb_tensor_data_f32(tc);
+        int64_t iters[3][N_OPS + 1][2] = {{{0}}}; // per thread count and kernel: calibrated
+        for (int64_t r = -1; r < reps; r++) { // pass -1 calibrates and warms up
+            for (int threads = 1; threads <= 2; threads++) {
+                nb_set_num_threads(threads);
+                for (int k = 0; k < 2 * N_OPS; k++) {
+                    // The triad runs right before each kernel: the pair sees the same machine.
+                    int op = k / 2, bwd = k % 2;
+                    int64_t *it_t = &iters[threads][0][0], *it = &iters[threads][op + 1][bwd];
+                    double dt_t = time_kernel(NULL, -1, 0, a, b, c, n, it_t, r < 0 && k == 0);
+                    double dt = time_kernel(&cs[op], op, bwd, a, b, c, n, it, r < 0);
+                    double bytes = (bwd ? bwd_bytes[op] : fwd_bytes[op]) * (double)n;
+                    if (r >= 0)
+                        report(op, bwd, n, threads, bytes, *it, dt,
+                               12.0 * (double)n * (double)*it_t / dt_t * 1e-9);
+                }
+                fflush(stdout);
+            }
+        }
+        for (int op = 0; op < N_OPS; op++)
+            case_free(&cs[op]);
+        nb_tensor_destroy(ta);
+        nb_tensor_destroy(tb);
+        nb_tensor_destroy(tc);
+    }
+    return 0;
+}

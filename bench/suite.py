@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""Runs the nabla benchmark suite of issue #4 side by side with PyTorch and prints the tables.
+
+Usage: suite.py --build BUILD_DIR [--reps 3] [--full-epoch] [--out results.md]
+
+Every measurement is repeated --reps times and the competitors alternate (nabla recorded,
+nabla replayed, PyTorch, then again ...), so drift on a shared machine hits all of them.
+Tables give medians with [min-max]; ratios are formed per repetition (pairs measured next to
+each other) and then summarised the same way. Standard library only.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY = "/usr/bin/python3"  # Debian's python3 with python3-torch, not a pyenv one
+# (net, hidden, batch, nabla replay must be >= this x PyTorch, and >= this % of the GEMM limit)
+MLP = [("A", "512,512", 256, 1.0, 95), ("A", "512,512", 64, 1.2, 90), ("B", "64", 64, 2.5, 80)]
+THREADS = (1, 2)
+NEVER_SLOWER = 0.95  # "2 threads never slower": t2/t1 >= this (5% allowance for noise)
+
+
+BASE_ENV = dict(os.environ)  # every child's environment (see --openblas-coretype)
+
+
+def run(cmd, env=None):
+    """Runs a bench program; returns its JSON lines as dicts (exits on failure)."""
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env or BASE_ENV)
+    if p.returncode != 0:
+        sys.exit("suite: %s failed (%d):\n%s" % (" ".join(cmd), p.returncode, p.stderr))
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def torch_env(threads):
+    return dict(BASE_ENV, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+
+
+def stats(v):
+    """'median [min-max]' parts of a list."""
+    return statistics.median(v), min(v), max(v)
+
+
+def fmt(v, digits=0, pct=False):
+    if not v:
+        return "—"
+    m, lo, hi = stats(v)
+    f = "%%.%df" % digits
+    s = (f % m) + ("%" if pct else "")
+    return "%s [%s–%s]" % (s, f % lo, f % hi)
+
+
+def verdict(ok):
+    return "PASS" if ok else "**MISS**"
+
+
+def load_avg():
+    return " ".join("%.2f" % x for x in os.getloadavg())
+
+
+# ---- measurements ---------------------------------------------------------------------------
+
+def measure_mlp(bench, a, log):
+    """rows[(hidden, batch, threads)][impl] = list of result dicts, one per repetition."""
+    rows = {}
+    for _, hidden, batch, _, _ in MLP:
+        samples = 60000 if hidden == "64" or a.full_epoch else a.samples_a
+        warmup = max(20, 5120 // batch)
+        for rep in range(a.reps):
+            for threads in THREADS:
+                key = (hidden, batch, threads)
+                common = ["--hidden", hidden, "--batch", str(batch), "--threads", str(threads),
+                          "--warmup", str(warmup), "--samples", str(samples)]
+                for mode in ("rec", "replay"):
+                    for r in run([os.path.join(bench, "bench_mlp"), "--mode", mode] + common):
+                        rows.setdefault(key, {}).setdefault(r["impl"], []).append(r)
+                        log.write(json.dumps(r) + "\n")
+                for r in run([PY, os.path.join(HERE, "torch_bench.py"), "mlp"] + common,
+                             torch_env(threads)):
+                    rows[key].setdefault("torch", []).append(r)
+                    log.write(json.dumps(r) + "\n")
+                print("  mlp %s batch %d threads %d rep %d done" % (hidden, batch, threads,
+                                                                    rep + 1), file=sys.stderr)
+    return rows
+
+
+def measure_overhead(bench, a, log):
+    res = {}
+    for _ in range(a.reps):
+        for r in run([os.path.join(bench, "bench_overhead"), "--iters", "1000000", "--reps",
+                      "1"]) + run([PY, os.path.join(HERE, "torch_bench.py"), "overhead",
+                                   "--iters", "20000", "--reps", "1"], torch_env(1)):
+            res.setdefault(r["impl"], []).append(r["us_per_iter"])
+            log.write(json.dumps(r) + "\n")
+    return res
+
+
+def measure_eltwise(bench, a, log):
+    """res[(op, dir, n, threads)] = [(GB/s, triad GB/s timed just before), ...]"""
+    res = {}
+    for r in run([os.path.join(bench, "bench_eltwise"), "--reps", str(a.reps)]):
+        res.setdefault((r["op"], r["dir"], r["n"], r["threads"]), []).append(
+            (r["gbps"], r["triad_gbps"]))
+        log.write(json.dumps(r) + "\n")
+    return res
+
+
+# ---- tables ----------------------------------------------------------------------------------
+
+def ratio_list(num, den, f=lambda r: r["samples_per_s"], g=None):
+    g = g or f
+    return [f(x) / g(y) for x, y in zip(num, den)]
+
+
+def table_mlp(rows, out):
+    out.append("### 1. MLP training throughput (samples/s)\n")
+    out.append("| net | batch | thr | nabla recorded | nabla replay | PyTorch | replay ÷ PyTorch "
+               "| recorded ÷ PyTorch | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for net, hidden, batch, target, _ in MLP:
+        for t in THREADS:
+            d = rows[(hidden, batch, t)]
+            rec, rep, tor = d["nabla-rec"], d["nabla-replay"], d["torch"]
+            sp = lambda v: [x["samples_per_s"] for x in v]
+            q = ratio_list(rep, tor)
+            out.append("| %s %s | %d | %d | %s | %s | %s | %s | %s | ≥ %.1f× | %s |" % (
+                net, hidden.replace(",", "-"), batch, t, fmt(sp(rec)), fmt(sp(rep)),
+                fmt(sp(tor)), fmt(q, 2), fmt(ratio_list(rec, tor), 2), target,
+                verdict(statistics.median(q) >= target)))
+    out.append("")
+
+
+def table_limit(rows, out):
+    out.append("### 2. The GEMM limit (raw cblas_sgemm, same products, same process)\n")
+    out.append("| net | batch | thr | limit samples/s | nabla recorded % | nabla replay % "
+               "| PyTorch % | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    lim = lambda r: r["limit_samples_per_s"]
+    for net, hidden, batch, _, target in MLP:
+        for t in THREADS:
+            d = rows[(hidden, batch, t)]
+            rec, rep, tor = d["nabla-rec"], d["nabla-replay"], d["torch"]
+            # PyTorch runs in its own process: compare with the limit measured next to it.
+            pct = lambda v, l: [100 * x for x in ratio_list(v, l, g=lim)]
+            p_rep = pct(rep, rep)
+            out.append("| %s | %d | %d | %s | %s | %s | %s | ≥ %d%% | %s |" % (
+                net, batch, t, fmt([lim(x) for x in rec + rep]), fmt(pct(rec, rec), 0, True),
+                fmt(p_rep, 0, True), fmt(pct(tor, rep), 0, True), target,
+                verdict(statistics.median(p_rep) >= target)))
+    out.append("")
+
+
+def table_overhead(res, out):
+    out.append("### 3. Per-op overhead: y = relu(x·w + b), 1-element tensors, forward + "
+               "backward (µs/iteration)\n")
+    out.append("| implementation | µs/iter | × faster than PyTorch | target | verdict |")
+    out.append("|---|---|---|---|---|")
+    tor = statistics.median(res["torch"])
+    rows = [("nabla recorded (matmul + add + relu)", "nabla-rec", 0.2),
+            ("nabla replayed", "nabla-replay", 0.1),
+            ("nabla recorded, fused (linear + relu)", "nabla-rec-linear", None),
+            ("PyTorch", "torch", None)]
+    for name, key, target in rows:
+        v = res[key]
+        out.append("| %s | %s | %.0f× | %s | %s |" % (
+            name, fmt(v, 3), tor / statistics.median(v),
+            "≤ %.1f" % target if target else "—",
+            verdict(statistics.median(v) <= target) if target else "—"))
+    out.append("")
+
+
+def table_eltwise(res, out):
+    out.append("### 4. Elementwise kernels, float32 (GB/s; % of the triad timed just before "
+               "each kernel)\n")
+    out.append("| kernel | n | 1 thread GB/s | % triad | 2 threads GB/s | % triad | target "
+               "| verdict |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for n in sorted({k[2] for k in res}):
+        tri = {t: [p[1] for k, v in res.items() if k[2] == n and k[3] == t for p in v]
+               for t in THREADS}
+        out.append("| triad | %s | %s | 100%% | %s | 100%% | — | — |" % (
+            human(n), fmt(tri[1], 1), fmt(tri[2], 1)))
+        for op in ("relu", "sigmoid", "gelu", "add"):
+            for d in ("fwd", "bwd"):
+                cells = []
+                for t in THREADS:
+                    v = res[(op, d, n, t)]
+                    cells += [fmt([p[0] for p in v], 1),
+                              fmt([100 * p[0] / p[1] for p in v], 0, True)]
+                big = n >= 1 << 24
+                p2 = [p[0] / p[1] for p in res[(op, d, n, 2)]]
+                out.append("| %s %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    op, d, human(n), *cells, "≥ 80% (2 thr)" if big else "—",
+                    verdict(statistics.median(p2) >= 0.8) if big else "—"))
+    out.append("")
+
+
+def human(n):
+    return "%dM" % (n >> 20) if n >= 1 << 20 else "%dK" % (n >> 10)
+
+
+def table_memory(rows, out):
+    out.append("### 5. Peak memory of the MLP runs (max RSS, MiB) and allocations per step\n")
+    out.append("| net | batch | thr | nabla recorded | nabla replay | PyTorch | nabla "
+               "allocations/step (rec, replay) | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for net, hidden, batch, _, _ in MLP:
+        for t in THREADS:
+            d = rows[(hidden, batch, t)]
+            rss = lambda k: fmt([x["max_rss_mib"] for x in d[k]])
+            al = [x["allocs_per_step"] for x in d["nabla-rec"] + d["nabla-replay"]]
+            out.append("| %s | %d | %d | %s | %s | %s | %g, %g | 0 | %s |" % (
+                net, batch, t, rss("nabla-rec"), rss("nabla-replay"), rss("torch"),
+                max(x["allocs_per_step"] for x in d["nabla-rec"]),
+                max(x["allocs_per_step"] for x in d["nabla-replay"]), verdict(max(al) == 0)))
+    out.append("")
+
+
+def table_threads(rows, elt, out):
+    out.append("### 6. 2 threads vs 1 thread (throughput ratio, pairs measured side by side; "
+               "a median ≥ %.2f counts as not slower)\n" % NEVER_SLOWER)
+    out.append("| workload | nabla recorded | nabla replay | PyTorch | verdict (nabla) |")
+    out.append("|---|---|---|---|---|")
+    for net, hidden, batch, _, _ in MLP:
+        r = {k: ratio_list(rows[(hidden, batch, 2)][k], rows[(hidden, batch, 1)][k])
+             for k in ("nabla-rec", "nabla-replay", "torch")}
+        ok = min(statistics.median(r["nabla-rec"]), statistics.median(r["nabla-replay"]))
+        out.append("| MLP %s batch %d | %s | %s | %s | %s |" % (
+            net, batch, fmt(r["nabla-rec"], 2), fmt(r["nabla-replay"], 2), fmt(r["torch"], 2),
+            verdict(ok >= NEVER_SLOWER)))
+    for (op, d, n, t), v in sorted(elt.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+        if t != 1:
+            continue
+        q = [x[0] / y[0] for x, y in zip(elt[(op, d, n, 2)], v)]
+        out.append("| %s %s %s | %s | | | %s |" % (op, d, human(n), fmt(q, 2),
+                                                    verdict(statistics.median(q) >= NEVER_SLOWER)))
+    out.append("")
+
+
+def machine(bench):
+    model = cores = "?"
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("CPU(s):"):
+            cores = line.split(":", 1)[1].strip()
+    torch_v = subprocess.run([PY, "-c", "import torch; print(torch.__version__)"],
+                             capture_output=True, text=True).stdout.strip()
+    blas = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libopenblas0"],
+                          capture_output=True, text=True).stdout.strip()
+    # The build in use: an LD_LIBRARY_PATH override first, else the system alternative.
+    paths = BASE_ENV.get("LD_LIBRARY_PATH", "").split(":") + [
+        os.path.realpath("/usr/lib/x86_64-linux-gnu/libopenblas.so.0")]
+    variant = next((v for d in paths for v in ("openmp", "pthread", "serial")
+                    if "openblas-" + v in d), "?")
+    # Which kernels OpenBLAS's runtime CPU detection picked (it may not know a new CPU).
+    env = dict(BASE_ENV, OPENBLAS_VERBOSE="2")
+    p = subprocess.run([os.path.join(bench, "bench_overhead"), "--iters", "1", "--reps", "1"],
+                       capture_output=True, text=True, env=env)
+    core = next((l.split(":", 1)[1].strip() for l in p.stderr.splitlines()
+                 if l.startswith("Core:")), "?")
+    return "%s, %s CPUs, %s; PyTorch %s; OpenBLAS %s (%s build), kernels for core: %s" % (
+        model, cores, platform.platform(), torch_v, blas, variant, core)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--build", required=True, help="nabla build dir (with -DNABLA_BUILD_BENCH=ON)")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--samples-a", type=int, default=20000,
+                   help="timed samples per net-A run (an epoch is 60000; net B always 60000)")
+    p.add_argument("--full-epoch", action="store_true", help="time a whole epoch for net A too")
+    p.add_argument("--only", default="eltwise,overhead,mlp",
+                   help="comma-separated subset of eltwise,overhead,mlp to run")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="set in every run, nabla and PyTorch alike (repeatable), e.g. "
+                        "OPENBLAS_CORETYPE=Cooperlake, OMP_WAIT_POLICY=passive, or "
+                        "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp")
+    p.add_argument("--out", help="also write the report (markdown) here")
+    p.add_argument("--raw", default="bench-raw.jsonl", help="every measurement, one JSON line")
+    a = p.parse_args()
+    bench = os.path.join(a.build, "bench")
+    for kv in a.env:
+        key, eq, value = kv.partition("=")
+        if not eq or not key:
+            p.error("--env needs KEY=VALUE, got %r" % kv)
+        BASE_ENV[key] = value
+    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    load0 = load_avg()
+    only = a.only.split(",")
+    elt = ovh = mlp = None
+    with open(a.raw, "w") as log:
+        if "eltwise" in only:
+            print("suite: elementwise kernels ...", file=sys.stderr)
+            elt = measure_eltwise(bench, a, log)
+        if "overhead" in only:
+            print("suite: per-op overhead ...", file=sys.stderr)
+            ovh = measure_overhead(bench, a, log)
+        if "mlp" in only:
+            print("suite: MLP training + GEMM limit ...", file=sys.stderr)
+            mlp = measure_mlp(bench, a, log)
+    out = ["## Results %s\n" % started,
+           "Machine: %s. Load average at start %s, at end %s. %d repetitions; net A timed "
+           "over %s samples after warm-up, net B over one epoch (60000)%s.\n" % (
+               machine(bench), load0, load_avg(), a.reps,
+               60000 if a.full_epoch else a.samples_a,
+               "; environment for every run: " + " ".join(a.env) if a.env else "")]
+    if mlp:
+        table_mlp(mlp, out)
+        table_limit(mlp, out)
+    if ovh:
+        table_overhead(ovh, out)
+    if elt:
+        table_eltwise(elt, out)
+    if mlp:
+        table_memory(mlp, out)
+    if mlp and elt:
+        table_threads(mlp, elt, out)
+    text = "\n".join(out)
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
-    libopenblas-dev libcmocka-dev libcjson-dev zlib1g-dev \
+    libopenblas-dev libopenblas0-openmp libcmocka-dev libcjson-dev zlib1g-dev \
     dataset-fashion-mnist >/dev/null
 echo "setup-debian: dependencies installed"

@@ -21,18 +21,17 @@ static nb_status pw_infer(nb_node *nd, nb_shape *out) {
 static double pw_p(const nb_node *nd) { return nd->params ? ((const pw_params *)nd->params)->p : 0; }
 
 // Stamps the typed kernels, forward/backward, descriptor and the recording helper pw_<name>.
+// The derivative goes through a local so GCC computes it as a select and vectorises the
+// loop (written inline, relu's `x > 0 ? 1 : 0` became a branch: 8x slower on 16M elements).
 #define PW_KERNELS(name, T, sfx, FWD, DER)                                                     \
     static void name##_fwd_##sfx(const T *xs, T *ys, int64_t n, T p) {                         \
         (void)p;                                                                               \
-        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) { T x = xs[i]; ys[i] = (FWD); }     \
+        NB_FOR(n, i, T x = xs[i]; ys[i] = (FWD););                                             \
     }                                                                                          \
     static void name##_bwd_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) \
     {                                                                                          \
         (void)p;                                                                               \
-        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) {                                   \
-            T x = xs[i], y = ys[i]; (void)x; (void)y;                                          \
-            gx[i] += gy[i] * (DER);                                                            \
-        }                                                                                      \
+        NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER); gx[i] += gy[i] * d;); \
     }
 #define NB_POINTWISE(name, FWD, DER)                                                           \
     PW_KERNELS(name, float, f32, FWD, DER)                                                     \

@@ -86,10 +86,12 @@ expect 1 'no-such.safetensors' --data "$data" --load "$work/no-such.safetensors"
 head -c 100 /dev/urandom >"$work/junk.safetensors"
 expect 1 'junk.safetensors' --data "$data" --load "$work/junk.safetensors" --eval-only
 
-# ---- determinism: same seed and threads -> identical metrics (seconds column aside) -------------
+# ---- determinism: same seed and threads -> identical metrics (seconds aside) and checkpoints ----
 short=(--data "$data" --limit 3000 --epochs 2 --val 500 --hidden 32 --batch 50 --seed 7)
-expect 0 'test accuracy' "${short[@]}" --csv "$work/a.csv"
-expect 0 'test accuracy' "${short[@]}" --csv "$work/b.csv"
+expect 0 'test accuracy' "${short[@]}" --csv "$work/a.csv" --save "$work/a.safetensors"
+expect 0 'test accuracy' "${short[@]}" --csv "$work/b.csv" --save "$work/b.safetensors"
+cmp -s "$work/a.safetensors" "$work/b.safetensors" ||
+    fail "two identical runs wrote different checkpoints"
 if [[ $(head -1 "$work/a.csv" 2>/dev/null) != "epoch,train_loss,train_acc,val_acc,seconds" ||
       $(wc -l <"$work/a.csv") -ne 3 ]]; then
     fail "a.csv is not a header plus 2 rows: $(cat "$work/a.csv" 2>/dev/null)"

@@ -96,22 +96,33 @@ static void row_offsets(const bc_plan *p, int64_t t, int64_t o[3]) {
 // Runs the body (the variadic arguments, so it may hold commas) for every element of y, with
 // iy, ia, ib its offsets in y, a, b. One plan dim: a flat loop, kept apart for the same-shape
 // case so it vectorises, strided (0 or 1) for a scalar operand; else parallel over rows.
+// Small outputs take a copy of the loops without the pragma: even a false if() clause enters
+// libgomp, which costs more than the arithmetic on a few elements.
+#define PAR_YES(n) NB_PARALLEL_FOR(n)
+#define PAR_NO(n)
 #define FOR_EACH(p, numel, ...)                                                                \
+    do {                                                                                       \
+        if ((numel) > NB_OMP_MIN)                                                              \
+            FOR_EACH_(PAR_YES, p, numel, __VA_ARGS__);                                         \
+        else                                                                                   \
+            FOR_EACH_(PAR_NO, p, numel, __VA_ARGS__);                                          \
+    } while (0)
+#define FOR_EACH_(PAR, p, numel, ...)                                                                \
     do {                                                                                       \
         const int64_t n0_ = (p)->nd ? (p)->dim[0] : 1, rows_ = (numel) / n0_;                  \
         const int64_t sa_ = (p)->nd ? (p)->st[1][0] : 0, sb_ = (p)->nd ? (p)->st[2][0] : 0;    \
         if (rows_ == 1 && sa_ == 1 && sb_ == 1) {                                              \
-            NB_PARALLEL_FOR(n0_) for (int64_t i = 0; i < n0_; i++) {                           \
+            PAR(n0_) for (int64_t i = 0; i < n0_; i++) {                           \
                 const int64_t iy = i, ia = i, ib = i;                                          \
                 __VA_ARGS__;                                                                   \
             }                                                                                  \
         } else if (rows_ == 1) {                                                               \
-            NB_PARALLEL_FOR(n0_) for (int64_t i = 0; i < n0_; i++) {                           \
+            PAR(n0_) for (int64_t i = 0; i < n0_; i++) {                           \
                 const int64_t iy = i, ia = i * sa_, ib = i * sb_;                              \
                 __VA_ARGS__;                                                                   \
             }                                                                                  \
         } else {                                                                               \
-            NB_PARALLEL_FOR(numel) for (int64_t r = 0; r < rows_; r++) {                       \
+            PAR(numel) for (int64_t r = 0; r < rows_; r++) {                       \
                 int64_t o[3];                                                                  \
                 row_offsets(p, r, o);                                                          \
                 for (int64_t i = 0; i < n0_; i++) {                                            \

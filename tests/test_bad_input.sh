@@ -9,28 +9,9 @@ set -u
 mnist=${1:?usage: test_bad_input.sh path/to/mnist path/to/overfit}
 overfit=${2:?usage: test_bad_input.sh path/to/mnist path/to/overfit}
 data=/usr/share/datasets/fashion-mnist
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
+source "$(dirname "$0")/cli_lib.sh"
 tiny=(--limit 1500 --val 300 --hidden 16 --epochs 1)
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# expect CODE REGEX CMD...: exit status CODE and stdout+stderr matching REGEX (grep -E).
-expect() {
-    local code=$1 pattern=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    local rc=$?
-    if [[ $rc -ne $code ]]; then
-        fail "$* exited $rc, expected $code; stderr: $(tail -c 300 "$work/err")"
-    elif ! cat "$work/out" "$work/err" | grep -Eq -- "$pattern"; then
-        fail "$* output does not match /$pattern/; stderr: $(tail -c 300 "$work/err")"
-    fi
-}
+expect() { expect_run "$@"; }
 
 # no_leftovers DIR: no temporary or partial files remain.
 no_leftovers() {

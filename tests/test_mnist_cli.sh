@@ -7,27 +7,13 @@ set -u
 
 bin=${1:?usage: test_mnist_cli.sh path/to/mnist}
 data=/usr/share/datasets/fashion-mnist
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
+source "$(dirname "$0")/cli_lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# expect CODE REGEX ARGS...: run the binary; its exit status must be CODE and its combined
-# stdout + stderr must match REGEX (grep -E).
+# expect CODE REGEX ARGS...: run the mnist binary with ARGS (see expect_run).
 expect() {
     local code=$1 pattern=$2
     shift 2
-    "$bin" "$@" >"$work/out" 2>"$work/err"
-    local rc=$?
-    if [[ $rc -ne $code ]]; then
-        fail "mnist $* exited $rc, expected $code; stderr: $(head -c 400 "$work/err")"
-    elif ! cat "$work/out" "$work/err" | grep -Eq -- "$pattern"; then
-        fail "mnist $* output does not match /$pattern/; got: $(head -c 400 "$work/err")"
-    fi
+    expect_run "$code" "$pattern" "$bin" "$@"
 }
 
 # ---- usage -------------------------------------------------------------------------------------

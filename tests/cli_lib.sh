@@ -1,0 +1,24 @@
+# Shared by the command-line test scripts (sourced, not run): a temporary work directory,
+# failure counting, and expect_run. The caller sets nothing; it reads $work and $failures.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# expect_run CODE REGEX CMD...: run CMD; its exit status must be CODE and its combined
+# stdout + stderr (kept in $work/out and $work/err) must match REGEX (grep -E).
+expect_run() {
+    local code=$1 pattern=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    if [[ $rc -ne $code ]]; then
+        fail "$* exited $rc, expected $code; stderr: $(tail -c 400 "$work/err")"
+    elif ! cat "$work/out" "$work/err" | grep -Eq -- "$pattern"; then
+        fail "$* output does not match /$pattern/; stderr: $(tail -c 400 "$work/err")"
+    fi
+}

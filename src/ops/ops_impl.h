@@ -1,43 +1,12 @@
-// Library-private helpers shared by the op files: the OpenMP macro with its size threshold,
-// the generated op declarations, typed-pointer shorthands and the BLAS door.
+// Library-private helpers shared by the op files: the generated op declarations, typed-pointer
+// shorthands and the BLAS door. The threading macros live in tensor/parallel.h.
 #ifndef NABLA_OPS_IMPL_H
 #define NABLA_OPS_IMPL_H
 
 #include "graph/graph_impl.h"
 #include "nabla/ops.h"
 
-// Below this many elements a kernel runs on one thread: starting a parallel region costs a
-// few microseconds, more than a short loop. Tuned with bench/ (see bench/README.md).
-#ifndef NB_OMP_MIN
-#define NB_OMP_MIN 32768
-#endif
-
-#define NB_PRAGMA(x) _Pragma(#x)
-#ifdef _OPENMP
-#define NB_PARALLEL_FOR(n) NB_PRAGMA(omp parallel for schedule(static) if ((n) > NB_OMP_MIN))
-#else
-#define NB_PARALLEL_FOR(n)
-#endif
-
-// for (int64_t i = 0; i < n; i++) { BODY }: on the OpenMP pool above NB_OMP_MIN, otherwise a
-// plain loop that never enters the OpenMP runtime (even a false if() clause costs ~0.4 µs per
-// call in libgomp, which dominates ops on small tensors).
-#ifdef _OPENMP
-#define NB_FOR(n, i, ...)                                                                        \
-    do {                                                                                         \
-        if ((n) > NB_OMP_MIN) {                                                                  \
-            NB_PRAGMA(omp parallel for schedule(static))                                         \
-            for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                                    \
-        } else {                                                                                 \
-            for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                                    \
-        }                                                                                        \
-    } while (0)
-#else
-#define NB_FOR(n, i, ...)                                                                        \
-    do {                                                                                         \
-        for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
-    } while (0)
-#endif
+#include "tensor/parallel.h"
 
 // extern const nb_op nb_op_<name>; for every op in ops.def
 #define X(name) extern const nb_op nb_op_##name;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nabla/optim.h"
+#include "tensor/parallel.h"
 #include "tensor/tensor_impl.h"
 
 struct nb_sgd {
@@ -19,33 +20,10 @@ struct nb_sgd {
     void *block;        // every velocity buffer, one allocation
 };
 
-// Above this many elements the update runs on all OpenMP threads (it is memory-bound).
-#define SGD_OMP_MIN 32768
-#define SGD_PRAGMA(x) _Pragma(#x)
-#ifdef _OPENMP
-#define SGD_PARALLEL_FOR(n) SGD_PRAGMA(omp parallel for simd schedule(static))
-#else
-#define SGD_PARALLEL_FOR(n)
-#endif
-
 // One loop per configuration, so no branch sits inside the hot loop and it vectorises.
-// D is the decayed gradient, BODY updates w (and v) from it.
-// Small tensors never enter the OpenMP runtime (a false if() clause still costs ~0.4 µs).
-#define SGD_LOOP(D, BODY)                                                                         \
-    do {                                                                                          \
-        if (n > SGD_OMP_MIN) {                                                                    \
-            SGD_PARALLEL_FOR(n)                                                                   \
-            for (int64_t i = 0; i < n; i++) {                                                     \
-                const __typeof__(*w) d = (D);                                                     \
-                BODY;                                                                             \
-            }                                                                                     \
-        } else {                                                                                  \
-            for (int64_t i = 0; i < n; i++) {                                                     \
-                const __typeof__(*w) d = (D);                                                     \
-                BODY;                                                                             \
-            }                                                                                     \
-        }                                                                                         \
-    } while (0)
+// D is the decayed gradient, BODY updates w (and v) from it. NB_FOR keeps small tensors out
+// of the OpenMP runtime; the update is memory-bound, so large ones use every thread.
+#define SGD_LOOP(D, BODY) NB_FOR_SIMD(n, i, const __typeof__(*w) d = (D); BODY;)
 #define SGD_VARIANTS(D)                                                                           \
     do {                                                                                          \
         if (!v)                                                                                   \

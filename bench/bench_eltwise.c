@@ -112,8 +112,8 @@ static double time_kernel(op_case *cs, int op, int bwd, float *a, const float *b
     }
 }
 
-static void report(int op, int bwd, int64_t n, int threads, double bytes, int64_t iters,
-                   double dt, double triad_gbps) {
+static void report(int op, int bwd, int64_t n, int threads, double bytes, int64_t iters, double dt,
+                   double triad_gbps) {
     printf("{\"bench\": \"eltwise\", \"op\": \"%s\", \"dir\": \"%s\", \"n\": %" PRId64
            ", \"threads\": %d, \"gbps\": %.3f, \"triad_gbps\": %.3f}\n",
            op_names[op], bwd ? "bwd" : "fwd", n, threads, bytes * (double)iters / dt * 1e-9,
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
         float *a = nb_tensor_data_f32(ta), *b = nb_tensor_data_f32(tb);
         float *c = nb_tensor_data_f32(tc);
         int64_t iters[3][N_OPS + 1][2] = {{{0}}}; // per thread count and kernel: calibrated
-        for (int64_t r = -1; r < reps; r++) { // pass -1 calibrates and warms up
+        for (int64_t r = -1; r < reps; r++) {     // pass -1 calibrates and warms up
             for (int threads = 1; threads <= 2; threads++) {
                 nb_set_num_threads(threads);
                 for (int k = 0; k < 2 * N_OPS; k++) {

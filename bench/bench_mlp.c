@@ -24,7 +24,7 @@
 #define CHUNKS 8
 
 typedef struct {
-    int n_layers;           // weight layers
+    int n_layers;                // weight layers
     int64_t dim[MAX_LAYERS + 1]; // dim[0] = 784, dim[n_layers] = 10
     int64_t batch, threads, warmup, samples;
     bool replay;
@@ -43,8 +43,12 @@ static void usage(void) {
 }
 
 static bool parse(int argc, char **argv, options *o) {
-    *o = (options){.batch = 64, .threads = 1, .warmup = 50, .samples = 60000,
-                   .data = "/usr/share/datasets/fashion-mnist", .hidden = "512,512"};
+    *o = (options){.batch = 64,
+                   .threads = 1,
+                   .warmup = 50,
+                   .samples = 60000,
+                   .data = "/usr/share/datasets/fashion-mnist",
+                   .hidden = "512,512"};
     const char *mode = "rec";
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -202,14 +206,14 @@ static void gemm_step(gemm_set *s, const options *o) {
         float *x = nb_tensor_data_f32(s->x[l]), *w = nb_tensor_data_f32(s->w[l]);
         float *dy = nb_tensor_data_f32(s->dy[l]);
         // y (B, out) = x (B, in) · wᵀ
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out, in, 1.0f, x, in, w, in,
-                    0.0f, nb_tensor_data_f32(s->y[l]), out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out, in, 1.0f, x, in, w, in, 0.0f,
+                    nb_tensor_data_f32(s->y[l]), out);
         // dw (out, in) = dyᵀ (out, B) · x (B, in)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, b, 1.0f, dy, out, x, in,
-                    0.0f, nb_tensor_data_f32(s->dw[l]), in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, b, 1.0f, dy, out, x, in, 0.0f,
+                    nb_tensor_data_f32(s->dw[l]), in);
         if (l > 0) // dx (B, in) = dy (B, out) · w (out, in); the input needs no gradient
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in, out, 1.0f, dy, out, w,
-                        in, 0.0f, nb_tensor_data_f32(s->dx[l]), in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in, out, 1.0f, dy, out, w, in,
+                        0.0f, nb_tensor_data_f32(s->dx[l]), in);
     }
 }
 
@@ -286,8 +290,8 @@ int main(int argc, char **argv) {
            ", \"threads\": %" PRId64 ", \"samples\": %.0f, \"samples_per_s\": %.1f, "
            "\"limit_samples_per_s\": %.1f, \"allocs_per_step\": %.3f, \"max_rss_mib\": %.1f, "
            "\"loss\": %.4f}\n",
-           o.replay ? "replay" : "rec", o.hidden, o.batch, o.threads, n, n / train_s,
-           n / gemm_s, (double)allocs / (double)steps, rss, loss);
+           o.replay ? "replay" : "rec", o.hidden, o.batch, o.threads, n, n / train_s, n / gemm_s,
+           (double)allocs / (double)steps, rss, loss);
     gemm_free(&gs, o.n_layers);
     for (int l = 0; l < o.n_layers; l++) {
         nb_tensor_destroy(m.w[l]);

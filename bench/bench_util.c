@@ -34,8 +34,12 @@ static void *count_realloc(void *p, size_t n) {
     return realloc(p, n);
 }
 
-void bu_count_allocations(void) { nb_set_allocator(count_malloc, count_realloc, free); }
-int64_t bu_allocations(void) { return n_allocs; }
+void bu_count_allocations(void) {
+    nb_set_allocator(count_malloc, count_realloc, free);
+}
+int64_t bu_allocations(void) {
+    return n_allocs;
+}
 
 bool bu_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     char *end;

@@ -48,9 +48,9 @@ static void pick_blas_kernels(char **argv) {
         strcmp(core, "Prescott") != 0)
         return;
     __builtin_cpu_init();
-    const char *pick = __builtin_cpu_supports("avx512f")  ? "SkylakeX"
-                       : __builtin_cpu_supports("avx2") ? "Haswell"
-                                                        : NULL;
+    const char *pick = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                         : NULL;
     if (!pick || setenv("OPENBLAS_CORETYPE", pick, 1) != 0)
         return;
     execv("/proc/self/exe", argv); // returns only on failure: then keep the slow kernels
@@ -59,7 +59,9 @@ static void pick_blas_kernels(char **argv) {
 
 static volatile sig_atomic_t interrupted; // set by SIGINT / SIGTERM
 
-static void on_signal(int sig) { interrupted = sig; }
+static void on_signal(int sig) {
+    interrupted = sig;
+}
 
 static void install_signal_handlers(void) {
     struct sigaction sa;
@@ -91,9 +93,9 @@ typedef struct {
     nb_sgd *opt_w;    // weights (with weight decay)
     nb_sgd *opt_b;    // biases (without)
     int64_t n_train, n_val;
-    int64_t *train_idx; // (n_train)
-    int64_t *val_idx;   // (n_val)
-    int64_t *test_idx;  // (test.n): 0..n-1
+    int64_t *train_idx;         // (n_train)
+    int64_t *val_idx;           // (n_val)
+    int64_t *test_idx;          // (test.n): 0..n-1
     nb_tensor *x, *y;           // (batch, features), (batch) i32
     nb_tensor *x_tail, *y_tail; // views over their front for the short last batch, or NULL
     nb_batch_iter *it;
@@ -159,8 +161,8 @@ static int load_data(run_state *r) {
         return fail_lib(nb_last_error());
     if (!o->eval_only && (r->train.rows != r->test.rows || r->train.cols != r->test.cols))
         return fail("%s: train images are %" PRId64 "x%" PRId64 " but test images are %" PRId64
-                    "x%" PRId64, o->data_dir, r->train.rows, r->train.cols, r->test.rows,
-                    r->test.cols);
+                    "x%" PRId64,
+                    o->data_dir, r->train.rows, r->train.cols, r->test.rows, r->test.cols);
     r->test_idx = malloc((size_t)r->test.n * sizeof *r->test_idx);
     if (!r->test_idx)
         return fail("out of memory");
@@ -170,8 +172,8 @@ static int load_data(run_state *r) {
         return 0;
     int64_t n = o->limit > 0 && o->limit < r->train.n ? o->limit : r->train.n;
     if (o->val >= n)
-        return fail("--val %" PRId64 " leaves no training samples (%" PRId64 " available)",
-                    o->val, n);
+        return fail("--val %" PRId64 " leaves no training samples (%" PRId64 " available)", o->val,
+                    n);
     r->n_val = o->val;
     r->n_train = n - o->val;
     r->train_idx = malloc((size_t)r->n_train * sizeof *r->train_idx);
@@ -196,7 +198,8 @@ static int setup_model(run_state *r, int64_t features) {
     if (st != NB_OK)
         return fail("cannot load checkpoint: %s%s", err,
                     st == NB_ERR_SHAPE || st == NB_ERR_DTYPE
-                        ? " (--hidden and --dtype must match the checkpoint)" : "");
+                        ? " (--hidden and --dtype must match the checkpoint)"
+                        : "");
     if (!(r->eval_g = nb_graph_create()))
         return fail_lib(nb_last_error());
     nb_graph_set_grad_enabled(r->eval_g, false);
@@ -227,7 +230,8 @@ static int setup_training(run_state *r, int64_t features) {
     r->it = nb_batch_iter_create(r->train_idx, r->n_train, batch, true, o->seed ^ SHUFFLE_STREAM);
     nb_rng_seed(&r->aug_rng, o->seed ^ AUGMENT_STREAM);
     if (o->augment > 0 && r->train.rows * r->train.cols > MNIST_MAX_PIXELS)
-        return fail("--augment supports images of at most %d pixels, these have %" PRId64 "x%" PRId64,
+        return fail("--augment supports images of at most %d pixels, these have %" PRId64
+                    "x%" PRId64,
                     MNIST_MAX_PIXELS, r->train.rows, r->train.cols);
     r->rows = calloc((size_t)o->epochs, sizeof *r->rows);
     if (!r->it || !r->rows)
@@ -264,15 +268,15 @@ static int write_csv(const run_state *r, int n_rows) {
 
 // --augment S: move each training image by a random (dy, dx) in [-S, S]², filling with 0
 // (background). Cheap and effective regularisation when the training set is small.
-#define DEFINE_SHIFT(T, sfx)                                                                      \
-    static void shift_##sfx(T *img, int64_t rows, int64_t cols, int64_t dy, int64_t dx, T *tmp) { \
-        for (int64_t r = 0; r < rows; r++)                                                        \
-            for (int64_t c = 0; c < cols; c++) {                                                  \
-                int64_t sr = r - dy, sc = c - dx;                                                 \
-                tmp[r * cols + c] =                                                               \
-                    sr >= 0 && sr < rows && sc >= 0 && sc < cols ? img[sr * cols + sc] : (T)0;    \
-            }                                                                                     \
-        memcpy(img, tmp, (size_t)(rows * cols) * sizeof(T));                                      \
+#define DEFINE_SHIFT(T, sfx)                                                                       \
+    static void shift_##sfx(T *img, int64_t rows, int64_t cols, int64_t dy, int64_t dx, T *tmp) {  \
+        for (int64_t r = 0; r < rows; r++)                                                         \
+            for (int64_t c = 0; c < cols; c++) {                                                   \
+                int64_t sr = r - dy, sc = c - dx;                                                  \
+                tmp[r * cols + c] =                                                                \
+                    sr >= 0 && sr < rows && sc >= 0 && sc < cols ? img[sr * cols + sc] : (T)0;     \
+            }                                                                                      \
+        memcpy(img, tmp, (size_t)(rows * cols) * sizeof(T));                                       \
     }
 DEFINE_SHIFT(float, f32)
 DEFINE_SHIFT(double, f64)
@@ -340,8 +344,10 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
         double l = nb_tensor_get(loss, 0);
         if (!isfinite(l)) {
             char msg[160];
-            snprintf(msg, sizeof msg, "training diverged (loss %g) in epoch %d, batch %" PRId64
-                     ": try a smaller --lr", l, pg->epoch, done + 1);
+            snprintf(msg, sizeof msg,
+                     "training diverged (loss %g) in epoch %d, batch %" PRId64
+                     ": try a smaller --lr",
+                     l, pg->epoch, done + 1);
             return epoch_fail(pg, msg);
         }
         loss_sum += l * (double)count;
@@ -384,8 +390,8 @@ static int train(run_state *r) {
         train_seconds += t1 - t0;
         double val_acc = -1;
         if (r->n_val > 0) {
-            int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->train, r->val_idx, r->n_val,
-                                        NULL, err, sizeof err);
+            int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->train, r->val_idx, r->n_val, NULL,
+                                        err, sizeof err);
             if (ok < 0)
                 return fail("validation: %s", err);
             val_acc = (double)ok / (double)r->n_val;
@@ -411,8 +417,7 @@ static int train(run_state *r) {
         }
     }
     printf("trained %d epochs in %.1f s (%.1f s in all), %.0f samples/s\n", o->epochs,
-           train_seconds, mnist_now() - t_start,
-           (double)r->n_train * o->epochs / train_seconds);
+           train_seconds, mnist_now() - t_start, (double)r->n_train * o->epochs / train_seconds);
     if (o->save)
         printf("checkpoint: %s (after epoch %d)\n", o->save, o->epochs);
     return 0;
@@ -423,8 +428,8 @@ static int report_test(run_state *r) {
     enum { C = NB_MNIST_CLASSES };
     int64_t confusion[C * C] = {0};
     char err[768];
-    int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->test, r->test_idx, r->test.n,
-                                confusion, err, sizeof err);
+    int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->test, r->test_idx, r->test.n, confusion,
+                                err, sizeof err);
     if (ok < 0)
         return fail("test: %s", err);
     printf("test accuracy: %.2f%% (%" PRId64 "/%" PRId64 ")\n",
@@ -466,11 +471,13 @@ static int run(run_state *r) {
     printf("%" PRId64 " test, %" PRId64 "x%" PRId64 "\n", r->test.n, r->test.rows, r->test.cols);
     printf("model: %s %s, %" PRId64 " parameters, %s, threads %d (OpenBLAS %s)%s%s\n", arch,
            mnist_act_name(o->act), mnist_mlp_param_count(&r->model), nb_dtype_name(o->dtype),
-           nb_get_num_threads(), openblas_get_corename(), o->load ? ", loaded from " : "", o->load ? o->load : "");
+           nb_get_num_threads(), openblas_get_corename(), o->load ? ", loaded from " : "",
+           o->load ? o->load : "");
     if (!o->eval_only) {
         printf("sgd: batch %" PRId64 ", lr %g (%s), momentum %g, weight decay %g, %d epochs, "
-               "seed %" PRIu64 "\n", o->batch, o->lr, mnist_schedule_name(o->schedule),
-               o->momentum, o->weight_decay, o->epochs, o->seed);
+               "seed %" PRIu64 "\n",
+               o->batch, o->lr, mnist_schedule_name(o->schedule), o->momentum, o->weight_decay,
+               o->epochs, o->seed);
         fflush(stdout);
         if (setup_training(r, features))
             return 1;

@@ -60,8 +60,7 @@ static bool content_known(const uint8_t *p, size_t n, bool we_gzipped) {
 
 static void check_loaded(const nb_dataset *ds, const uint8_t *img, size_t img_n, bool img_known,
                          const uint8_t *lab, size_t lab_n, bool lab_known) {
-    FZ_CHECK(ds->n > 0 && ds->rows >= 1 && ds->rows <= 16384 && ds->cols >= 1 &&
-             ds->cols <= 16384);
+    FZ_CHECK(ds->n > 0 && ds->rows >= 1 && ds->rows <= 16384 && ds->cols >= 1 && ds->cols <= 16384);
     FZ_CHECK(ds->n_classes == NB_MNIST_CLASSES && ds->images && ds->labels);
     size_t pixels = (size_t)(ds->rows * ds->cols);
     for (int64_t i = 0; i < ds->n; i++)

@@ -17,12 +17,12 @@
 #include "nabla/base.h"
 
 // Oracle failures are harness findings: report the broken property and crash.
-#define FZ_CHECK(cond)                                                                         \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
-            abort();                                                                           \
-        }                                                                                      \
+#define FZ_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 // NB_FUZZ_VERBOSE=1 prints each call's outcome (for replaying a single input by hand).
@@ -67,11 +67,15 @@ static size_t fz_alloc_cap;     // NB_FUZZ_ALLOC_CAP_MB: larger requests fail (0
 static inline bool fz_alloc_fails(size_t n) {
     return ++fz_alloc_count == fz_alloc_fail_at || (fz_alloc_cap && n > fz_alloc_cap);
 }
-static inline void *fz_malloc(size_t n) { return fz_alloc_fails(n) ? NULL : malloc(n); }
+static inline void *fz_malloc(size_t n) {
+    return fz_alloc_fails(n) ? NULL : malloc(n);
+}
 static inline void *fz_realloc(void *p, size_t n) {
     return fz_alloc_fails(n) ? NULL : realloc(p, n);
 }
-static inline void fz_free(void *p) { free(p); }
+static inline void fz_free(void *p) {
+    free(p);
+}
 
 // The cap is off by default, so that a reader asking for more than libFuzzer's malloc limit
 // (rss_limit_mb) on a small input is reported; set it to keep fuzzing past such a finding.

@@ -4,10 +4,10 @@
 // and a constant operand that gets no gradient. Divisors stay away from 0.
 #include "support/opcheck.h"
 
-#define BUILD(name)                                                                            \
-    static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *in, int n) {                     \
-        (void)n;                                                                               \
-        return nb_##name(g, in[0], in[1]);                                                     \
+#define BUILD(name)                                                                                \
+    static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *in, int n) {                         \
+        (void)n;                                                                                   \
+        return nb_##name(g, in[0], in[1]);                                                         \
     }
 BUILD(add)
 BUILD(sub)
@@ -15,39 +15,47 @@ BUILD(mul)
 BUILD(div)
 
 // An input of 0-3 dims with values in [lo, hi); role OC_VALUES (requires grad) unless given.
-#define S0(lo_, hi_) {.ndim = 0, .lo = lo_, .hi = hi_}
-#define S1(a, lo_, hi_) {.ndim = 1, .shape = {a}, .lo = lo_, .hi = hi_}
-#define S2(a, b, lo_, hi_) {.ndim = 2, .shape = {a, b}, .lo = lo_, .hi = hi_}
-#define S3(a, b, c, lo_, hi_) {.ndim = 3, .shape = {a, b, c}, .lo = lo_, .hi = hi_}
-#define C2(a, b, lo_, hi_) {.ndim = 2, .shape = {a, b}, .role = OC_CONST, .lo = lo_, .hi = hi_}
+#define S0(lo_, hi_)                                                                               \
+    { .ndim = 0, .lo = lo_, .hi = hi_ }
+#define S1(a, lo_, hi_)                                                                            \
+    { .ndim = 1, .shape = {a}, .lo = lo_, .hi = hi_ }
+#define S2(a, b, lo_, hi_)                                                                         \
+    { .ndim = 2, .shape = {a, b}, .lo = lo_, .hi = hi_ }
+#define S3(a, b, c, lo_, hi_)                                                                      \
+    { .ndim = 3, .shape = {a, b, c}, .lo = lo_, .hi = hi_ }
+#define C2(a, b, lo_, hi_)                                                                         \
+    { .ndim = 2, .shape = {a, b}, .role = OC_CONST, .lo = lo_, .hi = hi_ }
 
 // The shape matrix for one op, tag appended to each label. The first operand's values are in
 // [-2, 2), the second's (the divisor for div) in [lo, hi).
-#define CASES(name, tag, lo, hi)                                                                  \
-    {#name, "(1) . (1)" tag, b_##name, 2, {S1(1, -2, 2), S1(1, lo, hi)}},                         \
-    {#name, "(3, 5) . (3, 5)" tag, b_##name, 2, {S2(3, 5, -2, 2), S2(3, 5, lo, hi)}},             \
-    {#name, "(2, 3, 4) . (2, 3, 4)" tag, b_##name, 2, {S3(2, 3, 4, -2, 2), S3(2, 3, 4, lo, hi)}}, \
-    {#name, "(4, 3) . (3)" tag, b_##name, 2, {S2(4, 3, -2, 2), S1(3, lo, hi)}},                   \
-    {#name, "(3) . (4, 3)" tag, b_##name, 2, {S1(3, -2, 2), S2(4, 3, lo, hi)}},                   \
-    {#name, "(4, 3) . (4, 1)" tag, b_##name, 2, {S2(4, 3, -2, 2), S2(4, 1, lo, hi)}},             \
-    {#name, "(4, 1) . (4, 3)" tag, b_##name, 2, {S2(4, 1, -2, 2), S2(4, 3, lo, hi)}},             \
-    {#name, "(2, 5) . ()" tag, b_##name, 2, {S2(2, 5, -2, 2), S0(lo, hi)}},                       \
-    {#name, "() . (2, 5)" tag, b_##name, 2, {S0(-2, 2), S2(2, 5, lo, hi)}},                       \
-    {#name, "(3, 2) . (1)" tag, b_##name, 2, {S2(3, 2, -2, 2), S1(1, lo, hi)}},                   \
-    {#name, "(1) . (3, 2)" tag, b_##name, 2, {S1(1, -2, 2), S2(3, 2, lo, hi)}},                   \
-    {#name, "(2, 1, 4) . (3, 1)" tag, b_##name, 2, {S3(2, 1, 4, -2, 2), S2(3, 1, lo, hi)}},       \
-    {#name, "(3, 1) . (2, 1, 4)" tag, b_##name, 2, {S2(3, 1, -2, 2), S3(2, 1, 4, lo, hi)}},       \
-    {#name, "(2, 3, 4) . (3, 4)" tag, b_##name, 2, {S3(2, 3, 4, -2, 2), S2(3, 4, lo, hi)}},       \
-    {#name, "(1, 3) . (2, 1, 1)" tag, b_##name, 2, {S2(1, 3, -2, 2), S3(2, 1, 1, lo, hi)}},       \
-    {#name, "(3, 4) . (3, 4) constant" tag, b_##name, 2, {S2(3, 4, -2, 2), C2(3, 4, lo, hi)}},    \
-    {#name, "(3, 4) constant . (4)" tag, b_##name, 2,                                             \
-     {{.ndim = 2, .shape = {3, 4}, .role = OC_CONST}, S1(4, lo, hi)}}
+#define CASES(name, tag, lo, hi)                                                                   \
+    {#name, "(1) . (1)" tag, b_##name, 2, {S1(1, -2, 2), S1(1, lo, hi)}},                          \
+        {#name, "(3, 5) . (3, 5)" tag, b_##name, 2, {S2(3, 5, -2, 2), S2(3, 5, lo, hi)}},          \
+        {#name,                                                                                    \
+         "(2, 3, 4) . (2, 3, 4)" tag,                                                              \
+         b_##name,                                                                                 \
+         2,                                                                                        \
+         {S3(2, 3, 4, -2, 2), S3(2, 3, 4, lo, hi)}},                                               \
+        {#name, "(4, 3) . (3)" tag, b_##name, 2, {S2(4, 3, -2, 2), S1(3, lo, hi)}},                \
+        {#name, "(3) . (4, 3)" tag, b_##name, 2, {S1(3, -2, 2), S2(4, 3, lo, hi)}},                \
+        {#name, "(4, 3) . (4, 1)" tag, b_##name, 2, {S2(4, 3, -2, 2), S2(4, 1, lo, hi)}},          \
+        {#name, "(4, 1) . (4, 3)" tag, b_##name, 2, {S2(4, 1, -2, 2), S2(4, 3, lo, hi)}},          \
+        {#name, "(2, 5) . ()" tag, b_##name, 2, {S2(2, 5, -2, 2), S0(lo, hi)}},                    \
+        {#name, "() . (2, 5)" tag, b_##name, 2, {S0(-2, 2), S2(2, 5, lo, hi)}},                    \
+        {#name, "(3, 2) . (1)" tag, b_##name, 2, {S2(3, 2, -2, 2), S1(1, lo, hi)}},                \
+        {#name, "(1) . (3, 2)" tag, b_##name, 2, {S1(1, -2, 2), S2(3, 2, lo, hi)}},                \
+        {#name, "(2, 1, 4) . (3, 1)" tag, b_##name, 2, {S3(2, 1, 4, -2, 2), S2(3, 1, lo, hi)}},    \
+        {#name, "(3, 1) . (2, 1, 4)" tag, b_##name, 2, {S2(3, 1, -2, 2), S3(2, 1, 4, lo, hi)}},    \
+        {#name, "(2, 3, 4) . (3, 4)" tag, b_##name, 2, {S3(2, 3, 4, -2, 2), S2(3, 4, lo, hi)}},    \
+        {#name, "(1, 3) . (2, 1, 1)" tag, b_##name, 2, {S2(1, 3, -2, 2), S3(2, 1, 1, lo, hi)}},    \
+        {#name, "(3, 4) . (3, 4) constant" tag, b_##name, 2, {S2(3, 4, -2, 2), C2(3, 4, lo, hi)}}, \
+    {                                                                                              \
+#name, "(3, 4) constant . (4)" tag, b_##name, 2, {                                         \
+            {.ndim = 2, .shape = {3, 4}, .role = OC_CONST}, S1(4, lo, hi)                          \
+        }                                                                                          \
+    }
 
 const oc_case oc_cases_binary[] = {
-    CASES(add, "", -2, 2),
-    CASES(sub, "", -2, 2),
-    CASES(mul, "", -2, 2),
-    CASES(div, ", b > 0", 0.5, 2),
-    CASES(div, ", b < 0", -3, -0.7),
-    {0},
+    CASES(add, "", -2, 2),         CASES(sub, "", -2, 2),           CASES(mul, "", -2, 2),
+    CASES(div, ", b > 0", 0.5, 2), CASES(div, ", b < 0", -3, -0.7), {0},
 };

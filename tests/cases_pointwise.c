@@ -3,11 +3,11 @@
 // inside each function's domain (log, sqrt, pow).
 #include "support/opcheck.h"
 
-#define UNARY(name, expr)                                                                     \
-    static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *in, int n) {                    \
-        (void)n;                                                                              \
-        nb_tensor *x = in[0];                                                                 \
-        return expr;                                                                          \
+#define UNARY(name, expr)                                                                          \
+    static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *in, int n) {                         \
+        (void)n;                                                                                   \
+        nb_tensor *x = in[0];                                                                      \
+        return expr;                                                                               \
     }
 UNARY(neg, nb_neg(g, x))
 UNARY(add_scalar, nb_add_scalar(g, x, 2.5))
@@ -28,13 +28,16 @@ UNARY(gelu, nb_gelu(g, x))
 UNARY(gelu_tanh, nb_gelu_tanh(g, x))
 UNARY(step, nb_step(g, x))
 
-#define IN(nd, s0, s1, s2, lo_, hi_, kink)                                                    \
-    {{.ndim = nd, .shape = {s0, s1, s2}, .lo = lo_, .hi = hi_, .min_abs = kink}}
+#define IN(nd, s0, s1, s2, lo_, hi_, kink)                                                         \
+    {                                                                                              \
+        { .ndim = nd, .shape = {s0, s1, s2}, .lo = lo_, .hi = hi_, .min_abs = kink }               \
+    }
 // Three shapes per op: (3, 5), (1), (2, 3, 4).
-#define CASES(name, fn, lo, hi, kink)                                                         \
-    {#name, "(3, 5)", b_##fn, 1, IN(2, 3, 5, 0, lo, hi, kink)},                               \
-    {#name, "(1)", b_##fn, 1, IN(1, 1, 0, 0, lo, hi, kink)},                                  \
-    {#name, "(2, 3, 4)", b_##fn, 1, IN(3, 2, 3, 4, lo, hi, kink)}
+#define CASES(name, fn, lo, hi, kink)                                                              \
+    {#name, "(3, 5)", b_##fn, 1, IN(2, 3, 5, 0, lo, hi, kink)},                                    \
+        {#name, "(1)", b_##fn, 1, IN(1, 1, 0, 0, lo, hi, kink)}, {                                 \
+#name, "(2, 3, 4)", b_##fn, 1, IN(3, 2, 3, 4, lo, hi, kink)                                \
+    }
 
 const oc_case oc_cases_pointwise[] = {
     CASES(neg, neg, -2, 2, 0),

@@ -14,19 +14,19 @@ static nb_tensor *mean_all(nb_graph *g, nb_tensor *const *in, int n) {
 }
 
 // One build function per (op, axis, keepdim); tag: a<k> for axis k, m<k> for axis -k.
-#define AXIS_BUILD(op, tag, axis, keep)                                                          \
-    static nb_tensor *op##_##tag(nb_graph *g, nb_tensor *const *in, int n) {                     \
-        (void)n;                                                                                 \
-        return nb_##op(g, in[0], axis, keep);                                                    \
+#define AXIS_BUILD(op, tag, axis, keep)                                                            \
+    static nb_tensor *op##_##tag(nb_graph *g, nb_tensor *const *in, int n) {                       \
+        (void)n;                                                                                   \
+        return nb_##op(g, in[0], axis, keep);                                                      \
     }
-#define AXIS_BUILDS(op)                                                                          \
-    AXIS_BUILD(op, a0, 0, false)                                                                 \
-    AXIS_BUILD(op, a0k, 0, true)                                                                 \
-    AXIS_BUILD(op, a1, 1, false)                                                                 \
-    AXIS_BUILD(op, a1k, 1, true)                                                                 \
-    AXIS_BUILD(op, a2k, 2, true)                                                                 \
-    AXIS_BUILD(op, m1, -1, false)                                                                \
-    AXIS_BUILD(op, m2k, -2, true)                                                                \
+#define AXIS_BUILDS(op)                                                                            \
+    AXIS_BUILD(op, a0, 0, false)                                                                   \
+    AXIS_BUILD(op, a0k, 0, true)                                                                   \
+    AXIS_BUILD(op, a1, 1, false)                                                                   \
+    AXIS_BUILD(op, a1k, 1, true)                                                                   \
+    AXIS_BUILD(op, a2k, 2, true)                                                                   \
+    AXIS_BUILD(op, m1, -1, false)                                                                  \
+    AXIS_BUILD(op, m2k, -2, true)                                                                  \
     AXIS_BUILD(op, m3, -3, false)
 AXIS_BUILDS(sum_axis)
 AXIS_BUILDS(mean_axis)
@@ -54,10 +54,10 @@ static nb_tensor *transpose(nb_graph *g, nb_tensor *const *in, int n) {
     return nb_transpose(g, in[0]);
 }
 
-#define SLICE_BUILD(tag, axis, start, stop)                                                      \
-    static nb_tensor *slice_##tag(nb_graph *g, nb_tensor *const *in, int n) {                    \
-        (void)n;                                                                                 \
-        return nb_slice(g, in[0], axis, start, stop);                                            \
+#define SLICE_BUILD(tag, axis, start, stop)                                                        \
+    static nb_tensor *slice_##tag(nb_graph *g, nb_tensor *const *in, int n) {                      \
+        (void)n;                                                                                   \
+        return nb_slice(g, in[0], axis, start, stop);                                              \
     }
 SLICE_BUILD(a0_0_2, 0, 0, 2)
 SLICE_BUILD(a0_1_4, 0, 1, 4)
@@ -66,35 +66,48 @@ SLICE_BUILD(a1_2_5, 1, 2, 5)
 SLICE_BUILD(a2_0_4, 2, 0, 4)
 SLICE_BUILD(a0_3_4, 0, 3, 4)
 
-#define CONCAT_BUILD(tag, axis)                                                                  \
-    static nb_tensor *concat_##tag(nb_graph *g, nb_tensor *const *in, int n) {                   \
-        return nb_concat(g, in, n, axis);                                                        \
+#define CONCAT_BUILD(tag, axis)                                                                    \
+    static nb_tensor *concat_##tag(nb_graph *g, nb_tensor *const *in, int n) {                     \
+        return nb_concat(g, in, n, axis);                                                          \
     }
 CONCAT_BUILD(a0, 0)
 CONCAT_BUILD(a1, 1)
 CONCAT_BUILD(m1, -1)
 CONCAT_BUILD(m2, -2)
 
-#define S0 {.ndim = 0}
-#define V1(a) {.ndim = 1, .shape = {a}}
-#define M2(a, b) {.ndim = 2, .shape = {a, b}}
-#define T3(a, b, c) {.ndim = 3, .shape = {a, b, c}}
-#define K2(a, b) {.ndim = 2, .shape = {a, b}, .role = OC_CONST}
+#define S0                                                                                         \
+    { .ndim = 0 }
+#define V1(a)                                                                                      \
+    {                                                                                              \
+        .ndim = 1, .shape = { a }                                                                  \
+    }
+#define M2(a, b)                                                                                   \
+    {                                                                                              \
+        .ndim = 2, .shape = { a, b }                                                               \
+    }
+#define T3(a, b, c)                                                                                \
+    {                                                                                              \
+        .ndim = 3, .shape = { a, b, c }                                                            \
+    }
+#define K2(a, b)                                                                                   \
+    { .ndim = 2, .shape = {a, b}, .role = OC_CONST }
 
 // The axis cases every reduction shares (run for sum_axis, mean_axis and max_axis).
-#define AXIS_CASES(op)                                                                           \
-    {#op, "(1) axis 0", op##_a0, 1, {V1(1)}},                                                    \
-    {#op, "(1, 1) axis -1", op##_m1, 1, {M2(1, 1)}},                                             \
-    {#op, "(2, 3) axis 0", op##_a0, 1, {M2(2, 3)}},                                              \
-    {#op, "(2, 3) axis 1 keepdim", op##_a1k, 1, {M2(2, 3)}},                                     \
-    {#op, "(2, 3) axis -1", op##_m1, 1, {M2(2, 3)}},                                             \
-    {#op, "(2, 3) axis -2 keepdim", op##_m2k, 1, {M2(2, 3)}},                                    \
-    {#op, "(2, 3, 4) axis 0 keepdim", op##_a0k, 1, {T3(2, 3, 4)}},                               \
-    {#op, "(2, 3, 4) axis 1", op##_a1, 1, {T3(2, 3, 4)}},                                        \
-    {#op, "(2, 3, 4) axis 2 keepdim", op##_a2k, 1, {T3(2, 3, 4)}},                               \
-    {#op, "(2, 3, 4) axis -1", op##_m1, 1, {T3(2, 3, 4)}},                                       \
-    {#op, "(2, 3, 4) axis -2 keepdim", op##_m2k, 1, {T3(2, 3, 4)}},                              \
-    {#op, "(2, 3, 4) axis -3", op##_m3, 1, {T3(2, 3, 4)}}
+#define AXIS_CASES(op)                                                                             \
+    {#op, "(1) axis 0", op##_a0, 1, {V1(1)}}, {#op, "(1, 1) axis -1", op##_m1, 1, {M2(1, 1)}},     \
+        {#op, "(2, 3) axis 0", op##_a0, 1, {M2(2, 3)}},                                            \
+        {#op, "(2, 3) axis 1 keepdim", op##_a1k, 1, {M2(2, 3)}},                                   \
+        {#op, "(2, 3) axis -1", op##_m1, 1, {M2(2, 3)}},                                           \
+        {#op, "(2, 3) axis -2 keepdim", op##_m2k, 1, {M2(2, 3)}},                                  \
+        {#op, "(2, 3, 4) axis 0 keepdim", op##_a0k, 1, {T3(2, 3, 4)}},                             \
+        {#op, "(2, 3, 4) axis 1", op##_a1, 1, {T3(2, 3, 4)}},                                      \
+        {#op, "(2, 3, 4) axis 2 keepdim", op##_a2k, 1, {T3(2, 3, 4)}},                             \
+        {#op, "(2, 3, 4) axis -1", op##_m1, 1, {T3(2, 3, 4)}},                                     \
+        {#op, "(2, 3, 4) axis -2 keepdim", op##_m2k, 1, {T3(2, 3, 4)}}, {                          \
+#op, "(2, 3, 4) axis -3", op##_m3, 1, {                                                    \
+            T3(2, 3, 4)                                                                            \
+        }                                                                                          \
+    }
 
 const oc_case oc_cases_reduce_shape[] = {
     {"sum", "() scalar", sum_all, 1, {S0}},
@@ -127,7 +140,10 @@ const oc_case oc_cases_reduce_shape[] = {
     {"concat", "(1, 2) + (3, 2) + (2, 2) axis 0", concat_a0, 3, {M2(1, 2), M2(3, 2), M2(2, 2)}},
     {"concat", "(2, 1, 3) + (2, 4, 3) axis 1", concat_a1, 2, {T3(2, 1, 3), T3(2, 4, 3)}},
     {"concat", "3 x (2, k, 3) axis -2", concat_m2, 3, {T3(2, 2, 3), T3(2, 1, 3), T3(2, 3, 3)}},
-    {"concat", "(2, 3) + const (2, 1) + (2, 2) axis -1", concat_m1, 3,
+    {"concat",
+     "(2, 3) + const (2, 1) + (2, 2) axis -1",
+     concat_m1,
+     3,
      {M2(2, 3), K2(2, 1), M2(2, 2)}},
     {"concat", "one (1) axis 0", concat_a0, 1, {V1(1)}},
     {0},

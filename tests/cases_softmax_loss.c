@@ -14,14 +14,14 @@ static nb_tensor *b_log_softmax(nb_graph *g, nb_tensor *const *in, int n) {
 }
 
 // b_<fn>_mean and b_<fn>_sum for each loss.
-#define LOSS(fn)                                                                               \
-    static nb_tensor *b_##fn##_mean(nb_graph *g, nb_tensor *const *in, int n) {                \
-        (void)n;                                                                               \
-        return nb_##fn(g, in[0], in[1], NB_REDUCE_MEAN);                                       \
-    }                                                                                          \
-    static nb_tensor *b_##fn##_sum(nb_graph *g, nb_tensor *const *in, int n) {                 \
-        (void)n;                                                                               \
-        return nb_##fn(g, in[0], in[1], NB_REDUCE_SUM);                                        \
+#define LOSS(fn)                                                                                   \
+    static nb_tensor *b_##fn##_mean(nb_graph *g, nb_tensor *const *in, int n) {                    \
+        (void)n;                                                                                   \
+        return nb_##fn(g, in[0], in[1], NB_REDUCE_MEAN);                                           \
+    }                                                                                              \
+    static nb_tensor *b_##fn##_sum(nb_graph *g, nb_tensor *const *in, int n) {                     \
+        (void)n;                                                                                   \
+        return nb_##fn(g, in[0], in[1], NB_REDUCE_SUM);                                            \
     }
 LOSS(mse_loss)
 LOSS(half_sse_loss)
@@ -34,23 +34,33 @@ LOSS(sparse_cross_entropy_logits)
 #define S1(a) .ndim = 1, .shape = {a}
 #define S2(a, b) .ndim = 2, .shape = {a, b}
 #define S3(a, b, c) .ndim = 3, .shape = {a, b, c}
-#define VAL(shape) {shape}
-#define VALR(shape, l, h) {shape, .lo = l, .hi = h}
-#define CONST(shape, l, h) {shape, .role = OC_CONST, .lo = l, .hi = h}
-#define ONEHOT(shape) {shape, .role = OC_ONEHOT}
-#define SIMPLEX(shape) {shape, .role = OC_SIMPLEX}
-#define INDEX(n, c) {S1(n), .role = OC_INDEX, .classes = c}
-#define PROB(shape) {shape, .lo = 0.05, .hi = 0.95}
+#define VAL(shape)                                                                                 \
+    { shape }
+#define VALR(shape, l, h)                                                                          \
+    { shape, .lo = l, .hi = h }
+#define CONST(shape, l, h)                                                                         \
+    { shape, .role = OC_CONST, .lo = l, .hi = h }
+#define ONEHOT(shape)                                                                              \
+    { shape, .role = OC_ONEHOT }
+#define SIMPLEX(shape)                                                                             \
+    { shape, .role = OC_SIMPLEX }
+#define INDEX(n, c)                                                                                \
+    { S1(n), .role = OC_INDEX, .classes = c }
+#define PROB(shape)                                                                                \
+    { shape, .lo = 0.05, .hi = 0.95 }
 
-#define SOFTMAX_CASES(name)                                                                    \
-    {#name, "(4, 3)", b_##name, 1, {VAL(S2(4, 3))}},                                           \
-    {#name, "(1, 1)", b_##name, 1, {VAL(S2(1, 1))}},                                           \
-    {#name, "(1, 6)", b_##name, 1, {VAL(S2(1, 6))}},                                           \
-    {#name, "(3, 7)", b_##name, 1, {VAL(S2(3, 7))}},                                           \
-    {#name, "1-D (5)", b_##name, 1, {VAL(S1(5))}},                                             \
-    {#name, "1-D (1)", b_##name, 1, {VAL(S1(1))}},                                             \
-    {#name, "3-D (2, 3, 4)", b_##name, 1, {VAL(S3(2, 3, 4))}},                                 \
-    {#name, "wide range (2, 5)", b_##name, 1, {VALR(S2(2, 5), -20, 20)}}
+#define SOFTMAX_CASES(name)                                                                        \
+    {#name, "(4, 3)", b_##name, 1, {VAL(S2(4, 3))}},                                               \
+        {#name, "(1, 1)", b_##name, 1, {VAL(S2(1, 1))}},                                           \
+        {#name, "(1, 6)", b_##name, 1, {VAL(S2(1, 6))}},                                           \
+        {#name, "(3, 7)", b_##name, 1, {VAL(S2(3, 7))}},                                           \
+        {#name, "1-D (5)", b_##name, 1, {VAL(S1(5))}},                                             \
+        {#name, "1-D (1)", b_##name, 1, {VAL(S1(1))}},                                             \
+        {#name, "3-D (2, 3, 4)", b_##name, 1, {VAL(S3(2, 3, 4))}}, {                               \
+#name, "wide range (2, 5)", b_##name, 1, {                                                 \
+            VALR(S2(2, 5), -20, 20)                                                                \
+        }                                                                                          \
+    }
 
 const oc_case oc_cases_softmax_loss[] = {
     SOFTMAX_CASES(softmax),
@@ -62,72 +72,153 @@ const oc_case oc_cases_softmax_loss[] = {
     {"mse_loss", "(1) mean", b_mse_loss_mean, 2, {VAL(S1(1)), CONST(S1(1), -2, 2)}},
     {"mse_loss", "(3, 7) mean, target grad", b_mse_loss_mean, 2, {VAL(S2(3, 7)), VAL(S2(3, 7))}},
 
-    {"half_sse_loss", "(4, 3) mean", b_half_sse_loss_mean, 2,
+    {"half_sse_loss",
+     "(4, 3) mean",
+     b_half_sse_loss_mean,
+     2,
      {VAL(S2(4, 3)), CONST(S2(4, 3), -2, 2)}},
-    {"half_sse_loss", "(1, 1) sum", b_half_sse_loss_sum, 2,
+    {"half_sse_loss",
+     "(1, 1) sum",
+     b_half_sse_loss_sum,
+     2,
      {VAL(S2(1, 1)), CONST(S2(1, 1), -2, 2)}},
-    {"half_sse_loss", "(1, 5) mean", b_half_sse_loss_mean, 2,
+    {"half_sse_loss",
+     "(1, 5) mean",
+     b_half_sse_loss_mean,
+     2,
      {VAL(S2(1, 5)), CONST(S2(1, 5), -2, 2)}},
     {"half_sse_loss", "1-D (5) mean", b_half_sse_loss_mean, 2, {VAL(S1(5)), CONST(S1(5), -2, 2)}},
-    {"half_sse_loss", "(3, 7) sum, target grad", b_half_sse_loss_sum, 2,
+    {"half_sse_loss",
+     "(3, 7) sum, target grad",
+     b_half_sse_loss_sum,
+     2,
      {VAL(S2(3, 7)), VAL(S2(3, 7))}},
 
     {"bce_loss", "(4, 3) mean", b_bce_loss_mean, 2, {PROB(S2(4, 3)), CONST(S2(4, 3), 0, 1)}},
     {"bce_loss", "(1, 1) sum", b_bce_loss_sum, 2, {PROB(S2(1, 1)), CONST(S2(1, 1), 0, 1)}},
     {"bce_loss", "(1, 5) one-hot, mean", b_bce_loss_mean, 2, {PROB(S2(1, 5)), ONEHOT(S2(1, 5))}},
     {"bce_loss", "(3, 7) sum", b_bce_loss_sum, 2, {PROB(S2(3, 7)), CONST(S2(3, 7), 0, 1)}},
-    {"bce_loss", "(3, 7) mean, target grad", b_bce_loss_mean, 2,
+    {"bce_loss",
+     "(3, 7) mean, target grad",
+     b_bce_loss_mean,
+     2,
      {PROB(S2(3, 7)), VALR(S2(3, 7), 0, 1)}},
 
-    {"bce_logits_loss", "(4, 3) mean", b_bce_logits_loss_mean, 2,
+    {"bce_logits_loss",
+     "(4, 3) mean",
+     b_bce_logits_loss_mean,
+     2,
      {VAL(S2(4, 3)), CONST(S2(4, 3), 0, 1)}},
-    {"bce_logits_loss", "(1, 1) sum", b_bce_logits_loss_sum, 2,
+    {"bce_logits_loss",
+     "(1, 1) sum",
+     b_bce_logits_loss_sum,
+     2,
      {VAL(S2(1, 1)), CONST(S2(1, 1), 0, 1)}},
-    {"bce_logits_loss", "(1, 5) wide logits, one-hot, mean", b_bce_logits_loss_mean, 2,
+    {"bce_logits_loss",
+     "(1, 5) wide logits, one-hot, mean",
+     b_bce_logits_loss_mean,
+     2,
      {VALR(S2(1, 5), -15, 15), ONEHOT(S2(1, 5))}},
-    {"bce_logits_loss", "(3, 7) sum", b_bce_logits_loss_sum, 2,
+    {"bce_logits_loss",
+     "(3, 7) sum",
+     b_bce_logits_loss_sum,
+     2,
      {VAL(S2(3, 7)), CONST(S2(3, 7), 0, 1)}},
-    {"bce_logits_loss", "(3, 7) mean, target grad", b_bce_logits_loss_mean, 2,
+    {"bce_logits_loss",
+     "(3, 7) mean, target grad",
+     b_bce_logits_loss_mean,
+     2,
      {VAL(S2(3, 7)), VALR(S2(3, 7), 0, 1)}},
 
-    {"cross_entropy_loss", "(4, 3) one-hot, mean", b_cross_entropy_loss_mean, 2,
+    {"cross_entropy_loss",
+     "(4, 3) one-hot, mean",
+     b_cross_entropy_loss_mean,
+     2,
      {SIMPLEX(S2(4, 3)), ONEHOT(S2(4, 3))}},
     // One class: a true simplex row would be exactly 1, on the clamp's kink; any p in (0, 1)
     // is a valid input to the formula.
-    {"cross_entropy_loss", "(1, 1) sum", b_cross_entropy_loss_sum, 2,
+    {"cross_entropy_loss",
+     "(1, 1) sum",
+     b_cross_entropy_loss_sum,
+     2,
      {PROB(S2(1, 1)), CONST(S2(1, 1), 0, 1)}},
-    {"cross_entropy_loss", "(1, 6) one-hot, sum", b_cross_entropy_loss_sum, 2,
+    {"cross_entropy_loss",
+     "(1, 6) one-hot, sum",
+     b_cross_entropy_loss_sum,
+     2,
      {SIMPLEX(S2(1, 6)), ONEHOT(S2(1, 6))}},
-    {"cross_entropy_loss", "(3, 7) soft targets, mean", b_cross_entropy_loss_mean, 2,
+    {"cross_entropy_loss",
+     "(3, 7) soft targets, mean",
+     b_cross_entropy_loss_mean,
+     2,
      {SIMPLEX(S2(3, 7)), CONST(S2(3, 7), 0, 1)}},
-    {"cross_entropy_loss", "(3, 7) simplex target grad, sum", b_cross_entropy_loss_sum, 2,
+    {"cross_entropy_loss",
+     "(3, 7) simplex target grad, sum",
+     b_cross_entropy_loss_sum,
+     2,
      {SIMPLEX(S2(3, 7)), SIMPLEX(S2(3, 7))}},
 
-    {"cross_entropy_logits", "(4, 3) one-hot, mean", b_cross_entropy_logits_mean, 2,
+    {"cross_entropy_logits",
+     "(4, 3) one-hot, mean",
+     b_cross_entropy_logits_mean,
+     2,
      {VAL(S2(4, 3)), ONEHOT(S2(4, 3))}},
-    {"cross_entropy_logits", "(1, 1) one-hot, sum", b_cross_entropy_logits_sum, 2,
+    {"cross_entropy_logits",
+     "(1, 1) one-hot, sum",
+     b_cross_entropy_logits_sum,
+     2,
      {VAL(S2(1, 1)), ONEHOT(S2(1, 1))}},
-    {"cross_entropy_logits", "(1, 6) one-hot, mean", b_cross_entropy_logits_mean, 2,
+    {"cross_entropy_logits",
+     "(1, 6) one-hot, mean",
+     b_cross_entropy_logits_mean,
+     2,
      {VAL(S2(1, 6)), ONEHOT(S2(1, 6))}},
-    {"cross_entropy_logits", "(3, 7) wide logits, one-hot, sum", b_cross_entropy_logits_sum, 2,
+    {"cross_entropy_logits",
+     "(3, 7) wide logits, one-hot, sum",
+     b_cross_entropy_logits_sum,
+     2,
      {VALR(S2(3, 7), -20, 20), ONEHOT(S2(3, 7))}},
-    {"cross_entropy_logits", "(3, 7) simplex target grad, mean", b_cross_entropy_logits_mean, 2,
+    {"cross_entropy_logits",
+     "(3, 7) simplex target grad, mean",
+     b_cross_entropy_logits_mean,
+     2,
      {VAL(S2(3, 7)), SIMPLEX(S2(3, 7))}},
     // Targets that do not sum to 1 exercise the Σ_c t_c factor in dz.
-    {"cross_entropy_logits", "(2, 4) unnormalised target grad, sum",
-     b_cross_entropy_logits_sum, 2, {VAL(S2(2, 4)), VAL(S2(2, 4))}},
-    {"cross_entropy_logits", "(4, 3) const soft targets, mean", b_cross_entropy_logits_mean, 2,
+    {"cross_entropy_logits",
+     "(2, 4) unnormalised target grad, sum",
+     b_cross_entropy_logits_sum,
+     2,
+     {VAL(S2(2, 4)), VAL(S2(2, 4))}},
+    {"cross_entropy_logits",
+     "(4, 3) const soft targets, mean",
+     b_cross_entropy_logits_mean,
+     2,
      {VAL(S2(4, 3)), CONST(S2(4, 3), 0, 1)}},
 
-    {"sparse_cross_entropy_logits", "(4, 3) mean", b_sparse_cross_entropy_logits_mean, 2,
+    {"sparse_cross_entropy_logits",
+     "(4, 3) mean",
+     b_sparse_cross_entropy_logits_mean,
+     2,
      {VAL(S2(4, 3)), INDEX(4, 3)}},
-    {"sparse_cross_entropy_logits", "(1, 1) sum", b_sparse_cross_entropy_logits_sum, 2,
+    {"sparse_cross_entropy_logits",
+     "(1, 1) sum",
+     b_sparse_cross_entropy_logits_sum,
+     2,
      {VAL(S2(1, 1)), INDEX(1, 1)}},
-    {"sparse_cross_entropy_logits", "(1, 6) mean", b_sparse_cross_entropy_logits_mean, 2,
+    {"sparse_cross_entropy_logits",
+     "(1, 6) mean",
+     b_sparse_cross_entropy_logits_mean,
+     2,
      {VAL(S2(1, 6)), INDEX(1, 6)}},
-    {"sparse_cross_entropy_logits", "(3, 7) sum", b_sparse_cross_entropy_logits_sum, 2,
+    {"sparse_cross_entropy_logits",
+     "(3, 7) sum",
+     b_sparse_cross_entropy_logits_sum,
+     2,
      {VAL(S2(3, 7)), INDEX(3, 7)}},
-    {"sparse_cross_entropy_logits", "(5, 10) wide logits, mean",
-     b_sparse_cross_entropy_logits_mean, 2, {VALR(S2(5, 10), -20, 20), INDEX(5, 10)}},
+    {"sparse_cross_entropy_logits",
+     "(5, 10) wide logits, mean",
+     b_sparse_cross_entropy_logits_mean,
+     2,
+     {VALR(S2(5, 10), -20, 20), INDEX(5, 10)}},
     {0},
 };

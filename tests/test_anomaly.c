@@ -1,7 +1,7 @@
 // Anomaly mode (nb_graph_set_check_finite): the first NaN/Inf in forward or backward is
 // reported with the op, the pass, the shape, the element and the user's file:line; a healthy
 // graph is unaffected bit for bit; with the mode off NaN flows silently. Each expected line is
-// captured with __LINE__ on the same source line as the op call.
+// captured with __LINE__ next to the op call.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +15,7 @@
 
 #include "nabla.h"
 
-static nb_tensor *tensor(nb_dtype dt, int ndim, const int64_t *shape, const double *v,
-                         bool grad) {
+static nb_tensor *tensor(nb_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad) {
     nb_tensor *t = nb_tensor_create(dt, ndim, shape);
     assert_non_null(t);
     for (int64_t i = 0; i < nb_tensor_numel(t); i++)
@@ -57,7 +56,8 @@ static void log_of_negative_is_caught_in_forward(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
     nb_tensor *x = tensor(NB_F32, 2, (int64_t[]){2, 3}, (double[]){1, 2, 3, 4, -1, 6}, true);
-    nb_tensor *y = nb_log(g, x); int line = __LINE__;
+    nb_tensor *y = nb_log(g, x);
+    int line = __LINE__ - 1; // the op call on the line above
     assert_null(y);
     expect_report(g,
                   (const char *[]){"log: ", "in forward", "output (2, 3) float32",
@@ -78,27 +78,33 @@ static void exp_overflow_is_caught_in_forward(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
     nb_tensor *x = tensor(NB_F64, 1, (int64_t[]){3}, (double[]){0, 1000, 1}, false);
-    nb_tensor *y = nb_exp(g, nb_scale(g, x, 1.0)); int line = __LINE__;
+    nb_tensor *y = nb_exp(g, nb_scale(g, x, 1.0));
+    int line = __LINE__ - 1; // the op call on the line above
     assert_null(y);
-    expect_report(g,
-                  (const char *[]){"exp: ", "in forward", "output (3) float64",
-                                   "element 1 [1]", "inf", NULL},
-                  line);
+    expect_report(
+        g,
+        (const char *[]){"exp: ", "in forward", "output (3) float64", "element 1 [1]", "inf", NULL},
+        line);
     nb_tensor_destroy(x);
     nb_graph_destroy(g);
 }
 
 // Nested calls each keep their own site: the inner op runs (and closes its site) first, so a
 // single slot would lose the outer call's line or report the inner one's.
-static nb_tensor *doubled(nb_graph *g, nb_tensor *x) { return nb_scale(g, x, 2.0); }
-enum { LOG_LINE = __LINE__ + 1 }; // the line below
-static nb_tensor *logged(nb_graph *g, nb_tensor *x) { return nb_log(g, x); }
+static nb_tensor *doubled(nb_graph *g, nb_tensor *x) {
+    return nb_scale(g, x, 2.0);
+}
+enum { LOG_LINE = __LINE__ + 2 }; // the nb_log call two lines below
+static nb_tensor *logged(nb_graph *g, nb_tensor *x) {
+    return nb_log(g, x);
+}
 
 static void nested_calls_keep_their_own_sites(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
     nb_tensor *x = tensor(NB_F32, 1, (int64_t[]){2}, (double[]){1, 50}, false);
-    nb_tensor *y = nb_exp(g, doubled(g, x)); int line = __LINE__;
+    nb_tensor *y = nb_exp(g, doubled(g, x));
+    int line = __LINE__ - 1; // the op call on the line above
     assert_null(y);
     expect_report(g, (const char *[]){"exp: ", "element 1 [1]", "inf", NULL}, line);
     nb_graph_reset(g);
@@ -114,7 +120,8 @@ static void sqrt_at_zero_is_caught_in_backward(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
     nb_tensor *x = tensor(NB_F64, 1, (int64_t[]){3}, (double[]){4, 0, 1}, true);
-    nb_tensor *r = nb_sqrt(g, x); int line = __LINE__;
+    nb_tensor *r = nb_sqrt(g, x);
+    int line = __LINE__ - 1; // the op call on the line above
     nb_tensor *loss = nb_sum(g, r);
     assert_non_null(loss);
     assert_int_equal(nb_graph_status(g), NB_OK);
@@ -134,7 +141,8 @@ static void pow_at_zero_is_caught_in_an_intermediate_grad(void **state) {
     nb_graph *g = checked_graph();
     nb_tensor *x = tensor(NB_F32, 2, (int64_t[]){2, 2}, (double[]){1, 2, 0, 3}, true);
     nb_tensor *sq = nb_mul(g, x, x);
-    nb_tensor *r = nb_pow_scalar(g, sq, 0.5); int line = __LINE__;
+    nb_tensor *r = nb_pow_scalar(g, sq, 0.5);
+    int line = __LINE__ - 1; // the op call on the line above
     nb_tensor *loss = nb_mean(g, r);
     assert_non_null(loss);
     assert_int_equal(nb_backward(g, loss), NB_ERR_NONFINITE);
@@ -152,7 +160,8 @@ static void replay_is_checked(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
     nb_tensor *x = tensor(NB_F64, 1, (int64_t[]){2}, (double[]){1, 2}, true);
-    nb_tensor *loss = nb_sum(g, nb_log(g, x)); int line = __LINE__;
+    nb_tensor *loss = nb_sum(g, nb_log(g, x));
+    int line = __LINE__ - 1; // the op call on the line above
     assert_non_null(loss);
     assert_int_equal(nb_graph_replay(g), NB_OK);
     nb_tensor_set(x, 0, -3);
@@ -247,8 +256,7 @@ static step_result mlp_step(bool check, nb_dtype dt) {
     nb_graph *g = nb_graph_create();
     nb_graph_set_check_finite(g, check);
     nb_tensor *h = nb_tanh(g, nb_linear(g, x, p[0], p[1]));
-    nb_tensor *loss =
-        nb_cross_entropy_logits(g, nb_linear(g, h, p[2], p[3]), y, NB_REDUCE_MEAN);
+    nb_tensor *loss = nb_cross_entropy_logits(g, nb_linear(g, h, p[2], p[3]), y, NB_REDUCE_MEAN);
     assert_non_null(loss);
     assert_int_equal(nb_backward(g, loss), NB_OK);
     assert_int_equal(nb_graph_replay(g), NB_OK);

@@ -27,16 +27,16 @@ static char tmpdir[256];
 static char created[64][320]; // every file written, removed by the group teardown
 static int n_created;
 static uint8_t pix[N * F + 16]; // fixture pixels, with room for trailing bytes
-static uint8_t lab[N + 16] = { 3, 0, 9, 1, 7 };
+static uint8_t lab[N + 16] = {3, 0, 9, 1, 7};
 static const char *im; // the valid fixture files: raw and gzip images and labels
 static const char *lb;
 static const char *imz;
 static const char *lbz;
 
-#define assert_msg_has(sub)                                                                     \
-    do {                                                                                        \
-        if (!strstr(nb_last_error(), (sub)))                                                    \
-            fail_msg("nb_last_error() = \"%s\" lacks \"%s\"", nb_last_error(), (sub));          \
+#define assert_msg_has(sub)                                                                        \
+    do {                                                                                           \
+        if (!strstr(nb_last_error(), (sub)))                                                       \
+            fail_msg("nb_last_error() = \"%s\" lacks \"%s\"", nb_last_error(), (sub));             \
     } while (0)
 
 // Path of `name` inside the temp dir, registered for cleanup; the string lives until exit.
@@ -83,10 +83,10 @@ static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *
 }
 
 static void write_images(const char *path, int gz, uint32_t n_header, size_t payload_len) {
-    write_idx(path, gz, 0x803, (uint32_t[]){ n_header, R, C }, 3, pix, payload_len);
+    write_idx(path, gz, 0x803, (uint32_t[]){n_header, R, C}, 3, pix, payload_len);
 }
 static void write_labels(const char *path, int gz, uint32_t n_header, size_t payload_len) {
-    write_idx(path, gz, 0x801, (uint32_t[]){ n_header }, 1, lab, payload_len);
+    write_idx(path, gz, 0x801, (uint32_t[]){n_header}, 1, lab, payload_len);
 }
 
 static int group_setup(void **state) {
@@ -134,7 +134,7 @@ static void expect_fixture(const nb_dataset *ds) {
 // Loads (images, labels), expecting failure with `code` and a message naming `path` and `key`.
 static void expect_load_error(const char *images, const char *labels, nb_status code,
                               const char *path, const char *key) {
-    nb_dataset ds = { .n = 99 };
+    nb_dataset ds = {.n = 99};
     assert_int_equal(nb_idx_load(images, labels, &ds), code);
     assert_null(ds.images);
     assert_null(ds.labels);
@@ -147,7 +147,7 @@ static void expect_load_error(const char *images, const char *labels, nb_status 
 
 static void load_valid_raw_and_gz(void **state) {
     (void)state;
-    const char *pairs[][2] = { { im, lb }, { imz, lbz }, { imz, lb }, { im, lbz } };
+    const char *pairs[][2] = {{im, lb}, {imz, lbz}, {imz, lb}, {im, lbz}};
     for (int i = 0; i < 4; i++) {
         nb_dataset ds;
         assert_int_equal(nb_idx_load(pairs[i][0], pairs[i][1], &ds), NB_OK);
@@ -168,7 +168,7 @@ static void load_truncated(void **state) {
     write_labels(tlb, 1, N, 3);
     expect_load_error(im, tlb, NB_ERR_FORMAT, tlb, "truncated: expected 5 labels, got 3");
     const char *thead = tpath("trunc-header");
-    write_bytes(thead, (uint8_t[]){ 0, 0, 8, 3, 0, 0, 0, 5, 0, 0 }, 10, 0);
+    write_bytes(thead, (uint8_t[]){0, 0, 8, 3, 0, 0, 0, 5, 0, 0}, 10, 0);
     expect_load_error(thead, lb, NB_ERR_FORMAT, thead, "truncated header");
     const char *empty = tpath("empty");
     write_bytes(empty, "", 0, 0);
@@ -185,7 +185,7 @@ static void load_broken_gzip(void **state) {
     fclose(f);
     assert_true(len > 30);
     const char *bad = tpath("broken-images.gz");
-    size_t cuts[] = { len - 4, len - 12, len / 2 };
+    size_t cuts[] = {len - 4, len - 12, len / 2};
     for (int i = 0; i < 3; i++) {
         write_bytes(bad, gz, cuts[i], 0);
         expect_load_error(bad, lb, NB_ERR_FORMAT, bad, "idx: ");
@@ -208,17 +208,17 @@ static void load_trailing_data(void **state) {
 static void load_bad_magic_and_dims(void **state) {
     (void)state;
     const char *bad = tpath("bad-magic");
-    write_idx(bad, 0, 0x12345678, (uint32_t[]){ N, R, C }, 3, pix, N * F);
+    write_idx(bad, 0, 0x12345678, (uint32_t[]){N, R, C}, 3, pix, N * F);
     expect_load_error(bad, lb, NB_ERR_FORMAT, bad, "bad magic 0x12345678");
     expect_load_error(im, bad, NB_ERR_FORMAT, bad, "not an IDX file");
     // Swapped arguments: each file has the other's dimension count.
     expect_load_error(lb, im, NB_ERR_FORMAT, lb, "1 dimension(s), expected 3");
     expect_load_error(im, im, NB_ERR_FORMAT, im, "3 dimension(s), expected 1");
     const char *two = tpath("two-dims");
-    write_idx(two, 0, 0x802, (uint32_t[]){ N, F }, 2, pix, N * F);
+    write_idx(two, 0, 0x802, (uint32_t[]){N, F}, 2, pix, N * F);
     expect_load_error(two, lb, NB_ERR_FORMAT, two, "2 dimension(s), expected 3");
     const char *flt = tpath("float-images");
-    write_idx(flt, 0, 0xD03, (uint32_t[]){ N, R, C }, 3, pix, N * F);
+    write_idx(flt, 0, 0xD03, (uint32_t[]){N, R, C}, 3, pix, N * F);
     expect_load_error(flt, lb, NB_ERR_FORMAT, flt, "element type 0x0d");
 }
 
@@ -237,18 +237,18 @@ static void load_bad_sizes(void **state) {
     expect_load_error(zim, zlb, NB_ERR_FORMAT, zim, "no images");
     expect_load_error(im, zlb, NB_ERR_FORMAT, zlb, "no labels");
     const char *side = tpath("zero-side");
-    write_idx(side, 0, 0x803, (uint32_t[]){ N, 0, C }, 3, pix, 0);
+    write_idx(side, 0, 0x803, (uint32_t[]){N, 0, C}, 3, pix, 0);
     expect_load_error(side, lb, NB_ERR_FORMAT, side, "implausible image size 0x4");
     // A corrupt header claiming ~1 PB must fail before any allocation.
     const char *huge = tpath("huge");
-    write_idx(huge, 0, 0x803, (uint32_t[]){ 0xFFFFFFFFu, 16384, 16384 }, 3, pix, 16);
+    write_idx(huge, 0, 0x803, (uint32_t[]){0xFFFFFFFFu, 16384, 16384}, 3, pix, 16);
     expect_load_error(huge, lb, NB_ERR_FORMAT, huge, "implausible size");
 }
 
 static void load_bad_labels(void **state) {
     (void)state;
     const char *blb = tpath("bad-labels");
-    write_idx(blb, 0, 0x801, (uint32_t[]){ N }, 1, (uint8_t[N]){ 3, 0, 10, 1, 200 }, N);
+    write_idx(blb, 0, 0x801, (uint32_t[]){N}, 1, (uint8_t[N]){3, 0, 10, 1, 200}, N);
     expect_load_error(im, blb, NB_ERR_FORMAT, blb, "2 bad label(s) for 10 classes");
     assert_msg_has("label 10 at index 2");
 }
@@ -288,7 +288,7 @@ static void load_no_leaks(void **state) {
     const char *tim = tpath("leak-trunc-images");
     const char *blb = tpath("leak-bad-labels");
     write_images(tim, 0, N, N * F - 1);
-    write_idx(blb, 0, 0x801, (uint32_t[]){ N }, 1, (uint8_t[N]){ 3, 10, 9, 1, 7 }, N);
+    write_idx(blb, 0, 0x801, (uint32_t[]){N}, 1, (uint8_t[N]){3, 10, 9, 1, 7}, N);
     nb_set_allocator(count_malloc, count_realloc, count_free);
     nb_dataset ds;
     int succeeded = 0;
@@ -333,15 +333,15 @@ static void fashion_mnist_real(void **state) {
     if (!probe)
         skip();
     fclose(probe);
-    const char *splits[] = { "train", "t10k" };
-    const int64_t sizes[] = { 60000, 10000 };
+    const char *splits[] = {"train", "t10k"};
+    const int64_t sizes[] = {60000, 10000};
     for (int s = 0; s < 2; s++) {
         nb_dataset ds;
         assert_int_equal(nb_mnist_load(FASHION_DIR, splits[s], &ds), NB_OK);
         assert_int_equal(ds.n, sizes[s]);
         assert_int_equal(ds.rows, 28);
         assert_int_equal(ds.cols, 28);
-        int64_t per_class[10] = { 0 };
+        int64_t per_class[10] = {0};
         for (int64_t i = 0; i < ds.n; i++) {
             assert_true(ds.labels[i] < 10);
             per_class[ds.labels[i]]++;
@@ -355,18 +355,18 @@ static void fashion_mnist_real(void **state) {
 // ---- batches ------------------------------------------------------------------------------------
 
 static nb_dataset fixture(void) {
-    return (nb_dataset){ .n = N, .rows = R, .cols = C, .n_classes = 10, .images = pix,
-                         .labels = lab };
+    return (nb_dataset){
+        .n = N, .rows = R, .cols = C, .n_classes = 10, .images = pix, .labels = lab};
 }
 
 static void fill_batch_values(void **state) {
     (void)state;
     nb_dataset ds = fixture();
-    const int64_t idx[] = { 4, 0, 0 };
-    nb_tensor *x32 = nb_tensor_create(NB_F32, 2, (int64_t[]){ 3, F });
-    nb_tensor *x64 = nb_tensor_create(NB_F64, 4, (int64_t[]){ 3, 1, R, C });
-    nb_tensor *oh = nb_tensor_create(NB_F64, 2, (int64_t[]){ 3, 10 });
-    nb_tensor *y = nb_tensor_create(NB_I32, 1, (int64_t[]){ 3 });
+    const int64_t idx[] = {4, 0, 0};
+    nb_tensor *x32 = nb_tensor_create(NB_F32, 2, (int64_t[]){3, F});
+    nb_tensor *x64 = nb_tensor_create(NB_F64, 4, (int64_t[]){3, 1, R, C});
+    nb_tensor *oh = nb_tensor_create(NB_F64, 2, (int64_t[]){3, 10});
+    nb_tensor *y = nb_tensor_create(NB_I32, 1, (int64_t[]){3});
     assert_int_equal(nb_dataset_fill_batch(&ds, idx, 3, x32, oh, y), NB_OK);
     assert_int_equal(nb_dataset_fill_batch(&ds, idx, 3, x64, NULL, NULL), NB_OK);
     const float *a = nb_tensor_data_f32(x32);
@@ -392,14 +392,14 @@ static void fill_batch_values(void **state) {
 static void fill_batch_rejects(void **state) {
     (void)state;
     nb_dataset ds = fixture();
-    const int64_t idx[] = { 1, 2 };
-    nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){ 2, F });
-    nb_tensor *x_rows = nb_tensor_create(NB_F32, 2, (int64_t[]){ 3, F });
-    nb_tensor *x_cols = nb_tensor_create(NB_F32, 2, (int64_t[]){ 2, F + 1 });
-    nb_tensor *x_i32 = nb_tensor_create(NB_I32, 2, (int64_t[]){ 2, F });
-    nb_tensor *oh9 = nb_tensor_create(NB_F32, 2, (int64_t[]){ 2, 9 });
-    nb_tensor *y_f32 = nb_tensor_create(NB_F32, 1, (int64_t[]){ 2 });
-    nb_tensor *y_long = nb_tensor_create(NB_I32, 1, (int64_t[]){ 3 });
+    const int64_t idx[] = {1, 2};
+    nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){2, F});
+    nb_tensor *x_rows = nb_tensor_create(NB_F32, 2, (int64_t[]){3, F});
+    nb_tensor *x_cols = nb_tensor_create(NB_F32, 2, (int64_t[]){2, F + 1});
+    nb_tensor *x_i32 = nb_tensor_create(NB_I32, 2, (int64_t[]){2, F});
+    nb_tensor *oh9 = nb_tensor_create(NB_F32, 2, (int64_t[]){2, 9});
+    nb_tensor *y_f32 = nb_tensor_create(NB_F32, 1, (int64_t[]){2});
+    nb_tensor *y_long = nb_tensor_create(NB_I32, 1, (int64_t[]){3});
     nb_tensor_fill(x, -7.0);
     assert_int_equal(nb_dataset_fill_batch(&ds, idx, 2, x_rows, NULL, NULL), NB_ERR_SHAPE);
     assert_msg_has("x is (3, 12), needs (2, 12)");
@@ -410,23 +410,21 @@ static void fill_batch_rejects(void **state) {
     assert_msg_has("onehot is (2, 9), needs (2, 10)");
     assert_int_equal(nb_dataset_fill_batch(&ds, idx, 2, x, NULL, y_f32), NB_ERR_DTYPE);
     assert_int_equal(nb_dataset_fill_batch(&ds, idx, 2, x, NULL, y_long), NB_ERR_SHAPE);
-    assert_int_equal(nb_dataset_fill_batch(&ds, (int64_t[]){ 1, N }, 2, x, NULL, NULL),
-                     NB_ERR_ARG);
+    assert_int_equal(nb_dataset_fill_batch(&ds, (int64_t[]){1, N}, 2, x, NULL, NULL), NB_ERR_ARG);
     assert_msg_has("idx[1] = 5 is outside [0, 5)");
-    assert_int_equal(nb_dataset_fill_batch(&ds, (int64_t[]){ -1, 0 }, 2, x, NULL, NULL),
-                     NB_ERR_ARG);
+    assert_int_equal(nb_dataset_fill_batch(&ds, (int64_t[]){-1, 0}, 2, x, NULL, NULL), NB_ERR_ARG);
     for (int64_t i = 0; i < 2 * F; i++)
         assert_true(nb_tensor_get(x, i) == -7.0);
     assert_int_equal(nb_dataset_fill_batch(NULL, idx, 2, x, NULL, NULL), NB_ERR_NULL);
     assert_int_equal(nb_dataset_fill_batch(&ds, NULL, 2, x, NULL, NULL), NB_ERR_NULL);
-    nb_dataset empty = { 0 };
+    nb_dataset empty = {0};
     assert_int_equal(nb_dataset_fill_batch(&empty, idx, 2, x, NULL, NULL), NB_ERR_STATE);
     ds.n_classes = 9; // a hand-built dataset whose label 9 would land past the one-hot row
-    nb_tensor *oh = nb_tensor_create(NB_F32, 2, (int64_t[]){ 1, 9 });
-    assert_int_equal(nb_dataset_fill_batch(&ds, (int64_t[]){ 2 }, 1, NULL, oh, NULL), NB_ERR_ARG);
+    nb_tensor *oh = nb_tensor_create(NB_F32, 2, (int64_t[]){1, 9});
+    assert_int_equal(nb_dataset_fill_batch(&ds, (int64_t[]){2}, 1, NULL, oh, NULL), NB_ERR_ARG);
     assert_msg_has("sample 2 has label 9");
     nb_tensor_destroy(oh);
-    nb_tensor *all[] = { x, x_rows, x_cols, x_i32, oh9, y_f32, y_long };
+    nb_tensor *all[] = {x, x_rows, x_cols, x_i32, oh9, y_f32, y_long};
     for (int i = 0; i < 7; i++)
         nb_tensor_destroy(all[i]);
 }
@@ -436,12 +434,12 @@ static void fill_batch_last_batch_view(void **state) {
     (void)state;
     nb_dataset ds = fixture();
     nb_batch_iter *it = nb_batch_iter_create(NULL, N, 3, false, 1);
-    nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){ 3, F });
+    nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){3, F});
     const int64_t *batch;
     assert_int_equal(nb_batch_iter_next(it, &batch), 3);
     assert_int_equal(nb_batch_iter_next(it, &batch), 2);
     nb_tensor_fill(x, -7.0);
-    nb_tensor *view = nb_tensor_wrap(NB_F32, 2, (int64_t[]){ 2, F }, nb_tensor_data(x));
+    nb_tensor *view = nb_tensor_wrap(NB_F32, 2, (int64_t[]){2, F}, nb_tensor_data(x));
     assert_int_equal(nb_dataset_fill_batch(&ds, batch, 2, view, NULL, NULL), NB_OK);
     assert_true(nb_tensor_get(x, F) == (double)((float)pix[4 * F] / 255.0f));
     assert_true(nb_tensor_get(x, 2 * F) == -7.0); // the unused row stays as it was
@@ -452,9 +450,9 @@ static void fill_batch_last_batch_view(void **state) {
 
 static void one_hot_values_and_errors(void **state) {
     (void)state;
-    const int32_t y[] = { 2, 0, 3 };
-    nb_tensor *f = nb_tensor_create(NB_F32, 2, (int64_t[]){ 3, 4 });
-    nb_tensor *d = nb_tensor_create(NB_F64, 2, (int64_t[]){ 3, 4 });
+    const int32_t y[] = {2, 0, 3};
+    nb_tensor *f = nb_tensor_create(NB_F32, 2, (int64_t[]){3, 4});
+    nb_tensor *d = nb_tensor_create(NB_F64, 2, (int64_t[]){3, 4});
     assert_int_equal(nb_one_hot(y, 3, 4, f), NB_OK);
     assert_int_equal(nb_one_hot(y, 3, 4, d), NB_OK);
     for (int i = 0; i < 3; i++)
@@ -463,13 +461,13 @@ static void one_hot_values_and_errors(void **state) {
             assert_true(nb_tensor_get(d, i * 4 + k) == (k == y[i] ? 1.0 : 0.0));
         }
     nb_tensor_fill(f, -7.0);
-    assert_int_equal(nb_one_hot((int32_t[]){ 1, 4, 0 }, 3, 4, f), NB_ERR_ARG);
+    assert_int_equal(nb_one_hot((int32_t[]){1, 4, 0}, 3, 4, f), NB_ERR_ARG);
     assert_msg_has("labels[1] = 4 is outside [0, 4)");
-    assert_int_equal(nb_one_hot((int32_t[]){ 1, -1, 0 }, 3, 4, f), NB_ERR_ARG);
+    assert_int_equal(nb_one_hot((int32_t[]){1, -1, 0}, 3, 4, f), NB_ERR_ARG);
     assert_true(nb_tensor_get(f, 0) == -7.0);
     assert_int_equal(nb_one_hot(y, 3, 5, f), NB_ERR_SHAPE);
     assert_int_equal(nb_one_hot(y, 2, 4, f), NB_ERR_SHAPE);
-    nb_tensor *i32 = nb_tensor_create(NB_I32, 2, (int64_t[]){ 3, 4 });
+    nb_tensor *i32 = nb_tensor_create(NB_I32, 2, (int64_t[]){3, 4});
     assert_int_equal(nb_one_hot(y, 3, 4, i32), NB_ERR_DTYPE);
     assert_int_equal(nb_one_hot(NULL, 3, 4, f), NB_ERR_NULL);
     nb_tensor_destroy(f);
@@ -493,7 +491,7 @@ static void shuffle_is_seeded_permutation(void **state) {
     assert_int_equal(nb_shuffle(a, M, &r1), NB_OK);
     assert_int_equal(nb_shuffle(b, M, &r2), NB_OK);
     assert_memory_equal(a, b, sizeof a);
-    int seen[M] = { 0 };
+    int seen[M] = {0};
     int moved = 0;
     for (int i = 0; i < M; i++) {
         seen[a[i]]++;
@@ -516,7 +514,7 @@ static void split_is_disjoint_cover(void **state) {
     nb_rng rng;
     nb_rng_seed(&rng, 7);
     assert_int_equal(nb_split_indices(M, V, &rng, train, val), NB_OK);
-    int seen[M] = { 0 };
+    int seen[M] = {0};
     for (int i = 0; i < M - V; i++) {
         seen[train[i]]++;
         if (i)
@@ -557,7 +555,7 @@ static void run_epoch(nb_batch_iter *it, int64_t n, int64_t bs, int64_t *order) 
     }
     assert_int_equal(seen, n);
     assert_int_equal(batches, nb_batch_iter_num_batches(it));
-    int hits[128] = { 0 };
+    int hits[128] = {0};
     for (int64_t i = 0; i < n; i++)
         hits[order[i]]++;
     for (int64_t i = 0; i < n; i++)
@@ -590,7 +588,7 @@ static void iter_epochs(void **state) {
 
 static void iter_subset_in_order_and_errors(void **state) {
     (void)state;
-    const int64_t subset[] = { 5, 2, 9 };
+    const int64_t subset[] = {5, 2, 9};
     nb_batch_iter *it = nb_batch_iter_create(subset, 3, 2, false, 0);
     const int64_t *batch;
     for (int e = 0; e < 2; e++) {

@@ -23,7 +23,8 @@ typedef struct {
 static run_result train(int threads, nb_dtype dt) {
     nb_set_num_threads(threads);
     run_result r;
-    const int64_t shapes[N_PARAMS][2] = {{HIDDEN, IN}, {HIDDEN, 0}, {CLASSES, HIDDEN}, {CLASSES, 0}};
+    const int64_t shapes[N_PARAMS][2] = {
+        {HIDDEN, IN}, {HIDDEN, 0}, {CLASSES, HIDDEN}, {CLASSES, 0}};
     nb_rng rng;
     nb_rng_seed(&rng, 2024);
     for (int i = 0; i < N_PARAMS; i++) {
@@ -42,8 +43,8 @@ static run_result train(int threads, nb_dtype dt) {
         nb_graph_reset(g);
         nb_sgd_zero_grad(opt);
         nb_tensor *h = nb_gelu(g, nb_linear(g, x, r.p[0], r.p[1]));
-        nb_tensor *loss = nb_sparse_cross_entropy_logits(g, nb_linear(g, h, r.p[2], r.p[3]), y,
-                                                         NB_REDUCE_MEAN);
+        nb_tensor *loss =
+            nb_sparse_cross_entropy_logits(g, nb_linear(g, h, r.p[2], r.p[3]), y, NB_REDUCE_MEAN);
         assert_non_null(loss);
         assert_int_equal(nb_backward(g, loss), NB_OK);
         assert_int_equal(nb_sgd_step(opt), NB_OK);

@@ -13,8 +13,8 @@
 #include "support/opcheck.h"
 
 static const oc_case *const tables[] = {
-    oc_cases_linalg, oc_cases_pointwise, oc_cases_binary, oc_cases_reduce_shape,
-    oc_cases_softmax_loss,
+    oc_cases_linalg,       oc_cases_pointwise,    oc_cases_binary,
+    oc_cases_reduce_shape, oc_cases_softmax_loss,
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 

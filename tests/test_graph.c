@@ -126,8 +126,9 @@ static void errors_are_values(void **state) {
     nb_graph *g = nb_graph_create();
 
     nb_tensor *y = nb_matmul(g, a, b);
-    assert_true(oc_expect_error(g, y, NB_ERR_SHAPE, "matmul: inner dimensions differ: (64, 784) x "
-                                                    "(748, 10)",
+    assert_true(oc_expect_error(g, y, NB_ERR_SHAPE,
+                                "matmul: inner dimensions differ: (64, 784) x "
+                                "(748, 10)",
                                 NULL));
     // Sticky: a later op given NULL returns NULL and the first message stays.
     assert_null(nb_relu(g, y));
@@ -187,11 +188,13 @@ static nb_status sq_infer(nb_node *nd, nb_shape *out) {
 }
 static void sq_forward(nb_node *nd) {
     for (int64_t i = 0; i < nd->out->numel; i++)
-        ((double *)nd->out->data)[i] = ((double *)nd->in[0]->data)[i] * ((double *)nd->in[0]->data)[i];
+        ((double *)nd->out->data)[i] =
+            ((double *)nd->in[0]->data)[i] * ((double *)nd->in[0]->data)[i];
 }
 static void sq_backward_wrong(nb_node *nd) {
     for (int64_t i = 0; i < nd->out->numel; i++)
-        ((double *)nd->in[0]->grad)[i] += ((double *)nd->out->grad)[i] * ((double *)nd->in[0]->data)[i];
+        ((double *)nd->in[0]->grad)[i] +=
+            ((double *)nd->out->grad)[i] * ((double *)nd->in[0]->data)[i];
 }
 static const nb_op wrong_square = {"wrong_square", 1, 0, sq_infer, sq_forward, sq_backward_wrong};
 static nb_tensor *gc_wrong(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
@@ -284,8 +287,8 @@ static void train(bool replay, nb_tensor **params, int steps) {
         } else {
             nb_graph_reset(g);
             nb_tensor *h = nb_tanh(g, nb_linear(g, x, params[0], params[1]));
-            loss = nb_sparse_cross_entropy_logits(g, nb_linear(g, h, params[2], params[3]),
-                                                  labels, NB_REDUCE_MEAN);
+            loss = nb_sparse_cross_entropy_logits(g, nb_linear(g, h, params[2], params[3]), labels,
+                                                  NB_REDUCE_MEAN);
             assert_non_null(loss);
         }
         assert_int_equal(nb_backward(g, loss), NB_OK);

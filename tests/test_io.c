@@ -29,12 +29,12 @@ static const char *in_dir(char *buf, const char *file) {
     return buf;
 }
 
-#define assert_msg_has(s)                                                                   \
-    do {                                                                                    \
-        if (!strstr(nb_last_error(), (s))) {                                                \
-            print_error("message \"%s\" lacks \"%s\"\n", nb_last_error(), (s));             \
-            fail();                                                                         \
-        }                                                                                   \
+#define assert_msg_has(s)                                                                          \
+    do {                                                                                           \
+        if (!strstr(nb_last_error(), (s))) {                                                       \
+            print_error("message \"%s\" lacks \"%s\"\n", nb_last_error(), (s));                    \
+            fail();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static nb_tensor *make(nb_dtype dtype, int ndim, const int64_t *shape, double fill) {
@@ -105,9 +105,9 @@ static void round_trip_is_bitwise_exact(void **state) {
         make(NB_F32, 2, (int64_t[]){0, 3}, 0),
     };
     // Bit patterns a text or double round trip would lose: NaN payloads, -0, denormals, inf.
-    const uint32_t f32_bits[12] = {0x7fc01234, 0x80000000, 0x00000001, 0x7f800000, 0xff800000,
-                                   0x3f800000, 0xbf8ccccd, 0x7f7fffff, 0x00800000, 0x3eaaaaab,
-                                   0xc2f6e979, 0x12345678};
+    const uint32_t f32_bits[12] = {0x7fc01234, 0x80000000, 0x00000001, 0x7f800000,
+                                   0xff800000, 0x3f800000, 0xbf8ccccd, 0x7f7fffff,
+                                   0x00800000, 0x3eaaaaab, 0xc2f6e979, 0x12345678};
     memcpy(nb_tensor_data(src[0]), f32_bits, sizeof f32_bits);
     nb_rng rng;
     nb_rng_seed(&rng, 7);
@@ -123,8 +123,7 @@ static void round_trip_is_bitwise_exact(void **state) {
 
     nb_tensor *dst[7];
     for (int i = 0; i < 7; i++)
-        dst[i] = make(nb_tensor_dtype(src[i]), nb_tensor_ndim(src[i]), nb_tensor_shape(src[i]),
-                      0);
+        dst[i] = make(nb_tensor_dtype(src[i]), nb_tensor_ndim(src[i]), nb_tensor_shape(src[i]), 0);
     assert_int_equal(nb_load_safetensors(path, names, dst, 7), NB_OK);
     for (int i = 0; i < 7; i++) {
         size_t bytes = (size_t)nb_tensor_numel(src[i]) * nb_dtype_size(nb_tensor_dtype(src[i]));
@@ -210,11 +209,12 @@ static void loads_python_written_file(void **state) {
     memcpy(header, json, hlen);
     while ((8 + hlen) % 8)
         header[hlen++] = ' ';
-    const unsigned char data[42] = {
-        0, 0, 0, 0, 0, 0, 0xd0, 0x3f, 0, 0, 0, 0, 0, 0, 0xf0, 0xbf, // bias: 0.25, -1.0
-        0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 0, 0, 0, 0x3f, 0, 0, 0x40, 0x40, // weight: 1 -2 .5 3
-        7, 0, 0, 0,                                                   // step: 7
-        0x80, 0x3f, 0, 0x40, 0x40, 0x40};                             // extra: bf16 1 2 3
+    const unsigned char data[42] = {0,    0,    0,    0,    0,    0,    0xd0, 0x3f, 0,
+                                    0,    0,    0,    0,    0,    0xf0, 0xbf, // bias: 0.25, -1.0
+                                    0,    0,    0x80, 0x3f, 0,    0,    0,    0xc0, 0,
+                                    0,    0,    0x3f, 0,    0,    0x40, 0x40, // weight: 1 -2 .5 3
+                                    7,    0,    0,    0,                      // step: 7
+                                    0x80, 0x3f, 0,    0x40, 0x40, 0x40};      // extra: bf16 1 2 3
     write_raw(path, hlen, header, hlen, data, sizeof data);
     const char *names[] = {"weight", "bias", "step"};
     nb_tensor *t[3] = {make(NB_F32, 2, (int64_t[]){2, 2}, 0), make(NB_F64, 1, (int64_t[]){2}, 0),
@@ -337,7 +337,7 @@ static void header_length_beyond_file_rejected(void **state) {
 }
 
 // Headers that lie or are malformed, over an 8-byte data buffer; "a" is requested as F32 (2).
-#define ENTRY(dtype, shape, offsets)                                                        \
+#define ENTRY(dtype, shape, offsets)                                                               \
     "{\"a\": {\"dtype\": " dtype ", \"shape\": " shape ", \"data_offsets\": " offsets "}}"
 static void bad_headers_rejected(void **state) {
     (void)state;
@@ -547,7 +547,7 @@ static int remove_dir(void **state) {
     DIR *d = opendir(dir);
     if (!d)
         return -1;
-    char path[sizeof dir + 1 + sizeof ((struct dirent *)0)->d_name]; // cannot truncate
+    char path[sizeof dir + 1 + sizeof((struct dirent *)0)->d_name]; // cannot truncate
     for (struct dirent *e; (e = readdir(d));) {
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);

@@ -67,8 +67,12 @@ static void kink_conventions(void **state) {
     assert_true(d[0] == 0 && d[1] == 0 && d[2] == 0); // zero gradient everywhere
 }
 
-static nb_tensor *leaky(nb_graph *g, nb_tensor *x) { return nb_leaky_relu(g, x, 0.01); }
-static nb_tensor *elu1(nb_graph *g, nb_tensor *x) { return nb_elu(g, x, 1.0); }
+static nb_tensor *leaky(nb_graph *g, nb_tensor *x) {
+    return nb_leaky_relu(g, x, 0.01);
+}
+static nb_tensor *elu1(nb_graph *g, nb_tensor *x) {
+    return nb_elu(g, x, 1.0);
+}
 
 static void parameterised_ops(void **state) {
     (void)state;
@@ -101,18 +105,15 @@ static void bad_input(void **state) {
     assert_true(oc_expect_error(g, nb_sigmoid(g, NULL), NB_ERR_NULL, "sigmoid", "NULL", NULL));
     nb_graph_reset(g);
     nb_tensor *labels = nb_tensor_create(NB_I32, 1, (int64_t[]){3});
-    assert_true(oc_expect_error(g, nb_relu(g, labels), NB_ERR_DTYPE, "relu", "(3)", "int32",
-                                NULL));
+    assert_true(oc_expect_error(g, nb_relu(g, labels), NB_ERR_DTYPE, "relu", "(3)", "int32", NULL));
     nb_graph_destroy(g);
     nb_tensor_destroy(labels);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reference_values),
-        cmocka_unit_test(kink_conventions),
-        cmocka_unit_test(parameterised_ops),
-        cmocka_unit_test(saturation_stays_finite),
+        cmocka_unit_test(reference_values),  cmocka_unit_test(kink_conventions),
+        cmocka_unit_test(parameterised_ops), cmocka_unit_test(saturation_stays_finite),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -272,10 +272,10 @@ static void large_inputs_match_plain_loops(void **state) {
     nb_tensor_destroy(x);
 }
 
-#define EXPECT_ERR(call, code, ...)                                                              \
-    do {                                                                                         \
-        nb_graph_reset(g);                                                                       \
-        assert_true(oc_expect_error(g, (call), code, __VA_ARGS__, NULL));                        \
+#define EXPECT_ERR(call, code, ...)                                                                \
+    do {                                                                                           \
+        nb_graph_reset(g);                                                                         \
+        assert_true(oc_expect_error(g, (call), code, __VA_ARGS__, NULL));                          \
     } while (0)
 
 static void reduce_errors(void **state) {
@@ -320,12 +320,12 @@ static void shape_errors(void **state) {
     nb_tensor *v = mk(NB_F64, SHAPE(3), NULL, false);
     nb_graph *g = nb_graph_create();
     // reshape
-    EXPECT_ERR(nb_reshape(g, x, 2, (int64_t[]){4, 2}), NB_ERR_SHAPE, "reshape", "(2, 3)",
-               "(4, 2)", "element counts differ");
+    EXPECT_ERR(nb_reshape(g, x, 2, (int64_t[]){4, 2}), NB_ERR_SHAPE, "reshape", "(2, 3)", "(4, 2)",
+               "element counts differ");
     EXPECT_ERR(nb_reshape(g, x, 2, (int64_t[]){4, -1}), NB_ERR_SHAPE, "reshape", "(2, 3)",
                "(4, -1)");
-    EXPECT_ERR(nb_reshape(g, x, 3, (int64_t[]){-1, 2, -1}), NB_ERR_ARG, "reshape",
-               "(-1, 2, -1)", "more than one -1");
+    EXPECT_ERR(nb_reshape(g, x, 3, (int64_t[]){-1, 2, -1}), NB_ERR_ARG, "reshape", "(-1, 2, -1)",
+               "more than one -1");
     EXPECT_ERR(nb_reshape(g, x, 2, (int64_t[]){-2, -3}), NB_ERR_ARG, "reshape", "dim 0 is -2");
     EXPECT_ERR(nb_reshape(g, x, 7, (int64_t[]){1, 1, 1, 1, 1, 1, 6}), NB_ERR_ARG, "reshape",
                "ndim 7");
@@ -371,8 +371,8 @@ static void errors_are_sticky(void **state) {
     nb_graph *g = nb_graph_create();
     nb_tensor *bad = nb_sum_axis(g, x, 3, false);
     assert_null(bad);
-    assert_true(oc_expect_error(g, nb_max_axis(g, x, 0, false), NB_ERR_ARG, "sum_axis: axis 3",
-                                NULL));
+    assert_true(
+        oc_expect_error(g, nb_max_axis(g, x, 0, false), NB_ERR_ARG, "sum_axis: axis 3", NULL));
     assert_null(nb_sum(g, x));
     assert_null(nb_mean(g, bad));
     assert_null(nb_mean_axis(g, x, 0, true));

@@ -326,8 +326,8 @@ static void errors_are_recorded(void **state) {
     nb_tensor *s = mk(NB_F32, 0, NULL, NULL, false);
     nb_graph *g = nb_graph_create();
 
-    assert_true(oc_expect_error(g, nb_mse_loss(g, a, b, NB_REDUCE_MEAN), NB_ERR_SHAPE,
-                                "mse_loss", "(2, 3)", "(3, 2)", NULL));
+    assert_true(oc_expect_error(g, nb_mse_loss(g, a, b, NB_REDUCE_MEAN), NB_ERR_SHAPE, "mse_loss",
+                                "(2, 3)", "(3, 2)", NULL));
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_half_sse_loss(g, a, b, NB_REDUCE_SUM), NB_ERR_SHAPE,
                                 "half_sse_loss", "(2, 3)", "(3, 2)", NULL));
@@ -335,14 +335,14 @@ static void errors_are_recorded(void **state) {
     assert_true(oc_expect_error(g, nb_bce_logits_loss(g, a, b, NB_REDUCE_SUM), NB_ERR_SHAPE,
                                 "bce_logits_loss", "(2, 3)", "(3, 2)", NULL));
     nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, a, NB_REDUCE_MEAN),
-                                NB_ERR_SHAPE, "cross_entropy_logits", "(2, 4)", "(2, 3)", NULL));
+    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, a, NB_REDUCE_MEAN), NB_ERR_SHAPE,
+                                "cross_entropy_logits", "(2, 4)", "(2, 3)", NULL));
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_cross_entropy_loss(g, v, v, NB_REDUCE_MEAN), NB_ERR_SHAPE,
                                 "cross_entropy_loss", "(4)", "2-D", NULL));
     nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_bce_loss(g, a, z64, NB_REDUCE_MEAN), NB_ERR_DTYPE,
-                                "bce_loss", "float64", NULL));
+    assert_true(oc_expect_error(g, nb_bce_loss(g, a, z64, NB_REDUCE_MEAN), NB_ERR_DTYPE, "bce_loss",
+                                "float64", NULL));
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_softmax(g, s), NB_ERR_SHAPE, "softmax", "0-dim", NULL));
     nb_graph_reset(g);
@@ -351,16 +351,16 @@ static void errors_are_recorded(void **state) {
     // Sparse labels: shape, range (naming the bad label and where it is), dtype.
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, l3, NB_REDUCE_MEAN),
-                                NB_ERR_SHAPE, "sparse_cross_entropy_logits", "labels (3)",
-                                "(2, 4)", NULL));
+                                NB_ERR_SHAPE, "sparse_cross_entropy_logits", "labels (3)", "(2, 4)",
+                                NULL));
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, hi, NB_REDUCE_MEAN),
-                                NB_ERR_ARG, "sparse_cross_entropy_logits", "label 4",
-                                "index 1", "[0, 4)", NULL));
+                                NB_ERR_ARG, "sparse_cross_entropy_logits", "label 4", "index 1",
+                                "[0, 4)", NULL));
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, neg, NB_REDUCE_SUM),
-                                NB_ERR_ARG, "sparse_cross_entropy_logits", "label -1",
-                                "index 0", NULL));
+                                NB_ERR_ARG, "sparse_cross_entropy_logits", "label -1", "index 0",
+                                NULL));
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, z, flab, NB_REDUCE_SUM),
                                 NB_ERR_DTYPE, "sparse_cross_entropy_logits", "int32", NULL));
@@ -373,16 +373,16 @@ static void errors_are_recorded(void **state) {
     assert_true(oc_expect_error(g, nb_bce_loss(g, a, a, (nb_reduction)7), NB_ERR_ARG, "bce_loss",
                                 "reduction 7", NULL));
     nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_mse_loss(g, a, a, NB_REDUCTION_COUNT), NB_ERR_ARG,
-                                "mse_loss", "reduction", NULL));
+    assert_true(oc_expect_error(g, nb_mse_loss(g, a, a, NB_REDUCTION_COUNT), NB_ERR_ARG, "mse_loss",
+                                "reduction", NULL));
     nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, z, (nb_reduction)-1),
-                                NB_ERR_ARG, "cross_entropy_logits", "reduction -1", NULL));
+    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, z, (nb_reduction)-1), NB_ERR_ARG,
+                                "cross_entropy_logits", "reduction -1", NULL));
 
     // NULL inputs, then sticky propagation: the first message survives later calls.
     nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, NULL, z, NB_REDUCE_MEAN),
-                                NB_ERR_NULL, "cross_entropy_logits", NULL));
+    assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, NULL, z, NB_REDUCE_MEAN), NB_ERR_NULL,
+                                "cross_entropy_logits", NULL));
     assert_null(nb_softmax(g, a));
     assert_null(nb_mse_loss(g, a, a, NB_REDUCE_MEAN));
     assert_true(oc_expect_error(g, NULL, NB_ERR_NULL, "cross_entropy_logits", NULL));

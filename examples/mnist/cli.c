@@ -9,9 +9,14 @@
 #include "mnist.h"
 
 static const char *const act_names[MNIST_ACT_COUNT] = {
-    [MNIST_RELU] = "relu",        [MNIST_TANH] = "tanh", [MNIST_SIGMOID] = "sigmoid",
-    [MNIST_GELU] = "gelu",        [MNIST_LEAKY_RELU] = "leaky_relu", [MNIST_ELU] = "elu",
-    [MNIST_SILU] = "silu",        [MNIST_SOFTPLUS] = "softplus",
+    [MNIST_RELU] = "relu",
+    [MNIST_TANH] = "tanh",
+    [MNIST_SIGMOID] = "sigmoid",
+    [MNIST_GELU] = "gelu",
+    [MNIST_LEAKY_RELU] = "leaky_relu",
+    [MNIST_ELU] = "elu",
+    [MNIST_SILU] = "silu",
+    [MNIST_SOFTPLUS] = "softplus",
 };
 
 const char *mnist_act_name(mnist_act a) {
@@ -23,7 +28,8 @@ const char *mnist_schedule_name(mnist_schedule s) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: mnist [options]\n"
         "Trains a multi-layer perceptron on an MNIST-format directory (train-images-idx3-ubyte,\n"
         "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, any of them\n"
@@ -150,9 +156,9 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             continue;
         }
         static const char *const valued[] = {
-            "--data", "--hidden", "--activation", "--epochs", "--batch", "--lr", "--schedule",
-            "--momentum", "--weight-decay", "--val", "--limit", "--seed", "--threads",
-            "--dtype", "--save", "--load", "--csv", "--augment",
+            "--data",     "--hidden",   "--activation",   "--epochs", "--batch", "--lr",
+            "--schedule", "--momentum", "--weight-decay", "--val",    "--limit", "--seed",
+            "--threads",  "--dtype",    "--save",         "--load",   "--csv",   "--augment",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)

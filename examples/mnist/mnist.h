@@ -10,11 +10,11 @@
 
 #include "nabla.h"
 
-#define MNIST_MAX_HIDDEN 16     // hidden layers accepted by --hidden
-#define MNIST_MAX_WIDTH 65536   // units per hidden layer
-#define MNIST_MAX_CLASSES 64    // confusion matrix bound; the datasets have 10
-#define MNIST_MAX_PIXELS 4096   // per image (64 x 64); MNIST has 28 x 28
-#define MNIST_MAX_AUGMENT 4     // --augment bound, in pixels
+#define MNIST_MAX_HIDDEN 16   // hidden layers accepted by --hidden
+#define MNIST_MAX_WIDTH 65536 // units per hidden layer
+#define MNIST_MAX_CLASSES 64  // confusion matrix bound; the datasets have 10
+#define MNIST_MAX_PIXELS 4096 // per image (64 x 64); MNIST has 28 x 28
+#define MNIST_MAX_AUGMENT 4   // --augment bound, in pixels
 #define MNIST_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 // ---- command line (cli.c) ------------------------------------------------------------------
@@ -35,8 +35,8 @@ typedef enum { MNIST_SCHED_COSINE = 0, MNIST_SCHED_CONSTANT } mnist_schedule;
 
 typedef struct {
     const char *data_dir;
-    int n_hidden;                      // 0: softmax regression
-    int64_t hidden[MNIST_MAX_HIDDEN];  // widths, input side first
+    int n_hidden;                     // 0: softmax regression
+    int64_t hidden[MNIST_MAX_HIDDEN]; // widths, input side first
     mnist_act act;
     int epochs;
     int64_t batch;
@@ -44,17 +44,17 @@ typedef struct {
     double momentum;
     double weight_decay;
     mnist_schedule schedule;
-    int64_t val;                       // validation samples carved from train
-    int64_t limit;                     // use the first `limit` training samples (0: all)
+    int64_t val;   // validation samples carved from train
+    int64_t limit; // use the first `limit` training samples (0: all)
     uint64_t seed;
     int threads;
     nb_dtype dtype;
-    const char *save;                  // checkpoint written after every epoch (NULL: none)
-    const char *load;                  // checkpoint to start from / evaluate (NULL: fresh init)
-    const char *csv;                   // per-epoch metrics (NULL: none)
+    const char *save; // checkpoint written after every epoch (NULL: none)
+    const char *load; // checkpoint to start from / evaluate (NULL: fresh init)
+    const char *csv;  // per-epoch metrics (NULL: none)
     bool eval_only;
-    int64_t augment;                   // random shift of training images, in pixels (0: off)
-    bool detect_anomaly;               // nb_graph_set_check_finite on the training graph
+    int64_t augment;     // random shift of training images, in pixels (0: off)
+    bool detect_anomaly; // nb_graph_set_check_finite on the training graph
 } mnist_options;
 
 // Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after
@@ -79,8 +79,8 @@ typedef struct {
 
 // Allocates and initialises the layers from rng (see model.c for the scheme). On failure
 // returns the status with nb_last_error set and leaves nothing allocated.
-nb_status mnist_mlp_create(mnist_mlp *m, const mnist_options *o, int64_t features,
-                           int64_t classes, nb_rng *rng);
+nb_status mnist_mlp_create(mnist_mlp *m, const mnist_options *o, int64_t features, int64_t classes,
+                           nb_rng *rng);
 void mnist_mlp_destroy(mnist_mlp *m);
 int64_t mnist_mlp_param_count(const mnist_mlp *m);
 // "784-512-256-10" into buf.
@@ -96,24 +96,23 @@ nb_status mnist_mlp_load(mnist_mlp *m, const char *path, char *err, size_t err_s
 // Accuracy of m over the samples idx[0..n) of ds, in chunks, on g (grad disabled there).
 // Adds into confusion[true * classes + predicted] when confusion is not NULL. Returns the
 // number of correct predictions, or -1 with the message in err.
-int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds,
-                       const int64_t *idx, int64_t n, int64_t *confusion, char *err,
-                       size_t err_size);
+int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds, const int64_t *idx,
+                       int64_t n, int64_t *confusion, char *err, size_t err_size);
 // Index of the largest of the n values of row `row` of logits (first one on ties).
 int mnist_argmax_row(const nb_tensor *logits, int64_t row);
 
 // ---- progress (progress.c) -------------------------------------------------------------------
 
 typedef struct {
-    bool tty;            // stderr is a terminal: redraw one line with \r
-    int epoch;           // 1-based
+    bool tty;  // stderr is a terminal: redraw one line with \r
+    int epoch; // 1-based
     int epochs;
     int64_t n_batches;   // per epoch
     double run_start;    // when training began (for the run's ETA)
     int64_t run_batches; // batches completed before this epoch
     double epoch_start;
     double last_draw;
-    int next_tenth;      // non-TTY: next 10% mark to print
+    int next_tenth; // non-TTY: next 10% mark to print
 } mnist_progress;
 
 double mnist_now(void); // monotonic seconds

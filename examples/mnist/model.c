@@ -13,7 +13,9 @@
 #define ELU_ALPHA 1.0
 #define EVAL_CHUNK 1000 // samples per forward pass when evaluating (no grad, so only memory)
 
-static bool relu_like(mnist_act a) { return a != MNIST_TANH && a != MNIST_SIGMOID; }
+static bool relu_like(mnist_act a) {
+    return a != MNIST_TANH && a != MNIST_SIGMOID;
+}
 
 void mnist_mlp_destroy(mnist_mlp *m) {
     for (int l = 0; l < m->n_layers; l++) {
@@ -24,8 +26,8 @@ void mnist_mlp_destroy(mnist_mlp *m) {
     m->n_layers = 0;
 }
 
-nb_status mnist_mlp_create(mnist_mlp *m, const mnist_options *o, int64_t features,
-                           int64_t classes, nb_rng *rng) {
+nb_status mnist_mlp_create(mnist_mlp *m, const mnist_options *o, int64_t features, int64_t classes,
+                           nb_rng *rng) {
     memset(m, 0, sizeof *m);
     m->n_layers = o->n_hidden + 1;
     m->act = o->act;
@@ -41,7 +43,7 @@ nb_status mnist_mlp_create(mnist_mlp *m, const mnist_options *o, int64_t feature
         m->w[l] = nb_tensor_create(o->dtype, 2, (int64_t[]){out, in}); // (out, in)
         m->b[l] = nb_tensor_create(o->dtype, 1, (int64_t[]){out});     // (out), zeros
         bool hidden = l + 1 < m->n_layers;
-        nb_status st = !m->w[l] || !m->b[l] ? NB_ERR_NOMEM
+        nb_status st = !m->w[l] || !m->b[l]          ? NB_ERR_NOMEM
                        : hidden && relu_like(o->act) ? nb_init_he_uniform(m->w[l], rng)
                                                      : nb_init_xavier_uniform(m->w[l], rng);
         if (st == NB_OK)
@@ -74,15 +76,24 @@ char *mnist_mlp_describe(const mnist_mlp *m, char *buf, size_t size) {
 
 static nb_tensor *activate(nb_graph *g, mnist_act a, nb_tensor *x) {
     switch (a) {
-    case MNIST_RELU: return nb_relu(g, x);
-    case MNIST_TANH: return nb_tanh(g, x);
-    case MNIST_SIGMOID: return nb_sigmoid(g, x);
-    case MNIST_GELU: return nb_gelu(g, x);
-    case MNIST_LEAKY_RELU: return nb_leaky_relu(g, x, LEAKY_SLOPE);
-    case MNIST_ELU: return nb_elu(g, x, ELU_ALPHA);
-    case MNIST_SILU: return nb_silu(g, x);
-    case MNIST_SOFTPLUS: return nb_softplus(g, x);
-    default: return NULL;
+    case MNIST_RELU:
+        return nb_relu(g, x);
+    case MNIST_TANH:
+        return nb_tanh(g, x);
+    case MNIST_SIGMOID:
+        return nb_sigmoid(g, x);
+    case MNIST_GELU:
+        return nb_gelu(g, x);
+    case MNIST_LEAKY_RELU:
+        return nb_leaky_relu(g, x, LEAKY_SLOPE);
+    case MNIST_ELU:
+        return nb_elu(g, x, ELU_ALPHA);
+    case MNIST_SILU:
+        return nb_silu(g, x);
+    case MNIST_SOFTPLUS:
+        return nb_softplus(g, x);
+    default:
+        return NULL;
     }
 }
 
@@ -141,8 +152,10 @@ nb_status mnist_mlp_load(mnist_mlp *m, const char *path, char *err, size_t err_s
     if (st == NB_ERR_FORMAT)
         return NB_OK;
     if (st == NB_OK || st == NB_ERR_SHAPE || st == NB_ERR_DTYPE) {
-        snprintf(err, err_size, "%s: holds '%s', a layer beyond this model's %d (the "
-                 "checkpoint is deeper)", path, extra, m->n_layers);
+        snprintf(err, err_size,
+                 "%s: holds '%s', a layer beyond this model's %d (the "
+                 "checkpoint is deeper)",
+                 path, extra, m->n_layers);
         return NB_ERR_SHAPE;
     }
     snprintf(err, err_size, "%s", nb_last_error());
@@ -163,9 +176,8 @@ int mnist_argmax_row(const nb_tensor *logits, int64_t row) {
     return best;
 }
 
-int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds,
-                       const int64_t *idx, int64_t n, int64_t *confusion, char *err,
-                       size_t err_size) {
+int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds, const int64_t *idx,
+                       int64_t n, int64_t *confusion, char *err, size_t err_size) {
     int64_t features = m->width[0], classes = m->width[m->n_layers];
     int64_t chunk = n < EVAL_CHUNK ? n : EVAL_CHUNK;
     nb_tensor *x = nb_tensor_create(m->dtype, 2, (int64_t[]){chunk, features}); // (chunk, f)
@@ -179,8 +191,8 @@ int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds,
         int64_t count = n - start < chunk ? n - start : chunk;
         // The short last chunk is a (count, f) view over the front of x's buffer.
         nb_tensor *xv = count == chunk ? x
-                        : nb_tensor_wrap(m->dtype, 2, (int64_t[]){count, features},
-                                         nb_tensor_data(x));
+                                       : nb_tensor_wrap(m->dtype, 2, (int64_t[]){count, features},
+                                                        nb_tensor_data(x));
         nb_graph_reset(g);
         nb_tensor *logits = NULL;
         if (xv && nb_dataset_fill_batch(ds, idx + start, count, xv, NULL, NULL) == NB_OK) {

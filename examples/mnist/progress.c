@@ -70,13 +70,15 @@ void mnist_progress_update(mnist_progress *p, int64_t done, int64_t samples, dou
             bar[i] = i < fill ? '#' : '.';
         bar[BAR_WIDTH] = '\0';
         // \033[K clears what a longer previous line left behind.
-        fprintf(stderr, "\repoch %d/%d [%s] %" PRId64 "/%" PRId64 "  %.0f samples/s  loss %.4f"
-                        "  ETA %s\033[K", p->epoch, p->epochs, bar, done, p->n_batches, rate,
-                loss, eta_buf);
+        fprintf(stderr,
+                "\repoch %d/%d [%s] %" PRId64 "/%" PRId64 "  %.0f samples/s  loss %.4f"
+                "  ETA %s\033[K",
+                p->epoch, p->epochs, bar, done, p->n_batches, rate, loss, eta_buf);
     } else {
-        fprintf(stderr, "epoch %d/%d  %" PRId64 "/%" PRId64 " batches  %.0f samples/s  loss %.4f"
-                        "  ETA %s\n", p->epoch, p->epochs, done, p->n_batches, rate, loss,
-                eta_buf);
+        fprintf(stderr,
+                "epoch %d/%d  %" PRId64 "/%" PRId64 " batches  %.0f samples/s  loss %.4f"
+                "  ETA %s\n",
+                p->epoch, p->epochs, done, p->n_batches, rate, loss, eta_buf);
     }
     fflush(stderr);
 }

@@ -91,8 +91,8 @@ typedef struct nb_gradcheck_result {
     int64_t worst_index;   // flat element index in that input
     double worst_analytic; // the two values at that element
     double worst_numeric;
-    int64_t n_checked;     // elements compared
-    char message[256];     // error text when status != NB_OK, or a summary of a failure
+    int64_t n_checked; // elements compared
+    char message[256]; // error text when status != NB_OK, or a summary of a failure
 } nb_gradcheck_result;
 
 // Compares every analytic gradient element of every input with requires_grad against the

@@ -24,8 +24,8 @@ extern "C" {
 // process saving to the same path at once (they share the temp name).
 // Errors: NB_ERR_NULL, NB_ERR_ARG (bad or duplicate name, n < 0), NB_ERR_DTYPE, NB_ERR_NOMEM,
 // NB_ERR_IO (cannot create, write, sync or rename; the message names the file and OS reason).
-nb_status nb_save_safetensors(const char *path, const char *const *names,
-                              nb_tensor *const *tensors, int n);
+nb_status nb_save_safetensors(const char *path, const char *const *names, nb_tensor *const *tensors,
+                              int n);
 
 // Copy the file's tensor names[i] into tensors[i] (0 <= i < n), bit for bit. Each name must be
 // in the file with exactly the tensor's dtype and shape. The file may hold more tensors than
@@ -36,8 +36,8 @@ nb_status nb_save_safetensors(const char *path, const char *const *names,
 // Errors: NB_ERR_NULL, NB_ERR_ARG, NB_ERR_IO (open/read), NB_ERR_FORMAT (truncated or corrupt
 // file, or a requested name missing), NB_ERR_DTYPE and NB_ERR_SHAPE ("ckpt.safetensors:
 // 'fc1.weight' has shape (128, 784), model expects (256, 784)"), NB_ERR_NOMEM.
-nb_status nb_load_safetensors(const char *path, const char *const *names,
-                              nb_tensor *const *tensors, int n);
+nb_status nb_load_safetensors(const char *path, const char *const *names, nb_tensor *const *tensors,
+                              int n);
 
 #ifdef __cplusplus
 }

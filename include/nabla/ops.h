@@ -133,8 +133,7 @@ nb_tensor *nb_bce_logits_loss(nb_graph *g, nb_tensor *z, nb_tensor *target, nb_r
 // Categorical cross-entropy, probs (batch, classes) and one-hot / soft targets of that shape:
 // -Σ_c y_c ln p_c per row (p clamped by NB_PROB_EPS; d/dp = -y/p, 0 where clamped).
 // MEAN divides by batch.
-nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *target,
-                                 nb_reduction r);
+nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *target, nb_reduction r);
 // Fused log-softmax + cross-entropy from logits (batch, classes) and targets of that shape:
 // Σ_c y_c (logsumexp(z) - z_c) per row, MEAN divides by batch; d/dz = p Σ_c y_c - y
 // (= softmax - y for one-hot or probability rows).

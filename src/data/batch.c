@@ -12,13 +12,15 @@ struct nb_batch_iter {
     int64_t *order; // (n) the sample indices in this epoch's visiting order
     int64_t n;
     int64_t batch_size;
-    int64_t pos;    // next position in order; n once the epoch's batches are handed out
-    int64_t epoch;  // completed epochs
+    int64_t pos;   // next position in order; n once the epoch's batches are handed out
+    int64_t epoch; // completed epochs
     bool shuffle;
-    nb_rng rng;     // owned stream: the iterator's orders depend only on its seed
+    nb_rng rng; // owned stream: the iterator's orders depend only on its seed
 };
 
-static bool is_float(nb_dtype dt) { return dt == NB_F32 || dt == NB_F64; }
+static bool is_float(nb_dtype dt) {
+    return dt == NB_F32 || dt == NB_F64;
+}
 
 // NB_OK if t is 2-D (d0, d1) with a float dtype; otherwise records why, naming `what`.
 static nb_status check_float_2d(const char *fn, const char *what, const nb_tensor *t, int64_t d0,
@@ -34,12 +36,12 @@ static nb_status check_float_2d(const char *fn, const char *what, const nb_tenso
 
 // Zero `out` (n, classes) and set one entry per row: `hot` is an expression in the row index
 // i giving that row's class, already checked to be in range.
-#define FILL_ONE_HOT(T, out, n, classes, hot)                                                   \
-    do {                                                                                        \
-        T *y_ = (T *)nb_tensor_data(out); /* (n, classes) */                                    \
-        memset(y_, 0, (size_t)((n) * (classes)) * sizeof(T));                                   \
-        for (int64_t i = 0; i < (n); i++)                                                       \
-            y_[i * (classes) + (hot)] = 1;                                                      \
+#define FILL_ONE_HOT(T, out, n, classes, hot)                                                      \
+    do {                                                                                           \
+        T *y_ = (T *)nb_tensor_data(out); /* (n, classes) */                                       \
+        memset(y_, 0, (size_t)((n) * (classes)) * sizeof(T));                                      \
+        for (int64_t i = 0; i < (n); i++)                                                          \
+            y_[i * (classes) + (hot)] = 1;                                                         \
     } while (0)
 
 nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tensor *out) {
@@ -47,15 +49,17 @@ nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tenso
     if (!out || (n > 0 && !labels))
         return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, out ? "labels" : "out");
     if (n < 0 || classes <= 0)
-        return nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 ", classes = %" PRId64
-                                  " (need n >= 0, classes > 0)", fn, n, classes);
+        return nb__set_last_error(
+            NB_ERR_ARG, "%s: n = %" PRId64 ", classes = %" PRId64 " (need n >= 0, classes > 0)", fn,
+            n, classes);
     nb_status st = check_float_2d(fn, "out", out, n, classes);
     if (st != NB_OK)
         return st;
     for (int64_t i = 0; i < n; i++) {
         if (labels[i] < 0 || labels[i] >= classes)
-            return nb__set_last_error(NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId32
-                                      " is outside [0, %" PRId64 ")", fn, i, labels[i], classes);
+            return nb__set_last_error(
+                NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId32 " is outside [0, %" PRId64 ")", fn,
+                i, labels[i], classes);
     }
     if (n == 0)
         return NB_OK;
@@ -77,16 +81,17 @@ static nb_status check_x(const char *fn, const nb_dataset *ds, const nb_tensor *
     bool nchw = nd == 4 && nb_tensor_dim(x, 1) == 1 && nb_tensor_dim(x, 2) == ds->rows &&
                 nb_tensor_dim(x, 3) == ds->cols;
     if (nb_tensor_dim(x, 0) != n || !(flat || nchw))
-        return nb__set_last_error(NB_ERR_SHAPE, "%s: x is %s, needs (%" PRId64 ", %" PRId64
-                                  ") or (%" PRId64 ", 1, %" PRId64 ", %" PRId64 ")", fn,
-                                  NB_SHAPE_STR(x), n, ds->rows * ds->cols, n, ds->rows, ds->cols);
+        return nb__set_last_error(NB_ERR_SHAPE,
+                                  "%s: x is %s, needs (%" PRId64 ", %" PRId64 ") or (%" PRId64
+                                  ", 1, %" PRId64 ", %" PRId64 ")",
+                                  fn, NB_SHAPE_STR(x), n, ds->rows * ds->cols, n, ds->rows,
+                                  ds->cols);
     return NB_OK;
 }
 
 // Shapes, dtypes, indices and (for one-hot) label ranges, all before any write.
 static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n,
-                             const nb_tensor *x, const nb_tensor *onehot,
-                             const nb_tensor *labels) {
+                             const nb_tensor *x, const nb_tensor *onehot, const nb_tensor *labels) {
     static const char fn[] = "nb_dataset_fill_batch";
     if (!ds || (n > 0 && !idx))
         return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, ds ? "idx" : "ds");
@@ -110,28 +115,30 @@ static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n
     }
     for (int64_t i = 0; i < n; i++) {
         if (idx[i] < 0 || idx[i] >= ds->n)
-            return nb__set_last_error(NB_ERR_ARG, "%s: idx[%" PRId64 "] = %" PRId64
-                                      " is outside [0, %" PRId64 ")", fn, i, idx[i], ds->n);
+            return nb__set_last_error(
+                NB_ERR_ARG, "%s: idx[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64 ")", fn, i,
+                idx[i], ds->n);
         // A hand-built dataset may break the loader's label guarantee; do not write past a row.
         if (onehot && ds->labels[idx[i]] >= ds->n_classes)
-            return nb__set_last_error(NB_ERR_ARG, "%s: sample %" PRId64 " has label %u, outside "
-                                      "[0, %" PRId64 ")", fn, idx[i],
-                                      (unsigned)ds->labels[idx[i]], ds->n_classes);
+            return nb__set_last_error(NB_ERR_ARG,
+                                      "%s: sample %" PRId64 " has label %u, outside "
+                                      "[0, %" PRId64 ")",
+                                      fn, idx[i], (unsigned)ds->labels[idx[i]], ds->n_classes);
     }
     return NB_OK;
 }
 
 // x[i, :] = images[idx[i], :] / 255 for one float type. Division (not a multiply by 1/255)
 // keeps each value correctly rounded, so 255 maps to exactly 1.
-#define FILL_PIXELS(T, ds, idx, n, x)                                                            \
-    do {                                                                                         \
-        int64_t f_ = (ds)->rows * (ds)->cols;                                                    \
-        T *dst_ = (T *)nb_tensor_data(x); /* (n, f) */                                           \
-        for (int64_t i = 0; i < (n); i++) {                                                      \
-            const uint8_t *src_ = (ds)->images + (idx)[i] * f_;                                  \
-            for (int64_t j = 0; j < f_; j++)                                                     \
-                dst_[i * f_ + j] = (T)src_[j] / (T)255;                                          \
-        }                                                                                        \
+#define FILL_PIXELS(T, ds, idx, n, x)                                                              \
+    do {                                                                                           \
+        int64_t f_ = (ds)->rows * (ds)->cols;                                                      \
+        T *dst_ = (T *)nb_tensor_data(x); /* (n, f) */                                             \
+        for (int64_t i = 0; i < (n); i++) {                                                        \
+            const uint8_t *src_ = (ds)->images + (idx)[i] * f_;                                    \
+            for (int64_t j = 0; j < f_; j++)                                                       \
+                dst_[i * f_ + j] = (T)src_[j] / (T)255;                                            \
+        }                                                                                          \
     } while (0)
 
 nb_status nb_dataset_fill_batch(const nb_dataset *ds, const int64_t *idx, int64_t n, nb_tensor *x,
@@ -173,11 +180,14 @@ nb_status nb_shuffle(int64_t *idx, int64_t n, nb_rng *rng) {
 nb_status nb_split_indices(int64_t n, int64_t n_val, nb_rng *rng, int64_t *train, int64_t *val) {
     static const char fn[] = "nb_split_indices";
     if (n < 0 || n_val < 0 || n_val > n)
-        return nb__set_last_error(NB_ERR_ARG, "%s: n_val = %" PRId64 " with n = %" PRId64
-                                  " (need 0 <= n_val <= n)", fn, n_val, n);
+        return nb__set_last_error(
+            NB_ERR_ARG, "%s: n_val = %" PRId64 " with n = %" PRId64 " (need 0 <= n_val <= n)", fn,
+            n_val, n);
     if (!rng || (n_val > 0 && !val) || (n_val < n && !train))
         return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn,
-                                  !rng ? "rng" : (n_val > 0 && !val) ? "val" : "train");
+                                  !rng                  ? "rng"
+                                  : (n_val > 0 && !val) ? "val"
+                                                        : "train");
     // Selection sampling (Knuth's Algorithm S): index i joins val with probability
     // (still needed) / (still left). Every n_val-subset is equally likely, both lists come out
     // ascending, and no temporary permutation is needed.
@@ -196,8 +206,9 @@ nb_batch_iter *nb_batch_iter_create(const int64_t *indices, int64_t n, int64_t b
                                     bool shuffle, uint64_t seed) {
     static const char fn[] = "nb_batch_iter_create";
     if (n <= 0 || batch_size <= 0) {
-        nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 ", batch_size = %" PRId64
-                           " (both must be > 0)", fn, n, batch_size);
+        nb__set_last_error(NB_ERR_ARG,
+                           "%s: n = %" PRId64 ", batch_size = %" PRId64 " (both must be > 0)", fn,
+                           n, batch_size);
         return NULL;
     }
     if ((uint64_t)n > SIZE_MAX / sizeof(int64_t)) {
@@ -252,7 +263,9 @@ int64_t nb_batch_iter_next(nb_batch_iter *it, const int64_t **batch) {
     return count;
 }
 
-int64_t nb_batch_iter_epoch(const nb_batch_iter *it) { return it ? it->epoch : 0; }
+int64_t nb_batch_iter_epoch(const nb_batch_iter *it) {
+    return it ? it->epoch : 0;
+}
 
 int64_t nb_batch_iter_num_batches(const nb_batch_iter *it) {
     return it ? (it->n + it->batch_size - 1) / it->batch_size : 0;

@@ -96,8 +96,8 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
 
     // Read the dims only after the magic matched, so their count is known to be right.
     size_t got = read_upto(f->gz, head, 4);
-    bool magic_ok = got == 4 && head[0] == 0 && head[1] == 0 && head[2] == IDX_TYPE_UBYTE &&
-                    head[3] == ndims;
+    bool magic_ok =
+        got == 4 && head[0] == 0 && head[1] == 0 && head[2] == IDX_TYPE_UBYTE && head[3] == ndims;
     if (magic_ok)
         got += read_upto(f->gz, head + 4, head_len - 4);
     if (got < (magic_ok ? head_len : 4) && (st = stream_error(f, false)) != NB_OK) {
@@ -112,18 +112,23 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
     uint32_t magic = read_be32(head);
     st = NB_ERR_FORMAT;
     if (head[0] != 0 || head[1] != 0)
-        nb__set_last_error(st, "idx: %s: bad magic 0x%08" PRIx32 ": not an IDX file (expected "
-                           "0x%08" PRIx32 ")", path, magic, want_magic);
+        nb__set_last_error(st,
+                           "idx: %s: bad magic 0x%08" PRIx32 ": not an IDX file (expected "
+                           "0x%08" PRIx32 ")",
+                           path, magic, want_magic);
     else if (head[2] != IDX_TYPE_UBYTE)
-        nb__set_last_error(st, "idx: %s: bad magic 0x%08" PRIx32 ": element type 0x%02x is not "
-                           "unsigned byte (0x08)", path, magic, (unsigned)head[2]);
+        nb__set_last_error(st,
+                           "idx: %s: bad magic 0x%08" PRIx32 ": element type 0x%02x is not "
+                           "unsigned byte (0x08)",
+                           path, magic, (unsigned)head[2]);
     else if (head[3] != ndims)
-        nb__set_last_error(st, "idx: %s: bad magic 0x%08" PRIx32 ": %d dimension(s), expected "
-                           "%d (%s file, magic 0x%08" PRIx32 ")", path, magic, head[3], ndims,
+        nb__set_last_error(st,
+                           "idx: %s: bad magic 0x%08" PRIx32 ": %d dimension(s), expected "
+                           "%d (%s file, magic 0x%08" PRIx32 ")",
+                           path, magic, head[3], ndims,
                            ndims == 3 ? "an idx3 image" : "an idx1 label", want_magic);
     else if (got < head_len)
-        nb__set_last_error(st, "idx: %s: truncated header: %zu of %zu bytes", path, got,
-                           head_len);
+        nb__set_last_error(st, "idx: %s: truncated header: %zu of %zu bytes", path, got, head_len);
     else
         st = NB_OK;
     if (st != NB_OK) {
@@ -146,13 +151,15 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
         if (n == 0)
             st = nb__set_last_error(NB_ERR_FORMAT, "idx: %s: no images (count is 0)", path);
         else if (rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE)
-            st = nb__set_last_error(NB_ERR_FORMAT, "idx: %s: implausible image size %" PRIu64
-                                    "x%" PRIu64 " (each side must be 1..%d)", path, rows, cols,
-                                    IDX_MAX_SIDE);
+            st = nb__set_last_error(NB_ERR_FORMAT,
+                                    "idx: %s: implausible image size %" PRIu64 "x%" PRIu64
+                                    " (each side must be 1..%d)",
+                                    path, rows, cols, IDX_MAX_SIDE);
         else if (n * rows * cols > max_bytes)
-            st = nb__set_last_error(NB_ERR_FORMAT, "idx: %s: implausible size: %" PRIu64
-                                    " images of %" PRIu64 "x%" PRIu64 " exceed the %" PRIu64
-                                    " MiB limit", path, n, rows, cols, max_bytes >> 20);
+            st = nb__set_last_error(NB_ERR_FORMAT,
+                                    "idx: %s: implausible size: %" PRIu64 " images of %" PRIu64
+                                    "x%" PRIu64 " exceed the %" PRIu64 " MiB limit",
+                                    path, n, rows, cols, max_bytes >> 20);
     }
     if (st != NB_OK)
         idx_close(f);
@@ -190,16 +197,19 @@ static nb_status idx_read_payload(idx_file *f, uint8_t **out, uint64_t n_items, 
         if ((st = stream_error(f, false)) != NB_OK)
             return st;
         if (item_bytes > 1)
-            return nb__set_last_error(NB_ERR_FORMAT, "idx: %s: truncated: expected %" PRIu64
-                                      " %s, got %zu (%zu of %zu payload bytes)", f->path,
-                                      n_items, noun, got / item_bytes, got, want);
-        return nb__set_last_error(NB_ERR_FORMAT, "idx: %s: truncated: expected %" PRIu64
-                                  " %s, got %zu", f->path, n_items, noun, got);
+            return nb__set_last_error(NB_ERR_FORMAT,
+                                      "idx: %s: truncated: expected %" PRIu64
+                                      " %s, got %zu (%zu of %zu payload bytes)",
+                                      f->path, n_items, noun, got / item_bytes, got, want);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "idx: %s: truncated: expected %" PRIu64 " %s, got %zu", f->path,
+                                  n_items, noun, got);
     }
     unsigned char extra;
     if (gzread(f->gz, &extra, 1) > 0)
-        return nb__set_last_error(NB_ERR_FORMAT, "idx: %s: trailing data after the %" PRIu64
-                                  " %s the header declares", f->path, n_items, noun);
+        return nb__set_last_error(
+            NB_ERR_FORMAT, "idx: %s: trailing data after the %" PRIu64 " %s the header declares",
+            f->path, n_items, noun);
     return stream_error(f, true);
 }
 
@@ -213,9 +223,10 @@ static nb_status check_labels(const char *path, const uint8_t *labels, uint64_t 
     }
     if (bad == 0)
         return NB_OK;
-    return nb__set_last_error(NB_ERR_FORMAT, "idx: %s: %" PRIu64 " bad label(s) for %d classes; "
-                              "first: label %u at index %" PRIu64, path, bad, NB_MNIST_CLASSES,
-                              (unsigned)labels[first], first);
+    return nb__set_last_error(NB_ERR_FORMAT,
+                              "idx: %s: %" PRIu64 " bad label(s) for %d classes; "
+                              "first: label %u at index %" PRIu64,
+                              path, bad, NB_MNIST_CLASSES, (unsigned)labels[first], first);
 }
 
 nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_dataset *out) {
@@ -226,8 +237,8 @@ nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_datas
         return nb__set_last_error(NB_ERR_NULL, "nb_idx_load: %s path is NULL",
                                   images_path ? "labels" : "images");
 
-    idx_file img = { 0 };
-    idx_file lab = { 0 };
+    idx_file img = {0};
+    idx_file lab = {0};
     uint8_t *labels = NULL;
     uint8_t *images = NULL;
     uint64_t n = 0;
@@ -242,9 +253,10 @@ nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_datas
     n = img.dims[0];
     pixels = (size_t)(img.dims[1] * img.dims[2]); // bounded by idx_open
     if (lab.dims[0] != n) {
-        st = nb__set_last_error(NB_ERR_FORMAT, "idx: count mismatch: %s has %" PRIu64 " images "
-                                "but %s has %" PRIu64 " labels", images_path, n, labels_path,
-                                lab.dims[0]);
+        st = nb__set_last_error(NB_ERR_FORMAT,
+                                "idx: count mismatch: %s has %" PRIu64 " images "
+                                "but %s has %" PRIu64 " labels",
+                                images_path, n, labels_path, lab.dims[0]);
         goto fail;
     }
 
@@ -298,8 +310,8 @@ static nb_status mnist_path(const char *dir, const char *split, const char *kind
             return NB_OK;
         }
     }
-    nb_status st = nb__set_last_error(NB_ERR_IO, "mnist: cannot open %s or %s.gz: %s", p, p,
-                                      strerror(errno));
+    nb_status st =
+        nb__set_last_error(NB_ERR_IO, "mnist: cannot open %s or %s.gz: %s", p, p, strerror(errno));
     nb__free(p);
     return st;
 }
@@ -311,8 +323,10 @@ nb_status nb_mnist_load(const char *dir, const char *split, nb_dataset *out) {
     if (!dir || !split)
         return nb__set_last_error(NB_ERR_NULL, "nb_mnist_load: %s is NULL", dir ? "split" : "dir");
     if (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0)
-        return nb__set_last_error(NB_ERR_ARG, "nb_mnist_load: split \"%s\" is not \"train\" or "
-                                  "\"t10k\"", split);
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "nb_mnist_load: split \"%s\" is not \"train\" or "
+                                  "\"t10k\"",
+                                  split);
     char *images = NULL;
     char *labels = NULL;
     nb_status st = mnist_path(dir, split, "images-idx3", &images);

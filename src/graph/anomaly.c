@@ -47,7 +47,9 @@ void nb_graph_set_check_finite(nb_graph *g, bool on) {
     if (g)
         g->check_finite = on;
 }
-bool nb_graph_check_finite(const nb_graph *g) { return g && g->check_finite; }
+bool nb_graph_check_finite(const nb_graph *g) {
+    return g && g->check_finite;
+}
 
 // ---- scans ------------------------------------------------------------------------------------
 
@@ -57,22 +59,22 @@ bool nb_graph_check_finite(const nb_graph *g) { return g && g->check_finite; }
 // it over a block (even for 64-bit words on baseline SSE2); only a block that has a hit is
 // searched element by element. Blocks keep the early exit cheap.
 #define SCAN_BLOCK 4096
-#define FIRST_NONFINITE(T, U, EXP_MASK, EXP_LOW)                                                \
-    static int64_t first_nonfinite_##T(const T *x, int64_t n) {                                \
-        for (int64_t i0 = 0; i0 < n; i0 += SCAN_BLOCK) {                                        \
-            int64_t i1 = n - i0 < SCAN_BLOCK ? n : i0 + SCAN_BLOCK;                             \
-            U carry = 0;                                                                        \
-            for (int64_t i = i0; i < i1; i++) {                                                 \
-                U u;                                                                            \
-                memcpy(&u, &x[i], sizeof u);                                                    \
-                carry |= (u & (EXP_MASK)) + (EXP_LOW);                                          \
-            }                                                                                   \
-            if (carry >> (sizeof(U) * 8 - 1))                                                   \
-                for (int64_t i = i0; i < i1; i++)                                               \
-                    if (!isfinite(x[i]))                                                        \
-                        return i;                                                               \
-        }                                                                                       \
-        return -1;                                                                              \
+#define FIRST_NONFINITE(T, U, EXP_MASK, EXP_LOW)                                                   \
+    static int64_t first_nonfinite_##T(const T *x, int64_t n) {                                    \
+        for (int64_t i0 = 0; i0 < n; i0 += SCAN_BLOCK) {                                           \
+            int64_t i1 = n - i0 < SCAN_BLOCK ? n : i0 + SCAN_BLOCK;                                \
+            U carry = 0;                                                                           \
+            for (int64_t i = i0; i < i1; i++) {                                                    \
+                U u;                                                                               \
+                memcpy(&u, &x[i], sizeof u);                                                       \
+                carry |= (u & (EXP_MASK)) + (EXP_LOW);                                             \
+            }                                                                                      \
+            if (carry >> (sizeof(U) * 8 - 1))                                                      \
+                for (int64_t i = i0; i < i1; i++)                                                  \
+                    if (!isfinite(x[i]))                                                           \
+                        return i;                                                                  \
+        }                                                                                          \
+        return -1;                                                                                 \
     }
 FIRST_NONFINITE(float, uint32_t, UINT32_C(0x7f800000), UINT32_C(0x00800000))
 FIRST_NONFINITE(double, uint64_t, UINT64_C(0x7ff0000000000000), UINT64_C(0x0010000000000000))
@@ -102,18 +104,17 @@ static nb_status report(nb_node *nd, const char *pass, const char *what, const n
         int64_t stride = 1;
         for (int e = d + 1; e < t->ndim; e++)
             stride *= t->shape[e];
-        int w = snprintf(idx + k, sizeof idx - k, "%s%lld", d ? ", " : "",
-                         (long long)(rest / stride));
+        int w =
+            snprintf(idx + k, sizeof idx - k, "%s%lld", d ? ", " : "", (long long)(rest / stride));
         if (w > 0 && (size_t)w < sizeof idx - k)
             k += (size_t)w;
         rest %= stride;
     }
     if (nd->file)
         snprintf(site, sizeof site, "op called at %s:%d", nd->file, nd->line);
-    return nb__node_fail(nd, NB_ERR_NONFINITE,
-                         "non-finite value in %s: %s %s %s has %g at element %lld [%s]; %s",
-                         pass, what, NB_SHAPE_STR(t), nb_dtype_name(t->dtype), value,
-                         (long long)index, idx, site);
+    return nb__node_fail(
+        nd, NB_ERR_NONFINITE, "non-finite value in %s: %s %s %s has %g at element %lld [%s]; %s",
+        pass, what, NB_SHAPE_STR(t), nb_dtype_name(t->dtype), value, (long long)index, idx, site);
 }
 
 nb_status nb__check_output(nb_node *nd) {

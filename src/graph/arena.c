@@ -29,7 +29,9 @@ static struct nb_chunk *chunk_new(size_t size) {
     return c;
 }
 
-void nb__arena_init(nb_arena *a) { memset(a, 0, sizeof *a); }
+void nb__arena_init(nb_arena *a) {
+    memset(a, 0, sizeof *a);
+}
 
 void *nb__arena_alloc(nb_arena *a, size_t n) {
     n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);

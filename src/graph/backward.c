@@ -24,8 +24,9 @@ static nb_status mark(nb_graph *g, int64_t root) {
             } else if (!t->grad) { // a leaf's grad is allocated once, on first need
                 t->grad = nb__calloc((size_t)t->numel, nb_dtype_size(t->dtype));
                 if (!t->grad)
-                    return nb__graph_fail(g, NB_ERR_NOMEM, "backward: out of memory for the "
-                                                           "grad of a %s leaf",
+                    return nb__graph_fail(g, NB_ERR_NOMEM,
+                                          "backward: out of memory for the "
+                                          "grad of a %s leaf",
                                           NB_SHAPE_STR(t));
             }
         }

@@ -45,8 +45,12 @@ void nb_graph_reset(nb_graph *g) {
     nb_graph_clear_error(g);
 }
 
-nb_status nb_graph_status(const nb_graph *g) { return g ? g->status : NB_ERR_NULL; }
-const char *nb_graph_error(const nb_graph *g) { return g ? g->error : "graph is NULL"; }
+nb_status nb_graph_status(const nb_graph *g) {
+    return g ? g->status : NB_ERR_NULL;
+}
+const char *nb_graph_error(const nb_graph *g) {
+    return g ? g->error : "graph is NULL";
+}
 
 void nb_graph_clear_error(nb_graph *g) {
     if (!g)
@@ -59,8 +63,12 @@ void nb_graph_set_grad_enabled(nb_graph *g, bool enabled) {
     if (g)
         g->grad_enabled = enabled;
 }
-bool nb_graph_grad_enabled(const nb_graph *g) { return g && g->grad_enabled; }
-int64_t nb_graph_size(const nb_graph *g) { return g ? g->n_nodes : 0; }
+bool nb_graph_grad_enabled(const nb_graph *g) {
+    return g && g->grad_enabled;
+}
+int64_t nb_graph_size(const nb_graph *g) {
+    return g ? g->n_nodes : 0;
+}
 
 static nb_status vfail(nb_graph *g, nb_status code, const char *prefix, const char *fmt,
                        va_list ap) {
@@ -129,9 +137,8 @@ static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in
                                   "(its memory was released)",
                                   op->name, i);
         if (t->graph && t->graph != g)
-            return nb__graph_fail(g, NB_ERR_STATE,
-                                  "%s: input %d %s was made on another graph", op->name, i,
-                                  NB_SHAPE_STR(t));
+            return nb__graph_fail(g, NB_ERR_STATE, "%s: input %d %s was made on another graph",
+                                  op->name, i, NB_SHAPE_STR(t));
         if (t->graph == g && t->epoch != g->epoch)
             return nb__graph_fail(g, NB_ERR_STATE,
                                   "%s: input %d %s is a stale op output, used after "
@@ -186,8 +193,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
             nb__graph_fail(g, NB_ERR_ARG, "%s: expected %d inputs, got %d", op->name, op->arity,
                            n_in);
         else
-            nb__graph_fail(g, NB_ERR_ARG, "%s: expected at least 1 input, got %d", op->name,
-                           n_in);
+            nb__graph_fail(g, NB_ERR_ARG, "%s: expected at least 1 input, got %d", op->name, n_in);
         return NULL;
     }
     for (int i = 0; i < n_in; i++) {

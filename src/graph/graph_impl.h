@@ -46,12 +46,12 @@ struct nb_node {
     nb_tensor *const *in; // n_in inputs (array in the arena)
     int n_in;
     nb_tensor *out;
-    const void *params;  // copy of the op's parameter struct (arena), or NULL
-    void *saved;         // state saved by forward for backward (arena), or NULL
+    const void *params; // copy of the op's parameter struct (arena), or NULL
+    void *saved;        // state saved by forward for backward (arena), or NULL
     size_t saved_size;
-    bool needs_grad;     // some input requires grad and grad mode was on
-    bool mark;           // scratch for backward: this node leads to the current root
-    const char *file;    // where the user called the op (ops.h macros), NULL if unknown
+    bool needs_grad;  // some input requires grad and grad mode was on
+    bool mark;        // scratch for backward: this node leads to the current root
+    const char *file; // where the user called the op (ops.h macros), NULL if unknown
     int line;
 };
 

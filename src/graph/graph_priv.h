@@ -8,7 +8,7 @@
 struct nb_graph {
     nb_arena arenas[2]; // every op output, grad, saved state and node input array
     nb_arena *arena;    // the one in use; debug builds alternate them (see nb_graph_reset)
-    nb_node *nodes;    // the tape, in execution order (grows during warm-up only)
+    nb_node *nodes;     // the tape, in execution order (grows during warm-up only)
     int64_t n_nodes;
     int64_t cap_nodes;
     bool grad_enabled;

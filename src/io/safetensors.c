@@ -23,10 +23,14 @@
 
 const char *nb__st_dtype_name(nb_dtype d) {
     switch (d) {
-    case NB_F32: return "F32";
-    case NB_F64: return "F64";
-    case NB_I32: return "I32";
-    default: return NULL;
+    case NB_F32:
+        return "F32";
+    case NB_F64:
+        return "F64";
+    case NB_I32:
+        return "I32";
+    default:
+        return NULL;
     }
 }
 
@@ -114,16 +118,16 @@ nb_status nb__st_check_args(const char *fn, const char *path, const char *const 
     for (int i = 0; i < n; i++) {
         const char *name = names[i];
         if (!name || !*name)
-            return nb__set_last_error(NB_ERR_ARG, "%s: %s: tensor %d has a NULL or empty name",
-                                      fn, path, i);
+            return nb__set_last_error(NB_ERR_ARG, "%s: %s: tensor %d has a NULL or empty name", fn,
+                                      path, i);
         if (!tensors[i])
             return nb__set_last_error(NB_ERR_NULL, "%s: %s: tensor '%s' is NULL", fn, path, name);
         if (!nb__st_dtype_name(nb_tensor_dtype(tensors[i])))
             return nb__set_last_error(NB_ERR_DTYPE, "%s: %s: tensor '%s' has an unsupported dtype",
                                       fn, path, name);
         if (saving && strcmp(name, "__metadata__") == 0)
-            return nb__set_last_error(NB_ERR_ARG, "%s: %s: the name '__metadata__' is reserved",
-                                      fn, path);
+            return nb__set_last_error(NB_ERR_ARG, "%s: %s: the name '__metadata__' is reserved", fn,
+                                      path);
         if (saving && !valid_utf8(name))
             return nb__set_last_error(NB_ERR_ARG, "%s: %s: name of tensor %d is not valid UTF-8",
                                       fn, path, i);
@@ -174,13 +178,13 @@ static bool add_entry(cJSON *root, const char *name, const nb_tensor *t, int64_t
 }
 
 // The JSON header, space-padded so that 8 + its length is a multiple of 8.
-static nb_status build_header(const char *path, const char *const *names,
-                              nb_tensor *const *tensors, int n, char **out, size_t *out_len) {
+static nb_status build_header(const char *path, const char *const *names, nb_tensor *const *tensors,
+                              int n, char **out, size_t *out_len) {
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
         // numel <= INT64_MAX / 8 (tensor invariant), so only the sum can overflow.
-        int64_t nbytes = nb_tensor_numel(tensors[i]) *
-                         (int64_t)nb_dtype_size(nb_tensor_dtype(tensors[i]));
+        int64_t nbytes =
+            nb_tensor_numel(tensors[i]) * (int64_t)nb_dtype_size(nb_tensor_dtype(tensors[i]));
         if (nbytes > INT64_MAX - total)
             return nb__set_last_error(NB_ERR_ARG, "%s: total tensor size overflows", path);
         total += nbytes;
@@ -202,8 +206,10 @@ static nb_status build_header(const char *path, const char *const *names,
     size_t padded = (len + 7) & ~(size_t)7;
     if (padded > NB_ST_MAX_HEADER) {
         cJSON_free(json);
-        return nb__set_last_error(NB_ERR_ARG, "%s: header would be %zu bytes, over the format's "
-                                  "limit of %u", path, padded, NB_ST_MAX_HEADER);
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "%s: header would be %zu bytes, over the format's "
+                                  "limit of %u",
+                                  path, padded, NB_ST_MAX_HEADER);
     }
     char *header = nb__malloc(padded);
     if (header) {
@@ -254,8 +260,8 @@ static nb_status write_temp(const char *path, const char *tmp, const char *heade
     char why[128];
     FILE *f = fopen(tmp, "wb");
     if (!f)
-        return nb__set_last_error(NB_ERR_IO, "%s: cannot create temporary file '%s': %s", path,
-                                  tmp, nb__os_reason(errno, why, sizeof why));
+        return nb__set_last_error(NB_ERR_IO, "%s: cannot create temporary file '%s': %s", path, tmp,
+                                  nb__os_reason(errno, why, sizeof why));
     unsigned char len8[8];
     for (int k = 0; k < 8; k++)
         len8[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
@@ -293,8 +299,8 @@ static void sync_parent_dir(const char *path) {
     nb__free(dir);
 }
 
-nb_status nb_save_safetensors(const char *path, const char *const *names,
-                              nb_tensor *const *tensors, int n) {
+nb_status nb_save_safetensors(const char *path, const char *const *names, nb_tensor *const *tensors,
+                              int n) {
     nb_status st = nb__st_check_args("nb_save_safetensors", path, names, tensors, n, true);
     if (st != NB_OK)
         return st;

@@ -30,19 +30,19 @@ static const struct {
     const char *name;
     int64_t size;
 } st_dtypes[] = {
-    {"BOOL", 1}, {"U8", 1},   {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
-    {"I16", 2},  {"U16", 2},  {"F16", 2}, {"BF16", 2},    {"I32", 4},
-    {"U32", 4},  {"F32", 4},  {"I64", 8}, {"U64", 8},     {"F64", 8},
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+    {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+    {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8},
 };
 #define N_ST_DTYPES ((int)(sizeof st_dtypes / sizeof st_dtypes[0]))
 
 // One tensor entry of a loaded header, after validation.
 typedef struct {
-    const char *name;    // the JSON key (owned by the parsed cJSON tree)
-    const cJSON *shape;  // array of exact non-negative integers
-    int dtype;           // index into st_dtypes
-    int64_t begin;       // byte range [begin, end) within the data buffer,
-    int64_t end;         //   already checked against the buffer size and the shape
+    const char *name;   // the JSON key (owned by the parsed cJSON tree)
+    const cJSON *shape; // array of exact non-negative integers
+    int dtype;          // index into st_dtypes
+    int64_t begin;      // byte range [begin, end) within the data buffer,
+    int64_t end;        //   already checked against the buffer size and the shape
 } entry;
 
 static int cmp_entry(const void *a, const void *b) {
@@ -96,8 +96,10 @@ static nb_status read_header(const char *path, FILE *f, cJSON **root, int64_t *d
         return nb__set_last_error(NB_ERR_IO, "%s: not a regular file", path);
     int64_t size = (int64_t)sb.st_size;
     if (size < 8)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: file is %" PRId64 " bytes, too short for "
-                                  "the 8-byte header length of a safetensors file", path, size);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: file is %" PRId64 " bytes, too short for "
+                                  "the 8-byte header length of a safetensors file",
+                                  path, size);
     unsigned char len8[8];
     if (fread(len8, 1, 8, f) != 8)
         return nb__set_last_error(NB_ERR_IO, "%s: cannot read the header length: %s", path,
@@ -106,12 +108,16 @@ static nb_status read_header(const char *path, FILE *f, cJSON **root, int64_t *d
     for (int k = 7; k >= 0; k--)
         hlen = (hlen << 8) | len8[k];
     if (hlen > (uint64_t)(size - 8))
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: header length %" PRIu64 " exceeds the %"
-                                  PRId64 " bytes that follow it: truncated or not a safetensors "
-                                  "file", path, hlen, size - 8);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: header length %" PRIu64 " exceeds the %" PRId64
+                                  " bytes that follow it: truncated or not a safetensors "
+                                  "file",
+                                  path, hlen, size - 8);
     if (hlen > NB_ST_MAX_HEADER)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: header length %" PRIu64 " is over the "
-                                  "format's limit of %u", path, hlen, NB_ST_MAX_HEADER);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: header length %" PRIu64 " is over the "
+                                  "format's limit of %u",
+                                  path, hlen, NB_ST_MAX_HEADER);
     char *text = nb__malloc((size_t)hlen + 1);
     if (!text)
         return nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory reading the header", path);
@@ -133,8 +139,10 @@ static nb_status read_header(const char *path, FILE *f, cJSON **root, int64_t *d
     size_t where = end ? (size_t)(end - text) : 0;
     nb__free(text);
     if (!*root)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: header is not valid JSON (near byte %zu "
-                                  "of %" PRIu64 ")", path, where, hlen);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: header is not valid JSON (near byte %zu "
+                                  "of %" PRIu64 ")",
+                                  path, where, hlen);
     if (!cJSON_IsObject(*root))
         return nb__set_last_error(NB_ERR_FORMAT, "%s: header is not a JSON object", path);
     *data_start = 8 + (int64_t)hlen;
@@ -166,32 +174,43 @@ static nb_status parse_entry(const char *path, const cJSON *item, int64_t data_s
     cJSON_ArrayForEach(d, shape) {
         int64_t dim;
         if (!json_index(d, &dim))
-            return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' has a shape entry that is not a "
-                                      "non-negative integer", path, name);
+            return nb__set_last_error(NB_ERR_FORMAT,
+                                      "%s: '%s' has a shape entry that is not a "
+                                      "non-negative integer",
+                                      path, name);
         // Bounded by INT64_MAX / 8 so that numel * element size cannot overflow either.
         if (dim > 0 && numel > INT64_MAX / 8 / dim)
-            return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' has a shape with too many "
-                                      "elements", path, name);
+            return nb__set_last_error(NB_ERR_FORMAT,
+                                      "%s: '%s' has a shape with too many "
+                                      "elements",
+                                      path, name);
         numel *= dim;
     }
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
         !json_index(cJSON_GetArrayItem(offs, 0), &e->begin) ||
         !json_index(cJSON_GetArrayItem(offs, 1), &e->end))
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' needs \"data_offsets\" of two "
-                                  "non-negative integers", path, name);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: '%s' needs \"data_offsets\" of two "
+                                  "non-negative integers",
+                                  path, name);
     if (e->begin > e->end)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' has data_offsets [%" PRId64 ", %"
-                                  PRId64 "] with begin after end", path, name, e->begin, e->end);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: '%s' has data_offsets [%" PRId64 ", %" PRId64
+                                  "] with begin after end",
+                                  path, name, e->begin, e->end);
     if (e->end > data_size)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' has data_offsets [%" PRId64 ", %"
-                                  PRId64 "] past the end of the %" PRId64 "-byte data buffer: "
-                                  "truncated file?", path, name, e->begin, e->end, data_size);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: '%s' has data_offsets [%" PRId64 ", %" PRId64
+                                  "] past the end of the %" PRId64 "-byte data buffer: "
+                                  "truncated file?",
+                                  path, name, e->begin, e->end, data_size);
     int64_t want = numel * st_dtypes[e->dtype].size;
     if (e->end - e->begin != want) {
         char s[128];
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' has data_offsets [%" PRId64 ", %"
-                                  PRId64 "] (%" PRId64 " bytes) but %s shape %s needs %" PRId64
-                                  " bytes", path, name, e->begin, e->end, e->end - e->begin,
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: '%s' has data_offsets [%" PRId64 ", %" PRId64 "] (%" PRId64
+                                  " bytes) but %s shape %s needs %" PRId64 " bytes",
+                                  path, name, e->begin, e->end, e->end - e->begin,
                                   st_dtypes[e->dtype].name, json_shape_str(shape, s, sizeof s),
                                   want);
     }
@@ -207,15 +226,17 @@ static nb_status check_metadata(const char *path, const cJSON *meta) {
     const cJSON *v;
     cJSON_ArrayForEach(v, meta) {
         if (!cJSON_IsString(v))
-            return nb__set_last_error(NB_ERR_FORMAT, "%s: \"__metadata__\" value '%s' is not a "
-                                      "string", path, v->string);
+            return nb__set_last_error(NB_ERR_FORMAT,
+                                      "%s: \"__metadata__\" value '%s' is not a "
+                                      "string",
+                                      path, v->string);
     }
     return NB_OK;
 }
 
 // Validate every entry of the header (loaded or not) into an array sorted by name.
-static nb_status parse_entries(const char *path, const cJSON *root, int64_t data_size,
-                               entry **out, int *count) {
+static nb_status parse_entries(const char *path, const cJSON *root, int64_t data_size, entry **out,
+                               int *count) {
     int cap = cJSON_GetArraySize(root);
     entry *es = nb__calloc(cap > 0 ? (size_t)cap : 1, sizeof *es);
     if (!es)
@@ -236,8 +257,8 @@ static nb_status parse_entries(const char *path, const cJSON *root, int64_t data
         qsort(es, (size_t)m, sizeof *es, cmp_entry);
         for (int k = 1; k < m && st == NB_OK; k++)
             if (strcmp(es[k - 1].name, es[k].name) == 0)
-                st = nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' appears twice in the header",
-                                        path, es[k].name);
+                st = nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' appears twice in the header", path,
+                                        es[k].name);
     }
     if (st != NB_OK) {
         nb__free(es);
@@ -272,19 +293,20 @@ static nb_status match_request(const char *path, const entry *es, int m, const c
             first_missing = i;
     }
     if (missing)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: '%s' not found in the file (%d of %d "
-                                  "requested names missing)", path, names[first_missing],
-                                  missing, n);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: '%s' not found in the file (%d of %d "
+                                  "requested names missing)",
+                                  path, names[first_missing], missing, n);
     for (int i = 0; i < n; i++) {
         const entry *e = found[i];
         const char *want = nb__st_dtype_name(nb_tensor_dtype(tensors[i]));
         if (strcmp(st_dtypes[e->dtype].name, want) != 0)
-            return nb__set_last_error(NB_ERR_DTYPE, "%s: '%s' has dtype %s, model expects %s",
-                                      path, names[i], st_dtypes[e->dtype].name, want);
+            return nb__set_last_error(NB_ERR_DTYPE, "%s: '%s' has dtype %s, model expects %s", path,
+                                      names[i], st_dtypes[e->dtype].name, want);
         if (!same_shape(e->shape, tensors[i])) {
             char s[128];
-            return nb__set_last_error(NB_ERR_SHAPE, "%s: '%s' has shape %s, model expects %s",
-                                      path, names[i], json_shape_str(e->shape, s, sizeof s),
+            return nb__set_last_error(NB_ERR_SHAPE, "%s: '%s' has shape %s, model expects %s", path,
+                                      names[i], json_shape_str(e->shape, s, sizeof s),
                                       NB_SHAPE_STR(tensors[i]));
         }
     }
@@ -304,8 +326,8 @@ static nb_status read_data(const char *path, FILE *f, int64_t data_start, const 
     }
     unsigned char *stage = nb__malloc((size_t)total);
     if (!stage)
-        return nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory staging %" PRId64 " bytes",
-                                  path, total);
+        return nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory staging %" PRId64 " bytes", path,
+                                  total);
     size_t at = 0;
     for (int i = 0; i < n; i++) {
         size_t len = (size_t)(found[i]->end - found[i]->begin);
@@ -315,11 +337,13 @@ static nb_status read_data(const char *path, FILE *f, int64_t data_start, const 
         if (fseeko(f, (off_t)(data_start + found[i]->begin), SEEK_SET) != 0 ||
             fread(stage + at, 1, len, f) != len) {
             char why[128];
-            nb_status st = feof(f)
-                ? nb__set_last_error(NB_ERR_FORMAT, "%s: file ended while reading '%s' (was "
-                                     "it truncated meanwhile?)", path, found[i]->name)
-                : nb__set_last_error(NB_ERR_IO, "%s: cannot read '%s': %s", path, found[i]->name,
-                                     nb__os_reason(errno, why, sizeof why));
+            nb_status st =
+                feof(f) ? nb__set_last_error(NB_ERR_FORMAT,
+                                             "%s: file ended while reading '%s' (was "
+                                             "it truncated meanwhile?)",
+                                             path, found[i]->name)
+                        : nb__set_last_error(NB_ERR_IO, "%s: cannot read '%s': %s", path,
+                                             found[i]->name, nb__os_reason(errno, why, sizeof why));
             nb__free(stage);
             return st;
         }
@@ -340,8 +364,8 @@ static nb_status read_data(const char *path, FILE *f, int64_t data_start, const 
     return NB_OK;
 }
 
-nb_status nb_load_safetensors(const char *path, const char *const *names,
-                              nb_tensor *const *tensors, int n) {
+nb_status nb_load_safetensors(const char *path, const char *const *names, nb_tensor *const *tensors,
+                              int n) {
     nb_status st = nb__st_check_args("nb_load_safetensors", path, names, tensors, n, false);
     if (st != NB_OK)
         return st;

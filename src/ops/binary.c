@@ -100,37 +100,37 @@ static void row_offsets(const bc_plan *p, int64_t t, int64_t o[3]) {
 // libgomp, which costs more than the arithmetic on a few elements.
 #define PAR_YES(n) NB_PARALLEL_FOR(n)
 #define PAR_NO(n)
-#define FOR_EACH(p, numel, ...)                                                                \
-    do {                                                                                       \
-        if ((numel) > NB_OMP_MIN)                                                              \
-            FOR_EACH_(PAR_YES, p, numel, __VA_ARGS__);                                         \
-        else                                                                                   \
-            FOR_EACH_(PAR_NO, p, numel, __VA_ARGS__);                                          \
+#define FOR_EACH(p, numel, ...)                                                                    \
+    do {                                                                                           \
+        if ((numel) > NB_OMP_MIN)                                                                  \
+            FOR_EACH_(PAR_YES, p, numel, __VA_ARGS__);                                             \
+        else                                                                                       \
+            FOR_EACH_(PAR_NO, p, numel, __VA_ARGS__);                                              \
     } while (0)
-#define FOR_EACH_(PAR, p, numel, ...)                                                                \
-    do {                                                                                       \
-        const int64_t n0_ = (p)->nd ? (p)->dim[0] : 1, rows_ = (numel) / n0_;                  \
-        const int64_t sa_ = (p)->nd ? (p)->st[1][0] : 0, sb_ = (p)->nd ? (p)->st[2][0] : 0;    \
-        if (rows_ == 1 && sa_ == 1 && sb_ == 1) {                                              \
-            PAR(n0_) for (int64_t i = 0; i < n0_; i++) {                           \
-                const int64_t iy = i, ia = i, ib = i;                                          \
-                __VA_ARGS__;                                                                   \
-            }                                                                                  \
-        } else if (rows_ == 1) {                                                               \
-            PAR(n0_) for (int64_t i = 0; i < n0_; i++) {                           \
-                const int64_t iy = i, ia = i * sa_, ib = i * sb_;                              \
-                __VA_ARGS__;                                                                   \
-            }                                                                                  \
-        } else {                                                                               \
-            PAR(numel) for (int64_t r = 0; r < rows_; r++) {                       \
-                int64_t o[3];                                                                  \
-                row_offsets(p, r, o);                                                          \
-                for (int64_t i = 0; i < n0_; i++) {                                            \
-                    const int64_t iy = o[0] + i, ia = o[1] + i * sa_, ib = o[2] + i * sb_;     \
-                    __VA_ARGS__;                                                               \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
+#define FOR_EACH_(PAR, p, numel, ...)                                                              \
+    do {                                                                                           \
+        const int64_t n0_ = (p)->nd ? (p)->dim[0] : 1, rows_ = (numel) / n0_;                      \
+        const int64_t sa_ = (p)->nd ? (p)->st[1][0] : 0, sb_ = (p)->nd ? (p)->st[2][0] : 0;        \
+        if (rows_ == 1 && sa_ == 1 && sb_ == 1) {                                                  \
+            PAR(n0_) for (int64_t i = 0; i < n0_; i++) {                                           \
+                const int64_t iy = i, ia = i, ib = i;                                              \
+                __VA_ARGS__;                                                                       \
+            }                                                                                      \
+        } else if (rows_ == 1) {                                                                   \
+            PAR(n0_) for (int64_t i = 0; i < n0_; i++) {                                           \
+                const int64_t iy = i, ia = i * sa_, ib = i * sb_;                                  \
+                __VA_ARGS__;                                                                       \
+            }                                                                                      \
+        } else {                                                                                   \
+            PAR(numel) for (int64_t r = 0; r < rows_; r++) {                                       \
+                int64_t o[3];                                                                      \
+                row_offsets(p, r, o);                                                              \
+                for (int64_t i = 0; i < n0_; i++) {                                                \
+                    const int64_t iy = o[0] + i, ia = o[1] + i * sa_, ib = o[2] + i * sb_;         \
+                    __VA_ARGS__;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 // Accumulators per work item when summing into a broadcast operand (2 KB of stack).
@@ -138,92 +138,102 @@ static void row_offsets(const bc_plan *p, int64_t t, int64_t o[3]) {
 
 // Typed kernels: forward y = F(a, b); backward into operand j (1 = a, 2 = b) of its partial
 // DA or DB times g = dy. A non-broadcast operand shares y's offsets; a broadcast one sums.
-#define BIN_KERNELS(name, T, sfx, F, DA, DB)                                                   \
-    static void name##_fwd_##sfx(const bc_plan *p, int64_t numel, const T *A, const T *B,      \
-                                 T *Y) {                                                       \
-        FOR_EACH(p, numel, { T a = A[ia], b = B[ib]; Y[iy] = (F); });                          \
-    }                                                                                          \
-    static void name##_bwd_##sfx(const bc_plan *p, int64_t numel, int j, const T *A,           \
-                                 const T *B, const T *GY, T *GX, int64_t nx) {                 \
-        if (nx == numel && j == 1)                                                             \
-            FOR_EACH(p, numel, { T g = GY[iy], a = A[ia], b = B[ib]; (void)a; (void)b;         \
-                                 GX[iy] += (DA); });                                           \
-        if (nx == numel && j == 2)                                                             \
-            FOR_EACH(p, numel, { T g = GY[iy], a = A[ia], b = B[ib]; (void)a; (void)b;         \
-                                 GX[iy] += (DB); });                                           \
-        if (nx == numel)                                                                       \
-            return;                                                                            \
-        bc_plan r;                                                                             \
-        reduce_plan(p, j, &r);                                                                 \
-        /* Work item: CHUNK consecutive x elements along a kept innermost dim (one element     \
-           when dim 0 is summed); it owns its grad slots and sums its rows in double. */       \
-        const bool keep = p->st[j][0] != 0;                                                    \
-        const int64_t k0 = keep ? r.dim[0] : 1, nch = (k0 + CHUNK - 1) / CHUNK;                \
-        const int64_t rows = numel / nx / (keep ? 1 : r.dim[0]); /* rows per work item */      \
-        NB_PARALLEL_FOR(numel) for (int64_t w = 0; w < nx / k0 * nch; w++) {                   \
-            const int64_t e = w / nch, c0 = w % nch * CHUNK;                                   \
-            const int64_t c1 = keep ? (c0 + CHUNK < k0 ? c0 + CHUNK : k0) : r.dim[0];          \
-            const int64_t width = keep ? c1 - c0 : 1;                                          \
-            double acc[CHUNK];                                                                 \
-            for (int64_t i = 0; i < width; i++)                                                \
-                acc[i] = 0;                                                                    \
-            for (int64_t t = e * rows; t < (e + 1) * rows; t++) {                              \
-                int64_t o[3];                                                                  \
-                row_offsets(&r, t, o);                                                         \
-                for (int64_t i = c0; i < c1; i++) {                                            \
-                    T g = GY[o[0] + i], a = A[o[1] + i * r.st[1][0]],                          \
-                      b = B[o[2] + i * r.st[2][0]];                                            \
-                    (void)a;                                                                   \
-                    (void)b;                                                                   \
-                    acc[keep ? i - c0 : 0] += (double)(j == 1 ? (DA) : (DB));                  \
-                }                                                                              \
-            }                                                                                  \
-            for (int64_t i = 0; i < width; i++)                                                \
-                GX[e * k0 + c0 + i] += (T)acc[i];                                              \
-        }                                                                                      \
+#define BIN_KERNELS(name, T, sfx, F, DA, DB)                                                       \
+    static void name##_fwd_##sfx(const bc_plan *p, int64_t numel, const T *A, const T *B, T *Y) {  \
+        FOR_EACH(p, numel, {                                                                       \
+            T a = A[ia], b = B[ib];                                                                \
+            Y[iy] = (F);                                                                           \
+        });                                                                                        \
+    }                                                                                              \
+    static void name##_bwd_##sfx(const bc_plan *p, int64_t numel, int j, const T *A, const T *B,   \
+                                 const T *GY, T *GX, int64_t nx) {                                 \
+        if (nx == numel && j == 1)                                                                 \
+            FOR_EACH(p, numel, {                                                                   \
+                T g = GY[iy], a = A[ia], b = B[ib];                                                \
+                (void)a;                                                                           \
+                (void)b;                                                                           \
+                GX[iy] += (DA);                                                                    \
+            });                                                                                    \
+        if (nx == numel && j == 2)                                                                 \
+            FOR_EACH(p, numel, {                                                                   \
+                T g = GY[iy], a = A[ia], b = B[ib];                                                \
+                (void)a;                                                                           \
+                (void)b;                                                                           \
+                GX[iy] += (DB);                                                                    \
+            });                                                                                    \
+        if (nx == numel)                                                                           \
+            return;                                                                                \
+        bc_plan r;                                                                                 \
+        reduce_plan(p, j, &r);                                                                     \
+        /* Work item: CHUNK consecutive x elements along a kept innermost dim (one element         \
+           when dim 0 is summed); it owns its grad slots and sums its rows in double. */           \
+        const bool keep = p->st[j][0] != 0;                                                        \
+        const int64_t k0 = keep ? r.dim[0] : 1, nch = (k0 + CHUNK - 1) / CHUNK;                    \
+        const int64_t rows = numel / nx / (keep ? 1 : r.dim[0]); /* rows per work item */          \
+        NB_PARALLEL_FOR(numel) for (int64_t w = 0; w < nx / k0 * nch; w++) {                       \
+            const int64_t e = w / nch, c0 = w % nch * CHUNK;                                       \
+            const int64_t c1 = keep ? (c0 + CHUNK < k0 ? c0 + CHUNK : k0) : r.dim[0];              \
+            const int64_t width = keep ? c1 - c0 : 1;                                              \
+            double acc[CHUNK];                                                                     \
+            for (int64_t i = 0; i < width; i++)                                                    \
+                acc[i] = 0;                                                                        \
+            for (int64_t t = e * rows; t < (e + 1) * rows; t++) {                                  \
+                int64_t o[3];                                                                      \
+                row_offsets(&r, t, o);                                                             \
+                for (int64_t i = c0; i < c1; i++) {                                                \
+                    T g = GY[o[0] + i], a = A[o[1] + i * r.st[1][0]],                              \
+                      b = B[o[2] + i * r.st[2][0]];                                                \
+                    (void)a;                                                                       \
+                    (void)b;                                                                       \
+                    acc[keep ? i - c0 : 0] += (double)(j == 1 ? (DA) : (DB));                      \
+                }                                                                                  \
+            }                                                                                      \
+            for (int64_t i = 0; i < width; i++)                                                    \
+                GX[e * k0 + c0 + i] += (T)acc[i];                                                  \
+        }                                                                                          \
     }
 
 // Stamps the float/double kernels, forward, backward, the descriptor and nb_<name>.
-#define BIN_OP(name, F, DA, DB)                                                                \
-    BIN_KERNELS(name, float, f32, F, DA, DB)                                                   \
-    BIN_KERNELS(name, double, f64, F, DA, DB)                                                  \
-    static void name##_forward(nb_node *nd) {                                                  \
-        nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;                                \
-        bc_plan p;                                                                             \
-        if (y->numel == 0)                                                                     \
-            return;                                                                            \
-        make_plan(nd, &p);                                                                     \
-        if (y->dtype == NB_F32)                                                                \
-            name##_fwd_f32(&p, y->numel, F32(a), F32(b), F32(y));                              \
-        else                                                                                   \
-            name##_fwd_f64(&p, y->numel, F64(a), F64(b), F64(y));                              \
-    }                                                                                          \
-    static void name##_backward(nb_node *nd) {                                                 \
-        nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;                                \
-        bc_plan p;                                                                             \
-        if (y->numel == 0) /* nothing flows back from an empty output */                       \
-            return;                                                                            \
-        make_plan(nd, &p);                                                                     \
-        for (int j = 1; j <= 2; j++) {                                                         \
-            nb_tensor *x = nd->in[j - 1];                                                      \
-            if (!NB_WANTS_GRAD(x))                                                             \
-                continue;                                                                      \
-            if (y->dtype == NB_F32)                                                            \
-                name##_bwd_f32(&p, y->numel, j, F32(a), F32(b), G32(y), G32(x), x->numel);     \
-            else                                                                               \
-                name##_bwd_f64(&p, y->numel, j, F64(a), F64(b), G64(y), G64(x), x->numel);     \
-        }                                                                                      \
-    }                                                                                          \
-    const nb_op nb_op_##name = {#name, 2, 0, bin_infer, name##_forward, name##_backward};      \
-    nb_tensor *nb_##name(nb_graph *g, nb_tensor *a, nb_tensor *b) {                            \
-        nb_tensor *in[] = {a, b};                                                              \
-        return nb__record(g, &nb_op_##name, in, 2, NULL, 0);                                   \
+#define BIN_OP(name, F, DA, DB)                                                                    \
+    BIN_KERNELS(name, float, f32, F, DA, DB)                                                       \
+    BIN_KERNELS(name, double, f64, F, DA, DB)                                                      \
+    static void name##_forward(nb_node *nd) {                                                      \
+        nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;                                    \
+        bc_plan p;                                                                                 \
+        if (y->numel == 0)                                                                         \
+            return;                                                                                \
+        make_plan(nd, &p);                                                                         \
+        if (y->dtype == NB_F32)                                                                    \
+            name##_fwd_f32(&p, y->numel, F32(a), F32(b), F32(y));                                  \
+        else                                                                                       \
+            name##_fwd_f64(&p, y->numel, F64(a), F64(b), F64(y));                                  \
+    }                                                                                              \
+    static void name##_backward(nb_node *nd) {                                                     \
+        nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;                                    \
+        bc_plan p;                                                                                 \
+        if (y->numel == 0) /* nothing flows back from an empty output */                           \
+            return;                                                                                \
+        make_plan(nd, &p);                                                                         \
+        for (int j = 1; j <= 2; j++) {                                                             \
+            nb_tensor *x = nd->in[j - 1];                                                          \
+            if (!NB_WANTS_GRAD(x))                                                                 \
+                continue;                                                                          \
+            if (y->dtype == NB_F32)                                                                \
+                name##_bwd_f32(&p, y->numel, j, F32(a), F32(b), G32(y), G32(x), x->numel);         \
+            else                                                                                   \
+                name##_bwd_f64(&p, y->numel, j, F64(a), F64(b), G64(y), G64(x), x->numel);         \
+        }                                                                                          \
+    }                                                                                              \
+    const nb_op nb_op_##name = {#name, 2, 0, bin_infer, name##_forward, name##_backward};          \
+    nb_tensor *nb_##name(nb_graph *g, nb_tensor *a, nb_tensor *b) {                                \
+        nb_tensor *in[] = {a, b};                                                                  \
+        return nb__record(g, &nb_op_##name, in, 2, NULL, 0);                                       \
     }
 
 // Backward terms with g = dy: add ∂y/∂a = ∂y/∂b = 1; sub ∂y/∂b = -1; mul ∂y/∂a = b,
 // ∂y/∂b = a; div ∂y/∂a = 1 / b, ∂y/∂b = -a / b². Shapes: g is y's; a, b read broadcast.
 //     name  y          g ∂y/∂a     g ∂y/∂b
-BIN_OP(add,  a + b,     g,          g)
-BIN_OP(sub,  a - b,     g,          -g)
-BIN_OP(mul,  a * b,     g * b,      g * a)
-BIN_OP(div,  a / b,     g / b,      -g * a / (b * b))
+BIN_OP(add, a + b, g, g)
+BIN_OP(sub, a - b, g, -g)
+BIN_OP(mul, a *b, g *b, g *a)
+BIN_OP(div, a / b, g / b, -g *a / (b * b))

@@ -8,19 +8,19 @@
 // arithmetic: a plain loop takes the per-op overhead of 1-element layers from ~1 µs to ~0.1 µs.
 #define TINY_GEMM 64
 
-#define DEFINE_TINY_GEMM(T, sfx)                                                                 \
-    static void tiny_gemm_##sfx(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,  \
-                                const T *a, const T *b, double beta, T *c) {                     \
-        for (int64_t i = 0; i < m; i++)                                                          \
-            for (int64_t j = 0; j < n; j++) {                                                    \
-                double acc = 0;                                                                  \
-                for (int64_t p = 0; p < k; p++)                                                  \
-                    acc += (double)(ta ? a[p * m + i] : a[i * k + p]) *                          \
-                           (double)(tb ? b[j * k + p] : b[p * n + j]);                           \
-                /* beta = 0 must ignore C entirely (it may hold NaN), as BLAS does */            \
-                double prev = beta == 0 ? 0.0 : beta * (double)c[i * n + j];                     \
-                c[i * n + j] = (T)(alpha * acc + prev);                                          \
-            }                                                                                    \
+#define DEFINE_TINY_GEMM(T, sfx)                                                                   \
+    static void tiny_gemm_##sfx(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,   \
+                                const T *a, const T *b, double beta, T *c) {                       \
+        for (int64_t i = 0; i < m; i++)                                                            \
+            for (int64_t j = 0; j < n; j++) {                                                      \
+                double acc = 0;                                                                    \
+                for (int64_t p = 0; p < k; p++)                                                    \
+                    acc += (double)(ta ? a[p * m + i] : a[i * k + p]) *                            \
+                           (double)(tb ? b[j * k + p] : b[p * n + j]);                             \
+                /* beta = 0 must ignore C entirely (it may hold NaN), as BLAS does */              \
+                double prev = beta == 0 ? 0.0 : beta * (double)c[i * n + j];                       \
+                c[i * n + j] = (T)(alpha * acc + prev);                                            \
+            }                                                                                      \
     }
 DEFINE_TINY_GEMM(float, f32)
 DEFINE_TINY_GEMM(double, f64)
@@ -58,11 +58,11 @@ void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, do
     enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
     if (dt == NB_F32)
-        cblas_sgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, (float)alpha,
-                    a, lda, b, ldb, (float)beta, c, ldc);
+        cblas_sgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a,
+                    lda, b, ldb, (float)beta, c, ldc);
     else
-        cblas_dgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda,
-                    b, ldb, beta, c, ldc);
+        cblas_dgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b,
+                    ldb, beta, c, ldc);
 }
 
 bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {

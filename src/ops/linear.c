@@ -46,11 +46,11 @@ static void linear_forward(nb_node *nd) {
     nb__gemm(y->dtype, false, true, batch, out, in, 1.0, x->data, w->data, beta, y->data);
 }
 
-#define DEFINE_BIAS_GRAD(T, sfx)                                                               \
-    static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out) {             \
-        for (int64_t r = 0; r < batch; r++)                                                    \
-            for (int64_t j = 0; j < out; j++)                                                  \
-                gb[j] += gy[r * out + j];                                                      \
+#define DEFINE_BIAS_GRAD(T, sfx)                                                                   \
+    static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out) {                  \
+        for (int64_t r = 0; r < batch; r++)                                                        \
+            for (int64_t j = 0; j < out; j++)                                                      \
+                gb[j] += gy[r * out + j];                                                          \
     }
 DEFINE_BIAS_GRAD(float, f32)
 DEFINE_BIAS_GRAD(double, f64)

@@ -21,7 +21,9 @@ typedef struct {
 static double clamp_p(double p) {
     return p < NB_PROB_EPS ? NB_PROB_EPS : p > 1 - NB_PROB_EPS ? 1 - NB_PROB_EPS : p;
 }
-static bool clamped(double p) { return p < NB_PROB_EPS || p > 1 - NB_PROB_EPS; }
+static bool clamped(double p) {
+    return p < NB_PROB_EPS || p > 1 - NB_PROB_EPS;
+}
 static double sigmoid(double z) {
     return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); // no overflow either way
 }
@@ -31,112 +33,122 @@ static double bce_f(double p, double t) {
     double c = clamp_p(p);
     return -(t * log(c) + (1 - t) * log1p(-c)); // log1p: exact ln(1 - c) for small c
 }
-static double bce_da(double p, double t) { return clamped(p) ? 0 : (p - t) / (p * (1 - p)); }
+static double bce_da(double p, double t) {
+    return clamped(p) ? 0 : (p - t) / (p * (1 - p));
+}
 static double bce_dt(double p, double t) {
     (void)t;
     return log1p(-clamp_p(p)) - log(clamp_p(p));
 }
-static double bcel_f(double z, double t) { return fmax(z, 0) - z * t + log1p(exp(-fabs(z))); }
-static double bcel_da(double z, double t) { return sigmoid(z) - t; }
+static double bcel_f(double z, double t) {
+    return fmax(z, 0) - z * t + log1p(exp(-fabs(z)));
+}
+static double bcel_da(double z, double t) {
+    return sigmoid(z) - t;
+}
 static double bcel_dt(double z, double t) {
     (void)t;
     return -z;
 }
-static double ce_f(double p, double t) { return -t * log(clamp_p(p)); }
-static double ce_da(double p, double t) { return clamped(p) ? 0 : -t / p; }
+static double ce_f(double p, double t) {
+    return -t * log(clamp_p(p));
+}
+static double ce_da(double p, double t) {
+    return clamped(p) ? 0 : -t / p;
+}
 static double ce_dt(double p, double t) {
     (void)t;
     return -log(clamp_p(p));
 }
 
 // Σ f over n elements; backward ga += k df/da, gt += k df/dt (k = s dL_upstream).
-#define EW_KERNELS(name, T, sfx)                                                               \
-    static double name##_fwd_##sfx(const T *a, const T *t, int64_t n) {                        \
-        double acc = 0;                                                                        \
-        for (int64_t i = 0; i < n; i++)                                                        \
-            acc += name##_f((double)a[i], (double)t[i]);                                       \
-        return acc;                                                                            \
-    }                                                                                          \
-    static void name##_bwd_##sfx(const T *a, const T *t, T *ga, T *gt, int64_t n, double k) {  \
-        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) {                                   \
-            if (ga)                                                                            \
-                ga[i] += (T)(k * name##_da((double)a[i], (double)t[i]));                       \
-            if (gt)                                                                            \
-                gt[i] += (T)(k * name##_dt((double)a[i], (double)t[i]));                       \
-        }                                                                                      \
+#define EW_KERNELS(name, T, sfx)                                                                   \
+    static double name##_fwd_##sfx(const T *a, const T *t, int64_t n) {                            \
+        double acc = 0;                                                                            \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            acc += name##_f((double)a[i], (double)t[i]);                                           \
+        return acc;                                                                                \
+    }                                                                                              \
+    static void name##_bwd_##sfx(const T *a, const T *t, T *ga, T *gt, int64_t n, double k) {      \
+        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) {                                       \
+            if (ga)                                                                                \
+                ga[i] += (T)(k * name##_da((double)a[i], (double)t[i]));                           \
+            if (gt)                                                                                \
+                gt[i] += (T)(k * name##_dt((double)a[i], (double)t[i]));                           \
+        }                                                                                          \
     }
-#define EW_OP(name)                                                                            \
-    EW_KERNELS(name, float, f32)                                                               \
-    EW_KERNELS(name, double, f64)                                                              \
-    static void name##_forward(nb_node *nd) {                                                  \
-        const nb_tensor *a = nd->in[0], *t = nd->in[1];                                        \
-        double sum = a->dtype == NB_F32 ? name##_fwd_f32(F32(a), F32(t), a->numel)             \
-                                        : name##_fwd_f64(F64(a), F64(t), a->numel);            \
-        set_scalar(nd->out, scale(nd) * sum);                                                  \
-    }                                                                                          \
-    static void name##_backward(nb_node *nd) {                                                 \
-        nb_tensor *a = nd->in[0], *t = nd->in[1];                                              \
-        bool wa = NB_WANTS_GRAD(a), wt = NB_WANTS_GRAD(t);                                     \
-        if (!wa && !wt)                                                                        \
-            return;                                                                            \
-        double k = scale(nd) * upstream(nd->out);                                              \
-        if (a->dtype == NB_F32)                                                                \
-            name##_bwd_f32(F32(a), F32(t), wa ? G32(a) : NULL, wt ? G32(t) : NULL, a->numel,   \
-                           k);                                                                 \
-        else                                                                                   \
-            name##_bwd_f64(F64(a), F64(t), wa ? G64(a) : NULL, wt ? G64(t) : NULL, a->numel,   \
-                           k);                                                                 \
+#define EW_OP(name)                                                                                \
+    EW_KERNELS(name, float, f32)                                                                   \
+    EW_KERNELS(name, double, f64)                                                                  \
+    static void name##_forward(nb_node *nd) {                                                      \
+        const nb_tensor *a = nd->in[0], *t = nd->in[1];                                            \
+        double sum = a->dtype == NB_F32 ? name##_fwd_f32(F32(a), F32(t), a->numel)                 \
+                                        : name##_fwd_f64(F64(a), F64(t), a->numel);                \
+        set_scalar(nd->out, scale(nd) * sum);                                                      \
+    }                                                                                              \
+    static void name##_backward(nb_node *nd) {                                                     \
+        nb_tensor *a = nd->in[0], *t = nd->in[1];                                                  \
+        bool wa = NB_WANTS_GRAD(a), wt = NB_WANTS_GRAD(t);                                         \
+        if (!wa && !wt)                                                                            \
+            return;                                                                                \
+        double k = scale(nd) * upstream(nd->out);                                                  \
+        if (a->dtype == NB_F32)                                                                    \
+            name##_bwd_f32(F32(a), F32(t), wa ? G32(a) : NULL, wt ? G32(t) : NULL, a->numel, k);   \
+        else                                                                                       \
+            name##_bwd_f64(F64(a), F64(t), wa ? G64(a) : NULL, wt ? G64(t) : NULL, a->numel, k);   \
     }
 
 // Softmax cross-entropy over rows of n logits, with dense targets t or int32 labels lab (the
 // other NULL). Saves the log-probabilities lp (when not NULL) for backward.
-#define LOGITS_KERNELS(T, sfx)                                                                 \
-    static double cel_fwd_##sfx(const T *z, const T *t, const int32_t *lab, T *lp,             \
-                                int64_t rows, int64_t n) {                                     \
-        double acc = 0;                                                                        \
-        for (int64_t r = 0; r < rows; r++) {                                                   \
-            const T *zr = z + r * n;                                                           \
-            double m = (double)zr[0], s = 0;                                                   \
-            for (int64_t j = 1; j < n; j++)                                                    \
-                m = (double)zr[j] > m ? (double)zr[j] : m;                                     \
-            for (int64_t j = 0; j < n; j++)                                                    \
-                s += exp((double)zr[j] - m); /* every exponent <= 0, one is 0: s in [1, n] */  \
-            double lse = m + log(s);                                                           \
-            for (int64_t j = 0; lp && j < n; j++)                                              \
-                lp[r * n + j] = (T)((double)zr[j] - lse);                                      \
-            if (lab)                                                                           \
-                acc += lse - (double)zr[lab[r]];                                               \
-            for (int64_t j = 0; !lab && j < n; j++) /* skip t = 0: a -inf logit is fine */    \
-                if (t[r * n + j] != 0)                                                         \
-                    acc += (double)t[r * n + j] * (lse - (double)zr[j]);                       \
-        }                                                                                      \
-        return acc;                                                                            \
-    }                                                                                          \
-    /* dL/dz_j = k (p_j Σ_c t_c - t_j)  (= k (p - y) for one-hot rows), p = e^lp;       */      \
-    /* dL/dt_j = -k lp_j.  Sparse: t is the one-hot row of lab[r].                        */      \
-    static void cel_bwd_##sfx(const T *lp, const T *t, const int32_t *lab, T *gz, T *gt,      \
-                              int64_t rows, int64_t n, double k) {                             \
-        NB_PARALLEL_FOR(rows * n) for (int64_t r = 0; r < rows; r++) {                         \
-            double ts = 1;                                                                     \
-            if (!lab) {                                                                        \
-                ts = 0;                                                                        \
-                for (int64_t j = 0; j < n; j++)                                                \
-                    ts += (double)t[r * n + j];                                                \
-            }                                                                                  \
-            for (int64_t j = 0; j < n; j++) {                                                  \
-                int64_t i = r * n + j;                                                         \
-                double y = lab ? (double)(j == lab[r]) : (double)t[i];                         \
-                if (gz)                                                                        \
-                    gz[i] += (T)(k * (exp((double)lp[i]) * ts - y));                           \
-                if (gt)                                                                        \
-                    gt[i] += (T)(-k * (double)lp[i]);                                          \
-            }                                                                                  \
-        }                                                                                      \
+#define LOGITS_KERNELS(T, sfx)                                                                     \
+    static double cel_fwd_##sfx(const T *z, const T *t, const int32_t *lab, T *lp, int64_t rows,   \
+                                int64_t n) {                                                       \
+        double acc = 0;                                                                            \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            const T *zr = z + r * n;                                                               \
+            double m = (double)zr[0], s = 0;                                                       \
+            for (int64_t j = 1; j < n; j++)                                                        \
+                m = (double)zr[j] > m ? (double)zr[j] : m;                                         \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                s += exp((double)zr[j] - m); /* every exponent <= 0, one is 0: s in [1, n] */      \
+            double lse = m + log(s);                                                               \
+            for (int64_t j = 0; lp && j < n; j++)                                                  \
+                lp[r * n + j] = (T)((double)zr[j] - lse);                                          \
+            if (lab)                                                                               \
+                acc += lse - (double)zr[lab[r]];                                                   \
+            for (int64_t j = 0; !lab && j < n; j++) /* skip t = 0: a -inf logit is fine */         \
+                if (t[r * n + j] != 0)                                                             \
+                    acc += (double)t[r * n + j] * (lse - (double)zr[j]);                           \
+        }                                                                                          \
+        return acc;                                                                                \
+    }                                                                                              \
+    /* dL/dz_j = k (p_j Σ_c t_c - t_j)  (= k (p - y) for one-hot rows), p = e^lp;       */        \
+    /* dL/dt_j = -k lp_j.  Sparse: t is the one-hot row of lab[r].                        */       \
+    static void cel_bwd_##sfx(const T *lp, const T *t, const int32_t *lab, T *gz, T *gt,           \
+                              int64_t rows, int64_t n, double k) {                                 \
+        NB_PARALLEL_FOR(rows *n) for (int64_t r = 0; r < rows; r++) {                              \
+            double ts = 1;                                                                         \
+            if (!lab) {                                                                            \
+                ts = 0;                                                                            \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    ts += (double)t[r * n + j];                                                    \
+            }                                                                                      \
+            for (int64_t j = 0; j < n; j++) {                                                      \
+                int64_t i = r * n + j;                                                             \
+                double y = lab ? (double)(j == lab[r]) : (double)t[i];                             \
+                if (gz)                                                                            \
+                    gz[i] += (T)(k * (exp((double)lp[i]) * ts - y));                               \
+                if (gt)                                                                            \
+                    gt[i] += (T)(-k * (double)lp[i]);                                              \
+            }                                                                                      \
+        }                                                                                          \
     }
 LOGITS_KERNELS(float, f32)
 LOGITS_KERNELS(double, f64)
 
-static bool is_sparse(const nb_node *nd) { return nd->op == &nb_op_sparse_cross_entropy_logits; }
+static bool is_sparse(const nb_node *nd) {
+    return nd->op == &nb_op_sparse_cross_entropy_logits;
+}
 // The binary losses average over every element; the categorical ones over the batch.
 static bool per_row(const nb_node *nd) {
     return nd->op != &nb_op_bce_loss && nd->op != &nb_op_bce_logits_loss;
@@ -168,15 +180,14 @@ static nb_status check_labels(nb_node *nd) {
         if (l[i] < 0 || l[i] >= z->shape[1])
             return nb__node_fail(nd, NB_ERR_ARG,
                                  "label %d at index %lld is outside [0, %lld) for logits %s",
-                                 (int)l[i], (long long)i, (long long)z->shape[1],
-                                 NB_SHAPE_STR(z));
+                                 (int)l[i], (long long)i, (long long)z->shape[1], NB_SHAPE_STR(z));
     return NB_OK;
 }
 
 // Shared by all five ops. Sparse reads the labels (see check_labels).
 static nb_status loss_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *a = nd->in[0], *t = nd->in[1];
-    const char *what = nd->op == &nb_op_bce_loss              ? "p"
+    const char *what = nd->op == &nb_op_bce_loss             ? "p"
                        : nd->op == &nb_op_cross_entropy_loss ? "probs"
                                                              : "logits";
     int r = ((const loss_params *)nd->params)->reduction;
@@ -230,9 +241,8 @@ static void logits_forward(nb_node *nd) {
             return; // out of memory, recorded on the graph
     }
     const int32_t *lab = sparse ? t->data : NULL;
-    double sum = z->dtype == NB_F32
-                     ? cel_fwd_f32(F32(z), sparse ? NULL : F32(t), lab, lp, rows, n)
-                     : cel_fwd_f64(F64(z), sparse ? NULL : F64(t), lab, lp, rows, n);
+    double sum = z->dtype == NB_F32 ? cel_fwd_f32(F32(z), sparse ? NULL : F32(t), lab, lp, rows, n)
+                                    : cel_fwd_f64(F64(z), sparse ? NULL : F64(t), lab, lp, rows, n);
     set_scalar(nd->out, scale(nd) * sum);
 }
 
@@ -246,26 +256,25 @@ static void logits_backward(nb_node *nd) {
     int64_t rows = z->shape[0], n = z->shape[1];
     const int32_t *lab = sparse ? t->data : NULL;
     if (z->dtype == NB_F32)
-        cel_bwd_f32(nd->saved, sparse ? NULL : F32(t), lab, wz ? G32(z) : NULL,
-                    wt ? G32(t) : NULL, rows, n, k);
+        cel_bwd_f32(nd->saved, sparse ? NULL : F32(t), lab, wz ? G32(z) : NULL, wt ? G32(t) : NULL,
+                    rows, n, k);
     else
-        cel_bwd_f64(nd->saved, sparse ? NULL : F64(t), lab, wz ? G64(z) : NULL,
-                    wt ? G64(t) : NULL, rows, n, k);
+        cel_bwd_f64(nd->saved, sparse ? NULL : F64(t), lab, wz ? G64(z) : NULL, wt ? G64(t) : NULL,
+                    rows, n, k);
 }
 
 const nb_op nb_op_bce_loss = {"bce_loss", 2, 0, loss_infer, bce_forward, bce_backward};
 const nb_op nb_op_bce_logits_loss = {"bce_logits_loss", 2, 0, loss_infer, bcel_forward,
                                      bcel_backward};
-const nb_op nb_op_cross_entropy_loss = {"cross_entropy_loss", 2, 0, loss_infer, ce_forward,
-                                        ce_backward};
-const nb_op nb_op_cross_entropy_logits = {"cross_entropy_logits", 2, 0, loss_infer,
-                                          logits_forward, logits_backward};
+const nb_op nb_op_cross_entropy_loss = {"cross_entropy_loss", 2,          0,
+                                        loss_infer,           ce_forward, ce_backward};
+const nb_op nb_op_cross_entropy_logits = {"cross_entropy_logits", 2, 0, loss_infer, logits_forward,
+                                          logits_backward};
 // index_arg 2: the labels are an int32 input, exempt from the float dtype agreement check.
-const nb_op nb_op_sparse_cross_entropy_logits = {"sparse_cross_entropy_logits", 2, 2,
-                                                 loss_infer, logits_forward, logits_backward};
+const nb_op nb_op_sparse_cross_entropy_logits = {
+    "sparse_cross_entropy_logits", 2, 2, loss_infer, logits_forward, logits_backward};
 
-static nb_tensor *record(nb_graph *g, const nb_op *op, nb_tensor *a, nb_tensor *t,
-                         nb_reduction r) {
+static nb_tensor *record(nb_graph *g, const nb_op *op, nb_tensor *a, nb_tensor *t, nb_reduction r) {
     nb_tensor *in[] = {a, t};
     loss_params prm = {(int)r};
     return nb__record(g, op, in, 2, &prm, sizeof prm);
@@ -277,8 +286,7 @@ nb_tensor *nb_bce_loss(nb_graph *g, nb_tensor *p, nb_tensor *target, nb_reductio
 nb_tensor *nb_bce_logits_loss(nb_graph *g, nb_tensor *z, nb_tensor *target, nb_reduction r) {
     return record(g, &nb_op_bce_logits_loss, z, target, r);
 }
-nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *target,
-                                 nb_reduction r) {
+nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *target, nb_reduction r) {
     return record(g, &nb_op_cross_entropy_loss, probs, target, r);
 }
 nb_tensor *nb_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_tensor *target,

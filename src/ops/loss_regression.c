@@ -10,24 +10,24 @@ typedef struct {
 } loss_params;
 
 // Σ (p - t)² in double.
-#define SQERR_KERNELS(T, sfx)                                                                  \
-    static double sqerr_fwd_##sfx(const T *p, const T *t, int64_t n) {                         \
-        double acc = 0;                                                                        \
-        for (int64_t i = 0; i < n; i++) {                                                      \
-            double d = (double)p[i] - (double)t[i];                                            \
-            acc += d * d;                                                                      \
-        }                                                                                      \
-        return acc;                                                                            \
-    }                                                                                          \
-    /* dL/dp_i = k (p_i - t_i), k = 2 c s dL_upstream;  dL/dt_i = -dL/dp_i */                  \
-    static void sqerr_bwd_##sfx(const T *p, const T *t, T *gp, T *gt, int64_t n, double k) {   \
-        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) {                                   \
-            T d = (T)(k * ((double)p[i] - (double)t[i]));                                      \
-            if (gp)                                                                            \
-                gp[i] += d;                                                                    \
-            if (gt)                                                                            \
-                gt[i] -= d;                                                                    \
-        }                                                                                      \
+#define SQERR_KERNELS(T, sfx)                                                                      \
+    static double sqerr_fwd_##sfx(const T *p, const T *t, int64_t n) {                             \
+        double acc = 0;                                                                            \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            double d = (double)p[i] - (double)t[i];                                                \
+            acc += d * d;                                                                          \
+        }                                                                                          \
+        return acc;                                                                                \
+    }                                                                                              \
+    /* dL/dp_i = k (p_i - t_i), k = 2 c s dL_upstream;  dL/dt_i = -dL/dp_i */                      \
+    static void sqerr_bwd_##sfx(const T *p, const T *t, T *gp, T *gt, int64_t n, double k) {       \
+        NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) {                                       \
+            T d = (T)(k * ((double)p[i] - (double)t[i]));                                          \
+            if (gp)                                                                                \
+                gp[i] += d;                                                                        \
+            if (gt)                                                                                \
+                gt[i] -= d;                                                                        \
+        }                                                                                          \
     }
 SQERR_KERNELS(float, f32)
 SQERR_KERNELS(double, f64)

@@ -6,11 +6,11 @@
 static nb_status matmul_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *a = nd->in[0], *b = nd->in[1];
     if (a->ndim != 2 || b->ndim != 2)
-        return nb__node_fail(nd, NB_ERR_SHAPE, "both inputs must be 2-D: %s x %s",
-                             NB_SHAPE_STR(a), NB_SHAPE_STR(b));
+        return nb__node_fail(nd, NB_ERR_SHAPE, "both inputs must be 2-D: %s x %s", NB_SHAPE_STR(a),
+                             NB_SHAPE_STR(b));
     if (a->shape[1] != b->shape[0])
-        return nb__node_fail(nd, NB_ERR_SHAPE, "inner dimensions differ: %s x %s",
-                             NB_SHAPE_STR(a), NB_SHAPE_STR(b));
+        return nb__node_fail(nd, NB_ERR_SHAPE, "inner dimensions differ: %s x %s", NB_SHAPE_STR(a),
+                             NB_SHAPE_STR(b));
     if (!nb__gemm_dims_ok(a->shape[0], b->shape[1], a->shape[1]))
         return nb__node_fail(nd, NB_ERR_SHAPE, "dimensions exceed BLAS int range: %s x %s",
                              NB_SHAPE_STR(a), NB_SHAPE_STR(b));

@@ -18,40 +18,46 @@ static nb_status pw_infer(nb_node *nd, nb_shape *out) {
     return NB_OK;
 }
 
-static double pw_p(const nb_node *nd) { return nd->params ? ((const pw_params *)nd->params)->p : 0; }
+static double pw_p(const nb_node *nd) {
+    return nd->params ? ((const pw_params *)nd->params)->p : 0;
+}
 
 // Stamps the typed kernels, forward/backward, descriptor and the recording helper pw_<name>.
 // The derivative goes through a local so GCC computes it as a select and vectorises the
 // loop (written inline, relu's `x > 0 ? 1 : 0` became a branch: 8x slower on 16M elements).
-#define PW_KERNELS(name, T, sfx, FWD, DER)                                                     \
-    static void name##_fwd_##sfx(const T *xs, T *ys, int64_t n, T p) {                         \
-        (void)p;                                                                               \
-        NB_FOR(n, i, T x = xs[i]; ys[i] = (FWD););                                             \
-    }                                                                                          \
-    static void name##_bwd_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) \
-    {                                                                                          \
-        (void)p;                                                                               \
-        NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER); gx[i] += gy[i] * d;); \
+#define PW_KERNELS(name, T, sfx, FWD, DER)                                                         \
+    static void name##_fwd_##sfx(const T *xs, T *ys, int64_t n, T p) {                             \
+        (void)p;                                                                                   \
+        NB_FOR(n, i, T x = xs[i]; ys[i] = (FWD););                                                 \
+    }                                                                                              \
+    static void name##_bwd_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) {   \
+        (void)p;                                                                                   \
+        NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER);                      \
+               gx[i] += gy[i] * d;);                                                               \
     }
-#define NB_POINTWISE(name, FWD, DER)                                                           \
-    PW_KERNELS(name, float, f32, FWD, DER)                                                     \
-    PW_KERNELS(name, double, f64, FWD, DER)                                                    \
-    static void name##_forward(nb_node *nd) {                                                  \
-        nb_tensor *x = nd->in[0], *y = nd->out;                                                \
-        if (x->dtype == NB_F32) name##_fwd_f32(F32(x), F32(y), x->numel, (float)pw_p(nd));     \
-        else name##_fwd_f64(F64(x), F64(y), x->numel, pw_p(nd));                               \
-    }                                                                                          \
-    static void name##_backward(nb_node *nd) {                                                 \
-        nb_tensor *x = nd->in[0], *y = nd->out;                                                \
-        if (!NB_WANTS_GRAD(x)) return;                                                         \
-        if (x->dtype == NB_F32)                                                                \
-            name##_bwd_f32(F32(x), F32(y), G32(y), G32(x), x->numel, (float)pw_p(nd));         \
-        else name##_bwd_f64(F64(x), F64(y), G64(y), G64(x), x->numel, pw_p(nd));               \
-    }                                                                                          \
-    const nb_op nb_op_##name = {#name, 1, 0, pw_infer, name##_forward, name##_backward};       \
-    static nb_tensor *pw_##name(nb_graph *g, nb_tensor *x, double p) {                         \
-        pw_params prm = {p};                                                                   \
-        return nb__record(g, &nb_op_##name, &x, 1, &prm, sizeof prm);                          \
+#define NB_POINTWISE(name, FWD, DER)                                                               \
+    PW_KERNELS(name, float, f32, FWD, DER)                                                         \
+    PW_KERNELS(name, double, f64, FWD, DER)                                                        \
+    static void name##_forward(nb_node *nd) {                                                      \
+        nb_tensor *x = nd->in[0], *y = nd->out;                                                    \
+        if (x->dtype == NB_F32)                                                                    \
+            name##_fwd_f32(F32(x), F32(y), x->numel, (float)pw_p(nd));                             \
+        else                                                                                       \
+            name##_fwd_f64(F64(x), F64(y), x->numel, pw_p(nd));                                    \
+    }                                                                                              \
+    static void name##_backward(nb_node *nd) {                                                     \
+        nb_tensor *x = nd->in[0], *y = nd->out;                                                    \
+        if (!NB_WANTS_GRAD(x))                                                                     \
+            return;                                                                                \
+        if (x->dtype == NB_F32)                                                                    \
+            name##_bwd_f32(F32(x), F32(y), G32(y), G32(x), x->numel, (float)pw_p(nd));             \
+        else                                                                                       \
+            name##_bwd_f64(F64(x), F64(y), G64(y), G64(x), x->numel, pw_p(nd));                    \
+    }                                                                                              \
+    const nb_op nb_op_##name = {#name, 1, 0, pw_infer, name##_forward, name##_backward};           \
+    static nb_tensor *pw_##name(nb_graph *g, nb_tensor *x, double p) {                             \
+        pw_params prm = {p};                                                                       \
+        return nb__record(g, &nb_op_##name, &x, 1, &prm, sizeof prm);                              \
     }
 
 #define C(v) ((__typeof__(x))(v)) // a constant in the kernel's type
@@ -61,46 +67,82 @@ static double pw_p(const nb_node *nd) { return nd->params ? ((const pw_params *)
 #define INV_SQRT_2PI 0.3989422804014327
 
 //           name        forward y(x)                          dy/dx (may use x, y, p)
-NB_POINTWISE(neg,        -x,                                   C(-1))
-NB_POINTWISE(add_scalar, x + p,                                C(1))
-NB_POINTWISE(scale,      p * x,                                p)
-NB_POINTWISE(exp,        exp(x),                               y)
-NB_POINTWISE(log,        log(x),                               C(1) / x)
-NB_POINTWISE(sqrt,       sqrt(x),                              C(0.5) / y)
-NB_POINTWISE(pow_scalar, pow(x, p),                            p * pow(x, p - C(1)))
-NB_POINTWISE(sigmoid,    SIGMOID(x),                           y * (C(1) - y))
-NB_POINTWISE(tanh,       tanh(x),                              C(1) - y * y)
-NB_POINTWISE(relu,       x > 0 ? x : C(0),                     x > 0 ? C(1) : C(0)) // 0 at 0
-NB_POINTWISE(leaky_relu, x > 0 ? x : p * x,                    x > 0 ? C(1) : p)
-NB_POINTWISE(elu,        x > 0 ? x : p * (exp(x) - C(1)),      x > 0 ? C(1) : y + p)
+NB_POINTWISE(neg, -x, C(-1))
+NB_POINTWISE(add_scalar, x + p, C(1))
+NB_POINTWISE(scale, p *x, p)
+NB_POINTWISE(exp, exp(x), y)
+NB_POINTWISE(log, log(x), C(1) / x)
+NB_POINTWISE(sqrt, sqrt(x), C(0.5) / y)
+NB_POINTWISE(pow_scalar, pow(x, p), p *pow(x, p - C(1)))
+NB_POINTWISE(sigmoid, SIGMOID(x), y *(C(1) - y))
+NB_POINTWISE(tanh, tanh(x), C(1) - y * y)
+NB_POINTWISE(relu, x > 0 ? x : C(0), x > 0 ? C(1) : C(0)) // 0 at 0
+NB_POINTWISE(leaky_relu, x > 0 ? x : p * x, x > 0 ? C(1) : p)
+NB_POINTWISE(elu, x > 0 ? x : p * (exp(x) - C(1)), x > 0 ? C(1) : y + p)
 // softplus = max(x, 0) + ln(1 + e^-|x|): never overflows; its derivative is sigmoid.
-NB_POINTWISE(softplus,   (x > 0 ? x : C(0)) + log1p(exp(-fabs(x))), SIGMOID(x))
-NB_POINTWISE(silu,       x * SIGMOID(x),                       SIGMOID(x) * (C(1) + x * (C(1) - SIGMOID(x))))
+NB_POINTWISE(softplus, (x > 0 ? x : C(0)) + log1p(exp(-fabs(x))), SIGMOID(x))
+NB_POINTWISE(silu, x *SIGMOID(x), SIGMOID(x) * (C(1) + x * (C(1) - SIGMOID(x))))
 // gelu' = Φ(x) + x φ(x)
-NB_POINTWISE(gelu,       C(0.5) * x * (C(1) + erf(x * C(INV_SQRT_2))),
+NB_POINTWISE(gelu, C(0.5) * x * (C(1) + erf(x * C(INV_SQRT_2))),
              C(0.5) * (C(1) + erf(x * C(INV_SQRT_2))) + x * C(INV_SQRT_2PI) * exp(C(-0.5) * x * x))
 // u = √(2/π)(x + 0.044715 x³): gelu_tanh' = ½(1 + tanh u) + ½ x (1 - tanh² u) u'
-NB_POINTWISE(gelu_tanh,  C(0.5) * x * (C(1) + tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x))),
-             C(0.5) * (C(1) + tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x)))
-             + C(0.5) * x * (C(1) - pow(tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x)), C(2)))
-               * C(SQRT_2_OVER_PI) * (C(1) + C(3 * 0.044715) * x * x))
+NB_POINTWISE(gelu_tanh,
+             C(0.5) * x * (C(1) + tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x))),
+             C(0.5) * (C(1) + tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x))) +
+                 C(0.5) * x *
+                     (C(1) - pow(tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x)), C(2))) *
+                     C(SQRT_2_OVER_PI) * (C(1) + C(3 * 0.044715) * x * x))
 // Binary step: the derivative is 0 everywhere (undefined at the jump, taken as 0 there).
-NB_POINTWISE(step,       x > 0 ? C(1) : C(0),                  C(0))
+NB_POINTWISE(step, x > 0 ? C(1) : C(0), C(0))
 
-nb_tensor *nb_neg(nb_graph *g, nb_tensor *x) { return pw_neg(g, x, 0); }
-nb_tensor *nb_add_scalar(nb_graph *g, nb_tensor *x, double c) { return pw_add_scalar(g, x, c); }
-nb_tensor *nb_scale(nb_graph *g, nb_tensor *x, double c) { return pw_scale(g, x, c); }
-nb_tensor *nb_exp(nb_graph *g, nb_tensor *x) { return pw_exp(g, x, 0); }
-nb_tensor *nb_log(nb_graph *g, nb_tensor *x) { return pw_log(g, x, 0); }
-nb_tensor *nb_sqrt(nb_graph *g, nb_tensor *x) { return pw_sqrt(g, x, 0); }
-nb_tensor *nb_pow_scalar(nb_graph *g, nb_tensor *x, double p) { return pw_pow_scalar(g, x, p); }
-nb_tensor *nb_sigmoid(nb_graph *g, nb_tensor *x) { return pw_sigmoid(g, x, 0); }
-nb_tensor *nb_tanh(nb_graph *g, nb_tensor *x) { return pw_tanh(g, x, 0); }
-nb_tensor *nb_relu(nb_graph *g, nb_tensor *x) { return pw_relu(g, x, 0); }
-nb_tensor *nb_leaky_relu(nb_graph *g, nb_tensor *x, double slope) { return pw_leaky_relu(g, x, slope); }
-nb_tensor *nb_elu(nb_graph *g, nb_tensor *x, double alpha) { return pw_elu(g, x, alpha); }
-nb_tensor *nb_softplus(nb_graph *g, nb_tensor *x) { return pw_softplus(g, x, 0); }
-nb_tensor *nb_silu(nb_graph *g, nb_tensor *x) { return pw_silu(g, x, 0); }
-nb_tensor *nb_gelu(nb_graph *g, nb_tensor *x) { return pw_gelu(g, x, 0); }
-nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x) { return pw_gelu_tanh(g, x, 0); }
-nb_tensor *nb_step(nb_graph *g, nb_tensor *x) { return pw_step(g, x, 0); }
+nb_tensor *nb_neg(nb_graph *g, nb_tensor *x) {
+    return pw_neg(g, x, 0);
+}
+nb_tensor *nb_add_scalar(nb_graph *g, nb_tensor *x, double c) {
+    return pw_add_scalar(g, x, c);
+}
+nb_tensor *nb_scale(nb_graph *g, nb_tensor *x, double c) {
+    return pw_scale(g, x, c);
+}
+nb_tensor *nb_exp(nb_graph *g, nb_tensor *x) {
+    return pw_exp(g, x, 0);
+}
+nb_tensor *nb_log(nb_graph *g, nb_tensor *x) {
+    return pw_log(g, x, 0);
+}
+nb_tensor *nb_sqrt(nb_graph *g, nb_tensor *x) {
+    return pw_sqrt(g, x, 0);
+}
+nb_tensor *nb_pow_scalar(nb_graph *g, nb_tensor *x, double p) {
+    return pw_pow_scalar(g, x, p);
+}
+nb_tensor *nb_sigmoid(nb_graph *g, nb_tensor *x) {
+    return pw_sigmoid(g, x, 0);
+}
+nb_tensor *nb_tanh(nb_graph *g, nb_tensor *x) {
+    return pw_tanh(g, x, 0);
+}
+nb_tensor *nb_relu(nb_graph *g, nb_tensor *x) {
+    return pw_relu(g, x, 0);
+}
+nb_tensor *nb_leaky_relu(nb_graph *g, nb_tensor *x, double slope) {
+    return pw_leaky_relu(g, x, slope);
+}
+nb_tensor *nb_elu(nb_graph *g, nb_tensor *x, double alpha) {
+    return pw_elu(g, x, alpha);
+}
+nb_tensor *nb_softplus(nb_graph *g, nb_tensor *x) {
+    return pw_softplus(g, x, 0);
+}
+nb_tensor *nb_silu(nb_graph *g, nb_tensor *x) {
+    return pw_silu(g, x, 0);
+}
+nb_tensor *nb_gelu(nb_graph *g, nb_tensor *x) {
+    return pw_gelu(g, x, 0);
+}
+nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x) {
+    return pw_gelu_tanh(g, x, 0);
+}
+nb_tensor *nb_step(nb_graph *g, nb_tensor *x) {
+    return pw_step(g, x, 0);
+}

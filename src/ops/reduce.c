@@ -57,17 +57,19 @@ static void red_view(const nb_node *nd, int64_t *outer, int64_t *len, int64_t *i
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    static void red_bwd_##sfx(const T *gy, T *gx, const int64_t *arg, int64_t outer,               \
-                              int64_t len, int64_t inner, red_mode mode) {                         \
+    static void red_bwd_##sfx(const T *gy, T *gx, const int64_t *arg, int64_t outer, int64_t len,  \
+                              int64_t inner, red_mode mode) {                                      \
         if (mode == RED_MAX) { /* each output scatters into its own argmax: no races */            \
             int64_t n = outer * inner;                                                             \
-            NB_PARALLEL_FOR(n) for (int64_t j = 0; j < n; j++)                                     \
+            NB_PARALLEL_FOR(n)                                                                     \
+            for (int64_t j = 0; j < n; j++)                                                        \
                 gx[(j / inner) * len * inner + arg[j] * inner + j % inner] += gy[j];               \
             return;                                                                                \
         }                                                                                          \
         T scale = mode == RED_MEAN ? (T)(1.0 / (double)len) : (T)1;                                \
         int64_t m = outer * len * inner;                                                           \
-        NB_PARALLEL_FOR(m) for (int64_t e = 0; e < m; e++)                                         \
+        NB_PARALLEL_FOR(m)                                                                         \
+        for (int64_t e = 0; e < m; e++)                                                            \
             gx[e] += gy[(e / (len * inner)) * inner + e % inner] * scale;                          \
     }
 DEFINE_REDUCE(float, f32)

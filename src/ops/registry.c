@@ -7,7 +7,9 @@ static const nb_op *const op_table[] = {
 #undef X
 };
 
-int nb_op_count(void) { return (int)(sizeof op_table / sizeof op_table[0]); }
+int nb_op_count(void) {
+    return (int)(sizeof op_table / sizeof op_table[0]);
+}
 
 const char *nb_op_name(int i) {
     return (i >= 0 && i < nb_op_count()) ? op_table[i]->name : NULL;

@@ -14,12 +14,16 @@
         NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) dst[i] += src[i];                       \
     }                                                                                              \
     static void transpose_fwd_##sfx(const T *x, T *y, int64_t m, int64_t n) {                      \
-        NB_PARALLEL_FOR(m * n) for (int64_t j = 0; j < n; j++)                                     \
-            for (int64_t i = 0; i < m; i++) y[j * m + i] = x[i * n + j];                           \
+        NB_PARALLEL_FOR(m *n)                                                                      \
+        for (int64_t j = 0; j < n; j++)                                                            \
+            for (int64_t i = 0; i < m; i++)                                                        \
+                y[j * m + i] = x[i * n + j];                                                       \
     }                                                                                              \
     static void transpose_bwd_##sfx(const T *gy, T *gx, int64_t m, int64_t n) {                    \
-        NB_PARALLEL_FOR(m * n) for (int64_t i = 0; i < m; i++)                                     \
-            for (int64_t j = 0; j < n; j++) gx[i * n + j] += gy[j * m + i];                        \
+        NB_PARALLEL_FOR(m *n)                                                                      \
+        for (int64_t i = 0; i < m; i++)                                                            \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                gx[i * n + j] += gy[j * m + i];                                                    \
     }
 DEFINE_SHAPE_KERNELS(float, f32)
 DEFINE_SHAPE_KERNELS(double, f64)
@@ -33,7 +37,9 @@ static void add_into(nb_dtype dt, void *dst, const void *src, int64_t n) {
 }
 
 // Byte offset of element i.
-static size_t at(const nb_tensor *t, int64_t i) { return (size_t)i * nb_dtype_size(t->dtype); }
+static size_t at(const nb_tensor *t, int64_t i) {
+    return (size_t)i * nb_dtype_size(t->dtype);
+}
 
 // Products of the dims before (outer) and after (inner) axis ax.
 static void outer_inner(const nb_tensor *t, int ax, int64_t *outer, int64_t *inner) {
@@ -86,9 +92,10 @@ static nb_status reshape_infer(nb_node *nd, nb_shape *out) {
         if (v == -1) {
             infer_at = d;
         } else if (v < 0) {
-            return nb__node_fail(nd, NB_ERR_ARG, "shape %s for x %s: dim %d is %" PRId64
-                                 "; dims must be >= 0, or -1 to infer one", want,
-                                 NB_SHAPE_STR(x), d, v);
+            return nb__node_fail(nd, NB_ERR_ARG,
+                                 "shape %s for x %s: dim %d is %" PRId64
+                                 "; dims must be >= 0, or -1 to infer one",
+                                 want, NB_SHAPE_STR(x), d, v);
         } else if (v > 0 && known > INT64_MAX / v) {
             overflow = true; // cannot equal any real numel
         } else {
@@ -99,14 +106,16 @@ static nb_status reshape_infer(nb_node *nd, nb_shape *out) {
     memcpy(out->dim, p->shape, (size_t)p->ndim * sizeof *p->shape);
     if (infer_at >= 0) {
         if (overflow || known == 0 || x->numel % known != 0)
-            return nb__node_fail(nd, NB_ERR_SHAPE, "cannot reshape x %s (%" PRId64
-                                 " elements) to %s: no size for -1 fits", NB_SHAPE_STR(x),
-                                 x->numel, want);
+            return nb__node_fail(nd, NB_ERR_SHAPE,
+                                 "cannot reshape x %s (%" PRId64
+                                 " elements) to %s: no size for -1 fits",
+                                 NB_SHAPE_STR(x), x->numel, want);
         out->dim[infer_at] = x->numel / known;
     } else if (overflow || known != x->numel) {
-        return nb__node_fail(nd, NB_ERR_SHAPE, "cannot reshape x %s (%" PRId64
-                             " elements) to %s: element counts differ", NB_SHAPE_STR(x),
-                             x->numel, want);
+        return nb__node_fail(nd, NB_ERR_SHAPE,
+                             "cannot reshape x %s (%" PRId64
+                             " elements) to %s: element counts differ",
+                             NB_SHAPE_STR(x), x->numel, want);
     }
     return NB_OK;
 }
@@ -164,7 +173,7 @@ static void transpose_backward(nb_node *nd) {
         transpose_bwd_f64(G64(y), G64(x), x->shape[0], x->shape[1]);
 }
 
-const nb_op nb_op_transpose = {"transpose", 1, 0, transpose_infer, transpose_forward,
+const nb_op nb_op_transpose = {"transpose",       1, 0, transpose_infer, transpose_forward,
                                transpose_backward};
 
 nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x) {
@@ -187,9 +196,10 @@ static nb_status slice_infer(nb_node *nd, nb_shape *out) {
                              NB_SHAPE_STR(x), x->ndim);
     int64_t len = x->shape[ax];
     if (p->start < 0 || p->start > p->stop || p->stop > len)
-        return nb__node_fail(nd, NB_ERR_ARG, "[%" PRId64 ", %" PRId64 ") out of bounds on axis %d"
-                             " of x %s: need 0 <= start <= stop <= %" PRId64, p->start, p->stop,
-                             p->axis, NB_SHAPE_STR(x), len);
+        return nb__node_fail(nd, NB_ERR_ARG,
+                             "[%" PRId64 ", %" PRId64 ") out of bounds on axis %d"
+                             " of x %s: need 0 <= start <= stop <= %" PRId64,
+                             p->start, p->stop, p->axis, NB_SHAPE_STR(x), len);
     copy_shape(x, out);
     out->dim[ax] = p->stop - p->start;
     return NB_OK;
@@ -214,7 +224,9 @@ static void slice_rows(nb_node *nd, bool backward) {
     }
 }
 
-static void slice_forward(nb_node *nd) { slice_rows(nd, false); }
+static void slice_forward(nb_node *nd) {
+    slice_rows(nd, false);
+}
 
 // dx[o, start + k, i] += dy[o, k, i]; the rest of dx is untouched.
 static void slice_backward(nb_node *nd) {
@@ -249,9 +261,10 @@ static nb_status concat_infer(nb_node *nd, nb_shape *out) {
         for (int d = 0; fits && d < x0->ndim; d++)
             fits = d == ax || xk->shape[d] == x0->shape[d];
         if (!fits)
-            return nb__node_fail(nd, NB_ERR_SHAPE, "input %d %s does not match input 0 %s: "
-                                 "all dims but axis %d must agree", k, NB_SHAPE_STR(xk),
-                                 NB_SHAPE_STR(x0), p->axis);
+            return nb__node_fail(nd, NB_ERR_SHAPE,
+                                 "input %d %s does not match input 0 %s: "
+                                 "all dims but axis %d must agree",
+                                 k, NB_SHAPE_STR(xk), NB_SHAPE_STR(x0), p->axis);
         if (xk->shape[ax] > INT64_MAX - total)
             return nb__node_fail(nd, NB_ERR_SHAPE, "axis %d: total size overflows", p->axis);
         total += xk->shape[ax];
@@ -286,10 +299,14 @@ static void concat_rows(nb_node *nd, bool backward) {
     }
 }
 
-static void concat_forward(nb_node *nd) { concat_rows(nd, false); }
+static void concat_forward(nb_node *nd) {
+    concat_rows(nd, false);
+}
 
 // dx_k[o, j, i] += dy[o, off_k + j, i].
-static void concat_backward(nb_node *nd) { concat_rows(nd, true); }
+static void concat_backward(nb_node *nd) {
+    concat_rows(nd, true);
+}
 
 const nb_op nb_op_concat = {"concat", -1, 0, concat_infer, concat_forward, concat_backward};
 

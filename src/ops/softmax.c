@@ -9,45 +9,44 @@
 #include "ops/ops_impl.h"
 
 // Rows are independent, so the row loop is parallel; each row's sums stay serial.
-#define SOFTMAX_KERNELS(T, sfx)                                                                \
-    static void fwd_##sfx(const T *x, T *y, int64_t rows, int64_t n, bool logp) {              \
-        NB_PARALLEL_FOR(rows * n) for (int64_t r = 0; r < rows; r++) {                         \
-            const T *xr = x + r * n;                                                           \
-            T *yr = y + r * n;                                                                 \
-            T m = xr[0];                                                                       \
-            for (int64_t j = 1; j < n; j++)                                                    \
-                m = xr[j] > m ? xr[j] : m;                                                     \
-            double s = 0;                                                                      \
-            for (int64_t j = 0; j < n; j++) {                                                  \
-                T e = exp(xr[j] - m);                                                          \
-                s += (double)e;                                                                \
-                yr[j] = e;                                                                     \
-            }                                                                                  \
-            if (logp) {                                                                        \
-                T ls = (T)log(s);                                                              \
-                for (int64_t j = 0; j < n; j++)                                                \
-                    yr[j] = xr[j] - m - ls;                                                    \
-            } else {                                                                           \
-                T inv = (T)(1.0 / s);                                                          \
-                for (int64_t j = 0; j < n; j++)                                                \
-                    yr[j] *= inv;                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-    /* softmax:     dx_i += y_i (dy_i - Σ_j dy_j y_j)                                       */ \
-    /* log_softmax: dx_i += dy_i - e^(y_i) Σ_j dy_j      (e^y is the softmax)               */ \
-    static void bwd_##sfx(const T *y, const T *gy, T *gx, int64_t rows, int64_t n, bool logp) \
-    {                                                                                          \
-        NB_PARALLEL_FOR(rows * n) for (int64_t r = 0; r < rows; r++) {                         \
-            const T *yr = y + r * n, *gr = gy + r * n;                                         \
-            T *xr = gx + r * n;                                                                \
-            double dot = 0;                                                                    \
-            for (int64_t j = 0; j < n; j++)                                                    \
-                dot += logp ? (double)gr[j] : (double)gr[j] * (double)yr[j];                   \
-            T d = (T)dot;                                                                      \
-            for (int64_t j = 0; j < n; j++)                                                    \
-                xr[j] += logp ? gr[j] - exp(yr[j]) * d : yr[j] * (gr[j] - d);                  \
-        }                                                                                      \
+#define SOFTMAX_KERNELS(T, sfx)                                                                    \
+    static void fwd_##sfx(const T *x, T *y, int64_t rows, int64_t n, bool logp) {                  \
+        NB_PARALLEL_FOR(rows *n) for (int64_t r = 0; r < rows; r++) {                              \
+            const T *xr = x + r * n;                                                               \
+            T *yr = y + r * n;                                                                     \
+            T m = xr[0];                                                                           \
+            for (int64_t j = 1; j < n; j++)                                                        \
+                m = xr[j] > m ? xr[j] : m;                                                         \
+            double s = 0;                                                                          \
+            for (int64_t j = 0; j < n; j++) {                                                      \
+                T e = exp(xr[j] - m);                                                              \
+                s += (double)e;                                                                    \
+                yr[j] = e;                                                                         \
+            }                                                                                      \
+            if (logp) {                                                                            \
+                T ls = (T)log(s);                                                                  \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    yr[j] = xr[j] - m - ls;                                                        \
+            } else {                                                                               \
+                T inv = (T)(1.0 / s);                                                              \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    yr[j] *= inv;                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* softmax:     dx_i += y_i (dy_i - Σ_j dy_j y_j)                                       */    \
+    /* log_softmax: dx_i += dy_i - e^(y_i) Σ_j dy_j      (e^y is the softmax)               */    \
+    static void bwd_##sfx(const T *y, const T *gy, T *gx, int64_t rows, int64_t n, bool logp) {    \
+        NB_PARALLEL_FOR(rows *n) for (int64_t r = 0; r < rows; r++) {                              \
+            const T *yr = y + r * n, *gr = gy + r * n;                                             \
+            T *xr = gx + r * n;                                                                    \
+            double dot = 0;                                                                        \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                dot += logp ? (double)gr[j] : (double)gr[j] * (double)yr[j];                       \
+            T d = (T)dot;                                                                          \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                xr[j] += logp ? gr[j] - exp(yr[j]) * d : yr[j] * (gr[j] - d);                      \
+        }                                                                                          \
     }
 SOFTMAX_KERNELS(float, f32)
 SOFTMAX_KERNELS(double, f64)
@@ -65,8 +64,12 @@ static nb_status softmax_infer(nb_node *nd, nb_shape *out) {
 }
 
 // Rows and row length; an empty last axis gives zero rows (nothing to do).
-static int64_t row_len(const nb_tensor *x) { return x->shape[x->ndim - 1]; }
-static int64_t n_rows(const nb_tensor *x) { return row_len(x) ? x->numel / row_len(x) : 0; }
+static int64_t row_len(const nb_tensor *x) {
+    return x->shape[x->ndim - 1];
+}
+static int64_t n_rows(const nb_tensor *x) {
+    return row_len(x) ? x->numel / row_len(x) : 0;
+}
 
 static void run_forward(nb_node *nd, bool logp) {
     const nb_tensor *x = nd->in[0];
@@ -88,13 +91,21 @@ static void run_backward(nb_node *nd, bool logp) {
 }
 
 // The output is all backward needs (the softmax, or its log), so nothing is saved.
-static void softmax_forward(nb_node *nd) { run_forward(nd, false); }
-static void softmax_backward(nb_node *nd) { run_backward(nd, false); }
-static void log_softmax_forward(nb_node *nd) { run_forward(nd, true); }
-static void log_softmax_backward(nb_node *nd) { run_backward(nd, true); }
+static void softmax_forward(nb_node *nd) {
+    run_forward(nd, false);
+}
+static void softmax_backward(nb_node *nd) {
+    run_backward(nd, false);
+}
+static void log_softmax_forward(nb_node *nd) {
+    run_forward(nd, true);
+}
+static void log_softmax_backward(nb_node *nd) {
+    run_backward(nd, true);
+}
 
 const nb_op nb_op_softmax = {"softmax", 1, 0, softmax_infer, softmax_forward, softmax_backward};
-const nb_op nb_op_log_softmax = {"log_softmax", 1, 0, softmax_infer, log_softmax_forward,
+const nb_op nb_op_log_softmax = {"log_softmax",       1, 0, softmax_infer, log_softmax_forward,
                                  log_softmax_backward};
 
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x) {

@@ -24,26 +24,26 @@ struct nb_sgd {
 // D is the decayed gradient, BODY updates w (and v) from it. NB_FOR keeps small tensors out
 // of the OpenMP runtime; the update is memory-bound, so large ones use every thread.
 #define SGD_LOOP(D, BODY) NB_FOR_SIMD(n, i, const __typeof__(*w) d = (D); BODY;)
-#define SGD_VARIANTS(D)                                                                           \
-    do {                                                                                          \
-        if (!v)                                                                                   \
-            SGD_LOOP(D, w[i] -= lr * d);                                                          \
-        else if (c->nesterov)                                                                     \
-            SGD_LOOP(D, v[i] = mu * v[i] + d; w[i] -= lr * (d + mu * v[i]));                      \
-        else                                                                                      \
-            SGD_LOOP(D, v[i] = mu * v[i] + d; w[i] -= lr * v[i]);                                 \
+#define SGD_VARIANTS(D)                                                                            \
+    do {                                                                                           \
+        if (!v)                                                                                    \
+            SGD_LOOP(D, w[i] -= lr * d);                                                           \
+        else if (c->nesterov)                                                                      \
+            SGD_LOOP(D, v[i] = mu * v[i] + d; w[i] -= lr * (d + mu * v[i]));                       \
+        else                                                                                       \
+            SGD_LOOP(D, v[i] = mu * v[i] + d; w[i] -= lr * v[i]);                                  \
     } while (0)
 
 // One parameter update; coefficients are converted to T once so float params are updated in
 // float arithmetic, as PyTorch does. Elements are independent, so threads never change results.
-#define DEFINE_SGD_UPDATE(T, sfx)                                                                 \
+#define DEFINE_SGD_UPDATE(T, sfx)                                                                  \
     static void sgd_update_##sfx(T *restrict w, const T *restrict g, T *restrict v, int64_t n,     \
-                                 const nb_sgd_config *c) {                                        \
-        const T lr = (T)c->lr, mu = (T)c->momentum, wd = (T)c->weight_decay;                      \
-        if (c->weight_decay != 0)                                                                 \
-            SGD_VARIANTS(g[i] + wd * w[i]);                                                       \
-        else                                                                                      \
-            SGD_VARIANTS(g[i]);                                                                   \
+                                 const nb_sgd_config *c) {                                         \
+        const T lr = (T)c->lr, mu = (T)c->momentum, wd = (T)c->weight_decay;                       \
+        if (c->weight_decay != 0)                                                                  \
+            SGD_VARIANTS(g[i] + wd * w[i]);                                                        \
+        else                                                                                       \
+            SGD_VARIANTS(g[i]);                                                                    \
     }
 DEFINE_SGD_UPDATE(float, f32)
 DEFINE_SGD_UPDATE(double, f64)

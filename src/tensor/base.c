@@ -11,7 +11,6 @@
 #endif
 #include <cblas.h>
 
-
 static nb_malloc_fn alloc_malloc = malloc;
 static nb_realloc_fn alloc_realloc = realloc;
 static nb_free_fn alloc_free = free;
@@ -33,7 +32,9 @@ const char *nb_status_str(nb_status s) {
     return ((unsigned)s < NB_STATUS_COUNT) ? names[s] : "unknown status";
 }
 
-const char *nb_last_error(void) { return last_error; }
+const char *nb_last_error(void) {
+    return last_error;
+}
 
 nb_status nb__set_last_error(nb_status code, const char *fmt, ...) {
     va_list ap;
@@ -54,8 +55,12 @@ void nb_set_allocator(nb_malloc_fn m, nb_realloc_fn r, nb_free_fn f) {
     alloc_free = f;
 }
 
-void *nb__malloc(size_t n) { return alloc_malloc(n ? n : 1); }
-void *nb__realloc(void *p, size_t n) { return alloc_realloc(p, n ? n : 1); }
+void *nb__malloc(size_t n) {
+    return alloc_malloc(n ? n : 1);
+}
+void *nb__realloc(void *p, size_t n) {
+    return alloc_realloc(p, n ? n : 1);
+}
 void nb__free(void *p) {
     if (p)
         alloc_free(p);

@@ -13,7 +13,9 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 void nb_rng_seed(nb_rng *rng, uint64_t seed) {
     if (!rng)
@@ -35,7 +37,9 @@ uint64_t nb_rng_u64(nb_rng *rng) {
     return result;
 }
 
-double nb_rng_uniform(nb_rng *rng) { return (double)(nb_rng_u64(rng) >> 11) * 0x1.0p-53; }
+double nb_rng_uniform(nb_rng *rng) {
+    return (double)(nb_rng_u64(rng) >> 11) * 0x1.0p-53;
+}
 
 double nb_rng_normal(nb_rng *rng) {
     // Box-Muller with u1 in (0, 1] so log never sees 0.

@@ -8,19 +8,27 @@
 
 size_t nb_dtype_size(nb_dtype dtype) {
     switch (dtype) {
-    case NB_F32: return sizeof(float);
-    case NB_F64: return sizeof(double);
-    case NB_I32: return sizeof(int32_t);
-    default: return 0;
+    case NB_F32:
+        return sizeof(float);
+    case NB_F64:
+        return sizeof(double);
+    case NB_I32:
+        return sizeof(int32_t);
+    default:
+        return 0;
     }
 }
 
 const char *nb_dtype_name(nb_dtype dtype) {
     switch (dtype) {
-    case NB_F32: return "float32";
-    case NB_F64: return "float64";
-    case NB_I32: return "int32";
-    default: return "invalid";
+    case NB_F32:
+        return "float32";
+    case NB_F64:
+        return "float64";
+    case NB_I32:
+        return "int32";
+    default:
+        return "invalid";
     }
 }
 
@@ -128,10 +136,18 @@ void nb_tensor_destroy(nb_tensor *t) {
     nb__free(t);
 }
 
-nb_dtype nb_tensor_dtype(const nb_tensor *t) { return t ? t->dtype : NB_DTYPE_COUNT; }
-int nb_tensor_ndim(const nb_tensor *t) { return t ? t->ndim : 0; }
-const int64_t *nb_tensor_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
-int64_t nb_tensor_numel(const nb_tensor *t) { return t ? t->numel : 0; }
+nb_dtype nb_tensor_dtype(const nb_tensor *t) {
+    return t ? t->dtype : NB_DTYPE_COUNT;
+}
+int nb_tensor_ndim(const nb_tensor *t) {
+    return t ? t->ndim : 0;
+}
+const int64_t *nb_tensor_shape(const nb_tensor *t) {
+    return t ? t->shape : NULL;
+}
+int64_t nb_tensor_numel(const nb_tensor *t) {
+    return t ? t->numel : 0;
+}
 
 int64_t nb_tensor_dim(const nb_tensor *t, int i) {
     if (!t)
@@ -141,29 +157,54 @@ int64_t nb_tensor_dim(const nb_tensor *t, int i) {
     return (i >= 0 && i < t->ndim) ? t->shape[i] : 0;
 }
 
-void *nb_tensor_data(nb_tensor *t) { return t ? t->data : NULL; }
-float *nb_tensor_data_f32(nb_tensor *t) { return t && t->dtype == NB_F32 ? t->data : NULL; }
-double *nb_tensor_data_f64(nb_tensor *t) { return t && t->dtype == NB_F64 ? t->data : NULL; }
-int32_t *nb_tensor_data_i32(nb_tensor *t) { return t && t->dtype == NB_I32 ? t->data : NULL; }
-void *nb_tensor_grad(nb_tensor *t) { return t ? t->grad : NULL; }
-float *nb_tensor_grad_f32(nb_tensor *t) { return t && t->dtype == NB_F32 ? t->grad : NULL; }
-double *nb_tensor_grad_f64(nb_tensor *t) { return t && t->dtype == NB_F64 ? t->grad : NULL; }
+void *nb_tensor_data(nb_tensor *t) {
+    return t ? t->data : NULL;
+}
+float *nb_tensor_data_f32(nb_tensor *t) {
+    return t && t->dtype == NB_F32 ? t->data : NULL;
+}
+double *nb_tensor_data_f64(nb_tensor *t) {
+    return t && t->dtype == NB_F64 ? t->data : NULL;
+}
+int32_t *nb_tensor_data_i32(nb_tensor *t) {
+    return t && t->dtype == NB_I32 ? t->data : NULL;
+}
+void *nb_tensor_grad(nb_tensor *t) {
+    return t ? t->grad : NULL;
+}
+float *nb_tensor_grad_f32(nb_tensor *t) {
+    return t && t->dtype == NB_F32 ? t->grad : NULL;
+}
+double *nb_tensor_grad_f64(nb_tensor *t) {
+    return t && t->dtype == NB_F64 ? t->grad : NULL;
+}
 
 static double load(const void *p, nb_dtype dtype, int64_t i) {
     switch (dtype) {
-    case NB_F32: return (double)((const float *)p)[i];
-    case NB_F64: return ((const double *)p)[i];
-    case NB_I32: return (double)((const int32_t *)p)[i];
-    default: return 0;
+    case NB_F32:
+        return (double)((const float *)p)[i];
+    case NB_F64:
+        return ((const double *)p)[i];
+    case NB_I32:
+        return (double)((const int32_t *)p)[i];
+    default:
+        return 0;
     }
 }
 
 static void store(void *p, nb_dtype dtype, int64_t i, double v) {
     switch (dtype) {
-    case NB_F32: ((float *)p)[i] = (float)v; break;
-    case NB_F64: ((double *)p)[i] = v; break;
-    case NB_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-    default: break;
+    case NB_F32:
+        ((float *)p)[i] = (float)v;
+        break;
+    case NB_F64:
+        ((double *)p)[i] = v;
+        break;
+    case NB_I32:
+        ((int32_t *)p)[i] = (int32_t)v;
+        break;
+    default:
+        break;
     }
 }
 
@@ -197,8 +238,12 @@ nb_status nb_tensor_set_requires_grad(nb_tensor *t, bool requires_grad) {
     return NB_OK;
 }
 
-bool nb_tensor_requires_grad(const nb_tensor *t) { return t && t->requires_grad; }
-bool nb_tensor_is_leaf(const nb_tensor *t) { return t && !t->graph; }
+bool nb_tensor_requires_grad(const nb_tensor *t) {
+    return t && t->requires_grad;
+}
+bool nb_tensor_is_leaf(const nb_tensor *t) {
+    return t && !t->graph;
+}
 
 char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size) {
     if (!buf || size == 0)

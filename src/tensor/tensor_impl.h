@@ -18,13 +18,13 @@ struct nb_tensor {
     int ndim;
     int64_t shape[NB_MAX_DIMS];
     int64_t numel;
-    void *data;              // numel elements of dtype
-    void *grad;              // same shape and dtype, or NULL until backward reaches it
+    void *data; // numel elements of dtype
+    void *grad; // same shape and dtype, or NULL until backward reaches it
     bool requires_grad;
-    bool owns_data;          // user tensors from nb_tensor_create: data is ours to free
-    struct nb_graph *graph;  // owning graph for op outputs, NULL for user tensors
-    int64_t node;            // index of the producing tape node, -1 for leaves
-    uint64_t epoch;          // graph epoch at creation: detects use after nb_graph_reset
+    bool owns_data;         // user tensors from nb_tensor_create: data is ours to free
+    struct nb_graph *graph; // owning graph for op outputs, NULL for user tensors
+    int64_t node;           // index of the producing tape node, -1 for leaves
+    uint64_t epoch;         // graph epoch at creation: detects use after nb_graph_reset
 };
 
 // The pluggable allocator (base.c). Every library allocation goes through these.
@@ -43,13 +43,12 @@ nb_status nb__shape_check(int ndim, const int64_t *shape, int64_t *numel, char *
 
 // Internal invariant check: stays on in release builds, reports file:line, then aborts.
 // Library bugs only, never user input.
-#define NB_ASSERT(cond)                                                                     \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "nabla: internal error at %s:%d: %s\n", __FILE__, __LINE__,    \
-                    #cond);                                                                 \
-            abort();                                                                        \
-        }                                                                                   \
+#define NB_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "nabla: internal error at %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 // "(64, 784)" into a caller buffer; with a compound literal the buffer lives in the caller's

@@ -61,8 +61,8 @@ static nb_tensor *gc_build(nb_graph *g, nb_tensor *const *in, int n, void *ctx) 
     return c->build(g, in, n);
 }
 
-static bool close_enough(const char *what, const nb_tensor *t32, const nb_tensor *t64,
-                         bool grads, const oc_case *c) {
+static bool close_enough(const char *what, const nb_tensor *t32, const nb_tensor *t64, bool grads,
+                         const oc_case *c) {
     int64_t n = nb_tensor_numel(t64);
     double maxabs = 0;
     for (int64_t i = 0; i < n; i++)
@@ -72,8 +72,8 @@ static bool close_enough(const char *what, const nb_tensor *t32, const nb_tensor
         double b = grads ? nb_tensor_grad_get(t32, i) : nb_tensor_get(t32, i);
         double tol = 1e-4 * fmax(1.0, maxabs) + 1e-3 * fabs(a);
         if (!(fabs(a - b) <= tol)) {
-            fprintf(stderr, "  %s [%s]: float32 %s disagrees at %lld: f64 %.9g, f32 %.9g\n",
-                    c->op, c->label, what, (long long)i, a, b);
+            fprintf(stderr, "  %s [%s]: float32 %s disagrees at %lld: f64 %.9g, f32 %.9g\n", c->op,
+                    c->label, what, (long long)i, a, b);
             return false;
         }
     }
@@ -94,8 +94,8 @@ static bool f32_agreement(const oc_case *c, nb_tensor *const *in64) {
     nb_tensor *y64 = c->build(g64, in64, c->n_in);
     nb_tensor *y32 = c->build(g32, in32, c->n_in);
     if (!y64 || !y32) {
-        fprintf(stderr, "  %s [%s]: build failed: %s | %s\n", c->op, c->label,
-                nb_graph_error(g64), nb_graph_error(g32));
+        fprintf(stderr, "  %s [%s]: build failed: %s | %s\n", c->op, c->label, nb_graph_error(g64),
+                nb_graph_error(g32));
         ok = false;
         goto done;
     }
@@ -139,8 +139,8 @@ bool oc_run_case(const oc_case *c, uint64_t seed) {
         }
     }
     if (ok) {
-        nb_gradcheck_result r = nb_gradcheck(gc_build, (void *)(uintptr_t)c, in, c->n_in, 1e-6,
-                                             1e-6, 1e-5);
+        nb_gradcheck_result r =
+            nb_gradcheck(gc_build, (void *)(uintptr_t)c, in, c->n_in, 1e-6, 1e-6, 1e-5);
         if (!r.ok) {
             fprintf(stderr, "  %s [%s]: %s\n", c->op, c->label, r.message);
             ok = false;

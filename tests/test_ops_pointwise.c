@@ -87,6 +87,30 @@ static void parameterised_ops(void **state) {
     assert_true(oc_near(d[0], exp(-2.0), 1e-15));
 }
 
+static nb_tensor *pow0(nb_graph *g, nb_tensor *x) {
+    return nb_pow_scalar(g, x, 0.0);
+}
+static nb_tensor *pow1(nb_graph *g, nb_tensor *x) {
+    return nb_pow_scalar(g, x, 1.0);
+}
+static nb_tensor *pow2(nb_graph *g, nb_tensor *x) {
+    return nb_pow_scalar(g, x, 2.0);
+}
+
+// x^0 = 1 everywhere, so its derivative is exactly 0, at x = 0 too (0 * 0^-1 would be NaN).
+static void pow_at_zero(void **state) {
+    (void)state;
+    const double xs[] = {0, -0.0, 2};
+    double y[3], d[3];
+    eval(pow0, xs, 3, y, d);
+    for (int i = 0; i < 3; i++)
+        assert_true(y[i] == 1 && d[i] == 0 && !signbit(d[i]));
+    eval(pow1, xs, 3, y, d);
+    assert_true(d[0] == 1 && d[1] == 1 && d[2] == 1);
+    eval(pow2, xs, 3, y, d);
+    assert_true(d[0] == 0 && d[2] == 4);
+}
+
 static void saturation_stays_finite(void **state) {
     (void)state;
     const double xs[] = {-1000, 1000};
@@ -112,9 +136,9 @@ static void bad_input(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reference_values),  cmocka_unit_test(kink_conventions),
-        cmocka_unit_test(parameterised_ops), cmocka_unit_test(saturation_stays_finite),
-        cmocka_unit_test(bad_input),
+        cmocka_unit_test(reference_values),        cmocka_unit_test(kink_conventions),
+        cmocka_unit_test(parameterised_ops),       cmocka_unit_test(pow_at_zero),
+        cmocka_unit_test(saturation_stays_finite), cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

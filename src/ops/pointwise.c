@@ -73,7 +73,8 @@ NB_POINTWISE(scale, p *x, p)
 NB_POINTWISE(exp, exp(x), y)
 NB_POINTWISE(log, log(x), C(1) / x)
 NB_POINTWISE(sqrt, sqrt(x), C(0.5) / y)
-NB_POINTWISE(pow_scalar, pow(x, p), p *pow(x, p - C(1)))
+// d/dx x^0 is exactly 0, also at x = 0 where p x^(p-1) would be 0 * inf = NaN
+NB_POINTWISE(pow_scalar, pow(x, p), p == 0 ? C(0) : p * pow(x, p - C(1)))
 NB_POINTWISE(sigmoid, SIGMOID(x), y *(C(1) - y))
 NB_POINTWISE(tanh, tanh(x), C(1) - y * y)
 NB_POINTWISE(relu, x > 0 ? x : C(0), x > 0 ? C(1) : C(0)) // 0 at 0

@@ -146,7 +146,7 @@ nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape)
 static nb_status transpose_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *x = nd->in[0];
     if (x->ndim != 2)
-        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s must be 2-D (m, n); reshape first",
+        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s must be 2-D (m, n) (reshape cannot swap axes)",
                              NB_SHAPE_STR(x));
     out->ndim = 2;
     out->dim[0] = x->shape[1];

@@ -9,9 +9,8 @@
 //   add forward                          read a, b, write y                  12 n
 //   add backward                         read dy, update da and db           20 n
 //   triad                                read b, c, write a                  12 n
-// Forward is timed through nb_graph_replay of a one-op tape (its cost beyond the kernel is a
-// few pointer reads). Backward calls the node's backward directly, through the library-private
-// headers, so the memset/memcpy nb_backward_with does around it is not counted.
+// Each kernel is called directly through the library-private ops/kernels.h, without a graph
+// or a tape, so nothing but the kernel is timed.
 // Each timing repeats the kernel for at least MIN_SECONDS (iterations calibrated in a first
 // pass that also warms caches and thread teams). Usage: bench_eltwise [--reps R].
 #include <inttypes.h>
@@ -23,25 +22,25 @@
 #endif
 
 #include "bench_util.h"
-#include "graph/graph_priv.h"
 #include "nabla.h"
+#include "ops/kernels.h"
 
-#define OMP_MIN 32768 // the library's NB_OMP_MIN default
 #define MIN_SECONDS 0.03
 
 enum { RELU, SIGMOID, GELU, ADD, N_OPS };
 static const char *const op_names[N_OPS] = {"relu", "sigmoid", "gelu", "add"};
 
 typedef struct {
-    nb_graph *g;
-    nb_tensor *a, *b, *gy; // inputs (b only for add) and the upstream gradient
-    nb_node *node;         // the one recorded node
+    const nb_unary_kernels *unary;   // relu, sigmoid, gelu
+    const nb_binary_kernels *binary; // add
+    nb_tensor *a, *b, *y;            // inputs (b only for add) and the output
+    nb_tensor *gy, *ga, *gb;         // upstream gradient and the input gradients
 } op_case;
 
-// The plain loop; above OMP_MIN split across the team. The branch is in C, not an OpenMP if()
+// The plain loop; above NB_OMP_MIN split across the team. The branch is in C, not an OpenMP if()
 // clause, so a small triad never enters the OpenMP runtime.
 static void triad(float *a, const float *b, const float *c, float s, int64_t n) {
-    if (n > OMP_MIN) {
+    if (n > NB_OMP_MIN) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -53,42 +52,48 @@ static void triad(float *a, const float *b, const float *c, float s, int64_t n) 
     }
 }
 
-static nb_tensor *rand_vec(int64_t n, nb_rng *rng, bool grad) {
+static nb_tensor *rand_vec(int64_t n, nb_rng *rng) {
     nb_tensor *t = nb_tensor_create(NB_F32, 1, &n);
-    if (t && (nb_init_uniform(t, rng, -2, 2) != NB_OK ||
-              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
+    if (t && nb_init_uniform(t, rng, -2, 2) != NB_OK) {
         nb_tensor_destroy(t);
         t = NULL;
     }
     return t;
 }
 
-// Records y = op(a[, b]) and one backward, so every buffer exists and holds finite values.
+// Inputs, output and gradients of one kernel call, all finite.
 static bool case_init(op_case *c, int op, int64_t n, nb_rng *rng) {
     memset(c, 0, sizeof *c);
-    c->g = nb_graph_create();
-    c->a = rand_vec(n, rng, true);
-    c->b = op == ADD ? rand_vec(n, rng, true) : NULL;
-    c->gy = rand_vec(n, rng, false);
-    if (!c->g || !c->a || !c->gy || (op == ADD && !c->b))
-        return false;
-    nb_tensor *y = op == RELU      ? nb_relu(c->g, c->a)
-                   : op == SIGMOID ? nb_sigmoid(c->g, c->a)
-                   : op == GELU    ? nb_gelu(c->g, c->a)
-                                   : nb_add(c->g, c->a, c->b);
-    if (!y || nb_backward_with(c->g, y, c->gy) != NB_OK) {
-        fprintf(stderr, "bench_eltwise: %s\n", nb_graph_error(c->g));
-        return false;
-    }
-    c->node = &c->g->nodes[y->node];
-    return true;
+    if (op == ADD)
+        c->binary = nb__binary_kernels(op_names[op]);
+    else
+        c->unary = nb__unary_kernels(op_names[op]);
+    c->a = rand_vec(n, rng);
+    c->b = rand_vec(n, rng);
+    c->y = rand_vec(n, rng);
+    c->gy = rand_vec(n, rng);
+    c->ga = rand_vec(n, rng);
+    c->gb = rand_vec(n, rng);
+    return (c->unary || c->binary) && c->a && c->b && c->y && c->gy && c->ga && c->gb;
 }
 
 static void case_free(op_case *c) {
-    nb_graph_destroy(c->g);
-    nb_tensor_destroy(c->a);
-    nb_tensor_destroy(c->b);
-    nb_tensor_destroy(c->gy);
+    nb_tensor *t[] = {c->a, c->b, c->y, c->gy, c->ga, c->gb};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        nb_tensor_destroy(t[i]);
+}
+
+static void run_kernel(const op_case *c, int bwd, int64_t n) {
+    if (c->binary && bwd)
+        c->binary->bwd(c->a, c->b, c->y, nb_tensor_data(c->gy), nb_tensor_data(c->ga),
+                       nb_tensor_data(c->gb));
+    else if (c->binary)
+        c->binary->fwd(c->a, c->b, c->y);
+    else if (bwd)
+        c->unary->bwd(NB_F32, nb_tensor_data(c->a), nb_tensor_data(c->y), nb_tensor_data(c->gy),
+                      nb_tensor_data(c->ga), n, 0);
+    else
+        c->unary->fwd(NB_F32, nb_tensor_data(c->a), nb_tensor_data(c->y), n, 0);
 }
 
 // Seconds for *iters calls of one kernel (op -1 is the triad). When calibrating, *iters
@@ -100,10 +105,8 @@ static double time_kernel(op_case *cs, int op, int bwd, float *a, const float *b
         for (int64_t q = 0; q < m; q++) {
             if (op < 0)
                 triad(a, b, c, 0.5f, n);
-            else if (bwd)
-                cs->node->op->backward(cs->node);
             else
-                nb_graph_replay(cs->g);
+                run_kernel(cs, bwd, n);
         }
         double dt = bu_now() - t0;
         *iters = m;
@@ -140,8 +143,8 @@ int main(int argc, char **argv) {
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         int64_t n = sizes[si];
         op_case cs[N_OPS];
-        nb_tensor *ta = rand_vec(n, &rng, false), *tb = rand_vec(n, &rng, false);
-        nb_tensor *tc = rand_vec(n, &rng, false);
+        nb_tensor *ta = rand_vec(n, &rng), *tb = rand_vec(n, &rng);
+        nb_tensor *tc = rand_vec(n, &rng);
         for (int op = 0; op < N_OPS; op++)
             if (!case_init(&cs[op], op, n, &rng) || !ta || !tb || !tc) {
                 fprintf(stderr, "bench_eltwise: setup failed for n = %" PRId64 "\n", n);

@@ -100,51 +100,12 @@ static double ce_dt(double p, double t) {
 
 // Softmax cross-entropy over rows of n logits, with dense targets t or int32 labels lab (the
 // other NULL). Saves the log-probabilities lp (when not NULL) for backward.
-#define LOGITS_KERNELS(T, sfx)                                                                     \
-    static double cel_fwd_##sfx(const T *z, const T *t, const int32_t *lab, T *lp, int64_t rows,   \
-                                int64_t n) {                                                       \
-        double acc = 0;                                                                            \
-        for (int64_t r = 0; r < rows; r++) {                                                       \
-            const T *zr = z + r * n;                                                               \
-            double m = (double)zr[0], s = 0;                                                       \
-            for (int64_t j = 1; j < n; j++)                                                        \
-                m = (double)zr[j] > m ? (double)zr[j] : m;                                         \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                s += exp((double)zr[j] - m); /* every exponent <= 0, one is 0: s in [1, n] */      \
-            double lse = m + log(s);                                                               \
-            for (int64_t j = 0; lp && j < n; j++)                                                  \
-                lp[r * n + j] = (T)((double)zr[j] - lse);                                          \
-            if (lab)                                                                               \
-                acc += lse - (double)zr[lab[r]];                                                   \
-            for (int64_t j = 0; !lab && j < n; j++) /* skip t = 0: a -inf logit is fine */         \
-                if (t[r * n + j] != 0)                                                             \
-                    acc += (double)t[r * n + j] * (lse - (double)zr[j]);                           \
-        }                                                                                          \
-        return acc;                                                                                \
-    }                                                                                              \
-    /* dL/dz_j = k (p_j Σ_c t_c - t_j)  (= k (p - y) for one-hot rows), p = e^lp;       */        \
-    /* dL/dt_j = -k lp_j.  Sparse: t is the one-hot row of lab[r].                        */       \
-    static void cel_bwd_##sfx(const T *lp, const T *t, const int32_t *lab, T *gz, T *gt,           \
-                              int64_t rows, int64_t n, double k) {                                 \
-        NB_PARALLEL_FOR(rows *n) for (int64_t r = 0; r < rows; r++) {                              \
-            double ts = 1;                                                                         \
-            if (!lab) {                                                                            \
-                ts = 0;                                                                            \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    ts += (double)t[r * n + j];                                                    \
-            }                                                                                      \
-            for (int64_t j = 0; j < n; j++) {                                                      \
-                int64_t i = r * n + j;                                                             \
-                double y = lab ? (double)(j == lab[r]) : (double)t[i];                             \
-                if (gz)                                                                            \
-                    gz[i] += (T)(k * (exp((double)lp[i]) * ts - y));                               \
-                if (gt)                                                                            \
-                    gt[i] += (T)(-k * (double)lp[i]);                                              \
-            }                                                                                      \
-        }                                                                                          \
-    }
-LOGITS_KERNELS(float, f32)
-LOGITS_KERNELS(double, f64)
+#define T float
+#define SFX f32
+#include "ops/loss_logits_kernels.inc"
+#define T double
+#define SFX f64
+#include "ops/loss_logits_kernels.inc"
 
 static bool is_sparse(const nb_node *nd) {
     return nd->op == &nb_op_sparse_cross_entropy_logits;

@@ -13,6 +13,13 @@
 #include "ops/ops.def"
 #undef X
 
+// Token pasting and stringising that expand their arguments first (for the *.inc kernel
+// bodies, which are instantiated with T and SFX defined).
+#define NB_CAT_(a, b) a##b
+#define NB_CAT(a, b) NB_CAT_(a, b)
+#define NB_STR_(x) #x
+#define NB_STR(x) NB_STR_(x)
+
 // Typed views of a tensor's data and grad, for kernels.
 #define F32(t) ((float *)(t)->data)
 #define F64(t) ((double *)(t)->data)

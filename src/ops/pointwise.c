@@ -4,6 +4,9 @@
 // both dtypes. Constants are cast to T so -Wdouble-promotion stays quiet.
 #include <tgmath.h>
 
+#include <string.h>
+
+#include "ops/kernels.h"
 #include "ops/ops_impl.h"
 
 typedef struct {
@@ -22,6 +25,17 @@ static double pw_p(const nb_node *nd) {
     return nd->params ? ((const pw_params *)nd->params)->p : 0;
 }
 
+static void pw_forward(nb_node *nd, const nb_unary_kernels *k) {
+    const nb_tensor *x = nd->in[0];
+    k->fwd(x->dtype, x->data, nd->out->data, x->numel, pw_p(nd));
+}
+
+static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    if (NB_WANTS_GRAD(x))
+        k->bwd(x->dtype, x->data, y->data, y->grad, x->grad, x->numel, pw_p(nd));
+}
+
 // Stamps the typed kernels, forward/backward, descriptor and the recording helper pw_<name>.
 // The derivative goes through a local so GCC computes it as a select and vectorises the
 // loop (written inline, relu's `x > 0 ? 1 : 0` became a branch: 8x slower on 16M elements).
@@ -35,24 +49,30 @@ static double pw_p(const nb_node *nd) {
         NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER);                      \
                gx[i] += gy[i] * d;);                                                               \
     }
+// NB_POINTWISE also gives the dtype-dispatching kernels of ops/kernels.h (name##_kernels),
+// through which the node's forward and backward run.
 #define NB_POINTWISE(name, FWD, DER)                                                               \
     PW_KERNELS(name, float, f32, FWD, DER)                                                         \
     PW_KERNELS(name, double, f64, FWD, DER)                                                        \
-    static void name##_forward(nb_node *nd) {                                                      \
-        nb_tensor *x = nd->in[0], *y = nd->out;                                                    \
-        if (x->dtype == NB_F32)                                                                    \
-            name##_fwd_f32(F32(x), F32(y), x->numel, (float)pw_p(nd));                             \
+    static void name##_kfwd(nb_dtype dt, const void *x, void *y, int64_t n, double p) {            \
+        if (dt == NB_F32)                                                                          \
+            name##_fwd_f32(x, y, n, (float)p);                                                     \
         else                                                                                       \
-            name##_fwd_f64(F64(x), F64(y), x->numel, pw_p(nd));                                    \
+            name##_fwd_f64(x, y, n, p);                                                            \
+    }                                                                                              \
+    static void name##_kbwd(nb_dtype dt, const void *x, const void *y, const void *gy, void *gx,   \
+                            int64_t n, double p) {                                                 \
+        if (dt == NB_F32)                                                                          \
+            name##_bwd_f32(x, y, gy, gx, n, (float)p);                                             \
+        else                                                                                       \
+            name##_bwd_f64(x, y, gy, gx, n, p);                                                    \
+    }                                                                                              \
+    static const nb_unary_kernels name##_kernels = {#name, name##_kfwd, name##_kbwd};              \
+    static void name##_forward(nb_node *nd) {                                                      \
+        pw_forward(nd, &name##_kernels);                                                           \
     }                                                                                              \
     static void name##_backward(nb_node *nd) {                                                     \
-        nb_tensor *x = nd->in[0], *y = nd->out;                                                    \
-        if (!NB_WANTS_GRAD(x))                                                                     \
-            return;                                                                                \
-        if (x->dtype == NB_F32)                                                                    \
-            name##_bwd_f32(F32(x), F32(y), G32(y), G32(x), x->numel, (float)pw_p(nd));             \
-        else                                                                                       \
-            name##_bwd_f64(F64(x), F64(y), G64(y), G64(x), x->numel, pw_p(nd));                    \
+        pw_backward(nd, &name##_kernels);                                                          \
     }                                                                                              \
     const nb_op nb_op_##name = {#name, 1, 0, pw_infer, name##_forward, name##_backward};           \
     static nb_tensor *pw_##name(nb_graph *g, nb_tensor *x, double p) {                             \
@@ -146,4 +166,19 @@ nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x) {
 }
 nb_tensor *nb_step(nb_graph *g, nb_tensor *x) {
     return pw_step(g, x, 0);
+}
+
+// The graph-free kernels by op name (ops/kernels.h).
+static const nb_unary_kernels *const kernel_table[] = {
+    &neg_kernels,        &add_scalar_kernels, &scale_kernels,    &exp_kernels,  &log_kernels,
+    &sqrt_kernels,       &pow_scalar_kernels, &sigmoid_kernels,  &tanh_kernels, &relu_kernels,
+    &leaky_relu_kernels, &elu_kernels,        &softplus_kernels, &silu_kernels, &gelu_kernels,
+    &gelu_tanh_kernels,  &step_kernels,
+};
+
+const nb_unary_kernels *nb__unary_kernels(const char *name) {
+    for (size_t i = 0; i < sizeof kernel_table / sizeof kernel_table[0]; i++)
+        if (strcmp(kernel_table[i]->name, name) == 0)
+            return kernel_table[i];
+    return NULL;
 }

@@ -36,44 +36,12 @@ static void red_view(const nb_node *nd, int64_t *outer, int64_t *len, int64_t *i
 
 // Each output element is computed serially by one thread, so results do not depend on the
 // thread count. max keeps the first maximal index (k) in arg; a NaN wins, so it propagates.
-#define DEFINE_REDUCE(T, sfx)                                                                      \
-    static void red_fwd_##sfx(const T *x, T *y, int64_t *arg, int64_t outer, int64_t len,          \
-                              int64_t inner, red_mode mode) {                                      \
-        int64_t n = outer * inner; /* a single output (sum, mean) is one serial loop */            \
-        NB_PARALLEL_FOR(n > 1 ? n * len : 0) for (int64_t j = 0; j < n; j++) {                     \
-            const T *xp = x + (j / inner) * len * inner + j % inner;                               \
-            if (mode == RED_MAX) {                                                                 \
-                int64_t best = 0;                                                                  \
-                for (int64_t k = 1; k < len && !isnan(xp[best * inner]); k++)                      \
-                    if (xp[k * inner] > xp[best * inner] || isnan(xp[k * inner]))                  \
-                        best = k;                                                                  \
-                y[j] = xp[best * inner];                                                           \
-                arg[j] = best;                                                                     \
-            } else {                                                                               \
-                double s = 0;                                                                      \
-                for (int64_t k = 0; k < len; k++)                                                  \
-                    s += (double)xp[k * inner];                                                    \
-                y[j] = (T)(mode == RED_MEAN ? s / (double)len : s);                                \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    static void red_bwd_##sfx(const T *gy, T *gx, const int64_t *arg, int64_t outer, int64_t len,  \
-                              int64_t inner, red_mode mode) {                                      \
-        if (mode == RED_MAX) { /* each output scatters into its own argmax: no races */            \
-            int64_t n = outer * inner;                                                             \
-            NB_PARALLEL_FOR(n)                                                                     \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                gx[(j / inner) * len * inner + arg[j] * inner + j % inner] += gy[j];               \
-            return;                                                                                \
-        }                                                                                          \
-        T scale = mode == RED_MEAN ? (T)(1.0 / (double)len) : (T)1;                                \
-        int64_t m = outer * len * inner;                                                           \
-        NB_PARALLEL_FOR(m)                                                                         \
-        for (int64_t e = 0; e < m; e++)                                                            \
-            gx[e] += gy[(e / (len * inner)) * inner + e % inner] * scale;                          \
-    }
-DEFINE_REDUCE(float, f32)
-DEFINE_REDUCE(double, f64)
+#define T float
+#define SFX f32
+#include "ops/reduce_kernels.inc"
+#define T double
+#define SFX f64
+#include "ops/reduce_kernels.inc"
 
 static const char *red_what(red_mode mode) {
     return mode == RED_MAX ? "max" : "mean";

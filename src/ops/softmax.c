@@ -9,47 +9,12 @@
 #include "ops/ops_impl.h"
 
 // Rows are independent, so the row loop is parallel; each row's sums stay serial.
-#define SOFTMAX_KERNELS(T, sfx)                                                                    \
-    static void fwd_##sfx(const T *x, T *y, int64_t rows, int64_t n, bool logp) {                  \
-        NB_PARALLEL_FOR(rows *n) for (int64_t r = 0; r < rows; r++) {                              \
-            const T *xr = x + r * n;                                                               \
-            T *yr = y + r * n;                                                                     \
-            T m = xr[0];                                                                           \
-            for (int64_t j = 1; j < n; j++)                                                        \
-                m = xr[j] > m ? xr[j] : m;                                                         \
-            double s = 0;                                                                          \
-            for (int64_t j = 0; j < n; j++) {                                                      \
-                T e = exp(xr[j] - m);                                                              \
-                s += (double)e;                                                                    \
-                yr[j] = e;                                                                         \
-            }                                                                                      \
-            if (logp) {                                                                            \
-                T ls = (T)log(s);                                                                  \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    yr[j] = xr[j] - m - ls;                                                        \
-            } else {                                                                               \
-                T inv = (T)(1.0 / s);                                                              \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    yr[j] *= inv;                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* softmax:     dx_i += y_i (dy_i - Σ_j dy_j y_j)                                       */    \
-    /* log_softmax: dx_i += dy_i - e^(y_i) Σ_j dy_j      (e^y is the softmax)               */    \
-    static void bwd_##sfx(const T *y, const T *gy, T *gx, int64_t rows, int64_t n, bool logp) {    \
-        NB_PARALLEL_FOR(rows *n) for (int64_t r = 0; r < rows; r++) {                              \
-            const T *yr = y + r * n, *gr = gy + r * n;                                             \
-            T *xr = gx + r * n;                                                                    \
-            double dot = 0;                                                                        \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                dot += logp ? (double)gr[j] : (double)gr[j] * (double)yr[j];                       \
-            T d = (T)dot;                                                                          \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                xr[j] += logp ? gr[j] - exp(yr[j]) * d : yr[j] * (gr[j] - d);                      \
-        }                                                                                          \
-    }
-SOFTMAX_KERNELS(float, f32)
-SOFTMAX_KERNELS(double, f64)
+#define T float
+#define SFX f32
+#include "ops/softmax_kernels.inc"
+#define T double
+#define SFX f64
+#include "ops/softmax_kernels.inc"
 
 static nb_status softmax_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *x = nd->in[0];
@@ -75,9 +40,9 @@ static void run_forward(nb_node *nd, bool logp) {
     const nb_tensor *x = nd->in[0];
     nb_tensor *y = nd->out;
     if (x->dtype == NB_F32)
-        fwd_f32(F32(x), F32(y), n_rows(x), row_len(x), logp);
+        softmax_fwd_f32(F32(x), F32(y), n_rows(x), row_len(x), logp);
     else
-        fwd_f64(F64(x), F64(y), n_rows(x), row_len(x), logp);
+        softmax_fwd_f64(F64(x), F64(y), n_rows(x), row_len(x), logp);
 }
 
 static void run_backward(nb_node *nd, bool logp) {
@@ -85,9 +50,9 @@ static void run_backward(nb_node *nd, bool logp) {
     if (!NB_WANTS_GRAD(x))
         return;
     if (x->dtype == NB_F32)
-        bwd_f32(F32(y), G32(y), G32(x), n_rows(x), row_len(x), logp);
+        softmax_bwd_f32(F32(y), G32(y), G32(x), n_rows(x), row_len(x), logp);
     else
-        bwd_f64(F64(y), G64(y), G64(x), n_rows(x), row_len(x), logp);
+        softmax_bwd_f64(F64(y), G64(y), G64(x), n_rows(x), row_len(x), logp);
 }
 
 // The output is all backward needs (the softmax, or its log), so nothing is saved.

@@ -7,7 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential cmake pkg-config \
+    build-essential cmake pkg-config file \
     libopenblas-dev libopenblas0-openmp libcmocka-dev libcjson-dev zlib1g-dev \
     dataset-fashion-mnist python3 >/dev/null
 echo "setup-debian: dependencies installed"

@@ -12,8 +12,6 @@
 extern "C" {
 #endif
 
-#define NB_VERSION_STRING "0.1.0"
-
 typedef enum {
     NB_OK = 0,
     NB_ERR_NULL,      // a required pointer argument was NULL

@@ -98,6 +98,12 @@ static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n
     if (ds->n <= 0 || ds->rows <= 0 || ds->cols <= 0 || ds->n_classes <= 0 || !ds->images ||
         !ds->labels)
         return nb__set_last_error(NB_ERR_STATE, "%s: dataset is empty or not loaded", fn);
+    // A hand-built dataset: rows * cols must be a real size (images holds n of them).
+    if (ds->rows > INT64_MAX / ds->cols || ds->n > INT64_MAX / (ds->rows * ds->cols))
+        return nb__set_last_error(NB_ERR_STATE,
+                                  "%s: dataset of %" PRId64 " images of %" PRId64 " rows x %" PRId64
+                                  " cols: the size overflows",
+                                  fn, ds->n, ds->rows, ds->cols);
     if (n < 0)
         return nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 " is negative", fn, n);
     nb_status st;
@@ -268,5 +274,8 @@ int64_t nb_batch_iter_epoch(const nb_batch_iter *it) {
 }
 
 int64_t nb_batch_iter_num_batches(const nb_batch_iter *it) {
-    return it ? (it->n + it->batch_size - 1) / it->batch_size : 0;
+    if (!it)
+        return 0;
+    // ceil(n / batch_size) without forming n + batch_size - 1, which overflows.
+    return it->n / it->batch_size + (it->n % it->batch_size != 0);
 }

@@ -71,7 +71,7 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         *(double *)out->grad = 1.0;
     for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
         nb_node *nd = &g->nodes[i];
-        if (!nd->mark)
+        if (!nd->mark || nd->out->numel == 0) // an empty output contributes nothing
             continue;
         nd->op->backward(nd);
         if (g->check_finite) // anomaly mode: name the first op whose backward made NaN/Inf

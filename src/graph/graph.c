@@ -255,7 +255,10 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
             return NULL;
     }
 
-    op->forward(&nd);
+    // An empty output has nothing to compute (and its backward nothing to add): skipping the
+    // kernels keeps work and index arithmetic from scaling with the other, possibly huge, dims.
+    if (out->numel > 0)
+        op->forward(&nd);
     if (g->status != NB_OK) // forward could not get its scratch memory
         return NULL;
     if (g->check_finite && nb__check_output(&nd) != NB_OK)
@@ -279,7 +282,8 @@ nb_status nb_graph_replay(nb_graph *g) {
     // Kernels are pure functions of their inputs: re-running them in tape order recomputes
     // every intermediate from the refreshed leaves. Saved state is reused (nb__node_save).
     for (int64_t i = 0; i < g->n_nodes && g->status == NB_OK; i++) {
-        g->nodes[i].op->forward(&g->nodes[i]);
+        if (g->nodes[i].out->numel > 0) // as in nb__record
+            g->nodes[i].op->forward(&g->nodes[i]);
         if (g->check_finite)
             nb__check_output(&g->nodes[i]);
     }

@@ -41,19 +41,25 @@ nb_status nb__shape_check(int ndim, const int64_t *shape, int64_t *numel, char *
         snprintf(err, n, "shape is NULL");
         return NB_ERR_NULL;
     }
-    int64_t count = 1;
+    // A zero dim anywhere makes an empty tensor, valid whatever its other dims (the limit is
+    // on elements, so (2^40, 2^40, 0) is as valid as (0, 2^40, 2^40)); ops do no work for it.
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             snprintf(err, n, "dim %d is negative (%" PRId64 ")", i, shape[i]);
             return NB_ERR_SHAPE;
         }
-        if (shape[i] > 0 && count > INT64_MAX / 8 / shape[i]) {
+        empty = empty || shape[i] == 0;
+    }
+    int64_t count = 1;
+    for (int i = 0; i < ndim && !empty; i++) {
+        if (count > INT64_MAX / 8 / shape[i]) {
             snprintf(err, n, "too many elements");
             return NB_ERR_SHAPE;
         }
         count *= shape[i];
     }
-    *numel = count;
+    *numel = empty ? 0 : count;
     return NB_OK;
 }
 
@@ -192,6 +198,12 @@ static double load(const void *p, nb_dtype dtype, int64_t i) {
     }
 }
 
+// int32 holds a value when its truncation toward zero is in [INT32_MIN, INT32_MAX]; NaN,
+// infinities and larger values have no int32 (converting them is undefined behaviour in C).
+static bool fits_i32(double v) {
+    return v > -2147483649.0 && v < 2147483648.0;
+}
+
 static void store(void *p, nb_dtype dtype, int64_t i, double v) {
     switch (dtype) {
     case NB_F32:
@@ -216,8 +228,17 @@ double nb_tensor_grad_get(const nb_tensor *t, int64_t i) {
     return (t && t->grad && i >= 0 && i < t->numel) ? load(t->grad, t->dtype, i) : 0;
 }
 
+// Records why v cannot be stored into an int32 tensor; false when it can.
+static bool refuse_i32(const char *fn, const nb_tensor *t, double v) {
+    if (t->dtype != NB_I32 || fits_i32(v))
+        return false;
+    nb__set_last_error(NB_ERR_ARG, "%s: %g does not fit int32 tensor %s (left unchanged)", fn, v,
+                       NB_SHAPE_STR(t));
+    return true;
+}
+
 void nb_tensor_set(nb_tensor *t, int64_t i, double v) {
-    if (t && t->data && i >= 0 && i < t->numel)
+    if (t && t->data && i >= 0 && i < t->numel && !refuse_i32("nb_tensor_set", t, v))
         store(t->data, t->dtype, i, v);
 }
 
@@ -269,16 +290,28 @@ char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size) {
 }
 
 void nb_tensor_fill(nb_tensor *t, double v) {
-    if (!t || !t->data)
+    if (!t || !t->data || refuse_i32("nb_tensor_fill", t, v))
         return;
     for (int64_t i = 0; i < t->numel; i++)
         store(t->data, t->dtype, i, v);
 }
 
-static nb_status copy_elems(void *dst, nb_dtype dd, const void *src, nb_dtype sd, int64_t n) {
+static nb_status copy_elems(const char *fn, void *dst, nb_dtype dd, const void *src, nb_dtype sd,
+                            int64_t n) {
     if (dd == sd) {
-        memcpy(dst, src, (size_t)n * nb_dtype_size(dd));
+        if (n > 0)
+            memcpy(dst, src, (size_t)n * nb_dtype_size(dd));
         return NB_OK;
+    }
+    if (dd == NB_I32) { // all or nothing: check every value before writing any
+        for (int64_t i = 0; i < n; i++) {
+            double v = load(src, sd, i);
+            if (!fits_i32(v))
+                return nb__set_last_error(NB_ERR_ARG,
+                                          "%s: element %" PRId64 " (%g) does not fit int32; "
+                                          "nothing was copied",
+                                          fn, i, v);
+        }
     }
     for (int64_t i = 0; i < n; i++)
         store(dst, dd, i, load(src, sd, i));
@@ -301,12 +334,13 @@ static nb_status check_copy(const char *fn, const nb_tensor *t, const void *buf,
 
 nb_status nb_tensor_copy_in(nb_tensor *t, const void *src, nb_dtype src_dtype, int64_t n) {
     nb_status st = check_copy("nb_tensor_copy_in", t, src, src_dtype, n);
-    return st != NB_OK ? st : copy_elems(t->data, t->dtype, src, src_dtype, n);
+    return st != NB_OK ? st : copy_elems("nb_tensor_copy_in", t->data, t->dtype, src, src_dtype, n);
 }
 
 nb_status nb_tensor_copy_out(const nb_tensor *t, void *dst, nb_dtype dst_dtype, int64_t n) {
     nb_status st = check_copy("nb_tensor_copy_out", t, dst, dst_dtype, n);
-    return st != NB_OK ? st : copy_elems(dst, dst_dtype, t->data, t->dtype, n);
+    return st != NB_OK ? st
+                       : copy_elems("nb_tensor_copy_out", dst, dst_dtype, t->data, t->dtype, n);
 }
 
 nb_status nb_tensor_copy(nb_tensor *dst, const nb_tensor *src) {
@@ -315,7 +349,7 @@ nb_status nb_tensor_copy(nb_tensor *dst, const nb_tensor *src) {
     if (dst->numel != src->numel)
         return nb__set_last_error(NB_ERR_SHAPE, "nb_tensor_copy: dst %s and src %s differ in size",
                                   NB_SHAPE_STR(dst), NB_SHAPE_STR(src));
-    return copy_elems(dst->data, dst->dtype, src->data, src->dtype, src->numel);
+    return copy_elems("nb_tensor_copy", dst->data, dst->dtype, src->data, src->dtype, src->numel);
 }
 
 void nb_tensor_zero_grad(nb_tensor *t) {

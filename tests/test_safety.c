@@ -1,0 +1,230 @@
+// Undefined behaviour and hangs found by the audit of issue 15, one regression test each:
+// empty tensors whose other dims are huge (no work or arithmetic proportional to those dims),
+// int32 stores of values that do not fit, NULL generators, iterator and dataset overflows.
+// Built with -fsanitize=undefined in the ASan job, where the unfixed code aborts.
+#define _POSIX_C_SOURCE 200809L // clock_gettime
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nabla/data.h"
+#include "nabla/graph.h"
+#include "nabla/ops.h"
+
+#define BIG ((int64_t)1 << 40)
+
+#define assert_msg_has(msg, sub)                                                                   \
+    do {                                                                                           \
+        if (!strstr((msg), (sub)))                                                                 \
+            fail_msg("message \"%s\" lacks \"%s\"", (msg), (sub));                                 \
+    } while (0)
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static nb_tensor *leaf(nb_dtype dt, int ndim, const int64_t *shape) {
+    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
+    assert_non_null(t);
+    assert_int_equal(nb_tensor_set_requires_grad(t, true), NB_OK);
+    return t;
+}
+
+// Backward from sum(out) (a scalar 0): every grad must exist and the call must succeed.
+static void backward_through(nb_graph *g, nb_tensor *out) {
+    assert_non_null(out);
+    nb_tensor *loss = nb_sum(g, out);
+    assert_non_null(loss);
+    assert_true(nb_tensor_get(loss, 0) == 0.0);
+    assert_int_equal(nb_backward(g, loss), NB_OK);
+}
+
+// Finding 5: transposing (0, 2^40) looped 2^40 times over the empty dim's partner.
+static void transpose_of_empty_is_instant(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    for (int flip = 0; flip < 2; flip++) {
+        int64_t shape[2] = {flip ? BIG : 0, flip ? 0 : BIG};
+        nb_tensor *x = leaf(NB_F32, 2, shape);
+        double t0 = now();
+        nb_tensor *y = nb_transpose(g, x);
+        assert_non_null(y);
+        assert_int_equal(nb_tensor_dim(y, 0), shape[1]);
+        assert_int_equal(nb_tensor_dim(y, 1), shape[0]);
+        backward_through(g, y);
+        assert_true(nb_graph_replay(g) == NB_OK);
+        assert_true(now() - t0 < 0.5);
+        nb_graph_reset(g);
+        nb_tensor_destroy(x);
+    }
+    nb_graph_destroy(g);
+}
+
+// Finding 6: reductions, slice and concat of valid 0-element tensors with huge dims computed
+// outer * len * inner in int64 and overflowed (UBSan: signed-integer-overflow).
+static void empty_with_huge_dims_reduce_slice_concat(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    const int64_t shapes[3][3] = {{BIG, BIG, 0}, {0, BIG, BIG}, {BIG, 0, BIG}};
+    for (int k = 0; k < 6; k++) {
+        const int64_t *shape = shapes[k % 3];
+        int dt = k < 3 ? NB_F32 : NB_F64;
+        nb_tensor *x = leaf((nb_dtype)dt, 3, shape);
+        double t0 = now();
+        for (int ax = 0; ax < 3; ax++) {
+            nb_tensor *s = nb_sum_axis(g, x, ax, ax == 1);
+            if (shape[ax] == 0) { // (BIG, BIG) output: too large, a clean error
+                assert_null(s);
+                assert_int_equal(nb_graph_status(g), NB_ERR_SHAPE);
+                nb_graph_clear_error(g);
+                continue;
+            }
+            backward_through(g, s);
+            backward_through(g, nb_max_axis(g, x, ax, false));
+            backward_through(g, nb_mean_axis(g, x, ax, true));
+            backward_through(g, nb_slice(g, x, ax, 1, 3));
+            nb_tensor *xs[2] = {x, x};
+            backward_through(g, nb_concat(g, xs, 2, ax));
+            nb_graph_reset(g);
+        }
+        backward_through(g, nb_sum(g, x)); // whole-tensor: 0
+        nb_tensor *m = nb_mean(g, x);      // the mean of nothing is refused, not NaN
+        assert_null(m);
+        assert_msg_has(nb_graph_error(g), "empty");
+        nb_graph_reset(g);
+        // Reshape keeps the element count (0): a huge dim can move anywhere.
+        backward_through(g, nb_reshape(g, x, 3, (int64_t[]){0, BIG, BIG}));
+        assert_true(now() - t0 < 1.0);
+        nb_graph_reset(g);
+        nb_tensor_destroy(x);
+    }
+    nb_graph_destroy(g);
+}
+
+// Reducing an empty axis of a non-empty result still writes its zeros (sum) and its grads.
+static void sum_over_empty_axis_is_zero(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    nb_tensor *x = leaf(NB_F64, 2, (int64_t[]){3, 0});
+    nb_tensor *s = nb_sum_axis(g, x, 1, false);
+    assert_non_null(s);
+    assert_int_equal(nb_tensor_numel(s), 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(nb_tensor_get(s, i) == 0.0);
+    backward_through(g, s);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+}
+
+// Finding 6: NaN, ±1e300 and values just outside int32 were converted with a plain cast (UB).
+// They are now refused with a message and the destination is left as it was.
+static void int32_stores_are_checked(void **state) {
+    (void)state;
+    nb_tensor *t = nb_tensor_create(NB_I32, 1, (int64_t[]){3});
+    const double bad[] = {NAN, 1e300, -1e300, INFINITY, 2147483648.0, -2147483649.0};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        nb_tensor_fill(t, 7);
+        nb_tensor_set(t, 1, bad[k]);
+        assert_true(nb_tensor_get(t, 1) == 7);
+        assert_msg_has(nb_last_error(), "int32");
+        nb_tensor_fill(t, bad[k]);
+        assert_true(nb_tensor_get(t, 0) == 7);
+        double src[3] = {1, bad[k], 2};
+        assert_int_equal(nb_tensor_copy_in(t, src, NB_F64, 3), NB_ERR_ARG);
+        assert_true(nb_tensor_get(t, 0) == 7 && nb_tensor_get(t, 2) == 7);
+        assert_msg_has(nb_last_error(), "element 1");
+        nb_tensor *f = nb_tensor_from_data(NB_F64, 1, (int64_t[]){3}, src);
+        assert_int_equal(nb_tensor_copy(t, f), NB_ERR_ARG);
+        assert_true(nb_tensor_get(t, 0) == 7);
+        int32_t out[3];
+        assert_int_equal(nb_tensor_copy_out(f, out, NB_I32, 3), NB_ERR_ARG);
+        nb_tensor_destroy(f);
+    }
+    // The extremes that fit, and truncation toward zero like a C cast of an in-range value.
+    nb_tensor_set(t, 0, 2147483647.9);
+    nb_tensor_set(t, 1, -2147483648.9);
+    nb_tensor_set(t, 2, -2.7);
+    assert_true(nb_tensor_get(t, 0) == 2147483647.0);
+    assert_true(nb_tensor_get(t, 1) == -2147483648.0);
+    assert_true(nb_tensor_get(t, 2) == -2.0);
+    nb_tensor_destroy(t);
+}
+
+// Finding 6: nb_rng_* dereferenced a NULL generator.
+static void rng_null_is_an_error(void **state) {
+    (void)state;
+    assert_true(nb_rng_u64(NULL) == 0);
+    assert_msg_has(nb_last_error(), "nb_rng_u64");
+    assert_true(isnan(nb_rng_uniform(NULL)));
+    assert_msg_has(nb_last_error(), "nb_rng_uniform");
+    assert_true(isnan(nb_rng_normal(NULL)));
+    assert_msg_has(nb_last_error(), "nb_rng_normal");
+    assert_true(nb_rng_below(NULL, 10) == 0);
+    assert_msg_has(nb_last_error(), "nb_rng_below");
+    nb_rng r;
+    nb_rng_seed(&r, 1);
+    assert_true(nb_rng_below(&r, 0) == 0);
+    assert_msg_has(nb_last_error(), "n = 0");
+    assert_int_equal(nb_init_uniform(NULL, &r, 0, 1), NB_ERR_NULL);
+}
+
+// Finding 6: ceil(n / batch) was computed as (n + batch - 1) / batch and overflowed.
+static void num_batches_does_not_overflow(void **state) {
+    (void)state;
+    nb_batch_iter *it = nb_batch_iter_create(NULL, 2, INT64_MAX, false, 1);
+    assert_non_null(it);
+    assert_int_equal(nb_batch_iter_num_batches(it), 1);
+    nb_batch_iter_destroy(it);
+    it = nb_batch_iter_create(NULL, 7, 3, false, 1);
+    assert_int_equal(nb_batch_iter_num_batches(it), 3);
+    nb_batch_iter_destroy(it);
+    it = nb_batch_iter_create(NULL, 6, 3, false, 1);
+    assert_int_equal(nb_batch_iter_num_batches(it), 2);
+    nb_batch_iter_destroy(it);
+}
+
+// Finding 6: a hand-built dataset's rows * cols overflowed while validating a batch.
+static void hand_built_dataset_sizes_are_checked(void **state) {
+    (void)state;
+    uint8_t px[4] = {0}, lb[1] = {0};
+    nb_dataset ds = {
+        .n = 1, .rows = INT64_MAX / 2, .cols = 3, .n_classes = 10, .images = px, .labels = lb};
+    nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){1, 4});
+    int64_t idx = 0;
+    assert_int_equal(nb_dataset_fill_batch(&ds, &idx, 1, x, NULL, NULL), NB_ERR_STATE);
+    assert_msg_has(nb_last_error(), "rows");
+    ds.rows = 2;
+    ds.cols = 2;
+    ds.n_classes = INT64_MAX;
+    nb_tensor *oh = nb_tensor_create(NB_F32, 2, (int64_t[]){1, 3});
+    assert_int_equal(nb_dataset_fill_batch(&ds, &idx, 1, NULL, oh, NULL), NB_ERR_SHAPE);
+    ds.n_classes = 10;
+    assert_int_equal(nb_dataset_fill_batch(&ds, &idx, 1, x, NULL, NULL), NB_OK);
+    nb_tensor_destroy(oh);
+    nb_tensor_destroy(x);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(transpose_of_empty_is_instant),
+        cmocka_unit_test(empty_with_huge_dims_reduce_slice_concat),
+        cmocka_unit_test(sum_over_empty_axis_is_zero),
+        cmocka_unit_test(int32_stores_are_checked),
+        cmocka_unit_test(rng_null_is_an_error),
+        cmocka_unit_test(num_batches_does_not_overflow),
+        cmocka_unit_test(hand_built_dataset_sizes_are_checked),
+    };
+    if (getenv("NB_TEST_FILTER")) // run one case: NB_TEST_FILTER=name
+        cmocka_set_test_filter(getenv("NB_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

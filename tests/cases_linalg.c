@@ -5,6 +5,18 @@ static nb_tensor *mm(nb_graph *g, nb_tensor *const *in, int n) {
     (void)n;
     return nb_matmul(g, in[0], in[1]);
 }
+static nb_tensor *mm_nt(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_matmul_t(g, in[0], in[1], false, true);
+}
+static nb_tensor *mm_tn(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_matmul_t(g, in[0], in[1], true, false);
+}
+static nb_tensor *mm_tt(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_matmul_t(g, in[0], in[1], true, true);
+}
 static nb_tensor *lin(nb_graph *g, nb_tensor *const *in, int n) {
     return nb_linear(g, in[0], in[1], n > 2 ? in[2] : NULL);
 }
@@ -12,6 +24,14 @@ static nb_tensor *lin(nb_graph *g, nb_tensor *const *in, int n) {
 #define M2(a, b)                                                                                   \
     {                                                                                              \
         .ndim = 2, .shape = { a, b }                                                               \
+    }
+#define M3(a, b, c)                                                                                \
+    {                                                                                              \
+        .ndim = 3, .shape = { a, b, c }                                                            \
+    }
+#define M4(a, b, c, d)                                                                             \
+    {                                                                                              \
+        .ndim = 4, .shape = { a, b, c, d }                                                         \
     }
 #define V1(a)                                                                                      \
     {                                                                                              \
@@ -30,6 +50,38 @@ const oc_case oc_cases_linalg[] = {
      {M2(3, 2), {.ndim = 2, .shape = {2, 4}, .role = OC_CONST}}},
     // Above nb__gemm's tiny-product threshold (m n k > 64): these go through BLAS.
     {"matmul", "(9, 8) x (8, 7), BLAS path", mm, 2, {M2(9, 8), M2(8, 7)}},
+    // NumPy semantics: vectors, batches, broadcast batch dims.
+    {"matmul", "(5) . (5) -> ()", mm, 2, {V1(5), V1(5)}},
+    {"matmul", "(1) . (1) -> ()", mm, 2, {V1(1), V1(1)}},
+    {"matmul", "(3) x (3, 4) -> (4)", mm, 2, {V1(3), M2(3, 4)}},
+    {"matmul", "(4, 3) x (3) -> (4)", mm, 2, {M2(4, 3), V1(3)}},
+    {"matmul", "(3) x (2, 3, 4) -> (2, 4)", mm, 2, {V1(3), M3(2, 3, 4)}},
+    {"matmul", "(2, 4, 3) x (3) -> (2, 4)", mm, 2, {M3(2, 4, 3), V1(3)}},
+    {"matmul", "(2, 3, 5) x (2, 5, 4)", mm, 2, {M3(2, 3, 5), M3(2, 5, 4)}},
+    {"matmul", "(2, 3, 5) x (5, 4), folded", mm, 2, {M3(2, 3, 5), M2(5, 4)}},
+    {"matmul", "(3, 5) x (2, 5, 4), a broadcast", mm, 2, {M2(3, 5), M3(2, 5, 4)}},
+    {"matmul", "(1, 1, 1) x (1, 1, 1)", mm, 2, {M3(1, 1, 1), M3(1, 1, 1)}},
+    {"matmul", "(2, 1, 3, 2) x (3, 2, 4) -> (2, 3, 3, 4)", mm, 2, {M4(2, 1, 3, 2), M3(3, 2, 4)}},
+    {"matmul", "(1, 3, 2, 5) x (2, 1, 5, 2)", mm, 2, {M4(1, 3, 2, 5), M4(2, 1, 5, 2)}},
+    // Batched BLAS path in parallel over the batch (batch m n k >= 32768 at 2 threads), also
+    // with a broadcast a whose gradient several threads' products feed.
+    {"matmul", "(8, 16, 16) x (8, 16, 16), BLAS, parallel", mm, 2, {M3(8, 16, 16), M3(8, 16, 16)}},
+    {"matmul", "(16, 16) x (8, 16, 16), broadcast a, parallel", mm, 2, {M2(16, 16), M3(8, 16, 16)}},
+    {"matmul",
+     "(4, 2, 16, 16) x (4, 1, 16, 32), broadcast b, parallel",
+     mm,
+     2,
+     {M4(4, 2, 16, 16), M4(4, 1, 16, 32)}},
+    // Transposes by GEMM flag.
+    {"matmul", "(2, 3, 4) x (2, 5, 4)T", mm_nt, 2, {M3(2, 3, 4), M3(2, 5, 4)}},
+    {"matmul", "(2, 4, 3)T x (2, 4, 5)", mm_tn, 2, {M3(2, 4, 3), M3(2, 4, 5)}},
+    {"matmul", "(2, 4, 3)T x (5, 4)T, broadcast", mm_tt, 2, {M3(2, 4, 3), M2(5, 4)}},
+    {"matmul", "(2, 3, 4) x (5, 4)T, folded", mm_nt, 2, {M3(2, 3, 4), M2(5, 4)}},
+    {"matmul", "(4, 3)T x (2, 4, 5), broadcast", mm_tn, 2, {M2(4, 3), M3(2, 4, 5)}},
+    {"matmul", "(8, 16, 16)T x (8, 16, 16)T, parallel", mm_tt, 2, {M3(8, 16, 16), M3(8, 16, 16)}},
+    {"linear", "x (2, 3, 4), w (5, 4), b (5)", lin, 3, {M3(2, 3, 4), M2(5, 4), V1(5)}},
+    {"linear", "x (4), w (3, 4), b (3)", lin, 3, {V1(4), M2(3, 4), V1(3)}},
+    {"linear", "x (2, 1, 3, 4), w (2, 4)", lin, 2, {M4(2, 1, 3, 4), M2(2, 4)}},
     {"linear", "x (6, 10), w (7, 10), b (7), BLAS path", lin, 3, {M2(6, 10), M2(7, 10), V1(7)}},
     {"linear", "x (4, 3), w (2, 3), b (2)", lin, 3, {M2(4, 3), M2(2, 3), V1(2)}},
     {"linear", "x (1, 1), w (1, 1), b (1)", lin, 3, {M2(1, 1), M2(1, 1), V1(1)}},

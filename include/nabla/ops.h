@@ -31,10 +31,23 @@ typedef enum {
 
 // ---- linear algebra ----------------------------------------------------------------------
 
-// y = a b; a (m, k), b (k, n) -> (m, n). cblas_sgemm / cblas_dgemm.
+// Matrix product with NumPy / PyTorch (torch.matmul) shape rules:
+//   a (k)         · b (k)         -> ()              dot product
+//   a (k)         · b (..., k, n) -> (..., n)        a taken as (1, k), that 1 dropped
+//   a (..., m, k) · b (k)         -> (..., m)        b taken as (k, 1), that 1 dropped
+//   a (..., m, k) · b (..., k, n) -> (B..., m, n)    B = the batch dims broadcast (NumPy rules)
+// e.g. (2, 1, 5, 3) · (4, 3, 7) -> (2, 4, 5, 7). cblas_sgemm / cblas_dgemm per matrix, no
+// operand copied; when b is one matrix the batch is folded into one GEMM, otherwise small
+// products run in parallel over the batch. NB_ERR_SHAPE for a 0-dim operand, differing inner
+// dims or batch dims that do not broadcast.
 nb_tensor *nb_matmul(nb_graph *g, nb_tensor *a, nb_tensor *b);
-// y = x wᵀ + b; x (batch, in), w (out, in), b (out) or NULL -> (batch, out). w is never copied:
-// the transpose is a GEMM flag.
+// nb_matmul of op(a) and op(b), where op swaps the last two axes when ta / tb is set (a GEMM
+// flag, never a copy): nb_matmul_t(g, q, k, false, true) is q kᵀ for q (..., t, d) and
+// k (..., s, d) -> (..., t, s). A transposed operand needs >= 2 dims (else NB_ERR_SHAPE).
+nb_tensor *nb_matmul_t(nb_graph *g, nb_tensor *a, nb_tensor *b, bool ta, bool tb);
+// y = x wᵀ + b; x (..., in), w (out, in), b (out) or NULL -> (..., out); any leading dims
+// (or none: x (in) -> (out)) are rows of one GEMM. w is never copied: the transpose is a GEMM
+// flag.
 nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b);
 
 // ---- elementwise arithmetic, NumPy broadcasting on trailing dims ------------------------------
@@ -167,6 +180,7 @@ nb_tensor *nb__site_leave(nb_tensor *result);
 #ifndef NB_NO_SITE_MACROS
 #define NB__SITE(fn, ...) (nb__site_enter(__FILE__, __LINE__), nb__site_leave((fn)(__VA_ARGS__)))
 #define nb_matmul(...) NB__SITE(nb_matmul, __VA_ARGS__)
+#define nb_matmul_t(...) NB__SITE(nb_matmul_t, __VA_ARGS__)
 #define nb_linear(...) NB__SITE(nb_linear, __VA_ARGS__)
 #define nb_add(...) NB__SITE(nb_add, __VA_ARGS__)
 #define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)

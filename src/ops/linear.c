@@ -1,4 +1,5 @@
-// linear: y = x wᵀ + b,  x (batch, in), w (out, in), b (out) optional -> y (batch, out).
+// linear: y = x wᵀ + b,  x (..., in), w (out, in), b (out) optional -> y (..., out). The
+// leading dims of x (batch = their product, 1 for x (in)) are the rows of one GEMM.
 // The bias is folded into the GEMM: y is first filled with b row by row, then the GEMM
 // accumulates with beta = 1. wᵀ is a GEMM flag, so w is never copied.
 // Backward: dx += dy w (batch, out)(out, in);  dw += dyᵀ x (out, batch)(batch, in);
@@ -11,10 +12,10 @@ static nb_status linear_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *x = nd->in[0], *w = nd->in[1];
     if (nd->n_in < 2 || nd->n_in > 3)
         return nb__node_fail(nd, NB_ERR_ARG, "expects x, w and optional b");
-    if (x->ndim != 2 || w->ndim != 2)
-        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s and w %s must be 2-D (batch, in), (out, in)",
+    if (x->ndim < 1 || w->ndim != 2)
+        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s must be (..., in) and w %s (out, in)",
                              NB_SHAPE_STR(x), NB_SHAPE_STR(w));
-    if (x->shape[1] != w->shape[1])
+    if (x->shape[x->ndim - 1] != w->shape[1])
         return nb__node_fail(nd, NB_ERR_SHAPE, "x is %s but w is %s: in-features differ",
                              NB_SHAPE_STR(x), NB_SHAPE_STR(w));
     if (nd->n_in == 3) {
@@ -23,19 +24,29 @@ static nb_status linear_infer(nb_node *nd, nb_shape *out) {
             return nb__node_fail(nd, NB_ERR_SHAPE, "b is %s but w is %s: b must be (out)",
                                  NB_SHAPE_STR(b), NB_SHAPE_STR(w));
     }
-    if (!nb__gemm_dims_ok(x->shape[0], w->shape[0], x->shape[1]))
+    int64_t in = w->shape[1];
+    if (!nb__gemm_dims_ok(in ? x->numel / in : 0, w->shape[0], in))
         return nb__node_fail(nd, NB_ERR_SHAPE, "dimensions exceed BLAS int range: %s, %s",
                              NB_SHAPE_STR(x), NB_SHAPE_STR(w));
-    out->ndim = 2;
-    out->dim[0] = x->shape[0];
-    out->dim[1] = w->shape[0];
+    out->ndim = x->ndim;
+    for (int i = 0; i < x->ndim - 1; i++)
+        out->dim[i] = x->shape[i];
+    out->dim[x->ndim - 1] = w->shape[0];
     return NB_OK;
+}
+
+// Rows of the GEMM: the product of x's leading dims (x has numel = rows · in).
+static int64_t linear_rows(const nb_tensor *x) {
+    int64_t rows = 1;
+    for (int i = 0; i < x->ndim - 1; i++)
+        rows *= x->shape[i];
+    return rows;
 }
 
 static void linear_forward(nb_node *nd) {
     const nb_tensor *x = nd->in[0], *w = nd->in[1];
     nb_tensor *y = nd->out;
-    int64_t batch = x->shape[0], in = x->shape[1], out = w->shape[0];
+    int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
     size_t row = (size_t)out * nb_dtype_size(y->dtype);
     double beta = 0.0;
     if (nd->n_in == 3) {
@@ -57,7 +68,7 @@ DEFINE_BIAS_GRAD(double, f64)
 
 static void linear_backward(nb_node *nd) {
     nb_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
-    int64_t batch = x->shape[0], in = x->shape[1], out = w->shape[0];
+    int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
     if (NB_WANTS_GRAD(x)) // dx (batch, in) += dy (batch, out) · w (out, in)
         nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data, 1.0, x->grad);
     if (NB_WANTS_GRAD(w)) // dw (out, in) += dyᵀ (out, batch) · x (batch, in)

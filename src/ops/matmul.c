@@ -1,38 +1,249 @@
-// matmul: y = a b,  a (m, k), b (k, n) -> y (m, n).
-// Backward: da += dy bᵀ (m, n)(n, k),  db += aᵀ dy (k, m)(m, n). Both GEMMs use beta = 1 so
-// they accumulate straight into the existing gradient without a temporary.
+// matmul with NumPy / PyTorch semantics, optionally with either operand's last two axes
+// transposed by GEMM flag (nb_matmul_t):
+//   a (k)            · b (k)            -> ()            dot product
+//   a (k)            · b (..., k, n)    -> (..., n)      a promoted to (1, k), the 1 dropped
+//   a (..., m, k)    · b (k)            -> (..., m)      b promoted to (k, 1), the 1 dropped
+//   a (..., m, k)    · b (..., k, n)    -> (broadcast(...), m, n)
+// Every operand is contiguous, so each batch element is a row-major matrix at a fixed offset
+// and goes to BLAS as it is; transposes are GEMM flags, never copies.
+// Batching: when b is a single matrix and a is not transposed, the batch folds into M and the
+// whole product is one GEMM (this is also linear on (..., in) inputs). Otherwise one GEMM per
+// batch element; many small ones run in parallel over the batch on the OpenMP pool, each GEMM
+// single-threaded (OpenBLAS's OpenMP build runs serially inside a parallel region), instead of
+// each entering the BLAS pool in turn.
+// Backward, with A = op(a) (m, k), B = op(b) (k, n):  dA = dy Bᵀ,  dB = Aᵀ dy; for a stored
+// transposed, da = dAᵀ = B dyᵀ (and likewise for b). All GEMMs accumulate with beta = 1; a
+// matrix broadcast over the batch receives the sum over the batch elements that used it.
 #include "ops/ops_impl.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct {
+    bool ta, tb; // transpose the last two axes of a / b (by GEMM flag)
+} mm_params;
+
+// The batch geometry, derived from the shapes alone (no state saved between passes).
+typedef struct {
+    int64_t m, k, n;            // op(A) is (m, k), op(B) is (k, n)
+    int64_t batch;              // matrices in the output
+    int nbd;                    // batch dims of the output
+    int64_t bdim[NB_MAX_DIMS];  // broadcast batch shape
+    int64_t astep[NB_MAX_DIMS]; // a's matrix-index stride per batch dim, 0 if broadcast
+    int64_t bstep[NB_MAX_DIMS]; // same for b
+    int64_t a_count, b_count;   // matrices stored in a, b
+    bool a_vec, b_vec;          // 1-D operand promoted to a matrix
+} mm_geom;
+
+static const mm_params *mm_prm(const nb_node *nd) {
+    static const mm_params none = {false, false};
+    return nd->params ? nd->params : &none;
+}
+
+// Fills g from the shapes; returns a message (static text) when they do not fit, NULL if ok.
+static const char *mm_geometry(const nb_tensor *a, const nb_tensor *b, const mm_params *p,
+                               mm_geom *g) {
+    if (a->ndim < 1 || b->ndim < 1)
+        return "operands must have at least 1 dim";
+    if ((p->ta && a->ndim < 2) || (p->tb && b->ndim < 2))
+        return "a transposed operand needs at least 2 dims";
+    g->a_vec = a->ndim == 1;
+    g->b_vec = b->ndim == 1;
+    // Stored matrix shapes (rows, cols) of a and b.
+    int64_t ar = g->a_vec ? 1 : a->shape[a->ndim - 2], ac = a->shape[a->ndim - 1];
+    int64_t br = g->b_vec ? b->shape[0] : b->shape[b->ndim - 2];
+    int64_t bc = g->b_vec ? 1 : b->shape[b->ndim - 1];
+    g->m = p->ta ? ac : ar;
+    g->k = p->ta ? ar : ac;
+    int64_t kb = p->tb ? bc : br;
+    g->n = p->tb ? br : bc;
+    if (g->k != kb)
+        return "inner dimensions differ";
+    int na = g->a_vec ? 0 : a->ndim - 2, nbb = g->b_vec ? 0 : b->ndim - 2;
+    g->nbd = na > nbb ? na : nbb;
+    int64_t sa = 1, sb = 1;
+    g->batch = 1;
+    for (int i = g->nbd - 1; i >= 0; i--) { // right-aligned broadcasting of the batch dims
+        int ia = i - (g->nbd - na), ib = i - (g->nbd - nbb);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return "batch dimensions do not broadcast";
+        g->bdim[i] = da == 1 ? db : da;
+        g->astep[i] = da == 1 ? 0 : sa;
+        g->bstep[i] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
+        g->batch *= g->bdim[i];
+    }
+    g->a_count = sa;
+    g->b_count = sb;
+    if (!nb__gemm_dims_ok(g->m, g->n, g->k) || !nb__gemm_dims_ok(g->batch * g->m, g->n, g->k))
+        return "dimensions exceed BLAS int range";
+    return NULL;
+}
+
+// Index of the a / b matrix used by output batch element o.
+static void mm_operands(const mm_geom *g, int64_t o, int64_t *ia, int64_t *ib) {
+    int64_t x = 0, y = 0;
+    for (int i = g->nbd - 1; i >= 0; i--) {
+        int64_t d = o % g->bdim[i];
+        o /= g->bdim[i];
+        x += d * g->astep[i];
+        y += d * g->bstep[i];
+    }
+    *ia = x;
+    *ib = y;
+}
 
 static nb_status matmul_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *a = nd->in[0], *b = nd->in[1];
-    if (a->ndim != 2 || b->ndim != 2)
-        return nb__node_fail(nd, NB_ERR_SHAPE, "both inputs must be 2-D: %s x %s", NB_SHAPE_STR(a),
-                             NB_SHAPE_STR(b));
-    if (a->shape[1] != b->shape[0])
-        return nb__node_fail(nd, NB_ERR_SHAPE, "inner dimensions differ: %s x %s", NB_SHAPE_STR(a),
-                             NB_SHAPE_STR(b));
-    if (!nb__gemm_dims_ok(a->shape[0], b->shape[1], a->shape[1]))
-        return nb__node_fail(nd, NB_ERR_SHAPE, "dimensions exceed BLAS int range: %s x %s",
-                             NB_SHAPE_STR(a), NB_SHAPE_STR(b));
-    out->ndim = 2;
-    out->dim[0] = a->shape[0];
-    out->dim[1] = b->shape[1];
+    const mm_params *p = mm_prm(nd);
+    mm_geom g;
+    const char *why = mm_geometry(a, b, p, &g);
+    if (why)
+        return nb__node_fail(nd, NB_ERR_SHAPE, "%s: %s%s x %s%s", why, NB_SHAPE_STR(a),
+                             p->ta ? "ᵀ" : "", NB_SHAPE_STR(b), p->tb ? "ᵀ" : "");
+    out->ndim = 0;
+    for (int i = 0; i < g.nbd; i++)
+        out->dim[out->ndim++] = g.bdim[i];
+    if (!g.a_vec)
+        out->dim[out->ndim++] = g.m;
+    if (!g.b_vec)
+        out->dim[out->ndim++] = g.n;
     return NB_OK;
+}
+
+// Run the batch in parallel (one single-threaded GEMM per element) or leave each GEMM to
+// BLAS's own threading? Parallel when there is more than one element and the GEMMs are small
+// enough that BLAS would barely thread them, or the batch alone fills the threads many times.
+static bool mm_batch_parallel(int64_t count, int64_t m, int64_t n, int64_t k) {
+#if defined(_OPENMP) && defined(NB_BLAS_OPENMP)
+    int threads = omp_get_max_threads();
+    if (count < 2 || threads < 2 || count * m * n * k < NB_OMP_MIN)
+        return false;
+    return m * n * k <= (int64_t)1 << 21 || count >= 4 * (int64_t)threads;
+#else
+    // The pthread OpenBLAS runs its own pool: calls from OpenMP threads would contend for it.
+    (void)count, (void)m, (void)n, (void)k;
+    return false;
+#endif
+}
+
+// Which matrix of the batch an operand of one GEMM is: a's, b's or the output's (y or dy),
+// for output batch element o.
+enum { MM_A, MM_B, MM_O };
+
+// One GEMM per output batch element: dst[di] (+)= op(x[xi]) op(y[yi]).
+typedef struct {
+    nb_dtype dt;
+    bool tx, ty;
+    int64_t m, n, k; // of this GEMM: op(x) (m, k), op(y) (k, n)
+    const void *x, *y;
+    void *dst;
+    int xi, yi, di; // MM_A / MM_B / MM_O: whose batch index selects each matrix
+    double beta;
+} mm_call;
+
+static void mm_run(const mm_call *c, const mm_geom *g, int64_t o) {
+    int64_t idx[3];
+    mm_operands(g, o, &idx[MM_A], &idx[MM_B]);
+    idx[MM_O] = o;
+    size_t es = nb_dtype_size(c->dt);
+    // Matrix sizes in elements: a (m k), b (k n), output (m n), in the forward's terms.
+    const int64_t mat[3] = {g->m * g->k, g->k * g->n, g->m * g->n};
+    nb__gemm(c->dt, c->tx, c->ty, c->m, c->n, c->k, 1.0,
+             (const char *)c->x + (size_t)(idx[c->xi] * mat[c->xi]) * es,
+             (const char *)c->y + (size_t)(idx[c->yi] * mat[c->yi]) * es, c->beta,
+             (char *)c->dst + (size_t)(idx[c->di] * mat[c->di]) * es);
+}
+
+// Runs the call for every output batch element. A destination shared by several elements
+// (the gradient of a broadcast operand) is accumulated by one thread, in batch order, so the
+// result does not depend on the thread count.
+static void mm_batched(const mm_geom *g, const mm_call *c) {
+    const int64_t counts[3] = {g->a_count, g->b_count, g->batch};
+    int64_t dst_count = counts[c->di];
+    bool par = mm_batch_parallel(dst_count, c->m, c->n, c->k);
+    if (!par) {
+        for (int64_t o = 0; o < g->batch; o++)
+            mm_run(c, g, o);
+    } else if (dst_count == g->batch) { // one element per destination
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+        for (int64_t o = 0; o < g->batch; o++)
+            mm_run(c, g, o);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+        for (int64_t want = 0; want < dst_count; want++)
+            for (int64_t o = 0; o < g->batch; o++) {
+                int64_t ia, ib;
+                mm_operands(g, o, &ia, &ib);
+                if ((c->di == MM_A ? ia : ib) == want)
+                    mm_run(c, g, o);
+            }
+    }
+}
+
+// When b is one matrix and a is stored untransposed, a's batch is just more rows of one GEMM.
+static bool mm_folds(const mm_geom *g, const mm_params *p) {
+    return g->b_count == 1 && !p->ta;
 }
 
 static void matmul_forward(nb_node *nd) {
     const nb_tensor *a = nd->in[0], *b = nd->in[1];
-    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    nb__gemm(a->dtype, false, false, m, n, k, 1.0, a->data, b->data, 0.0, nd->out->data);
+    const mm_params *p = mm_prm(nd);
+    mm_geom g;
+    NB_ASSERT(mm_geometry(a, b, p, &g) == NULL);
+    if (mm_folds(&g, p)) {
+        nb__gemm(a->dtype, false, p->tb, g.batch * g.m, g.n, g.k, 1.0, a->data, b->data, 0.0,
+                 nd->out->data);
+        return;
+    }
+    mm_call c = {a->dtype, p->ta,         p->tb, g.m,  g.n,  g.k, a->data,
+                 b->data,  nd->out->data, MM_A,  MM_B, MM_O, 0.0};
+    mm_batched(&g, &c);
 }
 
 static void matmul_backward(nb_node *nd) {
     nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
-    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    if (NB_WANTS_GRAD(a)) // da (m, k) += dy (m, n) · bᵀ (n, k)
-        nb__gemm(y->dtype, false, true, m, k, n, 1.0, y->grad, b->data, 1.0, a->grad);
-    if (NB_WANTS_GRAD(b)) // db (k, n) += aᵀ (k, m) · dy (m, n)
-        nb__gemm(y->dtype, true, false, k, n, m, 1.0, a->data, y->grad, 1.0, b->grad);
+    const mm_params *p = mm_prm(nd);
+    mm_geom g;
+    NB_ASSERT(mm_geometry(a, b, p, &g) == NULL);
+    nb_dtype dt = y->dtype;
+    bool fold = mm_folds(&g, p);
+    if (NB_WANTS_GRAD(a)) {
+        if (fold) { // da (batch·m, k) += dy (batch·m, n) · op(b)ᵀ
+            nb__gemm(dt, false, !p->tb, g.batch * g.m, g.k, g.n, 1.0, y->grad, b->data, 1.0,
+                     a->grad);
+        } else if (!p->ta) { // da (m, k) += dy (m, n) · op(b)ᵀ
+            mm_call c = {dt,      false,   !p->tb, g.m,  g.k,  g.n, y->grad,
+                         b->data, a->grad, MM_O,   MM_B, MM_A, 1.0};
+            mm_batched(&g, &c);
+        } else { // a stored (k, m): da += op(b) (k, n) · dyᵀ (n, m)
+            mm_call c = {dt,      p->tb,   true, g.k,  g.m,  g.n, b->data,
+                         y->grad, a->grad, MM_B, MM_O, MM_A, 1.0};
+            mm_batched(&g, &c);
+        }
+    }
+    if (NB_WANTS_GRAD(b)) {
+        if (fold && !p->tb) { // db (k, n) += aᵀ (k, batch·m) · dy (batch·m, n)
+            nb__gemm(dt, true, false, g.k, g.n, g.batch * g.m, 1.0, a->data, y->grad, 1.0, b->grad);
+        } else if (fold) { // b stored (n, k): db += dyᵀ (n, batch·m) · a (batch·m, k)
+            nb__gemm(dt, true, false, g.n, g.k, g.batch * g.m, 1.0, y->grad, a->data, 1.0, b->grad);
+        } else if (!p->tb) { // db (k, n) += op(a)ᵀ (k, m) · dy (m, n)
+            mm_call c = {dt,      !p->ta,  false, g.k,  g.n,  g.m, a->data,
+                         y->grad, b->grad, MM_A,  MM_O, MM_B, 1.0};
+            mm_batched(&g, &c);
+        } else { // b stored (n, k): db += dyᵀ (n, m) · op(a) (m, k)
+            mm_call c = {dt,      true,    p->ta, g.n,  g.k,  g.m, y->grad,
+                         a->data, b->grad, MM_O,  MM_A, MM_B, 1.0};
+            mm_batched(&g, &c);
+        }
+    }
 }
 
 const nb_op nb_op_matmul = {"matmul", 2, 0, matmul_infer, matmul_forward, matmul_backward};
@@ -40,4 +251,10 @@ const nb_op nb_op_matmul = {"matmul", 2, 0, matmul_infer, matmul_forward, matmul
 nb_tensor *nb_matmul(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[] = {a, b};
     return nb__record(g, &nb_op_matmul, in, 2, NULL, 0);
+}
+
+nb_tensor *nb_matmul_t(nb_graph *g, nb_tensor *a, nb_tensor *b, bool ta, bool tb) {
+    nb_tensor *in[] = {a, b};
+    mm_params p = {ta, tb};
+    return nb__record(g, &nb_op_matmul, in, 2, &p, sizeof p);
 }

@@ -126,8 +126,7 @@ static void test_groups_against_pytorch(void **state) {
 static void test_clip_norm_against_pytorch(void **state) {
     (void)state;
     nb_tensor *x = nb_tensor_from_data(NB_F64, 1, (int64_t[]){3}, (double[]){3, -4, 1.5});
-    nb_tensor *y =
-        nb_tensor_from_data(NB_F64, 2, (int64_t[]){2, 2}, (double[]){0.25, -2, 7, 0.5});
+    nb_tensor *y = nb_tensor_from_data(NB_F64, 2, (int64_t[]){2, 2}, (double[]){0.25, -2, 7, 0.5});
     assert_int_equal(nb_tensor_set_requires_grad(x, true), NB_OK);
     assert_int_equal(nb_tensor_set_requires_grad(y, true), NB_OK);
     ensure_grad(x);
@@ -160,7 +159,8 @@ static void test_schedules_against_pytorch(void **state) {
 
 static void test_plateau_against_pytorch(void **state) {
     (void)state;
-    nb_plateau p = {.factor = 0.5, .patience = 2, .threshold = 1e-2, .cooldown = 1, .min_lr = 0.004};
+    nb_plateau p = {
+        .factor = 0.5, .patience = 2, .threshold = 1e-2, .cooldown = 1, .min_lr = 0.004};
     assert_int_equal(nb_plateau_init(&p, 0.1), NB_OK);
     size_t n = sizeof ref_plateau_metric / sizeof ref_plateau_metric[0];
     for (size_t i = 0; i < n; i++) {

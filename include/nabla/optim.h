@@ -127,8 +127,8 @@ int nb_optim_state_export(nb_optim *opt, const char *const **names, nb_tensor *c
 
 // How import reads tensors: copy the stored tensors names[i] into tensors[i] (same dtype and
 // shape), all or nothing. nb_load_safetensors bound to a path fits (see examples/mnist).
-typedef nb_status (*nb_optim_loader)(void *ctx, const char *const *names,
-                                     nb_tensor *const *tensors, int n);
+typedef nb_status (*nb_optim_loader)(void *ctx, const char *const *names, nb_tensor *const *tensors,
+                                     int n);
 // Restores a state written by nb_optim_state_export: reads "optim.meta" first and refuses
 // (NB_ERR_FORMAT, naming what differs) a state from another optimizer kind, state layout
 // (amsgrad, centered, momentum on/off), parameter count, names, shapes, dtypes, groups or order;
@@ -165,8 +165,8 @@ typedef enum {
     NB_SCHED_STEP,        // lr γ^floor(t / step_size)                            (StepLR)
     NB_SCHED_MULTISTEP,   // lr γ^(milestones passed)                             (MultiStepLR)
     NB_SCHED_EXPONENTIAL, // lr γ^t                                               (ExponentialLR)
-    NB_SCHED_COSINE,      // min_lr + (lr - min_lr)(1 + cos(π t / total)) / 2     (CosineAnnealingLR)
-    NB_SCHED_ONECYCLE,    // OneCycleLR (cos anneal): lr/div -> lr over pct_start, -> lr/(div·fdiv)
+    NB_SCHED_COSINE,   // min_lr + (lr - min_lr)(1 + cos(π t / total)) / 2     (CosineAnnealingLR)
+    NB_SCHED_ONECYCLE, // OneCycleLR (cos anneal): lr/div -> lr over pct_start, -> lr/(div·fdiv)
     NB_SCHED_KIND_COUNT
 } nb_schedule_kind;
 
@@ -179,10 +179,10 @@ typedef enum {
 // proper then runs on t - warmup with total - warmup steps. OneCycle has its own warm phase.
 typedef struct nb_schedule {
     nb_schedule_kind kind;
-    double lr;           // peak / base lr (OneCycle: max_lr)
-    int64_t total;       // cosine, one-cycle: steps in the whole run (including warmup)
-    int64_t step_size;   // step
-    double gamma;        // step, multistep, exponential
+    double lr;         // peak / base lr (OneCycle: max_lr)
+    int64_t total;     // cosine, one-cycle: steps in the whole run (including warmup)
+    int64_t step_size; // step
+    double gamma;      // step, multistep, exponential
     int64_t milestones[NB_SCHED_MAX_MILESTONES]; // multistep, increasing
     int n_milestones;
     double min_lr;       // cosine (eta_min)
@@ -205,9 +205,9 @@ double nb_schedule_lr(const nb_schedule *s, int64_t t);
 // the plateau's scale (its lr / initial lr) times nb_schedule_lr(...).
 typedef struct nb_plateau {
     // settings
-    bool maximize; // false: lower metric is better ("min")
-    double factor; // in (0, 1); 0 is read as 0.1
-    int patience;  // >= 0
+    bool maximize;    // false: lower metric is better ("min")
+    double factor;    // in (0, 1); 0 is read as 0.1
+    int patience;     // >= 0
     double threshold; // >= 0, relative
     int cooldown;     // >= 0
     double min_lr;    // >= 0

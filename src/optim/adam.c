@@ -15,7 +15,7 @@
 
 // sqrt is correctly rounded in its scalar and vector forms alike, so NB_FOR_SIMD cannot change
 // results here (the concern about libm vector variants does not apply to it).
-#define ADAM_LOOP(SQRT, DECAY, VHAT)                                                                     \
+#define ADAM_LOOP(SQRT, DECAY, VHAT)                                                               \
     NB_FOR_SIMD(n, i, __typeof__(*w) gi = g[i]; DECAY; m[i] = m[i] * b1 + c1 * gi;                 \
                 v[i] = v[i] * b2 + c2 * gi * gi; VHAT;                                             \
                 w[i] += nsz * m[i] / (SQRT(vh) / bc2s + eps);)
@@ -39,13 +39,14 @@
         if (u->wd != 0 && decoupled)                                                               \
             NB_FOR_SIMD(n, i, w[i] *= keep;);                                                      \
         if (u->wd != 0 && !decoupled && c->amsgrad)                                                \
-            ADAM_LOOP(SQRT, gi += wd * w[i], vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i]; T vh = vmax[i]);  \
+            ADAM_LOOP(SQRT, gi += wd * w[i], vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];            \
+                      T vh = vmax[i]);                                                             \
         else if (u->wd != 0 && !decoupled)                                                         \
-            ADAM_LOOP(SQRT, gi += wd * w[i], T vh = v[i]);                                               \
+            ADAM_LOOP(SQRT, gi += wd * w[i], T vh = v[i]);                                         \
         else if (c->amsgrad)                                                                       \
-            ADAM_LOOP(SQRT, (void)0, vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i]; T vh = vmax[i]);          \
+            ADAM_LOOP(SQRT, (void)0, vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i]; T vh = vmax[i]);   \
         else                                                                                       \
-            ADAM_LOOP(SQRT, (void)0, T vh = v[i]);                                                       \
+            ADAM_LOOP(SQRT, (void)0, T vh = v[i]);                                                 \
     }
 DEFINE_ADAM_UPDATE(float, f32, sqrtf)
 DEFINE_ADAM_UPDATE(double, f64, sqrt)
@@ -69,5 +70,5 @@ static bool adam_check(const nb_optim_config *c, char *why, size_t size) {
     return false;
 }
 
-const nb_optim_algo nb_optim_adam_algo = {"adam", adam_slots, adam_check, adam_update_f32,
-                                          adam_update_f64, NULL};
+const nb_optim_algo nb_optim_adam_algo = {"adam",          adam_slots,      adam_check,
+                                          adam_update_f32, adam_update_f64, NULL};

@@ -29,13 +29,13 @@
             int64_t rest = n - start;                                                              \
             int nb = (int)((rest + CLIP_BLOCK - 1) / CLIP_BLOCK);                                  \
             nb = nb < CLIP_BLOCKS_PER ? nb : CLIP_BLOCKS_PER;                                      \
-            CLIP_PARALLEL(rest)                    \
+            CLIP_PARALLEL(rest)                                                                    \
             for (int b = 0; b < nb; b++) {                                                         \
                 const T *p = x + start + (int64_t)b * CLIP_BLOCK;                                  \
                 int64_t len = rest - (int64_t)b * CLIP_BLOCK;                                      \
                 len = len < CLIP_BLOCK ? len : CLIP_BLOCK;                                         \
                 double s = 0;                                                                      \
-                CLIP_SIMD_SUM(s)                                               \
+                CLIP_SIMD_SUM(s)                                                                   \
                 for (int64_t i = 0; i < len; i++)                                                  \
                     s += (double)p[i] * (double)p[i];                                              \
                 part[b] = s;                                                                       \

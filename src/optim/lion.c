@@ -41,5 +41,5 @@ static bool lion_check(const nb_optim_config *c, char *why, size_t size) {
     return false;
 }
 
-const nb_optim_algo nb_optim_lion_algo = {"lion", lion_slots, lion_check, lion_update_f32,
-                                          lion_update_f64, NULL};
+const nb_optim_algo nb_optim_lion_algo = {"lion",          lion_slots,      lion_check,
+                                          lion_update_f32, lion_update_f64, NULL};

@@ -244,8 +244,8 @@ static bool alloc_state_views(nb_optim *o) {
             char prefix[40];
             snprintf(prefix, sizeof prefix, "optim.%s.", o->slot_names[s]);
             o->state_names[k] = str_cat3(prefix, o->names[i], "");
-            o->state[k] = nb_tensor_wrap(nb_tensor_dtype(p), nb_tensor_ndim(p),
-                                         nb_tensor_shape(p), o->slot[i * o->n_slots + s]);
+            o->state[k] = nb_tensor_wrap(nb_tensor_dtype(p), nb_tensor_ndim(p), nb_tensor_shape(p),
+                                         o->slot[i * o->n_slots + s]);
             if (!o->state_names[k] || !o->state[k])
                 return false;
         }
@@ -294,8 +294,8 @@ nb_optim *nb_optim_create_no_decay_1d(nb_tensor *const *params, const char *cons
                                       nb_optim_config cfg) {
     const char *who = "nb_optim_create_no_decay_1d";
     if (!params || n < 1) {
-        nb__set_last_error(params ? NB_ERR_ARG : NB_ERR_NULL,
-                           "%s: %s", who, params ? "empty parameter list" : "params is NULL");
+        nb__set_last_error(params ? NB_ERR_ARG : NB_ERR_NULL, "%s: %s", who,
+                           params ? "empty parameter list" : "params is NULL");
         return NULL;
     }
     // Two groups in the caller's relative order: the decayed tensors, then the others.

@@ -14,9 +14,9 @@ typedef struct nb_optim_update {
     const nb_optim_config *cfg;
     double lr, wd;
     int64_t step;
-    int64_t n;                       // elements
-    void *w;                         // (n) parameter data
-    const void *g;                   // (n) its grad
+    int64_t n;                      // elements
+    void *w;                        // (n) parameter data
+    const void *g;                  // (n) its grad
     void *slot[NB_OPTIM_MAX_SLOTS]; // (n) each, same dtype as w, zero before the first step
 } nb_optim_update;
 
@@ -54,10 +54,10 @@ struct nb_optim {
     size_t block_bytes;
     // Export views (built at creation): "optim.meta", "optim.step", then every slot buffer.
     int n_state;
-    char **state_names;  // (n_state)
-    nb_tensor **state;   // (n_state) tensors wrapping meta, step_f64 and the slot buffers
-    double *meta;        // (NB_OPTIM_META_LEN)
-    double *step_f64;    // (n)
+    char **state_names; // (n_state)
+    nb_tensor **state;  // (n_state) tensors wrapping meta, step_f64 and the slot buffers
+    double *meta;       // (NB_OPTIM_META_LEN)
+    double *step_f64;   // (n)
 };
 
 // Layout of "optim.meta" (float64). Everything that decides the meaning of the state tensors
@@ -85,7 +85,7 @@ size_t nb__optim_slot_bytes(nb_tensor *p);
 uint64_t nb__optim_fingerprint(const nb_optim *opt);
 
 // Creation for the nb_sgd wrapper: `who` prefixes every error message.
-nb_optim *nb__optim_create_groups(const nb_param_group *groups, int n_groups,
-                                  nb_optim_config cfg, const char *who);
+nb_optim *nb__optim_create_groups(const nb_param_group *groups, int n_groups, nb_optim_config cfg,
+                                  const char *who);
 
 #endif

@@ -49,7 +49,9 @@ static void fill_meta(const nb_optim *o, double *m) {
 int nb_optim_state_export(nb_optim *o, const char *const **names, nb_tensor *const **tensors) {
     if (!o || !names || !tensors) {
         nb__set_last_error(NB_ERR_NULL, "nb_optim_state_export: %s is NULL",
-                           !o ? "optimizer" : !names ? "names" : "tensors");
+                           !o       ? "optimizer"
+                           : !names ? "names"
+                                    : "tensors");
         return 0;
     }
     fill_meta(o, o->meta);
@@ -73,18 +75,19 @@ static nb_status check_meta(const nb_optim *o, const double *m) {
     double mine[NB_OPTIM_META_LEN];
     fill_meta(o, mine);
     if (m[NB_META_VERSION] != NB_OPTIM_STATE_VERSION)
-        return nb__set_last_error(NB_ERR_FORMAT, "%s: unknown state format version %g (this build "
-                                  "reads %d)", who, m[NB_META_VERSION], NB_OPTIM_STATE_VERSION);
+        return nb__set_last_error(NB_ERR_FORMAT,
+                                  "%s: unknown state format version %g (this build "
+                                  "reads %d)",
+                                  who, m[NB_META_VERSION], NB_OPTIM_STATE_VERSION);
     if (m[NB_META_KIND] != mine[NB_META_KIND]) {
         double k = m[NB_META_KIND];
-        return nb__set_last_error(NB_ERR_FORMAT,
-                                  "%s: the checkpoint holds %s optimizer state, this optimizer is "
-                                  "%s",
-                                  who,
-                                  k >= 0 && k < NB_OPTIM_KIND_COUNT
-                                      ? nb_optim_kind_name((nb_optim_kind)k)
-                                      : "unknown",
-                                  nb_optim_kind_name(o->cfg.kind));
+        return nb__set_last_error(
+            NB_ERR_FORMAT,
+            "%s: the checkpoint holds %s optimizer state, this optimizer is "
+            "%s",
+            who,
+            k >= 0 && k < NB_OPTIM_KIND_COUNT ? nb_optim_kind_name((nb_optim_kind)k) : "unknown",
+            nb_optim_kind_name(o->cfg.kind));
     }
     for (int k = NB_META_AMSGRAD; k <= NB_META_NESTEROV; k++)
         if (m[k] != mine[k])
@@ -181,9 +184,9 @@ nb_status nb_optim_state_import(nb_optim *o, nb_optim_loader load, void *ctx) {
         for (int i = 0; i < o->n && st == NB_OK; i++)
             if (!(s.steps[i] >= 0 && s.steps[i] <= 9007199254740992.0 &&
                   s.steps[i] == floor(s.steps[i])))
-                st = nb__set_last_error(NB_ERR_FORMAT,
-                                        "%s: optim.step[%d] = %g is not a step count", who, i,
-                                        s.steps[i]);
+                st =
+                    nb__set_last_error(NB_ERR_FORMAT, "%s: optim.step[%d] = %g is not a step count",
+                                       who, i, s.steps[i]);
     }
     if (st == NB_OK) { // commit: nothing below can fail
         if (o->block_bytes)

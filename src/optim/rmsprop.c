@@ -11,8 +11,8 @@
 
 // AVG computes the denominator a from s[i] (and ḡ), APPLY updates w (and b) from gi / a.
 #define RMS_LOOP(SQRT, AVG, APPLY)                                                                 \
-    NB_FOR_SIMD(n, i, __typeof__(*w) gi = g[i] + wd * w[i]; s[i] = s[i] * al + c1 * gi * gi;     \
-                AVG; APPLY;)
+    NB_FOR_SIMD(n, i, __typeof__(*w) gi = g[i] + wd * w[i]; s[i] = s[i] * al + c1 * gi * gi; AVG;  \
+                APPLY;)
 #define RMS_APPLY(SQRT, AVG)                                                                       \
     do {                                                                                           \
         if (b)                                                                                     \
@@ -64,5 +64,5 @@ static bool rmsprop_check(const nb_optim_config *c, char *why, size_t size) {
     return false;
 }
 
-const nb_optim_algo nb_optim_rmsprop_algo = {"rmsprop", rmsprop_slots, rmsprop_check,
+const nb_optim_algo nb_optim_rmsprop_algo = {"rmsprop",          rmsprop_slots,      rmsprop_check,
                                              rmsprop_update_f32, rmsprop_update_f64, NULL};

@@ -69,9 +69,8 @@ nb_status nb_schedule_check(const nb_schedule *s) {
                                       who);
         if (!(s->pct_start >= 0 && s->pct_start < 1) || s->div_factor < 0 ||
             s->final_div_factor < 0)
-            return nb__set_last_error(NB_ERR_ARG,
-                                      "%s: one-cycle needs pct_start in [0, 1) and factors >= 0",
-                                      who);
+            return nb__set_last_error(
+                NB_ERR_ARG, "%s: one-cycle needs pct_start in [0, 1) and factors >= 0", who);
         double up = pct_start(s) * (double)s->total - 1;
         if (!(up > 0 && up < (double)s->total - 1))
             return nb__set_last_error(NB_ERR_ARG,
@@ -159,8 +158,8 @@ double nb_plateau_step(nb_plateau *p, double metric) {
     if (!p)
         return NAN;
     p->epochs++;
-    bool better = p->maximize ? metric > p->best * (1 + p->threshold)
-                              : metric < p->best * (1 - p->threshold);
+    bool better =
+        p->maximize ? metric > p->best * (1 + p->threshold) : metric < p->best * (1 - p->threshold);
     if (better) {
         p->best = metric;
         p->num_bad_epochs = 0;

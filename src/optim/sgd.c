@@ -71,8 +71,8 @@ static bool sgd_check(const nb_optim_config *c, char *why, size_t size) {
     return false;
 }
 
-const nb_optim_algo nb_optim_sgd_algo = {"sgd", sgd_slots, sgd_check, sgd_update_f32,
-                                         sgd_update_f64, NULL};
+const nb_optim_algo nb_optim_sgd_algo = {"sgd",          sgd_slots,      sgd_check,
+                                         sgd_update_f32, sgd_update_f64, NULL};
 
 // ---- the original nb_sgd API ---------------------------------------------------------------
 

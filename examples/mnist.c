@@ -37,26 +37,6 @@
 // From OpenBLAS (linked through nabla); declared here so the example needs no BLAS header.
 char *openblas_get_corename(void);
 
-// Debian 12's OpenBLAS 0.3.21 does not know CPUs newer than it (e.g. family 6 model 207) and
-// falls back to its generic SSE3 "Prescott" kernels, 3x slower here than its AVX-512 ones.
-// The kernel is chosen when the library loads, from OPENBLAS_CORETYPE, so when the user has
-// not chosen one and the fallback was taken on a CPU with AVX-512 (or AVX2), set it and
-// restart the program once. MNIST_NO_CORETYPE=1 disables this.
-static void pick_blas_kernels(char **argv) {
-    const char *core = openblas_get_corename();
-    if (getenv("OPENBLAS_CORETYPE") || getenv("MNIST_NO_CORETYPE") || !core ||
-        strcmp(core, "Prescott") != 0)
-        return;
-    __builtin_cpu_init();
-    const char *pick = __builtin_cpu_supports("avx512f") ? "SkylakeX"
-                       : __builtin_cpu_supports("avx2")  ? "Haswell"
-                                                         : NULL;
-    if (!pick || setenv("OPENBLAS_CORETYPE", pick, 1) != 0)
-        return;
-    execv("/proc/self/exe", argv); // returns only on failure: then keep the slow kernels
-    unsetenv("OPENBLAS_CORETYPE");
-}
-
 static volatile sig_atomic_t interrupted; // set by SIGINT / SIGTERM
 
 static void on_signal(int sig) {
@@ -339,6 +319,11 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
         nb_sgd_zero_grad(r->opt_b);
         if (nb_backward(r->g, loss) != NB_OK)
             return epoch_fail(pg, nb_graph_error(r->g));
+        if (*step == 1 && (r->o.dot || r->o.summary)) {
+            char err[512];
+            if (mnist_write_tape(r->g, &r->model, x, y, loss, &r->o, err, sizeof err))
+                return epoch_fail(pg, err);
+        }
         if (nb_sgd_step(r->opt_w) != NB_OK || nb_sgd_step(r->opt_b) != NB_OK)
             return epoch_fail(pg, nb_last_error());
         double l = nb_tensor_get(loss, 0);
@@ -469,10 +454,10 @@ static int run(run_state *r) {
     if (!o->eval_only)
         printf("%" PRId64 " train, %" PRId64 " val, ", r->n_train, r->n_val);
     printf("%" PRId64 " test, %" PRId64 "x%" PRId64 "\n", r->test.n, r->test.rows, r->test.cols);
-    printf("model: %s %s, %" PRId64 " parameters, %s, threads %d (OpenBLAS %s)%s%s\n", arch,
-           mnist_act_name(o->act), mnist_mlp_param_count(&r->model), nb_dtype_name(o->dtype),
-           nb_get_num_threads(), openblas_get_corename(), o->load ? ", loaded from " : "",
-           o->load ? o->load : "");
+    printf("model: %s %s, %" PRId64 " parameters, %s, threads %d (OpenBLAS %s, wait %s)%s%s\n",
+           arch, mnist_act_name(o->act), mnist_mlp_param_count(&r->model), nb_dtype_name(o->dtype),
+           nb_get_num_threads(), openblas_get_corename(), mnist_wait_policy(),
+           o->load ? ", loaded from " : "", o->load ? o->load : "");
     if (!o->eval_only) {
         printf("sgd: batch %" PRId64 ", lr %g (%s), momentum %g, weight decay %g, %d epochs, "
                "seed %" PRIu64 "\n",
@@ -494,7 +479,7 @@ int main(int argc, char **argv) {
     int rc = mnist_parse_args(argc, argv, &r.o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    pick_blas_kernels(argv);
+    mnist_prepare_runtime(argv, r.o.wait_policy);
     install_signal_handlers();
     rc = run(&r);
     run_free(&r);

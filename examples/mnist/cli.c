@@ -58,6 +58,12 @@ static void usage(FILE *f) {
         "                       per axis (0 = off, at most 4) [0]\n"
         "  --detect-anomaly     check every op output and gradient for NaN/Inf and name the op\n"
         "                       and source line of the first one (slower)\n"
+        "  --dot PATH           Graphviz picture of the first training step's tape (ops, shapes,\n"
+        "                       parameters, value and gradient statistics): dot -Tpng PATH\n"
+        "  --summary            print a table of that tape (ops, shapes, parameters, bytes)\n"
+        "  --wait-policy P      OpenMP threads waiting for work: passive (sleep at once; robust\n"
+        "                       on a busy machine), active (spin), unset (libgomp's default);\n"
+        "                       default passive, or OMP_WAIT_POLICY when set\n"
         "  --help               this text\n"
         "The architecture flags (--hidden, --activation, --dtype) must match a loaded checkpoint.\n"
         "Exit status: 0 done, 1 runtime error (data, checkpoint, I/O), 2 bad usage,\n"
@@ -155,10 +161,15 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             o->detect_anomaly = true;
             continue;
         }
+        if (!strcmp(a, "--summary")) {
+            o->summary = true;
+            continue;
+        }
         static const char *const valued[] = {
-            "--data",     "--hidden",   "--activation",   "--epochs", "--batch", "--lr",
-            "--schedule", "--momentum", "--weight-decay", "--val",    "--limit", "--seed",
-            "--threads",  "--dtype",    "--save",         "--load",   "--csv",   "--augment",
+            "--data",  "--hidden",   "--activation", "--epochs",       "--batch",
+            "--lr",    "--schedule", "--momentum",   "--weight-decay", "--val",
+            "--limit", "--seed",     "--threads",    "--dtype",        "--save",
+            "--load",  "--csv",      "--augment",    "--dot",          "--wait-policy",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
@@ -173,6 +184,7 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
                             : !strcmp(a, "--save") ? &o->save
                             : !strcmp(a, "--load") ? &o->load
                             : !strcmp(a, "--csv")  ? &o->csv
+                            : !strcmp(a, "--dot")  ? &o->dot
                                                    : NULL;
         if (path) {
             if (!*v)
@@ -188,6 +200,10 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             if (k == MNIST_ACT_COUNT)
                 return bad(a, v, "unknown activation");
             o->act = (mnist_act)k;
+        } else if (!strcmp(a, "--wait-policy")) {
+            if (strcmp(v, "passive") && strcmp(v, "active") && strcmp(v, "unset"))
+                return bad(a, v, "need passive, active or unset");
+            o->wait_policy = v;
         } else if (!strcmp(a, "--schedule")) {
             if (!strcmp(v, "cosine"))
                 o->schedule = MNIST_SCHED_COSINE;

@@ -53,8 +53,11 @@ typedef struct {
     const char *load; // checkpoint to start from / evaluate (NULL: fresh init)
     const char *csv;  // per-epoch metrics (NULL: none)
     bool eval_only;
-    int64_t augment;     // random shift of training images, in pixels (0: off)
-    bool detect_anomaly; // nb_graph_set_check_finite on the training graph
+    int64_t augment;         // random shift of training images, in pixels (0: off)
+    bool detect_anomaly;     // nb_graph_set_check_finite on the training graph
+    const char *dot;         // DOT picture of the first training step (NULL: none)
+    bool summary;            // table of the first training step's tape on stdout
+    const char *wait_policy; // OMP_WAIT_POLICY to run with: passive|active|unset (NULL: default)
 } mnist_options;
 
 // Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after
@@ -100,6 +103,22 @@ int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds, co
                        int64_t n, int64_t *confusion, char *err, size_t err_size);
 // Index of the largest of the n values of row `row` of logits (first one on ties).
 int mnist_argmax_row(const nb_tensor *logits, int64_t row);
+
+// ---- runtime settings (runtime.c) ------------------------------------------------------------
+
+// Sets OMP_WAIT_POLICY (passive unless the environment or --wait-policy says otherwise) and,
+// on CPUs Debian's OpenBLAS does not know, OPENBLAS_CORETYPE; when either changed, restarts the
+// program with the same argv so the runtimes load with them. Returns if nothing changed.
+void mnist_prepare_runtime(char **argv, const char *wait_policy);
+// The OMP_WAIT_POLICY in effect ("default" when unset), for the model line.
+const char *mnist_wait_policy(void);
+
+// ---- tape picture and table (tape.c) ---------------------------------------------------------
+
+// After the first training step: nb_graph_summary to stdout (--summary) and the DOT picture
+// with names and statistics to --dot (atomically). 0, or 1 with a message in err.
+int mnist_write_tape(const nb_graph *g, const mnist_mlp *m, const nb_tensor *x, const nb_tensor *y,
+                     const nb_tensor *loss, const mnist_options *o, char *err, size_t err_size);
 
 // ---- progress (progress.c) -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nabla/base.h"
 #include "nabla/tensor.h"
@@ -101,6 +102,34 @@ typedef struct nb_gradcheck_result {
 // Typical values: h = 1e-6, atol = 1e-7, rtol = 1e-5.
 nb_gradcheck_result nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
                                  int n_inputs, double h, double atol, double rtol);
+
+// ---- pictures and tables of the tape (dot.c) -------------------------------------------------
+
+// Options of nb_graph_to_dot; zero-initialised means: call sites shown, no statistics.
+typedef struct nb_dot_options {
+    bool stats;        // per node: value min/max/mean/L2 norm, and the gradient's once computed
+    bool hide_sites;   // leave out the "at file.c:57" line of each op
+    const char *title; // first line of the picture's caption, or NULL
+    // Names for some tensors (parameters, inputs, op outputs): tensors[i] is labelled names[i].
+    const nb_tensor *const *tensors;
+    const char *const *names;
+    int n_names;
+} nb_dot_options;
+
+// Writes the recorded tape as a Graphviz DOT digraph: one box per op (name, output shape and
+// dtype, call site; the last op bold; ops that need grad in blue), one node per tensor the user
+// passed in (parameters, i.e. requires_grad leaves, highlighted in gold with their element
+// count; other inputs grey), edges along the data flow, labelled with the argument position when
+// an op has several inputs. Works on a graph in error (the tape up to the failing op). Render
+// with `dot -Tpng tape.dot -o tape.png`. NB_ERR_NULL / NB_ERR_ARG for bad arguments, NB_ERR_IO
+// when writing fails (nb_last_error says why). Reads the graph only; allocates a small table.
+nb_status nb_graph_to_dot(const nb_graph *g, FILE *out, nb_dot_options options);
+
+// Writes a text table of the tape: per op its index, name, output shape and dtype, output bytes,
+// the parameters it is the first to read (so the column sums to the model's count), its inputs
+// (#k an op output, pK a parameter, xK another input) and call site; then totals of parameters
+// and bytes. Same errors as nb_graph_to_dot.
+nb_status nb_graph_summary(const nb_graph *g, FILE *out);
 
 #ifdef __cplusplus
 }

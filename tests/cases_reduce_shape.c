@@ -54,6 +54,60 @@ static nb_tensor *transpose(nb_graph *g, nb_tensor *const *in, int n) {
     return nb_transpose(g, in[0]);
 }
 
+static nb_tensor *transpose_02(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_transpose_axes(g, in[0], 0, 2);
+}
+static nb_tensor *transpose_m3m1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_transpose_axes(g, in[0], -3, -1);
+}
+static nb_tensor *permute_0213(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_permute(g, in[0], 4, (const int[]){0, 2, 1, 3});
+}
+static nb_tensor *permute_3102(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_permute(g, in[0], 4, (const int[]){3, 1, 0, -2});
+}
+static nb_tensor *permute_120(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_permute(g, in[0], 3, (const int[]){1, 2, 0});
+}
+static nb_tensor *permute_0(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_permute(g, in[0], 1, (const int[]){0});
+}
+static nb_tensor *expand_234(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_expand(g, in[0], 3, (int64_t[]){2, 3, 4});
+}
+static nb_tensor *expand_m1_5(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_expand(g, in[0], 3, (int64_t[]){2, -1, 5});
+}
+static nb_tensor *expand_3(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_expand(g, in[0], 1, (int64_t[]){3});
+}
+static nb_tensor *expand_same(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_expand(g, in[0], 2, (int64_t[]){-1, -1});
+}
+// The conveniences record reshapes; their cases check them as reshape.
+static nb_tensor *squeeze_1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_squeeze(g, in[0], 1);
+}
+static nb_tensor *unsqueeze_m1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_unsqueeze(g, in[0], -1);
+}
+static nb_tensor *flatten_12(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_flatten(g, in[0], 1, 2);
+}
+
 #define SLICE_BUILD(tag, axis, start, stop)                                                        \
     static nb_tensor *slice_##tag(nb_graph *g, nb_tensor *const *in, int n) {                      \
         (void)n;                                                                                   \
@@ -88,6 +142,10 @@ CONCAT_BUILD(m2, -2)
 #define T3(a, b, c)                                                                                \
     {                                                                                              \
         .ndim = 3, .shape = { a, b, c }                                                            \
+    }
+#define T4(a, b, c, d)                                                                             \
+    {                                                                                              \
+        .ndim = 4, .shape = { a, b, c, d }                                                         \
     }
 #define K2(a, b)                                                                                   \
     { .ndim = 2, .shape = {a, b}, .role = OC_CONST }
@@ -129,6 +187,26 @@ const oc_case oc_cases_reduce_shape[] = {
     {"transpose", "(1, 1)", transpose, 1, {M2(1, 1)}},
     {"transpose", "(4, 4)", transpose, 1, {M2(4, 4)}},
     {"transpose", "(1, 5)", transpose, 1, {M2(1, 5)}},
+    {"transpose", "(2, 3, 4) last two", transpose, 1, {T3(2, 3, 4)}},
+    {"transpose", "(2, 3, 4) axes 0, 2", transpose_02, 1, {T3(2, 3, 4)}},
+    {"transpose", "(2, 3, 1, 4) axes -3, -1", transpose_m3m1, 1, {T4(2, 3, 1, 4)}},
+    // x's inner axis moves and both axes are >= 8: the tiled path, with a partial tile.
+    {"transpose", "(9, 40) tiled", transpose, 1, {M2(9, 40)}},
+    {"transpose", "(2, 35, 12) tiled, batch", transpose, 1, {T3(2, 35, 12)}},
+    {"permute", "(2, 3, 4, 5) (0, 2, 1, 3)", permute_0213, 1, {T4(2, 3, 4, 5)}},
+    {"permute", "(2, 3, 4, 5) (3, 1, 0, -2)", permute_3102, 1, {T4(2, 3, 4, 5)}},
+    {"permute", "(2, 1, 3) (1, 2, 0)", permute_120, 1, {T3(2, 1, 3)}},
+    {"permute", "(1) (0)", permute_0, 1, {V1(1)}},
+    {"permute", "(10, 9, 8) (1, 2, 0) tiled", permute_120, 1, {T3(10, 9, 8)}},
+    {"expand", "(3, 1) -> (2, 3, 4)", expand_234, 1, {M2(3, 1)}},
+    {"expand", "(4) -> (2, 3, 4)", expand_234, 1, {V1(4)}},
+    {"expand", "(1, 1, 1) -> (2, 3, 4)", expand_234, 1, {T3(1, 1, 1)}},
+    {"expand", "(2, 1, 1) -> (2, -1, 5)", expand_m1_5, 1, {T3(2, 1, 1)}},
+    {"expand", "(1) -> (3)", expand_3, 1, {V1(1)}},
+    {"expand", "(2, 3) -> (-1, -1)", expand_same, 1, {M2(2, 3)}},
+    {"reshape", "squeeze (2, 1, 3) axis 1", squeeze_1, 1, {T3(2, 1, 3)}},
+    {"reshape", "unsqueeze (2, 3) axis -1", unsqueeze_m1, 1, {M2(2, 3)}},
+    {"reshape", "flatten (2, 3, 4, 5) axes 1..2", flatten_12, 1, {T4(2, 3, 4, 5)}},
     {"slice", "(5, 3) axis 0 [0, 2) start", slice_a0_0_2, 1, {M2(5, 3)}},
     {"slice", "(5, 3) axis 0 [1, 4) middle", slice_a0_1_4, 1, {M2(5, 3)}},
     {"slice", "(5, 3) axis -1 [2, 3) end", slice_m1_2_3, 1, {M2(5, 3)}},

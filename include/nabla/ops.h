@@ -91,8 +91,29 @@ nb_tensor *nb_max_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 // copied. The result is a copy, not a view. Bad dims (< -1, two -1s) are NB_ERR_ARG; a shape
 // whose element count differs is NB_ERR_SHAPE.
 nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
-// 2-D transpose: (m, n) -> (n, m), copied. Any other ndim is NB_ERR_SHAPE.
+// Swap the last two axes: (..., m, n) -> (..., n, m) (torch's x.mT), copied. Fewer than 2
+// dims is NB_ERR_ARG. To multiply by a transpose, nb_matmul_t avoids the copy.
 nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x);
+// Swap any two axes (negative counts from the end): (2, 3, 4) with (0, 2) -> (4, 3, 2), as
+// torch.transpose. An axis out of range is NB_ERR_ARG.
+nb_tensor *nb_transpose_axes(nb_graph *g, nb_tensor *x, int axis0, int axis1);
+// Reorder the axes: y.shape[i] = x.shape[perm[i]]; perm (ndim = x's ndim entries, negative
+// counts from the end) must name every axis once (else NB_ERR_ARG). (B, T, H, D) with
+// {0, 2, 1, 3} -> (B, H, T, D). Copied; runs of unmoved inner axes are copied whole.
+nb_tensor *nb_permute(nb_graph *g, nb_tensor *x, int ndim, const int *perm);
+// Broadcast x to `shape` (NumPy broadcast_to / torch expand), copied: dims are right-aligned;
+// each must equal x's, or x's is 1 (repeated), or be -1 (kept); new leading dims (>= 0, not
+// -1) repeat the whole of x. (3, 1) to {2, 3, 4} -> (2, 3, 4). Backward sums the copies.
+// Anything else is NB_ERR_SHAPE.
+nb_tensor *nb_expand(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
+// Conveniences over nb_reshape (they record a reshape; errors name the convenience):
+// remove axis `axis` if its size is 1 (a no-op otherwise, as in PyTorch): (2, 1, 3), 1 -> (2, 3)
+nb_tensor *nb_squeeze(nb_graph *g, nb_tensor *x, int axis);
+// insert a size-1 axis at `axis` in [-ndim-1, ndim]: (2, 3), 1 -> (2, 1, 3); -1 appends
+nb_tensor *nb_unsqueeze(nb_graph *g, nb_tensor *x, int axis);
+// merge axes start..end (inclusive, negative counts from the end) into one:
+// (2, 3, 4, 5), 1, 2 -> (2, 12, 5); (0, -1) flattens everything; a 0-dim x gives (1)
+nb_tensor *nb_flatten(nb_graph *g, nb_tensor *x, int start, int end);
 // Elements [start, stop) along axis; needs 0 <= start <= stop <= dim (else NB_ERR_ARG).
 nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t stop);
 // Join n >= 1 tensors xs[0..n) along axis (of the same dtype); all other dims must agree
@@ -200,6 +221,12 @@ nb_tensor *nb__site_leave(nb_tensor *result);
 #define nb_max_axis(...) NB__SITE(nb_max_axis, __VA_ARGS__)
 #define nb_reshape(...) NB__SITE(nb_reshape, __VA_ARGS__)
 #define nb_transpose(...) NB__SITE(nb_transpose, __VA_ARGS__)
+#define nb_transpose_axes(...) NB__SITE(nb_transpose_axes, __VA_ARGS__)
+#define nb_permute(...) NB__SITE(nb_permute, __VA_ARGS__)
+#define nb_expand(...) NB__SITE(nb_expand, __VA_ARGS__)
+#define nb_squeeze(...) NB__SITE(nb_squeeze, __VA_ARGS__)
+#define nb_unsqueeze(...) NB__SITE(nb_unsqueeze, __VA_ARGS__)
+#define nb_flatten(...) NB__SITE(nb_flatten, __VA_ARGS__)
 #define nb_slice(...) NB__SITE(nb_slice, __VA_ARGS__)
 #define nb_concat(...) NB__SITE(nb_concat, __VA_ARGS__)
 #define nb_sigmoid(...) NB__SITE(nb_sigmoid, __VA_ARGS__)

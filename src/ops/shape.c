@@ -1,5 +1,6 @@
 // Shape ops. Outputs are separate arena buffers (no views in v1), so each forward copies.
-// reshape: same elements, new shape (one dim may be -1).   transpose: (m, n) -> (n, m).
+// reshape: same elements, new shape (one dim may be -1); squeeze / unsqueeze / flatten are
+//          reshapes with the shape computed from x (transpose and permute: permute.c).
 // slice:   x viewed as (outer, len, inner) -> (outer, stop - start, inner).
 // concat:  inputs (outer, len_k, inner) -> (outer, Σ len_k, inner).
 // Backward routes dy back to where each element came from and adds it there.
@@ -8,22 +9,10 @@
 
 #include "ops/ops_impl.h"
 
-// dst[i] += src[i] for n elements, and y[j, i] = x[i, j] for x (m, n) in both directions.
+// dst[i] += src[i] for n elements.
 #define DEFINE_SHAPE_KERNELS(T, sfx)                                                               \
     static void add_##sfx(T *dst, const T *src, int64_t n) {                                       \
         NB_PARALLEL_FOR(n) for (int64_t i = 0; i < n; i++) dst[i] += src[i];                       \
-    }                                                                                              \
-    static void transpose_fwd_##sfx(const T *x, T *y, int64_t m, int64_t n) {                      \
-        NB_PARALLEL_FOR(m *n)                                                                      \
-        for (int64_t j = 0; j < n; j++)                                                            \
-            for (int64_t i = 0; i < m; i++)                                                        \
-                y[j * m + i] = x[i * n + j];                                                       \
-    }                                                                                              \
-    static void transpose_bwd_##sfx(const T *gy, T *gx, int64_t m, int64_t n) {                    \
-        NB_PARALLEL_FOR(m *n)                                                                      \
-        for (int64_t i = 0; i < m; i++)                                                            \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                gx[i * n + j] += gy[j * m + i];                                                    \
     }
 DEFINE_SHAPE_KERNELS(float, f32)
 DEFINE_SHAPE_KERNELS(double, f64)
@@ -141,43 +130,67 @@ nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape)
     return nb__record(g, &nb_op_reshape, &x, 1, &p, sizeof p);
 }
 
-// ---- transpose --------------------------------------------------------------------------------
+// ---- squeeze / unsqueeze / flatten: reshapes with the shape worked out here --------------------
 
-static nb_status transpose_infer(nb_node *nd, nb_shape *out) {
-    const nb_tensor *x = nd->in[0];
-    if (x->ndim != 2)
-        return nb__node_fail(nd, NB_ERR_SHAPE, "x %s must be 2-D (m, n) (reshape cannot swap axes)",
-                             NB_SHAPE_STR(x));
-    out->ndim = 2;
-    out->dim[0] = x->shape[1];
-    out->dim[1] = x->shape[0];
-    return NB_OK;
+// False (with the error recorded on g unless one is already there) when there is nothing to do.
+static bool conv_ok(nb_graph *g, const nb_tensor *x, const char *name) {
+    if (g && !x)
+        nb__graph_fail(g, NB_ERR_NULL, "%s: x is NULL", name);
+    return g && x && nb_graph_status(g) == NB_OK;
 }
 
-static void transpose_forward(nb_node *nd) {
-    nb_tensor *x = nd->in[0], *y = nd->out;
-    if (x->dtype == NB_F32)
-        transpose_fwd_f32(F32(x), F32(y), x->shape[0], x->shape[1]);
-    else
-        transpose_fwd_f64(F64(x), F64(y), x->shape[0], x->shape[1]);
+nb_tensor *nb_squeeze(nb_graph *g, nb_tensor *x, int axis) {
+    if (!conv_ok(g, x, "squeeze"))
+        return NULL;
+    int ax;
+    if (!nb__axis(axis, x->ndim, &ax)) {
+        nb__graph_fail(g, NB_ERR_ARG, "squeeze: axis %d out of range for x %s (%d dims)", axis,
+                       NB_SHAPE_STR(x), x->ndim);
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    int n = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (d != ax || x->shape[d] != 1) // as in PyTorch: an axis of size != 1 stays
+            shape[n++] = x->shape[d];
+    return nb_reshape(g, x, n, shape);
 }
 
-// dx (m, n) += dyᵀ, dy (n, m).
-static void transpose_backward(nb_node *nd) {
-    nb_tensor *x = nd->in[0], *y = nd->out;
-    if (!NB_WANTS_GRAD(x))
-        return;
-    if (x->dtype == NB_F32)
-        transpose_bwd_f32(G32(y), G32(x), x->shape[0], x->shape[1]);
-    else
-        transpose_bwd_f64(G64(y), G64(x), x->shape[0], x->shape[1]);
+nb_tensor *nb_unsqueeze(nb_graph *g, nb_tensor *x, int axis) {
+    if (!conv_ok(g, x, "unsqueeze"))
+        return NULL;
+    int ax;
+    if (x->ndim >= NB_MAX_DIMS || !nb__axis(axis, x->ndim + 1, &ax)) {
+        nb__graph_fail(g, NB_ERR_ARG, "unsqueeze: axis %d out of range for x %s (%d dims, max %d)",
+                       axis, NB_SHAPE_STR(x), x->ndim, NB_MAX_DIMS);
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    for (int d = 0, n = 0; d <= x->ndim; d++)
+        shape[d] = d == ax ? 1 : x->shape[n++];
+    return nb_reshape(g, x, x->ndim + 1, shape);
 }
 
-const nb_op nb_op_transpose = {"transpose",       1, 0, transpose_infer, transpose_forward,
-                               transpose_backward};
-
-nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x) {
-    return nb__record(g, &nb_op_transpose, &x, 1, NULL, 0);
+nb_tensor *nb_flatten(nb_graph *g, nb_tensor *x, int start, int end) {
+    if (!conv_ok(g, x, "flatten"))
+        return NULL;
+    int s, e;
+    if (x->ndim == 0) // as in PyTorch, a scalar flattens to (1)
+        return nb_reshape(g, x, 1, (int64_t[]){1});
+    if (!nb__axis(start, x->ndim, &s) || !nb__axis(end, x->ndim, &e) || s > e) {
+        nb__graph_fail(g, NB_ERR_ARG, "flatten: axes [%d, %d] not a range of x %s (%d dims)", start,
+                       end, NB_SHAPE_STR(x), x->ndim);
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    int n = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (d <= s || d > e)
+            shape[n++] = x->shape[d];
+        else
+            shape[n - 1] *= x->shape[d];
+    }
+    return nb_reshape(g, x, n, shape);
 }
 
 // ---- slice ------------------------------------------------------------------------------------

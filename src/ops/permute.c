@@ -1,0 +1,244 @@
+// Axis ops that copy x into a new layout (outputs are contiguous; there are no views):
+//   permute(x, perm):   y.shape[i] = x.shape[perm[i]],  y[i0, .., in] = x[.. i_k at perm[k] ..]
+//   transpose(x, a, b): permute swapping axes a and b (nb_transpose: the last two)
+//   expand(x, shape):   NumPy broadcast_to: size-1 (or missing leading) axes repeated
+// All three walk y in order and read x through per-axis strides (0 on a broadcast axis), after
+// merging axes that stay adjacent, so (B, T, H, D) -> (B, H, T, D) copies runs of D elements.
+// When x's innermost axis moves, 32 x 32 tiles keep reads and writes in cache lines.
+// Backward: gx[off(o)] += gy[o] (for expand, the sum over the repeated copies).
+#include <string.h>
+
+#include "ops/ops_impl.h"
+
+#define PM_TILE 32
+
+typedef struct {
+    int kind;                   // PM_PERMUTE (transpose too) or PM_EXPAND
+    int ndim;                   // entries of perm / shape
+    int perm[NB_MAX_DIMS];      // permute: y axis i is x axis perm[i] (negative counts from end)
+    int64_t shape[NB_MAX_DIMS]; // expand: target shape, -1 keeps x's size
+    int a0, a1;                 // transpose: the two axes (ndim = -1 marks a transpose)
+} pm_params;
+enum { PM_PERMUTE, PM_TRANSPOSE, PM_EXPAND };
+
+// The copy as a walk over y: nd axes (merged, size-1 axes dropped), x strides per axis.
+typedef struct {
+    int nd;
+    int64_t dim[NB_MAX_DIMS];
+    int64_t xstr[NB_MAX_DIMS]; // x stride (elements) of each y axis, 0 if broadcast
+    int64_t ystr[NB_MAX_DIMS]; // y stride (y is contiguous)
+    int64_t numel;
+    int tile_axis;  // axis with x stride 1 for the tiled path, -1 for plain rows
+    bool broadcast; // some x stride is 0: gx elements receive several gy elements
+} pm_plan;
+
+static int64_t pm_tasks(const pm_plan *p) {
+    if (p->numel == 0)
+        return 0;
+    if (p->tile_axis >= 0)
+        return p->numel / (p->dim[p->nd - 1] * p->dim[p->tile_axis]) *
+               ((p->dim[p->tile_axis] + PM_TILE - 1) / PM_TILE);
+    return p->numel / p->dim[p->nd - 1];
+}
+
+#define T float
+#define SFX f32
+#include "ops/permute_kernels.inc"
+#define T double
+#define SFX f64
+#include "ops/permute_kernels.inc"
+
+// y axis i reads x axis src[i] (-1: a new broadcast axis); returns false on a bad argument.
+static bool pm_axes(const nb_node *nd, int *src, int *ndim_out) {
+    const pm_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    if (p->kind == PM_TRANSPOSE) {
+        int a, b;
+        if (!nb__axis(p->a0, x->ndim, &a) || !nb__axis(p->a1, x->ndim, &b))
+            return false;
+        for (int i = 0; i < x->ndim; i++)
+            src[i] = i;
+        src[a] = b;
+        src[b] = a;
+        *ndim_out = x->ndim;
+        return true;
+    }
+    if (p->kind == PM_PERMUTE) {
+        if (p->ndim != x->ndim)
+            return false;
+        bool seen[NB_MAX_DIMS] = {false};
+        for (int i = 0; i < p->ndim; i++) {
+            int a;
+            if (!nb__axis(p->perm[i], x->ndim, &a) || seen[a])
+                return false;
+            seen[a] = true;
+            src[i] = a;
+        }
+        *ndim_out = p->ndim;
+        return true;
+    }
+    // expand: right-aligned; a leading new axis or a size-1 axis may take any size >= 0.
+    if (p->ndim < x->ndim || p->ndim > NB_MAX_DIMS)
+        return false;
+    int lead = p->ndim - x->ndim;
+    for (int i = 0; i < p->ndim; i++) {
+        int64_t want = p->shape[i];
+        if (i < lead) {
+            if (want < 0)
+                return false;
+            src[i] = -1;
+            continue;
+        }
+        int64_t have = x->shape[i - lead];
+        if (want < -1 || (want != -1 && want != have && have != 1))
+            return false;
+        src[i] = i - lead;
+    }
+    *ndim_out = p->ndim;
+    return true;
+}
+
+static void pm_out_shape(const nb_node *nd, const int *src, int ndim, nb_shape *out) {
+    const pm_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    out->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        int64_t have = src[i] >= 0 ? x->shape[src[i]] : 1;
+        out->dim[i] = p->kind == PM_EXPAND && p->shape[i] != -1 ? p->shape[i] : have;
+    }
+}
+
+static void pm_make_plan(const nb_node *nd, pm_plan *pl) {
+    const nb_tensor *x = nd->in[0], *y = nd->out;
+    int src[NB_MAX_DIMS], ndim = 0;
+    NB_ASSERT(pm_axes(nd, src, &ndim));
+    int64_t xs[NB_MAX_DIMS], s = 1;
+    for (int i = x->ndim - 1; i >= 0; i--) {
+        xs[i] = s;
+        s *= x->shape[i];
+    }
+    // Keep the y axes of size > 1 with their x strides (0 where broadcast), merging an axis
+    // into the previous kept one when together they are one run in x too.
+    pl->nd = 0;
+    pl->numel = y->numel;
+    pl->broadcast = false;
+    for (int i = 0; i < ndim; i++) {
+        int64_t d = y->shape[i];
+        if (d == 1)
+            continue;
+        int64_t st = src[i] >= 0 && x->shape[src[i]] != 1 ? xs[src[i]] : 0;
+        pl->broadcast = pl->broadcast || st == 0;
+        int k = pl->nd;
+        if (k > 0 && pl->xstr[k - 1] == st * d) {
+            pl->dim[k - 1] *= d;
+            pl->xstr[k - 1] = st;
+            continue;
+        }
+        pl->dim[k] = d;
+        pl->xstr[k] = st;
+        pl->nd++;
+    }
+    if (pl->nd == 0) { // one element (or none)
+        pl->nd = 1;
+        pl->dim[0] = y->numel;
+        pl->xstr[0] = 1;
+    }
+    int64_t ys = 1;
+    for (int i = pl->nd - 1; i >= 0; i--) {
+        pl->ystr[i] = ys;
+        ys *= pl->dim[i];
+    }
+    // Tile when x's innermost axis is not y's innermost and both are long enough to matter.
+    pl->tile_axis = -1;
+    int last = pl->nd - 1;
+    if (pl->xstr[last] != 1 && pl->dim[last] >= 8)
+        for (int i = 0; i < last; i++)
+            if (pl->xstr[i] == 1 && pl->dim[i] >= 8)
+                pl->tile_axis = i;
+}
+
+static nb_status pm_infer(nb_node *nd, nb_shape *out) {
+    const pm_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    int src[NB_MAX_DIMS], ndim = 0;
+    if (!pm_axes(nd, src, &ndim)) {
+        if (p->kind == PM_TRANSPOSE)
+            return nb__node_fail(nd, NB_ERR_ARG, "axes (%d, %d) out of range for x %s (%d dims)",
+                                 p->a0, p->a1, NB_SHAPE_STR(x), x->ndim);
+        char want[96] = "";
+        nb_tensor t = {.ndim = p->ndim >= 0 && p->ndim <= NB_MAX_DIMS ? p->ndim : 0};
+        for (int i = 0; i < t.ndim; i++)
+            t.shape[i] = p->kind == PM_PERMUTE ? p->perm[i] : p->shape[i];
+        nb_tensor_shape_str(&t, want, sizeof want);
+        if (p->kind == PM_PERMUTE)
+            return nb__node_fail(nd, NB_ERR_ARG,
+                                 "perm %s is not a permutation of the %d axes of x %s", want,
+                                 x->ndim, NB_SHAPE_STR(x));
+        return nb__node_fail(nd, NB_ERR_SHAPE,
+                             "cannot expand x %s to %s: each dim must equal x's, or x's be 1 "
+                             "(or -1 to keep it; new leading dims >= 0)",
+                             NB_SHAPE_STR(x), want);
+    }
+    pm_out_shape(nd, src, ndim, out);
+    return NB_OK;
+}
+
+static void pm_forward(nb_node *nd) {
+    pm_plan pl;
+    pm_make_plan(nd, &pl);
+    if (nd->out->dtype == NB_F32)
+        pm_gather_f32(&pl, F32(nd->in[0]), F32(nd->out));
+    else
+        pm_gather_f64(&pl, F64(nd->in[0]), F64(nd->out));
+}
+
+static void pm_backward(nb_node *nd) {
+    nb_tensor *x = nd->in[0];
+    if (!NB_WANTS_GRAD(x))
+        return;
+    pm_plan pl;
+    pm_make_plan(nd, &pl);
+    if (x->dtype == NB_F32)
+        pm_scatter_add_f32(&pl, G32(x), G32(nd->out));
+    else
+        pm_scatter_add_f64(&pl, G64(x), G64(nd->out));
+}
+
+const nb_op nb_op_permute = {"permute", 1, 0, pm_infer, pm_forward, pm_backward};
+const nb_op nb_op_transpose = {"transpose", 1, 0, pm_infer, pm_forward, pm_backward};
+const nb_op nb_op_expand = {"expand", 1, 0, pm_infer, pm_forward, pm_backward};
+
+nb_tensor *nb_permute(nb_graph *g, nb_tensor *x, int ndim, const int *perm) {
+    pm_params p = {.kind = PM_PERMUTE, .ndim = ndim};
+    if (g && !perm && ndim > 0) {
+        nb__graph_fail(g, NB_ERR_NULL, "permute: perm is NULL (ndim %d)", ndim);
+        return NULL;
+    }
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        p.ndim = -1; // reported by infer as not a permutation
+    else if (ndim > 0)
+        memcpy(p.perm, perm, (size_t)ndim * sizeof *perm);
+    return nb__record(g, &nb_op_permute, &x, 1, &p, sizeof p);
+}
+
+nb_tensor *nb_transpose_axes(nb_graph *g, nb_tensor *x, int axis0, int axis1) {
+    pm_params p = {.kind = PM_TRANSPOSE, .a0 = axis0, .a1 = axis1};
+    return nb__record(g, &nb_op_transpose, &x, 1, &p, sizeof p);
+}
+
+nb_tensor *nb_transpose(nb_graph *g, nb_tensor *x) {
+    return nb_transpose_axes(g, x, -2, -1);
+}
+
+nb_tensor *nb_expand(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape) {
+    pm_params p = {.kind = PM_EXPAND, .ndim = ndim};
+    if (g && !shape && ndim > 0) {
+        nb__graph_fail(g, NB_ERR_NULL, "expand: shape is NULL (ndim %d)", ndim);
+        return NULL;
+    }
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        p.ndim = -1; // reported by infer
+    else if (ndim > 0)
+        memcpy(p.shape, shape, (size_t)ndim * sizeof *shape);
+    return nb__record(g, &nb_op_expand, &x, 1, &p, sizeof p);
+}

@@ -1,0 +1,315 @@
+// float32 vectorised transcendentals (see vmath.h for the design and why not SLEEF).
+// Max error over the dense sweeps of tests/test_vmath.c, in ulps of the exact result (the
+// bound the test asserts; measured maximum in brackets):
+//   exp 1 [0.95]   log 1 [0.77]   tanh 2.5 [1.96]   sigmoid 2.5 [2.32]   erf 2 [1.77]
+//   gelu 6 [4.60]   silu 3 [2.71]   softplus 2 [1.74]   elu 1.5 [0.79]
+//   gelu_tanh 3.5 [2.65] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
+//     |x f'/f| of ~230 at x = -10, so this bounds the backward error (the result is f at an
+//     input within ~3.5 ulps of x), the best evaluating u in float can do.
+//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 5 [3.84]
+//     gelu_tanh 5 [4.62] (also of |x f''|, as above)   silu 5 [4.00]   softplus (= σ) 2.5 [2.26]
+// Subnormal results: within 8 subnormal spacings (measured 1.5).
+// Inputs: NaN gives NaN; ±inf and huge values give the limits (exp(-inf) = 0, tanh(±inf) = ±1,
+// log(0) = -inf, log(x < 0) = NaN); subnormal inputs and outputs are handled.
+#include <math.h>
+
+#include "ops/vmath_impl.h"
+
+typedef union {
+    float f;
+    int32_t i;
+    uint32_t u;
+} fbits;
+NB_VM_INLINE uint32_t f2u(float f) {
+    fbits b;
+    b.f = f;
+    return b.u;
+}
+NB_VM_INLINE float u2f(uint32_t u) {
+    fbits b;
+    b.u = u;
+    return b.f;
+}
+
+#define SHIFT 0x1.8p23f        // adding it rounds |v| < 2^22 to an integer held in the low bits
+#define LOG2E 1.44269504f      // 1/ln 2
+#define LN2_HI 0x1.62ep-1f     // ln 2 to 12 bits: k LN2_HI is exact for |k| < 4096
+#define LN2_LO 3.19461833e-05f // ln 2 - LN2_HI
+#define INV_SQRT2 0.707106781f
+#define INV_SQRT_2PI 0.398942280f
+#define SQRT_2_OVER_PI 0.797884561f
+
+NB_VM_INLINE float clampf(float v, float lo, float hi) {
+    v = v < lo ? lo : v; // comparisons with NaN are false: NaN passes through
+    return v > hi ? hi : v;
+}
+
+// 2^k for -126 <= k <= 127, built from the exponent bits (unsigned shift: no UB for any k).
+NB_VM_INLINE float pow2i(int32_t k) {
+    return u2f((uint32_t)(k + 127) << 23);
+}
+
+// e^r - 1 for |r| <= ln2/2: Taylor to r^7 (truncation < 2e-8 relative); r stays the exact
+// leading term so tiny r keeps full relative accuracy.
+NB_VM_INLINE float em1_poly(float r) {
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    return r + r * r * p;
+}
+
+// x = k ln2 + r (Cody-Waite, two-part ln 2). Needs |x| < 2^21; returns r, sets *k.
+NB_VM_INLINE float reduce(float x, int32_t *k) {
+    float t = x * LOG2E + SHIFT;
+    float n = t - SHIFT;
+    *k = (int32_t)(f2u(t) - f2u(SHIFT));
+    return (x - n * LN2_HI) - n * LN2_LO;
+}
+
+// e^x. The scale 2^k is applied as two factors so results down in the subnormals (k = -150)
+// and up to overflow (k = 130 gives inf) come out right with a single final rounding.
+NB_VM_INLINE float vexp(float x) {
+    int32_t k;
+    float r = reduce(clampf(x, -105.0f, 90.0f), &k);
+    int32_t k1 = k / 2;
+    return (1.0f + em1_poly(r)) * pow2i(k1) * pow2i(k - k1);
+}
+
+// e^x 2^SC for x <= 0, SC = 64: normal down to x = -131, 0 below -150 (see the sigmoid
+// family below).
+#define SC 64
+#define UNSCALE 0x1p-64f
+NB_VM_INLINE float vexp_s(float x) {
+    int32_t k;
+    float r = reduce(clampf(x, -150.0f, 0.0f), &k);
+    int32_t k1 = k / 2;
+    float e = (1.0f + em1_poly(r)) * pow2i(k1) * pow2i(k - k1 + SC);
+    return x < -150.0f ? 0.0f : e; // e^-150 x (any float x) is below the subnormals
+}
+
+// e^x - 1 for x in [-30, 40] (clamped): 2^k (e^r - 1) + (2^k - 1), exact at k = 0.
+NB_VM_INLINE float vexpm1(float x) {
+    int32_t k;
+    float r = reduce(clampf(x, -30.0f, 40.0f), &k);
+    float s = pow2i(k);
+    return s * em1_poly(r) + (s - 1.0f);
+}
+
+// ln x: x = 2^k m with m in [√½, √2), f = m - 1, s = f/(2+f), ln(1+f) = 2 atanh s written as
+// f - (f²/2 - s (f²/2 + R)) so that f, exact, leads; R = 2s²/3 + 2s⁴/5 + ... (Taylor, 4 terms).
+NB_VM_INLINE float vlog(float x) {
+    int sub = x < 0x1p-126f; // subnormal (or <= 0): scale into the normals first
+    float xs = sub ? x * 0x1p23f : x;
+    uint32_t ix = f2u(xs) + (0x3f800000u - 0x3f3504f3u); // moves m >= √2 into the next binade
+    int32_t k = (int32_t)(ix >> 23) - 127 - (sub ? 23 : 0);
+    float f = u2f((ix & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float R = z * (2.0f / 3 + z * (2.0f / 5 + z * (2.0f / 7 + z * (2.0f / 9))));
+    float hfsq = 0.5f * f * f;
+    float kf = (float)k;
+    float y = kf * LN2_HI - ((hfsq - (s * (hfsq + R) + kf * LN2_LO)) - f);
+    y = x < 0.0f ? NAN : y;
+    y = x == 0.0f ? -INFINITY : y;
+    y = x == INFINITY ? x : y;
+    return x != x ? x : y;
+}
+
+// ln(1 + e) for e in [0, 1]: u = 1 + e rounds; (e - (u - 1)) / u corrects for that rounding.
+NB_VM_INLINE float log1p01(float e) {
+    float u = 1.0f + e;
+    return vlog(u) + (e - (u - 1.0f)) / u;
+}
+
+NB_VM_INLINE float vtanh(float x) {
+    float a = clampf(fabsf(x), 0.0f, 10.0f); // tanh(10) rounds to 1
+    float e = vexpm1(2.0f * a);
+    return copysignf(e / (e + 2.0f), x);
+}
+
+// 1/(1 + e^-x) for x >= 0, e^x/(1 + e^x) below: both from e = e^-|x| <= 1, never overflowing.
+// The sigmoid family keeps e scaled by 2^SC (es = e 2^SC) and multiplies it in last, then
+// unscales: when e^-|x| is below the normals, the products that use it (x σ(x), the
+// derivatives) would otherwise inherit its subnormal rounding times |x|.
+typedef struct {
+    float sp; // 1/(1 + e)
+    float es; // e 2^SC, e = e^-|x|
+} sig_parts;
+NB_VM_INLINE sig_parts sig(float x) {
+    sig_parts p;
+    p.es = vexp_s(-fabsf(x));
+    p.sp = 1.0f / (1.0f + p.es * UNSCALE);
+    return p;
+}
+NB_VM_INLINE float vsigmoid(float x) {
+    sig_parts p = sig(x);
+    return x >= 0.0f ? p.sp : p.sp * p.es * UNSCALE;
+}
+// a σ(x), with σ(x) = sp for x >= 0, sp e below
+NB_VM_INLINE float times_sigmoid(float a, float x) {
+    sig_parts p = sig(x);
+    return x >= 0.0f ? a * p.sp : a * p.sp * p.es * UNSCALE;
+}
+// σ(x) (1 + a (1 - σ(x))): σ = sp, 1 - σ = e sp for x >= 0; σ = e sp, 1 - σ = sp below.
+NB_VM_INLINE float sigmoid_grad_form(float a, float x) {
+    sig_parts p = sig(x);
+    float pos = p.sp * (1.0f + a * (p.sp * p.es * UNSCALE));
+    float neg = p.sp * (1.0f + a * p.sp) * p.es * UNSCALE;
+    return x >= 0.0f ? pos : neg;
+}
+
+// erf(x)/x = P(x²) on |x| <= 1: 7-term fit centred at x² = 0.5 (scripts/vmath_fit.py).
+NB_VM_INLINE float erf_small(float x2) {
+    float w = x2 - 0.5f;
+    float p = 7.87587487e-05f;
+    p = p * w - 5.65410184e-04f;
+    p = p * w + 3.48021672e-03f;
+    p = p * w - 1.82833560e-02f;
+    p = p * w + 7.94099867e-02f;
+    p = p * w - 2.81072199e-01f;
+    return p * w + 9.65468764e-01f;
+}
+
+// G(z) = erfc(z) e^(z²) for z in [0.5, 10] as t H(t), t = 2/(2+z), H a 11-term fit centred
+// at t = 29/60 (scripts/vmath_fit.py; G alone vanishes with t, H stays near ½).
+NB_VM_INLINE float erfc_scaled(float z) {
+    float t = 2.0f / (2.0f + z);
+    float w = t - 0.483333333f;
+    float p = 6.397921592e-02f;
+    p = p * w - 2.570408769e-02f;
+    p = p * w - 8.107798547e-02f;
+    p = p * w + 6.510406733e-02f;
+    p = p * w + 9.192595631e-02f;
+    p = p * w - 1.132354066e-01f;
+    p = p * w - 1.630422622e-01f;
+    p = p * w + 1.569445282e-01f;
+    p = p * w + 5.513738394e-01f;
+    p = p * w + 6.686538458e-01f;
+    return t * (p * w + 4.994932413e-01f);
+}
+
+// e^(-v²) and e^(-v²/2) without the error a rounded v² would bring (it grows with v² as an
+// absolute error in the exponent): v = vh + vl with vh's 12 leading bits, so vh² is exact
+// and v² = vh² + (v - vh)(v + vh), the second part small.
+NB_VM_INLINE float hi_half(float v) {
+    return u2f(f2u(v) & 0xfffff000u);
+}
+NB_VM_INLINE float exp_neg_sq(float v) {
+    float vh = hi_half(v);
+    return vexp_s(-(vh * vh)) * vexp((vh - v) * (vh + v)) * UNSCALE;
+}
+NB_VM_INLINE float verf(float x) {
+    float z = fabsf(x);
+    float zc = clampf(z, 1.0f, 10.0f); // erfc(10) is below the type's range
+    float big = copysignf(1.0f - exp_neg_sq(zc) * erfc_scaled(zc), x);
+    return z < 1.0f ? x * erf_small(x * x) : big;
+}
+
+// a Φ(x) + b φ(x) for the clamped x, Φ the standard normal CDF and φ = e^(-x²/2)/√(2π) its
+// density: ½(1 + erf(x/√2)) for |x|/√2 < ½; in the tails ½ erfc(|x|/√2) = ½ e^(-x²/2) G, which
+// keeps relative accuracy for very negative x. The scaled exponential multiplies in last.
+NB_VM_INLINE float normal_form(float a, float b, float x) {
+    float xh = hi_half(x); // e^(-x²/2) = e_big 2^-SC e_small, as for exp_neg_sq
+    float e_big = vexp_s(0.5f * -(xh * xh));
+    float e_small = vexp(0.5f * ((xh - x) * (xh + x)));
+    float z = x * INV_SQRT2;
+    float az = fabsf(z);
+    float hg = 0.5f * erfc_scaled(clampf(az, 0.5f, 10.0f));
+    float bphi = b * INV_SQRT_2PI;
+    float mid_phi = 0.5f + 0.5f * (z * erf_small(z * z));
+    float lo = (a * hg + bphi) * e_small * e_big * UNSCALE; // x <= -√½
+    float hi = a * (1.0f - hg * e_small * e_big * UNSCALE) + bphi * e_small * e_big * UNSCALE;
+    float mid = a * mid_phi + bphi * e_small * e_big * UNSCALE;
+    return az < 0.5f ? mid : x < 0.0f ? lo : hi;
+}
+
+// gelu = x Φ(x); gelu' = Φ(x) + x φ(x). The clamped x in the φ term gives the limits 0 and 1
+// at ∓inf instead of inf·0.
+NB_VM_INLINE float vgelu(float x) {
+    float xc = clampf(x, -20.0f, 20.0f); // gelu underflows to 0 below -20
+    return normal_form(x < -20.0f ? 0.0f : x, 0.0f, xc);
+}
+NB_VM_INLINE float dgelu(float x) {
+    float xc = clampf(x, -20.0f, 20.0f);
+    return normal_form(1.0f, xc, xc);
+}
+
+// ½x(1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715x³): no cancellation for negative x.
+NB_VM_INLINE float vgelu_tanh(float x) {
+    float xc = clampf(x, -30.0f, 30.0f); // σ(2u) is exactly 0 or 1 beyond
+    float u = SQRT_2_OVER_PI * (xc + 0.044715f * xc * xc * xc);
+    return times_sigmoid(x, 2.0f * u);
+}
+// d/dx x σ(2u) = σ + 2x σ(1 - σ) u' = σ (1 + 2x u' (1 - σ))
+NB_VM_INLINE float dgelu_tanh(float x) {
+    float xc = clampf(x, -30.0f, 30.0f);
+    float u = SQRT_2_OVER_PI * (xc + 0.044715f * xc * xc * xc);
+    float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * xc * xc);
+    return sigmoid_grad_form(2.0f * xc * du, 2.0f * u);
+}
+
+// silu = x σ(x); silu' = σ (1 + x (1 - σ))
+NB_VM_INLINE float vsilu(float x) {
+    return times_sigmoid(x, x);
+}
+NB_VM_INLINE float dsilu(float x) {
+    float xc = clampf(x, -120.0f, 120.0f);
+    return sigmoid_grad_form(xc, xc);
+}
+
+// softplus = max(x, 0) + ln(1 + e^-|x|): never overflows; its derivative is σ(x).
+NB_VM_INLINE float vsoftplus(float x) {
+    return (x > 0.0f ? x : 0.0f) + log1p01(vexp(-fabsf(x)));
+}
+
+NB_VM_MAP(nb_vm_exp_f32, float, vexp)
+NB_VM_MAP(nb_vm_log_f32, float, vlog)
+NB_VM_MAP(nb_vm_tanh_f32, float, vtanh)
+NB_VM_MAP(nb_vm_sigmoid_f32, float, vsigmoid)
+NB_VM_MAP(nb_vm_erf_f32, float, verf)
+NB_VM_MAP(nb_vm_gelu_f32, float, vgelu)
+NB_VM_MAP(nb_vm_gelu_tanh_f32, float, vgelu_tanh)
+NB_VM_MAP(nb_vm_silu_f32, float, vsilu)
+NB_VM_MAP(nb_vm_softplus_f32, float, vsoftplus)
+NB_VM_GRAD(nb_vm_gelu_bwd_f32, float, dgelu)
+NB_VM_GRAD(nb_vm_gelu_tanh_bwd_f32, float, dgelu_tanh)
+NB_VM_GRAD(nb_vm_silu_bwd_f32, float, dsilu)
+NB_VM_GRAD(nb_vm_softplus_bwd_f32, float, vsigmoid)
+
+NB_VM_CLONES void nb_vm_elu_f32(const float *x, float *y, int64_t n, float alpha) {
+    NB_VM_SIMD for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : alpha * vexpm1(v);
+    }
+}
+
+NB_VM_CLONES double nb_vm_exp_shift_sum_f32(const float *x, float m, float *y, int64_t n) {
+    NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = vexp(x[i] - m);
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += (double)y[i + j];
+    for (int j = 0; i + j < n; j++)
+        acc[j] += (double)y[i + j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+NB_VM_CLONES void nb_vm_log_softmax_bwd_f32(const float *y, const float *gy, float *gx, float d,
+                                            int64_t n) {
+    NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] - vexp(y[i]) * d;
+}
+
+const char *nb_vm_isa(void) {
+#if NB_VM_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return "avx512f";
+    if (__builtin_cpu_supports("avx2"))
+        return "avx2";
+#endif
+    return "baseline";
+}

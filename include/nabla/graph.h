@@ -131,6 +131,15 @@ nb_status nb_graph_to_dot(const nb_graph *g, FILE *out, nb_dot_options options);
 // and bytes. Same errors as nb_graph_to_dot.
 nb_status nb_graph_summary(const nb_graph *g, FILE *out);
 
+// ---- call sites -------------------------------------------------------------------------------
+// Internal (do not call): the tape's call-site capture. NB__SITE(fn, args...) calls fn(args...)
+// between nb__site_enter and nb__site_leave, so the node fn records remembers the caller's
+// __FILE__:__LINE__ for anomaly reports (nb_graph_set_check_finite). Sites nest, so
+// nb_relu(g, nb_exp(g, x)) names each call. The op macros in nabla/ops.h are built on it.
+void nb__site_enter(const char *file, int line);
+nb_tensor *nb__site_leave(nb_tensor *result);
+#define NB__SITE(fn, ...) (nb__site_enter(__FILE__, __LINE__), nb__site_leave((fn)(__VA_ARGS__)))
+
 #ifdef __cplusplus
 }
 #endif

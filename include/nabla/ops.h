@@ -187,19 +187,13 @@ int nb_op_count(void);
 const char *nb_op_name(int i);
 
 // ---- call sites -------------------------------------------------------------------------------
-// Internal (used by the macros below; do not call): open / close the call site of one op call
-// so that its tape node remembers the user's __FILE__:__LINE__ for anomaly reports
-// (nb_graph_set_check_finite). Sites nest, so nb_relu(g, nb_exp(g, x)) names each call.
-void nb__site_enter(const char *file, int line);
-nb_tensor *nb__site_leave(nb_tensor *result);
-
 // Every op is also a function-like macro of the same name that brackets the call with its
-// site: a thread-local store, nothing else. The macro does not re-expand its own name, and
-// (nb_relu)(g, x) or a pointer to nb_relu reach the plain function (site unknown). For a call
-// written over several lines, GCC reports its first line and clang its last.
+// site (NB__SITE, nabla/graph.h): a thread-local store, nothing else, so an anomaly report names
+// the user's __FILE__:__LINE__. The macro does not re-expand its own name, and (nb_relu)(g, x)
+// or a pointer to nb_relu reach the plain function (site unknown). For a call written over
+// several lines, GCC reports its first line and clang its last.
 // #define NB_NO_SITE_MACROS before including nabla.h to drop them all.
 #ifndef NB_NO_SITE_MACROS
-#define NB__SITE(fn, ...) (nb__site_enter(__FILE__, __LINE__), nb__site_leave((fn)(__VA_ARGS__)))
 #define nb_matmul(...) NB__SITE(nb_matmul, __VA_ARGS__)
 #define nb_matmul_t(...) NB__SITE(nb_matmul_t, __VA_ARGS__)
 #define nb_linear(...) NB__SITE(nb_linear, __VA_ARGS__)

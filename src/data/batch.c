@@ -5,8 +5,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "base/base_impl.h"
 #include "nabla/data.h"
-#include "tensor/tensor_impl.h"
 
 struct nb_batch_iter {
     int64_t *order; // (n) the sample indices in this epoch's visiting order

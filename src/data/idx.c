@@ -9,8 +9,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "base/base_impl.h"
 #include "nabla/data.h"
-#include "tensor/tensor_impl.h"
 
 #define IDX_TYPE_UBYTE 0x08
 #define IDX_MAGIC_IMAGES 0x00000803u // ubyte, 3 dims (n, rows, cols)

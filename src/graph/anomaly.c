@@ -1,13 +1,12 @@
 // Anomaly mode: the opt-in NaN/Inf checks on op outputs (forward, replay) and on the grads each
 // backward step writes, and the call-site capture that lets the report name the user's line.
-// The op macros in ops.h bracket every call with nb__site_enter / nb__site_leave; nb__record
+// The public op macros bracket every call with NB__SITE (nabla/graph.h); nb__record
 // copies the innermost open site into the node. A stack rather than one slot, so in
 // nb_relu(g, nb_exp(g, x)) each op gets its own call (the inner one runs inside the outer).
 #include <math.h>
 #include <string.h>
 
 #include "graph/graph_priv.h"
-#include "nabla/ops.h"
 
 // ---- call sites -------------------------------------------------------------------------------
 

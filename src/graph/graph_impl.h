@@ -8,12 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The library defines the op functions themselves, so it must not see the call-site macros
-// that nabla/ops.h gives users (ops_impl.h includes this header before ops.h).
-#ifndef NB_NO_SITE_MACROS
-#define NB_NO_SITE_MACROS
-#endif
-
 #include "nabla/graph.h"
 #include "tensor/tensor_impl.h"
 

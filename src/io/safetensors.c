@@ -17,9 +17,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/base_impl.h"
 #include "io/safetensors_impl.h"
 #include "nabla/io.h"
-#include "tensor/tensor_impl.h" // only for nb__malloc/nb__free and nb__set_last_error
 
 const char *nb__st_dtype_name(nb_dtype d) {
     switch (d) {

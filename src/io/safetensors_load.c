@@ -17,9 +17,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/base_impl.h"
 #include "io/safetensors_impl.h"
 #include "nabla/io.h"
-#include "tensor/tensor_impl.h" // only for nb__malloc/nb__free and nb__set_last_error
 
 // cJSON hands numbers over as doubles, which hold integers exactly only up to 2^53.
 #define MAX_JSON_INT 9007199254740992.0

@@ -3,6 +3,10 @@
 #ifndef NABLA_OPS_IMPL_H
 #define NABLA_OPS_IMPL_H
 
+// The op files define the functions that nabla/ops.h wraps in call-site macros, and an op
+// that calls another op (a backward built from ops) must not record the library's own line
+// as the user's call site: the library sees the plain functions only.
+#define NB_NO_SITE_MACROS
 #include "graph/graph_impl.h"
 #include "nabla/ops.h"
 

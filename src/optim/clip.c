@@ -8,7 +8,7 @@
 
 #include "optim/optim_impl.h"
 #include "tensor/parallel.h"
-#include "tensor/tensor_impl.h"
+#include "base/base_impl.h"
 
 #define CLIP_BLOCK 8192     // elements per partial sum
 #define CLIP_BLOCKS_PER 128 // partial sums per parallel region (a stack array)

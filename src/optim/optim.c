@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "optim/optim_impl.h"
-#include "tensor/tensor_impl.h"
+#include "base/base_impl.h"
 
 static const nb_optim_algo *const algos[NB_OPTIM_KIND_COUNT] = {
     [NB_OPTIM_SGD] = &nb_optim_sgd_algo,         [NB_OPTIM_ADAM] = &nb_optim_adam_algo,

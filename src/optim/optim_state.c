@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "optim/optim_impl.h"
-#include "tensor/tensor_impl.h"
+#include "base/base_impl.h"
 
 static uint64_t fnv(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;

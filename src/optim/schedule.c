@@ -5,7 +5,7 @@
 #include <math.h>
 
 #include "optim/optim_impl.h"
-#include "tensor/tensor_impl.h"
+#include "base/base_impl.h"
 
 #define PI 3.14159265358979323846
 

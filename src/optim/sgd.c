@@ -7,10 +7,11 @@
 // first step uses the coefficient 1 instead of 1 - τ for the same reason.
 // Also the original nb_sgd_* API, now a thin wrapper over nb_optim.
 #include <math.h>
+#include <stdio.h>
 
+#include "base/base_impl.h"
 #include "optim/optim_impl.h"
 #include "tensor/parallel.h"
-#include "tensor/tensor_impl.h"
 
 // One loop per configuration, so no branch sits inside the hot loop and it vectorises.
 // D is the decayed gradient, BODY updates w (and v) from it. NB_FOR keeps small tensors out

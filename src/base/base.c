@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tensor/tensor_impl.h"
+#include "base/base_impl.h"
 
 #ifdef _OPENMP
 #include <omp.h>

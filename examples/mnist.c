@@ -133,11 +133,15 @@ static bool is_fashion(const char *dir) {
 
 // Loads the test set (and unless --eval-only the training set), checks they agree, and makes
 // the index lists: train/val split of the first --limit training samples, 0..n-1 for test.
+// Only --limit training samples are read; SIGINT stops a long load within milliseconds.
 static int load_data(run_state *r) {
     const mnist_options *o = &r->o;
-    if (!o->eval_only && nb_mnist_load(o->data_dir, "train", &r->train) != NB_OK)
+    nb_idx_options io = {.max_bytes = (uint64_t)o->max_data_mb << 20, .cancel = &interrupted};
+    nb_idx_options train_io = io;
+    train_io.limit = o->limit;
+    if (!o->eval_only && nb_mnist_load_ex(o->data_dir, "train", &train_io, &r->train) != NB_OK)
         return fail_lib(nb_last_error());
-    if (nb_mnist_load(o->data_dir, "t10k", &r->test) != NB_OK)
+    if (nb_mnist_load_ex(o->data_dir, "t10k", &io, &r->test) != NB_OK)
         return fail_lib(nb_last_error());
     if (!o->eval_only && (r->train.rows != r->test.rows || r->train.cols != r->test.cols))
         return fail("%s: train images are %" PRId64 "x%" PRId64 " but test images are %" PRId64
@@ -167,8 +171,32 @@ static int load_data(run_state *r) {
     return 0;
 }
 
+// The model's memory before it is allocated: weights + biases, and as much again for their
+// gradients and (when training) for the momentum buffers. Doubles: no overflow.
+static int check_model_budget(const run_state *r, int64_t features) {
+    const mnist_options *o = &r->o;
+    double params = 0;
+    double in = (double)features;
+    for (int l = 0; l <= o->n_hidden; l++) {
+        double out = l < o->n_hidden ? (double)o->hidden[l] : NB_MNIST_CLASSES;
+        params += in * out + out;
+        in = out;
+    }
+    double bytes = params * (double)nb_dtype_size(o->dtype) * (o->eval_only ? 1 : 3);
+    double budget = (double)o->max_model_mb * 1048576.0;
+    if (bytes <= budget)
+        return 0;
+    return fail("the model (%" PRId64 " inputs, %.0f parameters) needs %.0f MiB for weights%s, "
+                "over the --max-model-mb %" PRId64 " budget: use smaller --hidden layers or "
+                "smaller images, or raise --max-model-mb",
+                features, params, bytes / 1048576.0, o->eval_only ? "" : ", gradients and momentum",
+                o->max_model_mb);
+}
+
 // Creates the model (seeded init), overwrites it from --load, and the evaluation graph.
 static int setup_model(run_state *r, int64_t features) {
+    if (check_model_budget(r, features))
+        return 1;
     nb_rng rng;
     nb_rng_seed(&rng, r->o.seed);
     if (mnist_mlp_create(&r->model, &r->o, features, NB_MNIST_CLASSES, &rng) != NB_OK)
@@ -444,10 +472,14 @@ static int run(run_state *r) {
     const mnist_options *o = &r->o;
     nb_set_num_threads(o->threads);
     if (load_data(r))
-        return 1;
+        return interrupted ? 130 : 1;
     int64_t features = r->test.rows * r->test.cols;
     if (setup_model(r, features))
         return 1;
+    if (interrupted) {
+        fprintf(stderr, "mnist: interrupted before training\n");
+        return 130;
+    }
     char arch[256];
     mnist_mlp_describe(&r->model, arch, sizeof arch);
     printf("data: %s: ", o->data_dir);

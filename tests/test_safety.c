@@ -2,7 +2,7 @@
 // empty tensors whose other dims are huge (no work or arithmetic proportional to those dims),
 // int32 stores of values that do not fit, NULL generators, iterator and dataset overflows.
 // Built with -fsanitize=undefined in the ASan job, where the unfixed code aborts.
-#define _POSIX_C_SOURCE 200809L // clock_gettime
+#define _POSIX_C_SOURCE 200809L // clock_gettime, mkdtemp, mkfifo
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +11,12 @@
 
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nabla/data.h"
 #include "nabla/graph.h"
@@ -214,6 +217,95 @@ static void hand_built_dataset_sizes_are_checked(void **state) {
     nb_tensor_destroy(x);
 }
 
+// ---- IDX loading limits (findings 4 and 5) ------------------------------------------------------
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    assert_int_equal(fwrite(b, 1, 4, f), 4);
+}
+
+// Raw IDX files in dir: `n` 2x3 images (pixel = sample index) and labels i % 10, with a
+// header claiming `claim` samples.
+static void write_idx(const char *dir, uint32_t claim, uint32_t n, char *im, char *lb) {
+    sprintf(im, "%s/im", dir);
+    sprintf(lb, "%s/lb", dir);
+    FILE *f = fopen(im, "wb");
+    assert_non_null(f);
+    put_be32(f, 0x803);
+    put_be32(f, claim);
+    put_be32(f, 2);
+    put_be32(f, 3);
+    for (uint32_t i = 0; i < n * 6; i++)
+        fputc((int)(i / 6), f);
+    fclose(f);
+    f = fopen(lb, "wb");
+    assert_non_null(f);
+    put_be32(f, 0x801);
+    put_be32(f, claim);
+    for (uint32_t i = 0; i < n; i++)
+        fputc((int)(i % 10), f);
+    fclose(f);
+}
+
+static void idx_limits(void **state) {
+    (void)state;
+    char dir[] = "/tmp/nb_safety_XXXXXX", im[64], lb[64], fifo[64];
+    assert_non_null(mkdtemp(dir));
+    write_idx(dir, 100, 100, im, lb);
+    nb_dataset ds;
+    // --limit: only the first 7 samples are read and kept.
+    nb_idx_options o = {.limit = 7};
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_OK);
+    assert_int_equal(ds.n, 7);
+    assert_int_equal(ds.images[6 * 6], 6);
+    assert_int_equal(ds.labels[6], 6);
+    nb_dataset_free(&ds);
+    o.limit = 1000; // more than the file has: all of it, checked to its end
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_OK);
+    assert_int_equal(ds.n, 100);
+    nb_dataset_free(&ds);
+    o.limit = -1;
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_ERR_ARG);
+    // The cap on kept bytes: 100 x 6 = 600 bytes; 7 x 6 = 42 fit in 64.
+    o = (nb_idx_options){.max_bytes = 599};
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_ERR_FORMAT);
+    assert_msg_has(nb_last_error(), "over the 0 MiB limit");
+    assert_null(ds.images);
+    o.limit = 7;
+    o.max_bytes = 64;
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_OK);
+    nb_dataset_free(&ds);
+    // The default cap (1 GiB) against a header claiming 2^31 images of 2x3 (12 GiB).
+    write_idx(dir, 1u << 31, 4, im, lb);
+    assert_int_equal(nb_idx_load(im, lb, &ds), NB_ERR_FORMAT);
+    assert_msg_has(nb_last_error(), "over the 1024 MiB limit");
+    // Cancelled (a SIGINT handler's flag): stops with NB_ERR_STATE, nothing kept.
+    write_idx(dir, 100, 100, im, lb);
+    volatile sig_atomic_t stop = 1;
+    o = (nb_idx_options){.cancel = &stop};
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_ERR_STATE);
+    assert_msg_has(nb_last_error(), "interrupted");
+    assert_null(ds.images);
+    assert_int_equal(ds.n, 0);
+    stop = 0;
+    assert_int_equal(nb_idx_load_ex(im, lb, &o, &ds), NB_OK);
+    nb_dataset_free(&ds);
+    // A FIFO is refused at once (open used to block for a writer); so is a directory.
+    sprintf(fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    double t0 = now();
+    assert_int_equal(nb_idx_load(fifo, lb, &ds), NB_ERR_IO);
+    assert_msg_has(nb_last_error(), "FIFO");
+    assert_int_equal(nb_idx_load(im, dir, &ds), NB_ERR_IO);
+    assert_msg_has(nb_last_error(), "directory");
+    assert_true(now() - t0 < 1.0);
+    unlink(fifo);
+    unlink(im);
+    unlink(lb);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(transpose_of_empty_is_instant),
@@ -223,6 +315,7 @@ int main(void) {
         cmocka_unit_test(rng_null_is_an_error),
         cmocka_unit_test(num_batches_does_not_overflow),
         cmocka_unit_test(hand_built_dataset_sizes_are_checked),
+        cmocka_unit_test(idx_limits),
     };
     if (getenv("NB_TEST_FILTER")) // run one case: NB_TEST_FILTER=name
         cmocka_set_test_filter(getenv("NB_TEST_FILTER"));

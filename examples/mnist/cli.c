@@ -64,6 +64,9 @@ static void usage(FILE *f) {
         "  --wait-policy P      OpenMP threads waiting for work: passive (sleep at once; robust\n"
         "                       on a busy machine), active (spin), unset (libgomp's default);\n"
         "                       default passive, or OMP_WAIT_POLICY when set\n"
+        "  --max-data-mb N      refuse a dataset split whose images exceed N MiB [1024]\n"
+        "  --max-model-mb N     refuse a model whose weights, gradients and momentum exceed\n"
+        "                       N MiB [1024]\n"
         "  --help               this text\n"
         "The architecture flags (--hidden, --activation, --dtype) must match a loaded checkpoint.\n"
         "Exit status: 0 done, 1 runtime error (data, checkpoint, I/O), 2 bad usage,\n"
@@ -143,6 +146,8 @@ static void defaults(mnist_options *o) {
     o->seed = 1;
     o->threads = 2;
     o->dtype = NB_F32;
+    o->max_data_mb = 1024;
+    o->max_model_mb = 1024;
 }
 
 int mnist_parse_args(int argc, char **argv, mnist_options *o) {
@@ -166,10 +171,11 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             continue;
         }
         static const char *const valued[] = {
-            "--data",  "--hidden",   "--activation", "--epochs",       "--batch",
-            "--lr",    "--schedule", "--momentum",   "--weight-decay", "--val",
-            "--limit", "--seed",     "--threads",    "--dtype",        "--save",
-            "--load",  "--csv",      "--augment",    "--dot",          "--wait-policy",
+            "--data",        "--hidden",       "--activation", "--epochs",       "--batch",
+            "--lr",          "--schedule",     "--momentum",   "--weight-decay", "--val",
+            "--limit",       "--seed",         "--threads",    "--dtype",        "--save",
+            "--load",        "--csv",          "--augment",    "--dot",          "--wait-policy",
+            "--max-data-mb", "--max-model-mb",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
@@ -248,6 +254,10 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         } else if (!strcmp(a, "--augment")) {
             if (!parse_i64(v, 0, MNIST_MAX_AUGMENT, &o->augment))
                 return bad(a, v, "need an integer in [0, 4]");
+        } else if (!strcmp(a, "--max-data-mb") || !strcmp(a, "--max-model-mb")) {
+            if (!parse_i64(v, 1, MNIST_MAX_BUDGET_MB,
+                           a[6] == 'd' ? &o->max_data_mb : &o->max_model_mb))
+                return bad(a, v, "need an integer in [1, 1048576] (MiB)");
         } else if (!strcmp(a, "--limit")) {
             if (!parse_i64(v, 1, INT32_MAX, &o->limit))
                 return bad(a, v, "need an integer >= 1");

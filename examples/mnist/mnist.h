@@ -10,11 +10,12 @@
 
 #include "nabla.h"
 
-#define MNIST_MAX_HIDDEN 16   // hidden layers accepted by --hidden
-#define MNIST_MAX_WIDTH 65536 // units per hidden layer
-#define MNIST_MAX_CLASSES 64  // confusion matrix bound; the datasets have 10
-#define MNIST_MAX_PIXELS 4096 // per image (64 x 64); MNIST has 28 x 28
-#define MNIST_MAX_AUGMENT 4   // --augment bound, in pixels
+#define MNIST_MAX_HIDDEN 16         // hidden layers accepted by --hidden
+#define MNIST_MAX_WIDTH 65536       // units per hidden layer
+#define MNIST_MAX_CLASSES 64        // confusion matrix bound; the datasets have 10
+#define MNIST_MAX_PIXELS 4096       // per image (64 x 64); MNIST has 28 x 28
+#define MNIST_MAX_AUGMENT 4         // --augment bound, in pixels
+#define MNIST_MAX_BUDGET_MB 1048576 // --max-data-mb / --max-model-mb bound: 1 TiB
 #define MNIST_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 // ---- command line (cli.c) ------------------------------------------------------------------
@@ -58,6 +59,8 @@ typedef struct {
     const char *dot;         // DOT picture of the first training step (NULL: none)
     bool summary;            // table of the first training step's tape on stdout
     const char *wait_policy; // OMP_WAIT_POLICY to run with: passive|active|unset (NULL: default)
+    int64_t max_data_mb;     // cap on the image bytes loaded per split, in MiB
+    int64_t max_model_mb;    // cap on the model's memory (weights, grads, momentum), in MiB
 } mnist_options;
 
 // Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after

@@ -6,6 +6,7 @@
 #ifndef NABLA_DATA_H
 #define NABLA_DATA_H
 
+#include <signal.h> // sig_atomic_t
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,14 +36,41 @@ typedef struct nb_batch_iter nb_batch_iter;
 
 // ---- loading -------------------------------------------------------------------------------
 
+// Default cap on the image bytes one load may hold in memory (NB_IDX_OPTIONS.max_bytes = 0):
+// 1 GiB, twenty times MNIST's training set. The header's claim is checked against it before
+// anything is read, so a small gzip file cannot expand into gigabytes.
+#define NB_IDX_DEFAULT_MAX_BYTES ((uint64_t)1 << 30)
+
+// Optional limits for nb_idx_load_ex / nb_mnist_load_ex; a zeroed struct gives the defaults.
+typedef struct nb_idx_options {
+    // Read only the first `limit` samples (0: all). The rest of the file is never read or
+    // decompressed (so data after them is not checked either).
+    int64_t limit;
+    // Largest image payload (samples kept x rows x cols bytes) accepted; 0 means
+    // NB_IDX_DEFAULT_MAX_BYTES. A header claiming more fails with NB_ERR_FORMAT before any
+    // allocation, naming the size and the limit.
+    uint64_t max_bytes;
+    // When non-NULL, polled between 1 MiB chunks of decompressed data: once it reads non-zero
+    // (e.g. set by a SIGINT handler) the load stops with NB_ERR_STATE ("interrupted") within
+    // milliseconds, leaving *out zeroed.
+    const volatile sig_atomic_t *cancel;
+} nb_idx_options;
+
 // Loads an idx3-ubyte image file (n, rows, cols) and its idx1-ubyte label file (n); either may
 // be gzip-compressed. Every header field, the exact payload length (short or trailing data),
 // the count agreement and each label (< NB_MNIST_CLASSES) are checked. On failure *out is left
 // zeroed and nothing leaks. Errors: NB_ERR_NULL, NB_ERR_IO, NB_ERR_FORMAT, NB_ERR_NOMEM.
+// Only regular files are read: a FIFO, device or directory is refused (NB_ERR_IO) without
+// blocking.
 nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_dataset *out);
+// The same with limits (opts may be NULL: the defaults).
+nb_status nb_idx_load_ex(const char *images_path, const char *labels_path,
+                         const nb_idx_options *opts, nb_dataset *out);
 // Loads "<dir>/<split>-images-idx3-ubyte[.gz]" and the matching labels, preferring the .gz
 // name when both exist. split is "train" or "t10k" (else NB_ERR_ARG). Errors as nb_idx_load.
 nb_status nb_mnist_load(const char *dir, const char *split, nb_dataset *out);
+nb_status nb_mnist_load_ex(const char *dir, const char *split, const nb_idx_options *opts,
+                           nb_dataset *out);
 // Releases the buffers and zeroes *ds. A zeroed or NULL dataset is a no-op.
 void nb_dataset_free(nb_dataset *ds);
 

@@ -3,8 +3,13 @@
 // nothing: the header is validated before any allocation, the payload must be exactly as long as
 // the header says (one extra read probes for trailing data and lets zlib verify the gzip CRC),
 // and both headers are checked against each other before the large image payload is read.
+#define _POSIX_C_SOURCE 200809L // fstat, fcntl, O_CLOEXEC
+
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
@@ -17,14 +22,15 @@
 #define IDX_MAGIC_LABELS 0x00000801u // ubyte, 1 dim (n)
 // Plausibility bounds so a corrupt header fails cleanly instead of requesting terabytes. With
 // sides <= 2^14 and n < 2^32 the byte count n * rows * cols stays below 2^60: no overflow.
+// The bytes actually kept are further capped by nb_idx_options.max_bytes.
 #define IDX_MAX_SIDE 16384
-#define IDX_MAX_BYTES ((uint64_t)1 << 34) // 16 GiB of pixels
-#define IDX_CHUNK (1u << 20)              // gzread takes an unsigned length: read in chunks
+#define IDX_CHUNK (1u << 20) // gzread takes an unsigned length: read in chunks
 
 typedef struct idx_file {
     const char *path;
     gzFile gz;        // NULL when closed
     uint64_t dims[3]; // header sizes, dims[0] = item count
+    const volatile sig_atomic_t *cancel;
 } idx_file;
 
 static uint32_t read_be32(const unsigned char *p) {
@@ -39,10 +45,11 @@ static void idx_close(idx_file *f) {
 
 // Reads up to n bytes; returns how many arrived (fewer at end of stream or on an error, which
 // the caller then classifies with stream_error).
-static size_t read_upto(gzFile gz, void *buf, size_t n) {
+static size_t read_upto(const idx_file *f, void *buf, size_t n) {
+    gzFile gz = f->gz;
     unsigned char *p = buf;
     size_t got = 0;
-    while (got < n) {
+    while (got < n && !(f->cancel && *f->cancel)) {
         size_t want = n - got < IDX_CHUNK ? n - got : IDX_CHUNK;
         int r = gzread(gz, p + got, (unsigned)want);
         if (r <= 0)
@@ -78,6 +85,10 @@ static nb_status stream_error(const idx_file *f, bool end_is_error) {
     }
 }
 
+static nb_status interrupted(const idx_file *f) {
+    return nb__set_last_error(NB_ERR_STATE, "idx: %s: interrupted while loading", f->path);
+}
+
 // Opens `path` and validates an unsigned-byte IDX header with `ndims` dimensions (1 or 3).
 // On success f->gz is open and positioned at the payload; on failure it is closed.
 static nb_status idx_open(idx_file *f, const char *path, int ndims) {
@@ -87,19 +98,48 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
     nb_status st;
 
     f->path = path;
+    // O_NONBLOCK so that a FIFO named like a data file fails the regular-file check below
+    // instead of blocking in open() for a writer; it is cleared again for the reads.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return nb__set_last_error(NB_ERR_IO, "idx: %s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    memset(&sb, 0, sizeof sb);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int e = errno;
+        close(fd);
+        return nb__set_last_error(
+            NB_ERR_IO, "idx: %s: %s", path,
+            S_ISDIR(sb.st_mode)    ? "is a directory, not a data file"
+            : S_ISFIFO(sb.st_mode) ? "is a FIFO (named pipe), not a regular file"
+            : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "is a device, not a regular file"
+            : e                                          ? strerror(e)
+                                                         : "is not a regular file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+        int e = errno;
+        close(fd);
+        return nb__set_last_error(NB_ERR_IO, "idx: %s: cannot open: %s", path, strerror(e));
+    }
     errno = 0;
-    f->gz = gzopen(path, "rb");
-    if (!f->gz)
-        return nb__set_last_error(errno ? NB_ERR_IO : NB_ERR_NOMEM, "idx: %s: cannot open: %s",
-                                  path, errno ? strerror(errno) : "out of memory");
+    f->gz = gzdopen(fd, "rb");
+    if (!f->gz) {
+        close(fd);
+        return nb__set_last_error(NB_ERR_NOMEM, "idx: %s: cannot open: out of memory", path);
+    }
     gzbuffer(f->gz, 1u << 17); // fewer syscalls than zlib's 8 KiB default
 
     // Read the dims only after the magic matched, so their count is known to be right.
-    size_t got = read_upto(f->gz, head, 4);
+    size_t got = read_upto(f, head, 4);
     bool magic_ok =
         got == 4 && head[0] == 0 && head[1] == 0 && head[2] == IDX_TYPE_UBYTE && head[3] == ndims;
     if (magic_ok)
-        got += read_upto(f->gz, head + 4, head_len - 4);
+        got += read_upto(f, head + 4, head_len - 4);
+    if (f->cancel && *f->cancel) {
+        idx_close(f);
+        return interrupted(f);
+    }
     if (got < (magic_ok ? head_len : 4) && (st = stream_error(f, false)) != NB_OK) {
         idx_close(f);
         return st;
@@ -141,25 +181,15 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
     if (ndims == 1 && f->dims[0] == 0)
         st = nb__set_last_error(NB_ERR_FORMAT, "idx: %s: no labels (count is 0)", path);
     if (ndims == 3) {
-        uint64_t n = f->dims[0];
         uint64_t rows = f->dims[1];
         uint64_t cols = f->dims[2];
-        // On a 32-bit host the buffer must also fit a size_t.
-        uint64_t max_bytes = IDX_MAX_BYTES;
-        if ((uint64_t)SIZE_MAX / 2 < max_bytes)
-            max_bytes = (uint64_t)SIZE_MAX / 2;
-        if (n == 0)
+        if (f->dims[0] == 0)
             st = nb__set_last_error(NB_ERR_FORMAT, "idx: %s: no images (count is 0)", path);
         else if (rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE)
             st = nb__set_last_error(NB_ERR_FORMAT,
                                     "idx: %s: implausible image size %" PRIu64 "x%" PRIu64
                                     " (each side must be 1..%d)",
                                     path, rows, cols, IDX_MAX_SIDE);
-        else if (n * rows * cols > max_bytes)
-            st = nb__set_last_error(NB_ERR_FORMAT,
-                                    "idx: %s: implausible size: %" PRIu64 " images of %" PRIu64
-                                    "x%" PRIu64 " exceed the %" PRIu64 " MiB limit",
-                                    path, n, rows, cols, max_bytes >> 20);
     }
     if (st != NB_OK)
         idx_close(f);
@@ -171,8 +201,10 @@ static nb_status idx_open(idx_file *f, const char *path, int ndims) {
 // The buffer grows geometrically as bytes actually arrive, so a header that lies about a huge
 // count (a gzip file cannot be sized in advance) fails as truncated after a small allocation
 // instead of reserving gigabytes first.
+// With `whole` false only the first n_items of a longer file are wanted (--limit): the stream
+// is left there, unread, and not checked for its end.
 static nb_status idx_read_payload(idx_file *f, uint8_t **out, uint64_t n_items, size_t item_bytes,
-                                  const char *noun) {
+                                  const char *noun, bool whole) {
     size_t want = (size_t)n_items * item_bytes;
     size_t cap = want < ((size_t)1 << 20) ? want : ((size_t)1 << 20);
     size_t got = 0;
@@ -187,12 +219,14 @@ static nb_status idx_read_payload(idx_file *f, uint8_t **out, uint64_t n_items, 
                                       f->path, n_items, noun);
         }
         dst = grown;
-        got += read_upto(f->gz, dst + got, cap - got);
+        got += read_upto(f, dst + got, cap - got);
         if (got < cap || cap == want)
             break;
         cap = cap > want / 2 ? want : cap * 2;
     }
     *out = dst; // owned by the caller from here on, also on error
+    if (f->cancel && *f->cancel)
+        return interrupted(f);
     if (got < want) {
         if ((st = stream_error(f, false)) != NB_OK)
             return st;
@@ -205,6 +239,8 @@ static nb_status idx_read_payload(idx_file *f, uint8_t **out, uint64_t n_items, 
                                   "idx: %s: truncated: expected %" PRIu64 " %s, got %zu", f->path,
                                   n_items, noun, got);
     }
+    if (!whole)
+        return NB_OK;
     unsigned char extra;
     if (gzread(f->gz, &extra, 1) > 0)
         return nb__set_last_error(
@@ -230,15 +266,29 @@ static nb_status check_labels(const char *path, const uint8_t *labels, uint64_t 
 }
 
 nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_dataset *out) {
+    return nb_idx_load_ex(images_path, labels_path, NULL, out);
+}
+
+nb_status nb_idx_load_ex(const char *images_path, const char *labels_path,
+                         const nb_idx_options *opts, nb_dataset *out) {
     if (!out)
         return nb__set_last_error(NB_ERR_NULL, "nb_idx_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!images_path || !labels_path)
         return nb__set_last_error(NB_ERR_NULL, "nb_idx_load: %s path is NULL",
                                   images_path ? "labels" : "images");
+    nb_idx_options o = {0};
+    if (opts)
+        o = *opts;
+    if (o.limit < 0)
+        return nb__set_last_error(NB_ERR_ARG, "nb_idx_load: limit %" PRId64 " is negative",
+                                  o.limit);
+    uint64_t max_bytes = o.max_bytes ? o.max_bytes : NB_IDX_DEFAULT_MAX_BYTES;
+    if ((uint64_t)SIZE_MAX / 2 < max_bytes) // a 32-bit host: the buffer must fit a size_t
+        max_bytes = (uint64_t)SIZE_MAX / 2;
 
-    idx_file img = {0};
-    idx_file lab = {0};
+    idx_file img = {.cancel = o.cancel};
+    idx_file lab = {.cancel = o.cancel};
     uint8_t *labels = NULL;
     uint8_t *images = NULL;
     uint64_t n = 0;
@@ -250,8 +300,25 @@ nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_datas
         goto fail;
     if ((st = idx_open(&lab, labels_path, 1)) != NB_OK)
         goto fail;
+    if (o.cancel && *o.cancel) {
+        st = interrupted(&img);
+        goto fail;
+    }
     n = img.dims[0];
     pixels = (size_t)(img.dims[1] * img.dims[2]); // bounded by idx_open
+    // The cap applies to what is kept: the header's claim (n x rows x cols, below 2^60 by
+    // idx_open's bounds), or the first `limit` images of it. Checked before anything else is
+    // read or allocated.
+    bool whole = o.limit == 0 || (uint64_t)o.limit >= n;
+    uint64_t kept = whole ? n : (uint64_t)o.limit;
+    if (kept * pixels > max_bytes) {
+        st = nb__set_last_error(
+            NB_ERR_FORMAT,
+            "idx: %s: implausible size: %" PRIu64 " images of %" PRIu64 "x%" PRIu64 " are %" PRIu64
+            " MiB, over the %" PRIu64 " MiB limit on loaded data (raise it, or load fewer)",
+            images_path, kept, img.dims[1], img.dims[2], (kept * pixels) >> 20, max_bytes >> 20);
+        goto fail;
+    }
     if (lab.dims[0] != n) {
         st = nb__set_last_error(NB_ERR_FORMAT,
                                 "idx: count mismatch: %s has %" PRIu64 " images "
@@ -260,11 +327,12 @@ nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_datas
         goto fail;
     }
 
-    if ((st = idx_read_payload(&lab, &labels, n, 1, "labels")) != NB_OK)
+    n = kept;
+    if ((st = idx_read_payload(&lab, &labels, n, 1, "labels", whole)) != NB_OK)
         goto fail;
     if ((st = check_labels(labels_path, labels, n)) != NB_OK)
         goto fail;
-    if ((st = idx_read_payload(&img, &images, n, pixels, "images")) != NB_OK)
+    if ((st = idx_read_payload(&img, &images, n, pixels, "images", whole)) != NB_OK)
         goto fail;
     idx_close(&lab);
     idx_close(&img);
@@ -293,7 +361,7 @@ void nb_dataset_free(nb_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-// *path := "<dir>/<split>-<kind>-ubyte.gz" if that file opens, else the raw name if it opens.
+// *path := "<dir>/<split>-<kind>-ubyte.gz" if that name exists, else the raw name if it exists.
 // The caller frees *path.
 static nb_status mnist_path(const char *dir, const char *split, const char *kind, char **path) {
     size_t len = strlen(dir) + strlen(split) + strlen(kind) + sizeof "/--ubyte.gz";
@@ -303,9 +371,8 @@ static nb_status mnist_path(const char *dir, const char *split, const char *kind
         return nb__set_last_error(NB_ERR_NOMEM, "mnist: out of memory");
     for (int gz = 1; gz >= 0; gz--) {
         snprintf(p, len, "%s/%s-%s-ubyte%s", dir, split, kind, gz ? ".gz" : "");
-        FILE *fp = fopen(p, "rb");
-        if (fp) {
-            fclose(fp);
+        struct stat sb; // stat, not open: opening a FIFO would block (idx_open refuses it)
+        if (stat(p, &sb) == 0) {
             *path = p;
             return NB_OK;
         }
@@ -317,6 +384,11 @@ static nb_status mnist_path(const char *dir, const char *split, const char *kind
 }
 
 nb_status nb_mnist_load(const char *dir, const char *split, nb_dataset *out) {
+    return nb_mnist_load_ex(dir, split, NULL, out);
+}
+
+nb_status nb_mnist_load_ex(const char *dir, const char *split, const nb_idx_options *opts,
+                           nb_dataset *out) {
     if (!out)
         return nb__set_last_error(NB_ERR_NULL, "nb_mnist_load: out is NULL");
     memset(out, 0, sizeof *out);
@@ -333,7 +405,7 @@ nb_status nb_mnist_load(const char *dir, const char *split, nb_dataset *out) {
     if (st == NB_OK)
         st = mnist_path(dir, split, "labels-idx1", &labels);
     if (st == NB_OK)
-        st = nb_idx_load(images, labels, out);
+        st = nb_idx_load_ex(images, labels, opts, out);
     nb__free(images);
     nb__free(labels);
     return st;

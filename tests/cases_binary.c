@@ -13,6 +13,27 @@ BUILD(add)
 BUILD(sub)
 BUILD(mul)
 BUILD(div)
+BUILD(maximum)
+BUILD(minimum)
+BUILD(eq)
+BUILD(ne)
+BUILD(lt)
+BUILD(le)
+BUILD(gt)
+BUILD(ge)
+
+// c > 0 as a mask, from a constant input c (masks come from comparisons).
+static nb_tensor *positive(nb_graph *g, nb_tensor *c) {
+    return nb_gt(g, c, nb_neg(g, c));
+}
+static nb_tensor *b_where(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_where(g, positive(g, in[0]), in[1], in[2]);
+}
+static nb_tensor *b_masked_fill(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_masked_fill(g, in[0], positive(g, in[1]), -1.5);
+}
 
 // An input of 0-3 dims with values in [lo, hi); role OC_VALUES (requires grad) unless given.
 #define S0(lo_, hi_)                                                                               \
@@ -23,6 +44,12 @@ BUILD(div)
     { .ndim = 2, .shape = {a, b}, .lo = lo_, .hi = hi_ }
 #define S3(a, b, c, lo_, hi_)                                                                      \
     { .ndim = 3, .shape = {a, b, c}, .lo = lo_, .hi = hi_ }
+#define K1(a)                                                                                      \
+    { .ndim = 1, .shape = {a}, .role = OC_CONST }
+#define K2(a, b)                                                                                   \
+    { .ndim = 2, .shape = {a, b}, .role = OC_CONST }
+#define K3(a, b, c)                                                                                \
+    { .ndim = 3, .shape = {a, b, c}, .role = OC_CONST }
 #define C2(a, b, lo_, hi_)                                                                         \
     { .ndim = 2, .shape = {a, b}, .role = OC_CONST, .lo = lo_, .hi = hi_ }
 
@@ -56,6 +83,39 @@ BUILD(div)
     }
 
 const oc_case oc_cases_binary[] = {
-    CASES(add, "", -2, 2),         CASES(sub, "", -2, 2),           CASES(mul, "", -2, 2),
-    CASES(div, ", b > 0", 0.5, 2), CASES(div, ", b < 0", -3, -0.7), {0},
+    CASES(add, "", -2, 2),
+    CASES(sub, "", -2, 2),
+    CASES(mul, "", -2, 2),
+    CASES(div, ", b > 0", 0.5, 2),
+    CASES(div, ", b < 0", -3, -0.7),
+    CASES(maximum, "", -2, 2),
+    CASES(minimum, "", -2, 2),
+    // Comparisons: the gradient is 0 on both sides (no crossing within the step h).
+    {"eq", "(3, 4) . (4)", b_eq, 2, {S2(3, 4, -2, 2), S1(4, -2, 2)}},
+    {"ne", "(1) . (1)", b_ne, 2, {S1(1, -2, 2), S1(1, -2, 2)}},
+    {"lt", "(2, 3, 4) . (3, 1)", b_lt, 2, {S3(2, 3, 4, -2, 2), S2(3, 1, -2, 2)}},
+    {"le", "(4, 3) . ()", b_le, 2, {S2(4, 3, -2, 2), S0(-2, 2)}},
+    {"gt", "(3) . (4, 3)", b_gt, 2, {S1(3, -2, 2), S2(4, 3, -2, 2)}},
+    {"ge", "(2, 1, 4) . (3, 1)", b_ge, 2, {S3(2, 1, 4, -2, 2), S2(3, 1, -2, 2)}},
+    {"where", "(3, 4) all same shape", b_where, 3, {K2(3, 4), S2(3, 4, -2, 2), S2(3, 4, -2, 2)}},
+    {"where", "(1) all 1-element", b_where, 3, {K1(1), S1(1, -2, 2), S1(1, -2, 2)}},
+    {"where",
+     "cond (3, 1), a (4), b (2, 1, 1)",
+     b_where,
+     3,
+     {K2(3, 1), S1(4, -2, 2), S3(2, 1, 1, -2, 2)}},
+    {"where",
+     "cond (2, 3, 4), a (), b (3, 4)",
+     b_where,
+     3,
+     {K3(2, 3, 4), S0(-2, 2), S2(3, 4, -2, 2)}},
+    {"masked_fill", "(3, 4) mask (3, 4)", b_masked_fill, 2, {S2(3, 4, -2, 2), K2(3, 4)}},
+    {"masked_fill", "(1) mask (1)", b_masked_fill, 2, {S1(1, -2, 2), K1(1)}},
+    {"masked_fill", "(2, 3, 4) mask (3, 1)", b_masked_fill, 2, {S3(2, 3, 4, -2, 2), K2(3, 1)}},
+    {"masked_fill",
+     "(2, 3, 4) mask ()",
+     b_masked_fill,
+     2,
+     {S3(2, 3, 4, -2, 2), {.ndim = 0, .role = OC_CONST}}},
+    {0},
 };

@@ -3,6 +3,8 @@
 // inside each function's domain (log, sqrt, pow).
 #include "support/opcheck.h"
 
+#include <math.h>
+
 #define UNARY(name, expr)                                                                          \
     static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *in, int n) {                         \
         (void)n;                                                                                   \
@@ -27,6 +29,15 @@ UNARY(silu, nb_silu(g, x))
 UNARY(gelu, nb_gelu(g, x))
 UNARY(gelu_tanh, nb_gelu_tanh(g, x))
 UNARY(step, nb_step(g, x))
+UNARY(abs, nb_abs(g, x))
+UNARY(log1p, nb_log1p(g, x))
+UNARY(expm1, nb_expm1(g, x))
+UNARY(sin, nb_sin(g, x))
+UNARY(cos, nb_cos(g, x))
+UNARY(square, nb_square(g, x))
+UNARY(rsqrt, nb_rsqrt(g, x))
+UNARY(clamp, nb_clamp(g, x, -1, 0.5))
+UNARY(clamp_lo, nb_clamp(g, x, -0.3, INFINITY))
 
 #define IN(nd, s0, s1, s2, lo_, hi_, kink)                                                         \
     {                                                                                              \
@@ -58,5 +69,14 @@ const oc_case oc_cases_pointwise[] = {
     CASES(gelu, gelu, -3, 3, 0),
     CASES(gelu_tanh, gelu_tanh, -3, 3, 0),
     CASES(step, step, -2, 2, 0.05),
+    CASES(abs, abs, -2, 2, 0.05),
+    CASES(log1p, log1p, -0.8, 3, 0),
+    CASES(expm1, expm1, -2, 2, 0),
+    CASES(sin, sin, -4, 4, 0),
+    CASES(cos, cos, -4, 4, 0),
+    CASES(square, square, -2, 2, 0),
+    CASES(rsqrt, rsqrt, 0.2, 3, 0),
+    CASES(clamp, clamp, -2, 2, 0),
+    CASES(clamp, clamp_lo, -2, 2, 0),
     {0},
 };

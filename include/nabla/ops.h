@@ -56,6 +56,35 @@ nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b);
 nb_tensor *nb_sub(nb_graph *g, nb_tensor *a, nb_tensor *b);
 nb_tensor *nb_mul(nb_graph *g, nb_tensor *a, nb_tensor *b);
 nb_tensor *nb_div(nb_graph *g, nb_tensor *a, nb_tensor *b);
+// Elementwise max / min with broadcasting (torch.maximum / minimum): NaN propagates; at a tie
+// each operand receives half the gradient, as in PyTorch.
+nb_tensor *nb_maximum(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_minimum(nb_graph *g, nb_tensor *a, nb_tensor *b);
+
+// ---- masks and selection ---------------------------------------------------------------------
+// A mask is a float tensor of the operands' dtype holding 1 (true) or 0; any nonzero value
+// counts as true where a mask is read.
+
+// Comparisons a == b, a != b, a < b, a <= b, a > b, a >= b with NumPy broadcasting -> a mask
+// of the broadcast shape (NaN compares false except in ne). Not differentiable: no gradient
+// flows back through a mask (its derivative is 0 wherever it exists).
+nb_tensor *nb_eq(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_ne(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_lt(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_le(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_gt(nb_graph *g, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_ge(nb_graph *g, nb_tensor *a, nb_tensor *b);
+// y = cond ? a : b elementwise; cond, a and b broadcast together (NumPy rules) to y's shape.
+// dy flows to a where cond, to b elsewhere (summed over broadcast dims); none to cond.
+nb_tensor *nb_where(nb_graph *g, nb_tensor *cond, nb_tensor *a, nb_tensor *b);
+// y = mask ? value : x, y shaped as x; mask must broadcast to x's shape (e.g. a (T, T) causal
+// mask on (B, H, T, T) scores). value may be ±inf (an attention mask); NaN is NB_ERR_ARG.
+// dx = dy where the mask is false, 0 where it is true.
+nb_tensor *nb_masked_fill(nb_graph *g, nb_tensor *x, nb_tensor *mask, double value);
+// y = min(max(x, lo), hi); ±inf for a one-sided clamp; lo > hi or a NaN bound is NB_ERR_ARG.
+// dx = dy where lo <= x <= hi (bounds included, as PyTorch), else 0.
+nb_tensor *nb_clamp(nb_graph *g, nb_tensor *x, double lo, double hi);
+
 // y = -x
 nb_tensor *nb_neg(nb_graph *g, nb_tensor *x);
 // y = x + c
@@ -68,8 +97,18 @@ nb_tensor *nb_exp(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_log(nb_graph *g, nb_tensor *x);
 // y = sqrt x
 nb_tensor *nb_sqrt(nb_graph *g, nb_tensor *x);
-// y = x^p for a constant p
+// y = x^p for a constant p (d/dx x^0 = 0 everywhere, x = 0 included)
 nb_tensor *nb_pow_scalar(nb_graph *g, nb_tensor *x, double p);
+// |x|; its derivative at 0 is taken as 0 (PyTorch's convention)
+nb_tensor *nb_abs(nb_graph *g, nb_tensor *x);
+// ln(1 + x) and e^x - 1, accurate near 0
+nb_tensor *nb_log1p(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_expm1(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_sin(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_cos(nb_graph *g, nb_tensor *x);
+// x², and 1 / √x
+nb_tensor *nb_square(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_rsqrt(nb_graph *g, nb_tensor *x);
 
 // ---- reductions ------------------------------------------------------------------------------
 
@@ -201,6 +240,24 @@ const char *nb_op_name(int i);
 #define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)
 #define nb_mul(...) NB__SITE(nb_mul, __VA_ARGS__)
 #define nb_div(...) NB__SITE(nb_div, __VA_ARGS__)
+#define nb_maximum(...) NB__SITE(nb_maximum, __VA_ARGS__)
+#define nb_minimum(...) NB__SITE(nb_minimum, __VA_ARGS__)
+#define nb_eq(...) NB__SITE(nb_eq, __VA_ARGS__)
+#define nb_ne(...) NB__SITE(nb_ne, __VA_ARGS__)
+#define nb_lt(...) NB__SITE(nb_lt, __VA_ARGS__)
+#define nb_le(...) NB__SITE(nb_le, __VA_ARGS__)
+#define nb_gt(...) NB__SITE(nb_gt, __VA_ARGS__)
+#define nb_ge(...) NB__SITE(nb_ge, __VA_ARGS__)
+#define nb_where(...) NB__SITE(nb_where, __VA_ARGS__)
+#define nb_masked_fill(...) NB__SITE(nb_masked_fill, __VA_ARGS__)
+#define nb_clamp(...) NB__SITE(nb_clamp, __VA_ARGS__)
+#define nb_abs(...) NB__SITE(nb_abs, __VA_ARGS__)
+#define nb_log1p(...) NB__SITE(nb_log1p, __VA_ARGS__)
+#define nb_expm1(...) NB__SITE(nb_expm1, __VA_ARGS__)
+#define nb_sin(...) NB__SITE(nb_sin, __VA_ARGS__)
+#define nb_cos(...) NB__SITE(nb_cos, __VA_ARGS__)
+#define nb_square(...) NB__SITE(nb_square, __VA_ARGS__)
+#define nb_rsqrt(...) NB__SITE(nb_rsqrt, __VA_ARGS__)
 #define nb_neg(...) NB__SITE(nb_neg, __VA_ARGS__)
 #define nb_add_scalar(...) NB__SITE(nb_add_scalar, __VA_ARGS__)
 #define nb_scale(...) NB__SITE(nb_scale, __VA_ARGS__)

@@ -7,6 +7,7 @@
 // Backward: dx += Σ over x's broadcast dims of dy ∂y/∂x (plain elementwise when x is not
 // broadcast). Each parallel work item owns a run of x's grad elements and sums in double, so
 // there are no races and the result does not depend on the thread count.
+#include <math.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -132,6 +133,52 @@ typedef enum { BIN_FWD, BIN_DA, BIN_DB } bin_pass;
 #define OP div
 #include "ops/binary_op.inc"
 
+// maximum / minimum: at a tie each operand gets half of dy (PyTorch's convention); NaN wins.
+#define F(a, b) ((a) > (b) || isnan(a) ? (a) : (b))
+#define DA(g, a, b) ((a) > (b) ? (g) : (a) == (b) ? (g) / 2 : 0)
+#define DB(g, a, b) ((b) > (a) ? (g) : (a) == (b) ? (g) / 2 : 0)
+#define OP maximum
+#include "ops/binary_op.inc"
+
+#define F(a, b) ((a) < (b) || isnan(a) ? (a) : (b))
+#define DA(g, a, b) ((a) < (b) ? (g) : (a) == (b) ? (g) / 2 : 0)
+#define DB(g, a, b) ((b) < (a) ? (g) : (a) == (b) ? (g) / 2 : 0)
+#define OP minimum
+#include "ops/binary_op.inc"
+
+// Comparisons: masks of 1 / 0 in the operands' dtype (NaN compares false, except ne). Their
+// derivative is 0 wherever it exists, so no gradient flows back through a mask.
+#define F(a, b) ((a) == (b) ? 1 : 0)
+#define DA(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define DB(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define OP eq
+#include "ops/binary_op.inc"
+#define F(a, b) ((a) != (b) ? 1 : 0)
+#define DA(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define DB(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define OP ne
+#include "ops/binary_op.inc"
+#define F(a, b) ((a) < (b) ? 1 : 0)
+#define DA(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define DB(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define OP lt
+#include "ops/binary_op.inc"
+#define F(a, b) ((a) <= (b) ? 1 : 0)
+#define DA(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define DB(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define OP le
+#include "ops/binary_op.inc"
+#define F(a, b) ((a) > (b) ? 1 : 0)
+#define DA(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define DB(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define OP gt
+#include "ops/binary_op.inc"
+#define F(a, b) ((a) >= (b) ? 1 : 0)
+#define DA(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define DB(g, a, b) ((void)(g), (void)(a), (void)(b), 0)
+#define OP ge
+#include "ops/binary_op.inc"
+
 static nb_tensor *binary(nb_graph *g, const nb_op *op, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[] = {a, b};
     return nb__record(g, op, in, 2, NULL, 0);
@@ -141,6 +188,14 @@ const nb_op nb_op_add = {"add", 2, 0, bin_infer, add_forward, add_backward};
 const nb_op nb_op_sub = {"sub", 2, 0, bin_infer, sub_forward, sub_backward};
 const nb_op nb_op_mul = {"mul", 2, 0, bin_infer, mul_forward, mul_backward};
 const nb_op nb_op_div = {"div", 2, 0, bin_infer, div_forward, div_backward};
+const nb_op nb_op_maximum = {"maximum", 2, 0, bin_infer, maximum_forward, maximum_backward};
+const nb_op nb_op_minimum = {"minimum", 2, 0, bin_infer, minimum_forward, minimum_backward};
+const nb_op nb_op_eq = {"eq", 2, 0, bin_infer, eq_forward, eq_backward};
+const nb_op nb_op_ne = {"ne", 2, 0, bin_infer, ne_forward, ne_backward};
+const nb_op nb_op_lt = {"lt", 2, 0, bin_infer, lt_forward, lt_backward};
+const nb_op nb_op_le = {"le", 2, 0, bin_infer, le_forward, le_backward};
+const nb_op nb_op_gt = {"gt", 2, 0, bin_infer, gt_forward, gt_backward};
+const nb_op nb_op_ge = {"ge", 2, 0, bin_infer, ge_forward, ge_backward};
 
 nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     return binary(g, &nb_op_add, a, b);
@@ -154,9 +209,34 @@ nb_tensor *nb_mul(nb_graph *g, nb_tensor *a, nb_tensor *b) {
 nb_tensor *nb_div(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     return binary(g, &nb_op_div, a, b);
 }
+nb_tensor *nb_maximum(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_maximum, a, b);
+}
+nb_tensor *nb_minimum(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_minimum, a, b);
+}
+nb_tensor *nb_eq(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_eq, a, b);
+}
+nb_tensor *nb_ne(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_ne, a, b);
+}
+nb_tensor *nb_lt(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_lt, a, b);
+}
+nb_tensor *nb_le(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_le, a, b);
+}
+nb_tensor *nb_gt(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_gt, a, b);
+}
+nb_tensor *nb_ge(nb_graph *g, nb_tensor *a, nb_tensor *b) {
+    return binary(g, &nb_op_ge, a, b);
+}
 
-static const nb_binary_kernels *const kernel_table[] = {&add_kernels, &sub_kernels, &mul_kernels,
-                                                        &div_kernels};
+static const nb_binary_kernels *const kernel_table[] = {
+    &add_kernels, &sub_kernels, &mul_kernels, &div_kernels, &maximum_kernels, &minimum_kernels,
+    &eq_kernels,  &ne_kernels,  &lt_kernels,  &le_kernels,  &gt_kernels,      &ge_kernels};
 
 const nb_binary_kernels *nb__binary_kernels(const char *name) {
     for (size_t i = 0; i < sizeof kernel_table / sizeof kernel_table[0]; i++)

@@ -113,6 +113,13 @@ NB_POINTWISE(gelu_tanh,
                  C(0.5) * x *
                      (C(1) - pow(tanh(C(SQRT_2_OVER_PI) * (x + C(0.044715) * x * x * x)), C(2))) *
                      C(SQRT_2_OVER_PI) * (C(1) + C(3 * 0.044715) * x * x))
+NB_POINTWISE(abs, fabs(x), x > 0 ? C(1) : x < 0 ? C(-1) : C(0)) // abs'(0) = 0, as PyTorch
+NB_POINTWISE(log1p, log1p(x), C(1) / (C(1) + x))                // exact near 0
+NB_POINTWISE(expm1, expm1(x), y + C(1))
+NB_POINTWISE(sin, sin(x), cos(x))
+NB_POINTWISE(cos, cos(x), -sin(x))
+NB_POINTWISE(square, x *x, C(2) * x)
+NB_POINTWISE(rsqrt, C(1) / sqrt(x), C(-0.5) * y * y * y) // d x^(-1/2) = -½ x^(-3/2)
 // Binary step: the derivative is 0 everywhere (undefined at the jump, taken as 0 there).
 NB_POINTWISE(step, x > 0 ? C(1) : C(0), C(0))
 
@@ -167,13 +174,35 @@ nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x) {
 nb_tensor *nb_step(nb_graph *g, nb_tensor *x) {
     return pw_step(g, x, 0);
 }
+nb_tensor *nb_abs(nb_graph *g, nb_tensor *x) {
+    return pw_abs(g, x, 0);
+}
+nb_tensor *nb_log1p(nb_graph *g, nb_tensor *x) {
+    return pw_log1p(g, x, 0);
+}
+nb_tensor *nb_expm1(nb_graph *g, nb_tensor *x) {
+    return pw_expm1(g, x, 0);
+}
+nb_tensor *nb_sin(nb_graph *g, nb_tensor *x) {
+    return pw_sin(g, x, 0);
+}
+nb_tensor *nb_cos(nb_graph *g, nb_tensor *x) {
+    return pw_cos(g, x, 0);
+}
+nb_tensor *nb_square(nb_graph *g, nb_tensor *x) {
+    return pw_square(g, x, 0);
+}
+nb_tensor *nb_rsqrt(nb_graph *g, nb_tensor *x) {
+    return pw_rsqrt(g, x, 0);
+}
 
 // The graph-free kernels by op name (ops/kernels.h).
 static const nb_unary_kernels *const kernel_table[] = {
-    &neg_kernels,        &add_scalar_kernels, &scale_kernels,    &exp_kernels,  &log_kernels,
-    &sqrt_kernels,       &pow_scalar_kernels, &sigmoid_kernels,  &tanh_kernels, &relu_kernels,
-    &leaky_relu_kernels, &elu_kernels,        &softplus_kernels, &silu_kernels, &gelu_kernels,
-    &gelu_tanh_kernels,  &step_kernels,
+    &neg_kernels,        &add_scalar_kernels, &scale_kernels,    &exp_kernels,   &log_kernels,
+    &sqrt_kernels,       &pow_scalar_kernels, &sigmoid_kernels,  &tanh_kernels,  &relu_kernels,
+    &leaky_relu_kernels, &elu_kernels,        &softplus_kernels, &silu_kernels,  &gelu_kernels,
+    &gelu_tanh_kernels,  &step_kernels,       &abs_kernels,      &log1p_kernels, &expm1_kernels,
+    &sin_kernels,        &cos_kernels,        &square_kernels,   &rsqrt_kernels,
 };
 
 const nb_unary_kernels *nb__unary_kernels(const char *name) {

@@ -31,6 +31,56 @@ static nb_tensor *mean_all(nb_graph *g, nb_tensor *const *in, int n) {
 AXIS_BUILDS(sum_axis)
 AXIS_BUILDS(mean_axis)
 AXIS_BUILDS(max_axis)
+AXIS_BUILDS(min_axis)
+static nb_tensor *max_all(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_max(g, in[0]);
+}
+static nb_tensor *min_all(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_min(g, in[0]);
+}
+// argmax / argmin have no gradient of their own: the cases gather x at the index they pick,
+// which must equal max / min along the axis (gradient to that element).
+static nb_tensor *gather_argmax_1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_gather(g, in[0], 1, nb_argmax(g, in[0], 1, true));
+}
+static nb_tensor *gather_argmin_0(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_gather(g, in[0], 0, nb_argmin(g, in[0], 0, true));
+}
+static nb_tensor *gather_argmax_m1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_gather(g, in[0], -1, nb_argmax(g, in[0], -1, true));
+}
+static nb_tensor *isel_0(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_index_select(g, in[0], 0, in[1]);
+}
+static nb_tensor *isel_1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_index_select(g, in[0], 1, in[1]);
+}
+static nb_tensor *isel_m1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_index_select(g, in[0], -1, in[1]);
+}
+static nb_tensor *gather_1(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_gather(g, in[0], 1, in[1]);
+}
+static nb_tensor *gather_0(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_gather(g, in[0], 0, in[1]);
+}
+// one_hot has no gradient: the case weights x by the one-hot rows of the labels.
+static nb_tensor *one_hot_mul(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    nb_tensor *oh = nb_one_hot_tensor(g, in[1], nb_tensor_dim(in[0], nb_tensor_ndim(in[0]) - 1),
+                                      nb_tensor_dtype(in[0]));
+    return nb_mul(g, in[0], oh);
+}
 
 static nb_tensor *reshape_3x2(nb_graph *g, nb_tensor *const *in, int n) {
     (void)n;
@@ -147,6 +197,12 @@ CONCAT_BUILD(m2, -2)
     {                                                                                              \
         .ndim = 4, .shape = { a, b, c, d }                                                         \
     }
+#define I1(a, c)                                                                                   \
+    { .ndim = 1, .shape = {a}, .role = OC_INDEX, .classes = c }
+#define I2(a, b, c)                                                                                \
+    { .ndim = 2, .shape = {a, b}, .role = OC_INDEX, .classes = c }
+#define I3(a, b, c, k)                                                                             \
+    { .ndim = 3, .shape = {a, b, c}, .role = OC_INDEX, .classes = k }
 #define K2(a, b)                                                                                   \
     { .ndim = 2, .shape = {a, b}, .role = OC_CONST }
 
@@ -179,6 +235,28 @@ const oc_case oc_cases_reduce_shape[] = {
     AXIS_CASES(sum_axis),
     AXIS_CASES(mean_axis),
     AXIS_CASES(max_axis),
+    AXIS_CASES(min_axis),
+    {"max", "(1)", max_all, 1, {V1(1)}},
+    {"max", "(3, 5)", max_all, 1, {M2(3, 5)}},
+    {"max", "(2, 3, 4)", max_all, 1, {T3(2, 3, 4)}},
+    {"min", "(1)", min_all, 1, {V1(1)}},
+    {"min", "(2, 3, 4)", min_all, 1, {T3(2, 3, 4)}},
+    {"argmax", "(3, 5) axis 1, gathered", gather_argmax_1, 1, {M2(3, 5)}},
+    {"argmax", "(2, 3, 4) axis -1, gathered", gather_argmax_m1, 1, {T3(2, 3, 4)}},
+    {"argmax", "(1, 1) axis 1, gathered", gather_argmax_1, 1, {M2(1, 1)}},
+    {"argmin", "(4, 3) axis 0, gathered", gather_argmin_0, 1, {M2(4, 3)}},
+    {"argmin", "(2, 3, 4) axis 0, gathered", gather_argmin_0, 1, {T3(2, 3, 4)}},
+    // Index tensors of 6 from 3 or 4 rows: repeats are all but certain (scatter-add sums them).
+    {"index_select", "(4, 3) axis 0, idx (6)", isel_0, 2, {M2(4, 3), I1(6, 4)}},
+    {"index_select", "(1) axis 0, idx (1)", isel_0, 2, {V1(1), I1(1, 1)}},
+    {"index_select", "(2, 3, 4) axis 1, idx (2, 3)", isel_1, 2, {T3(2, 3, 4), I2(2, 3, 3)}},
+    {"index_select", "(2, 3, 4) axis -1, idx (5)", isel_m1, 2, {T3(2, 3, 4), I1(5, 4)}},
+    {"gather", "(3, 4) axis 1, idx (3, 5)", gather_1, 2, {M2(3, 4), I2(3, 5, 4)}},
+    {"gather", "(3, 4) axis 0, idx (6, 2)", gather_0, 2, {M2(3, 4), I2(6, 2, 3)}},
+    {"gather", "(1, 1) axis 1, idx (1, 1)", gather_1, 2, {M2(1, 1), I2(1, 1, 1)}},
+    {"gather", "(2, 3, 4) axis 1, idx (2, 5, 3)", gather_1, 2, {T3(2, 3, 4), I3(2, 5, 3, 3)}},
+    {"one_hot", "x (5, 4) * one_hot(labels (5))", one_hot_mul, 2, {M2(5, 4), I1(5, 4)}},
+    {"one_hot", "x (2, 3, 4) * one_hot(labels (2, 3))", one_hot_mul, 2, {T3(2, 3, 4), I2(2, 3, 4)}},
     {"reshape", "(2, 3) -> (3, 2)", reshape_3x2, 1, {M2(2, 3)}},
     {"reshape", "(2, 3, 4) -> (-1, 4)", reshape_m1x4, 1, {T3(2, 3, 4)}},
     {"reshape", "(1) -> ()", reshape_scalar, 1, {V1(1)}},

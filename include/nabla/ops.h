@@ -121,8 +121,34 @@ nb_tensor *nb_mean(nb_graph *g, nb_tensor *x);
 // axis is NB_ERR_SHAPE (a sum over it is 0).
 nb_tensor *nb_sum_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 nb_tensor *nb_mean_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
-// Max along an axis; the gradient flows to the first maximal element.
+// Max / min along an axis; the gradient flows to the first maximal / minimal element (the one
+// nb_argmax / nb_argmin return). A NaN is the max and the min (it propagates).
 nb_tensor *nb_max_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+nb_tensor *nb_min_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+// Max / min of all elements -> scalar (ndim 0); empty x is NB_ERR_SHAPE.
+nb_tensor *nb_max(nb_graph *g, nb_tensor *x);
+nb_tensor *nb_min(nb_graph *g, nb_tensor *x);
+// Index (int32) of the first max / min along axis: (2, 3) axis 1 -> (2) or (2, 1) with
+// keepdim; over everything: flatten first. No gradient (int32 output). Pair with nb_max_axis
+// for values and indices: both pick the same element.
+nb_tensor *nb_argmax(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+nb_tensor *nb_argmin(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+
+// ---- indexing (int32 index tensors; an index out of range is NB_ERR_ARG naming it) ----------
+
+// NumPy take along one axis: x (A..., L, B...), idx (I...) -> (A..., I..., B...),
+// y[a, i, b] = x[a, idx[i], b]. Backward scatter-adds: a repeated index receives the sum.
+nb_tensor *nb_index_select(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx);
+// Embedding lookup: weight (V, D), idx (I...) int32 token ids -> (I..., D); index_select on
+// axis 0 (errors name index_select).
+nb_tensor *nb_embedding(nb_graph *g, nb_tensor *weight, nb_tensor *idx);
+// torch.gather: idx has x's ndim and is no larger than x except along axis; y has idx's
+// shape, y[.., i, ..] = x[.., idx[.., i, ..], ..] along axis. Backward scatter-adds.
+nb_tensor *nb_gather(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx);
+// One-hot rows on the tape (op "one_hot"; nb_one_hot in nabla/data.h fills a batch tensor
+// from a C array): idx (I...) int32 in [0, classes) -> (I..., classes) of 0 / 1 in dtype
+// (NB_F32 or NB_F64). No gradient.
+nb_tensor *nb_one_hot_tensor(nb_graph *g, nb_tensor *idx, int64_t classes, nb_dtype dtype);
 
 // ---- shape ------------------------------------------------------------------------------------
 
@@ -270,6 +296,15 @@ const char *nb_op_name(int i);
 #define nb_sum_axis(...) NB__SITE(nb_sum_axis, __VA_ARGS__)
 #define nb_mean_axis(...) NB__SITE(nb_mean_axis, __VA_ARGS__)
 #define nb_max_axis(...) NB__SITE(nb_max_axis, __VA_ARGS__)
+#define nb_min_axis(...) NB__SITE(nb_min_axis, __VA_ARGS__)
+#define nb_max(...) NB__SITE(nb_max, __VA_ARGS__)
+#define nb_min(...) NB__SITE(nb_min, __VA_ARGS__)
+#define nb_argmax(...) NB__SITE(nb_argmax, __VA_ARGS__)
+#define nb_argmin(...) NB__SITE(nb_argmin, __VA_ARGS__)
+#define nb_index_select(...) NB__SITE(nb_index_select, __VA_ARGS__)
+#define nb_embedding(...) NB__SITE(nb_embedding, __VA_ARGS__)
+#define nb_gather(...) NB__SITE(nb_gather, __VA_ARGS__)
+#define nb_one_hot_tensor(...) NB__SITE(nb_one_hot_tensor, __VA_ARGS__)
 #define nb_reshape(...) NB__SITE(nb_reshape, __VA_ARGS__)
 #define nb_transpose(...) NB__SITE(nb_transpose, __VA_ARGS__)
 #define nb_transpose_axes(...) NB__SITE(nb_transpose_axes, __VA_ARGS__)

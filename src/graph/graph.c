@@ -228,7 +228,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
 
     char err[128];
     memset(out, 0, sizeof *out);
-    out->dtype = op->index_arg == 1 ? in[1]->dtype : in[0]->dtype;
+    out->dtype = shape.set_dtype ? shape.dtype : op->index_arg == 1 ? in[1]->dtype : in[0]->dtype;
     if (nb__shape_check(shape.ndim, shape.dim, &out->numel, err, sizeof err) != NB_OK) {
         nb__graph_fail(g, NB_ERR_SHAPE, "%s: output shape: %s", op->name, err);
         return NULL;
@@ -247,7 +247,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     bool any_grad = false;
     for (int i = 0; i < n_in; i++)
         any_grad = any_grad || in[i]->requires_grad;
-    nd.needs_grad = g->grad_enabled && any_grad;
+    nd.needs_grad = g->grad_enabled && any_grad && out->dtype != NB_I32;
     if (nd.needs_grad) {
         out->requires_grad = true;
         out->grad = nb__graph_alloc(g, nbytes); // zeroed by backward when needed

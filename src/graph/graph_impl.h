@@ -17,6 +17,10 @@ typedef struct nb_node nb_node;
 typedef struct nb_shape {
     int ndim;
     int64_t dim[NB_MAX_DIMS];
+    // Set by an infer whose output dtype is not the first float input's (argmax's int32
+    // indices, one_hot). An int32 output carries no gradient.
+    bool set_dtype;
+    nb_dtype dtype;
 } nb_shape;
 
 // One const instance per op; the tape stores a pointer to it.

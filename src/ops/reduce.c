@@ -7,7 +7,7 @@
 
 #include "ops/ops_impl.h"
 
-typedef enum { RED_SUM, RED_MEAN, RED_MAX } red_mode;
+typedef enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN } red_mode;
 
 typedef struct {
     red_mode mode;
@@ -44,17 +44,17 @@ static void red_view(const nb_node *nd, int64_t *outer, int64_t *len, int64_t *i
 #include "ops/reduce_kernels.inc"
 
 static const char *red_what(red_mode mode) {
-    return mode == RED_MAX ? "max" : "mean";
+    return mode == RED_MAX ? "max" : mode == RED_MIN ? "min" : "mean";
 }
 
 static nb_status red_infer(nb_node *nd, nb_shape *out) {
     const red_params *p = nd->params;
     const nb_tensor *x = nd->in[0];
     if (p->whole) {
-        if (p->mode == RED_MEAN && x->numel == 0)
+        if (p->mode != RED_SUM && x->numel == 0)
             return nb__node_fail(nd, NB_ERR_SHAPE,
-                                 "x %s is empty: the mean of no elements is undefined",
-                                 NB_SHAPE_STR(x));
+                                 "x %s is empty: the %s of no elements is undefined",
+                                 NB_SHAPE_STR(x), red_what(p->mode));
         out->ndim = 0;
         return NB_OK;
     }
@@ -82,7 +82,7 @@ static void red_forward(nb_node *nd) {
     int64_t outer, len, inner;
     red_view(nd, &outer, &len, &inner);
     int64_t *arg = NULL;
-    if (p->mode == RED_MAX) { // argmax per output, kept for backward
+    if (p->mode == RED_MAX || p->mode == RED_MIN) { // arg per output, kept for backward
         arg = nb__node_save(nd, (size_t)y->numel * sizeof *arg);
         if (!arg)
             return;
@@ -114,6 +114,9 @@ const nb_op nb_op_mean = {"mean", 1, 0, red_infer, red_forward, red_backward};
 const nb_op nb_op_sum_axis = {"sum_axis", 1, 0, red_infer, red_forward, red_backward};
 const nb_op nb_op_mean_axis = {"mean_axis", 1, 0, red_infer, red_forward, red_backward};
 const nb_op nb_op_max_axis = {"max_axis", 1, 0, red_infer, red_forward, red_backward};
+const nb_op nb_op_min_axis = {"min_axis", 1, 0, red_infer, red_forward, red_backward};
+const nb_op nb_op_max = {"max", 1, 0, red_infer, red_forward, red_backward};
+const nb_op nb_op_min = {"min", 1, 0, red_infer, red_forward, red_backward};
 
 static nb_tensor *reduce(nb_graph *g, const nb_op *op, nb_tensor *x, red_params p) {
     return nb__record(g, op, &x, 1, &p, sizeof p);
@@ -133,4 +136,13 @@ nb_tensor *nb_mean_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim) {
 }
 nb_tensor *nb_max_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim) {
     return reduce(g, &nb_op_max_axis, x, (red_params){RED_MAX, false, axis, keepdim});
+}
+nb_tensor *nb_min_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim) {
+    return reduce(g, &nb_op_min_axis, x, (red_params){RED_MIN, false, axis, keepdim});
+}
+nb_tensor *nb_max(nb_graph *g, nb_tensor *x) {
+    return reduce(g, &nb_op_max, x, (red_params){RED_MAX, true, 0, false});
+}
+nb_tensor *nb_min(nb_graph *g, nb_tensor *x) {
+    return reduce(g, &nb_op_min, x, (red_params){RED_MIN, true, 0, false});
 }

@@ -125,6 +125,19 @@ nb_tensor *nb_mean_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 // nb_argmax / nb_argmin return). A NaN is the max and the min (it propagates).
 nb_tensor *nb_max_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 nb_tensor *nb_min_axis(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
+// Over a set of axes: axes[0..n) (negative counts from the end, each at most once; n = 0
+// means every axis); keepdim keeps each reduced axis as size 1: (2, 3, 4) over {0, 2} ->
+// (3) or (1, 3, 1). Sums in double. var / std divide by N - 1 when unbiased (PyTorch's
+// default), else N; std's gradient is infinite where std is 0. logsumexp is max-subtracted
+// (an all -inf slice gives -inf with zero gradient). NB_ERR_ARG for a bad axis list;
+// NB_ERR_SHAPE for a mean / var / std / logsumexp of no elements (or of 1, unbiased).
+nb_tensor *nb_sum_axes(nb_graph *g, nb_tensor *x, int n, const int *axes, bool keepdim);
+nb_tensor *nb_mean_axes(nb_graph *g, nb_tensor *x, int n, const int *axes, bool keepdim);
+nb_tensor *nb_var_axes(nb_graph *g, nb_tensor *x, int n, const int *axes, bool unbiased,
+                       bool keepdim);
+nb_tensor *nb_std_axes(nb_graph *g, nb_tensor *x, int n, const int *axes, bool unbiased,
+                       bool keepdim);
+nb_tensor *nb_logsumexp_axes(nb_graph *g, nb_tensor *x, int n, const int *axes, bool keepdim);
 // Max / min of all elements -> scalar (ndim 0); empty x is NB_ERR_SHAPE.
 nb_tensor *nb_max(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_min(nb_graph *g, nb_tensor *x);
@@ -196,8 +209,12 @@ nb_tensor *nb_relu(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_leaky_relu(nb_graph *g, nb_tensor *x, double slope);
 // x > 0 ? x : alpha (e^x - 1)
 nb_tensor *nb_elu(nb_graph *g, nb_tensor *x, double alpha);
-// ln(1 + e^x), computed without overflow
+// ln(1 + e^x), computed without overflow (the exact form: β = 1, no threshold)
 nb_tensor *nb_softplus(nb_graph *g, nb_tensor *x);
+// PyTorch's F.softplus(x, beta, threshold): ln(1 + e^(βx)) / β, and x itself where βx >
+// threshold. PyTorch's defaults are beta 1, threshold 20; threshold INFINITY is the exact form.
+// beta must be finite and > 0, threshold not NaN (else NB_ERR_ARG).
+nb_tensor *nb_softplus_bt(nb_graph *g, nb_tensor *x, double beta, double threshold);
 // swish / SiLU: x sigmoid(x)
 nb_tensor *nb_silu(nb_graph *g, nb_tensor *x);
 // GELU, exact: x Φ(x) = x (1 + erf(x / √2)) / 2
@@ -211,6 +228,10 @@ nb_tensor *nb_step(nb_graph *g, nb_tensor *x);
 // max-subtracted so rows of ±1000 stay finite. NB_ERR_SHAPE for a 0-dim x.
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_log_softmax(nb_graph *g, nb_tensor *x);
+// The same along any axis (negative counts from the end): (B, C, H, W) over axis 1 normalises
+// each channel vector. A row of all -inf gives NaN, as in PyTorch.
+nb_tensor *nb_softmax_axis(nb_graph *g, nb_tensor *x, int axis);
+nb_tensor *nb_log_softmax_axis(nb_graph *g, nb_tensor *x, int axis);
 
 // ---- losses (scalar results) ---------------------------------------------------------------
 // Every loss returns a 0-dim scalar, sums in double, and records NB_ERR_ARG for a reduction
@@ -296,6 +317,14 @@ const char *nb_op_name(int i);
 #define nb_sum_axis(...) NB__SITE(nb_sum_axis, __VA_ARGS__)
 #define nb_mean_axis(...) NB__SITE(nb_mean_axis, __VA_ARGS__)
 #define nb_max_axis(...) NB__SITE(nb_max_axis, __VA_ARGS__)
+#define nb_sum_axes(...) NB__SITE(nb_sum_axes, __VA_ARGS__)
+#define nb_mean_axes(...) NB__SITE(nb_mean_axes, __VA_ARGS__)
+#define nb_var_axes(...) NB__SITE(nb_var_axes, __VA_ARGS__)
+#define nb_std_axes(...) NB__SITE(nb_std_axes, __VA_ARGS__)
+#define nb_logsumexp_axes(...) NB__SITE(nb_logsumexp_axes, __VA_ARGS__)
+#define nb_softmax_axis(...) NB__SITE(nb_softmax_axis, __VA_ARGS__)
+#define nb_log_softmax_axis(...) NB__SITE(nb_log_softmax_axis, __VA_ARGS__)
+#define nb_softplus_bt(...) NB__SITE(nb_softplus_bt, __VA_ARGS__)
 #define nb_min_axis(...) NB__SITE(nb_min_axis, __VA_ARGS__)
 #define nb_max(...) NB__SITE(nb_max, __VA_ARGS__)
 #define nb_min(...) NB__SITE(nb_min, __VA_ARGS__)

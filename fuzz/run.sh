@@ -52,10 +52,13 @@ python=python3
 warn=(-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
       -Wcast-qual -Wdouble-promotion -Werror)
 cd "$root"
-lib_src=(src/tensor/*.c src/data/*.c src/io/*.c)
+# Generated headers (nabla/version.h) come from a configure-only CMake run, so the version
+# lives in one place (project(VERSION) in CMakeLists.txt).
+cmake -S "$root" -B "$build/cmake" -DNABLA_BUILD_TESTS=OFF -DNABLA_BUILD_EXAMPLES=OFF >/dev/null
+lib_src=(src/base/*.c src/tensor/*.c src/data/*.c src/io/*.c)
 t0=$(date +%s)
 for h in "${harnesses[@]}"; do
-    "$cc" -std=c11 -g -O1 "${warn[@]}" "${sanflags[@]}" -Iinclude -Isrc \
+    "$cc" -std=c11 -g -O1 "${warn[@]}" "${sanflags[@]}" -Iinclude -I"$build/cmake/include" -Isrc \
         -I/usr/include/x86_64-linux-gnu "${lib_src[@]}" "fuzz/$h.c" -o "$build/$h" \
         -lz -lcjson -lopenblas -lm
 done

@@ -4,9 +4,11 @@
 // cross-entropy -> backward -> SGD with momentum -> nb_graph_reset (memory kept, so after the
 // first step a step allocates nothing). The learning rate follows a per-step cosine from --lr
 // down to 0 unless --schedule constant. Weight decay applies to weights, not biases.
-// --save writes the checkpoint before training and after every epoch (atomic), so the file
-// always holds the last finished epoch and, at the end, exactly the weights the test accuracy
-// was measured on; --csv is rewritten the same way.
+// --save writes the checkpoint after every finished epoch (atomic), never before the first, so
+// an existing file is replaced only by a trained model and, at the end, holds exactly the
+// weights the test accuracy was measured on; --csv is rewritten the same way. Output paths are
+// checked before any work (mnist/paths.c). A diverging run (loss NaN/Inf or far above its start)
+// stops with exit 1 and saves nothing more.
 // Randomness comes from three streams derived from --seed (init, validation split, shuffling);
 // with the same seed and --threads, two runs give bitwise identical losses.
 // Layout: cli.c (flags), model.c (MLP, checkpoints, evaluation), progress.c (stderr bar).
@@ -14,7 +16,7 @@
 // 130 interrupted. SIGINT/SIGTERM only set a flag that is checked between steps, so a
 // checkpoint being written when the signal arrives is finished and renamed, never left half
 // written. SIGXFSZ is ignored so a file-size limit shows up as a write error with a message.
-#define _POSIX_C_SOURCE 200809L // getpid
+#define _POSIX_C_SOURCE 200809L // setenv
 
 #include <ctype.h>
 #include <errno.h>
@@ -81,7 +83,30 @@ typedef struct {
     nb_batch_iter *it;
     nb_rng aug_rng;  // --augment shifts
     epoch_row *rows; // (epochs)
+    double loss0;    // loss of the run's first batch: the reference for divergence
+    int saved_epoch; // last epoch written to --save by this run (0: none yet)
+    bool save_existed;
 } run_state;
+
+// Divergence: a batch loss above max(DIVERGE_BATCH x start, start + DIVERGE_BATCH_ADD) or an
+// epoch mean above max(DIVERGE_EPOCH x start, start + 1). A healthy run's loss falls; these
+// bounds are orders of magnitude beyond batch-to-batch noise (a batch of one confidently wrong
+// sample costs ~20 nats), and still catch --lr 1e6 (loss 1e33) in its first batches.
+#define DIVERGE_BATCH 1000.0
+#define DIVERGE_BATCH_ADD 100.0
+#define DIVERGE_EPOCH 10.0
+
+// "; <ckpt> holds epoch 3", or what is true of --save when nothing was written this run.
+static const char *save_state(const run_state *r, char *buf, size_t size) {
+    if (!r->o.save)
+        snprintf(buf, size, "%s", "");
+    else if (r->saved_epoch > 0)
+        snprintf(buf, size, "; %s holds epoch %d", r->o.save, r->saved_epoch);
+    else
+        snprintf(buf, size, "; no epoch finished, so %s %s", r->o.save,
+                 r->save_existed ? "was left as it was" : "was not written");
+    return buf;
+}
 
 static int fail(const char *fmt, ...) {
     va_list ap;
@@ -202,12 +227,19 @@ static int setup_model(run_state *r, int64_t features) {
     if (mnist_mlp_create(&r->model, &r->o, features, NB_MNIST_CLASSES, &rng) != NB_OK)
         return fail("cannot create the model: %s", nb_last_error());
     char err[768];
-    nb_status st = r->o.load ? mnist_mlp_load(&r->model, r->o.load, err, sizeof err) : NB_OK;
+    bool unchecked = false;
+    nb_status st =
+        r->o.load ? mnist_mlp_load(&r->model, r->o.load, &unchecked, err, sizeof err) : NB_OK;
     if (st != NB_OK)
         return fail("cannot load checkpoint: %s%s", err,
                     st == NB_ERR_SHAPE || st == NB_ERR_DTYPE
                         ? " (--hidden and --dtype must match the checkpoint)"
                         : "");
+    if (unchecked)
+        fprintf(stderr,
+                "mnist: note: %s has no nabla checksums (written by another tool?); "
+                "its weights were loaded unverified\n",
+                r->o.load);
     if (!(r->eval_g = nb_graph_create()))
         return fail_lib(nb_last_error());
     nb_graph_set_grad_enabled(r->eval_g, false);
@@ -247,30 +279,29 @@ static int setup_training(run_state *r, int64_t features) {
     return 0;
 }
 
-// Writes the metrics so far to "<csv>.tmp.<pid>", then renames it over --csv.
-static int write_csv(const run_state *r, int n_rows) {
-    const char *path = r->o.csv;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return fail("--csv path is too long");
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return fail("cannot write %s: %s", tmp, strerror(errno));
+typedef struct {
+    const run_state *r;
+    int n_rows;
+} csv_job;
+
+static bool csv_rows(FILE *f, void *ctx) {
+    const csv_job *job = ctx;
     fprintf(f, "epoch,train_loss,train_acc,val_acc,seconds\n");
-    for (int i = 0; i < n_rows; i++) {
-        const epoch_row *e = &r->rows[i];
+    for (int i = 0; i < job->n_rows; i++) {
+        const epoch_row *e = &job->r->rows[i];
         fprintf(f, "%d,%.9g,%.9g,", e->epoch, e->train_loss, e->train_acc);
         if (e->val_acc >= 0)
             fprintf(f, "%.9g", e->val_acc);
         fprintf(f, ",%.3f\n", e->seconds);
     }
-    bool ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return fail("cannot write %s: %s", path, strerror(e));
-    }
+    return !ferror(f);
+}
+
+// Replaces --csv atomically with the metrics so far.
+static int write_csv(const run_state *r, int n_rows) {
+    csv_job job = {r, n_rows};
+    if (nb_write_file_atomic(r->o.csv, csv_rows, &job) != NB_OK)
+        return fail("cannot write --csv: %s", nb_last_error());
     return 0;
 }
 
@@ -323,9 +354,9 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
     double loss_sum = 0; // Σ per-sample losses, in batch order (deterministic)
     while ((count = nb_batch_iter_next(r->it, &idx)) > 0) {
         if (interrupted) {
-            char msg[128];
+            char msg[512], state[400];
             snprintf(msg, sizeof msg, "interrupted in epoch %d%s", pg->epoch,
-                     r->o.save ? "; the checkpoint holds the previous epoch" : "");
+                     save_state(r, state, sizeof state));
             return epoch_fail(pg, msg);
         }
         bool full = count == nb_tensor_dim(r->x, 0);
@@ -355,12 +386,15 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
         if (nb_sgd_step(r->opt_w) != NB_OK || nb_sgd_step(r->opt_b) != NB_OK)
             return epoch_fail(pg, nb_last_error());
         double l = nb_tensor_get(loss, 0);
-        if (!isfinite(l)) {
-            char msg[160];
+        if (isnan(r->loss0))
+            r->loss0 = l;
+        double limit = fmax(DIVERGE_BATCH * r->loss0, r->loss0 + DIVERGE_BATCH_ADD);
+        if (!isfinite(l) || l > limit) {
+            char msg[600], state[400];
             snprintf(msg, sizeof msg,
-                     "training diverged (loss %g) in epoch %d, batch %" PRId64
-                     ": try a smaller --lr",
-                     l, pg->epoch, done + 1);
+                     "training diverged in epoch %d, batch %" PRId64 ": loss %g (started at "
+                     "%g, limit %g)%s; try a smaller --lr",
+                     pg->epoch, done + 1, l, r->loss0, limit, save_state(r, state, sizeof state));
             return epoch_fail(pg, msg);
         }
         loss_sum += l * (double)count;
@@ -387,11 +421,10 @@ static int train(run_state *r) {
     int epoch_digits = snprintf(NULL, 0, "%d", o->epochs); // aligns the per-epoch lines
     double t_start = mnist_now();
     double train_seconds = 0;
-    // Write both files once before training so a bad path fails now, not after an epoch.
-    if (o->csv && write_csv(r, 0))
-        return 1;
-    if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK)
-        return fail("cannot save checkpoint: %s", nb_last_error());
+    // Nothing is written before the first epoch finishes: an existing checkpoint is never
+    // replaced by an untrained model. Bad paths were refused before loading the data.
+    r->loss0 = NAN;
+    r->save_existed = o->save && mnist_file_exists(o->save);
     for (int e = 1; e <= o->epochs; e++) {
         mnist_progress_epoch(&pg, e);
         double t0 = mnist_now();
@@ -401,6 +434,12 @@ static int train(run_state *r) {
             return interrupted ? 130 : 1;
         double t1 = mnist_now();
         train_seconds += t1 - t0;
+        if (loss > fmax(DIVERGE_EPOCH * r->loss0, r->loss0 + 1)) {
+            char state[400];
+            return fail("training diverged: epoch %d mean loss %g, the first batch's was %g%s; "
+                        "try a smaller --lr",
+                        e, loss, r->loss0, save_state(r, state, sizeof state));
+        }
         double val_acc = -1;
         if (r->n_val > 0) {
             int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->train, r->val_idx, r->n_val, NULL,
@@ -421,11 +460,17 @@ static int train(run_state *r) {
         fflush(stdout);
         if (o->csv && write_csv(r, e))
             return 1;
-        if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK)
-            return fail("cannot save checkpoint: %s", nb_last_error());
+        if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK) {
+            char state[400];
+            return fail("cannot save checkpoint: %s%s", nb_last_error(),
+                        save_state(r, state, sizeof state));
+        }
+        if (o->save)
+            r->saved_epoch = e;
         if (interrupted) {
+            char state[400];
             fprintf(stderr, "mnist: interrupted after epoch %d%s\n", e,
-                    o->save ? "; the checkpoint holds it" : "");
+                    save_state(r, state, sizeof state));
             return 130;
         }
     }
@@ -471,6 +516,8 @@ static int report_test(run_state *r) {
 static int run(run_state *r) {
     const mnist_options *o = &r->o;
     nb_set_num_threads(o->threads);
+    if (!o->eval_only && mnist_check_outputs(o))
+        return 1;
     if (load_data(r))
         return interrupted ? 130 : 1;
     int64_t features = r->test.rows * r->test.cols;

@@ -50,7 +50,7 @@ static nb_status load(const char *path, nb_tensor **t, int n) {
     if (st != NB_OK) {
         FZ_CHECK(nb_last_error()[0] != '\0');
         FZ_CHECK(st == NB_ERR_FORMAT || st == NB_ERR_DTYPE || st == NB_ERR_SHAPE ||
-                 st == NB_ERR_NOMEM);
+                 st == NB_ERR_NOMEM || st == NB_ERR_NONFINITE);
     }
     for (int i = 0; i < N_MODEL; i++)
         if (st != NB_OK || i >= n)

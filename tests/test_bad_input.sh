@@ -15,7 +15,7 @@ expect() { expect_run "$@"; }
 
 # no_leftovers DIR: no temporary or partial files remain.
 no_leftovers() {
-    if compgen -G "$1/*.tmp*" >/dev/null; then
+    if compgen -G "$1/*tmp*" >/dev/null || compgen -G "$1/.*tmp*" >/dev/null; then
         fail "temporary files left in $1: $(ls "$1")"
     fi
 }
@@ -119,37 +119,195 @@ expect 1 "fc1.weight.*shape|shape.*fc1.weight" "$mnist" "${tiny[@]}" --hidden 24
 head -c 100 "$work/ck.orig" >"$work/cut.safetensors"
 expect 1 "cut.safetensors" "$mnist" "${tiny[@]}" --load "$work/cut.safetensors" --eval-only
 
-# Unwritable output paths fail before training, leaving nothing behind.
-expect 1 "cannot save checkpoint.*no-such-dir" "$mnist" "${tiny[@]}" --save "$work/no-such-dir/ck.safetensors"
-expect 1 "no-such-dir" "$mnist" "${tiny[@]}" --csv "$work/no-such-dir/m.csv"
+# unchanged FILE: FILE is byte-identical to the good checkpoint saved above.
+unchanged() { cmp -s "$1" "$work/ck.orig" || fail "$1 changed ($2)"; }
+
+# Unwritable output paths fail before training (before loading data), leaving nothing behind.
+expect 1 "--save: .*no-such-dir.*No such file" "$mnist" "${tiny[@]}" --save "$work/no-such-dir/ck.safetensors"
+expect 1 "--csv: .*no-such-dir" "$mnist" "${tiny[@]}" --csv "$work/no-such-dir/m.csv"
 expect 1 "no-such-dir" "$overfit" --out "$work/no-such-dir"
 no_leftovers "$work"
 
-# A full disk, simulated by a 64 KiB file-size limit: the save fails with a message, the old
-# checkpoint (written without the limit) stays byte-identical, no temporary file remains.
-(ulimit -f 64 && "$mnist" "${tiny[@]}" --hidden 128 --save "$ck" >"$work/out" 2>"$work/err")
+# Finding 1: a run never replaces an existing checkpoint with an untrained or diverged model.
+# A new run onto an existing file needs --overwrite (or --load of that file, to continue it).
+expect 1 "already exists.*--overwrite" "$mnist" "${tiny[@]}" --save "$ck"
+unchanged "$ck" "new run without --overwrite"
+# Diverging runs (--lr 1e6: the loss reaches ~1e12 in the second batch) stop with exit 1 and a
+# message, and save nothing: continuing the checkpoint, and with --overwrite.
+expect 1 "diverged.*no epoch finished, so .*ck.safetensors was left as it was" \
+    "$mnist" "${tiny[@]}" --lr 1e6 --load "$ck" --save "$ck"
+unchanged "$ck" "diverging resumed run"
+expect 1 "diverged.*try a smaller --lr" "$mnist" "${tiny[@]}" --lr 1e6 --save "$ck" --overwrite
+unchanged "$ck" "diverging run with --overwrite"
+# A finite loss far above its start is divergence too (--lr 50 with momentum: loss ~1e2-1e4).
+expect 1 "diverged" "$mnist" "${tiny[@]}" --lr 50 --save "$work/div.safetensors"
+[[ -e $work/div.safetensors ]] && fail "a diverged run wrote a checkpoint"
+
+# SIGINT before the first epoch finishes (sent once the run printed its "sgd:" line, i.e. data
+# and model are ready): exit 130, the message says nothing was written, the file is unchanged.
+# wait_for REGEX: until stdout of the background run matches (at most 60 s).
+wait_for() {
+    for _ in $(seq 600); do
+        grep -Eq "$1" "$work/out" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "timed out waiting for /$1/"
+    return 1
+}
+slow=(--limit 20000 --val 500 --hidden 256 --batch 32 --threads 1 --epochs 50)
+"$mnist" "${slow[@]}" --save "$ck" --overwrite >"$work/out" 2>"$work/err" &
+pid=$!
+wait_for '^sgd:' && kill -INT "$pid"
+wait "$pid"
 rc=$?
-if [[ $rc -ne 1 ]] || ! grep -Eq "cannot save checkpoint" "$work/err"; then
-    fail "save under a file-size limit exited $rc; stderr: $(tail -c 300 "$work/err")"
+[[ $rc -eq 130 ]] || fail "SIGINT in epoch 1: exit $rc"
+grep -Eq "interrupted in epoch 1; no epoch finished, so .*ck.safetensors was left as it was" "$work/err" ||
+    fail "SIGINT in epoch 1: message: $(tail -c 300 "$work/err")"
+unchanged "$ck" "SIGINT before the first epoch finished"
+# ... and after an epoch finished: the message names the epoch the file holds, which loads.
+"$mnist" "${slow[@]}" --save "$ck" --overwrite >"$work/out" 2>"$work/err" &
+pid=$!
+wait_for '^epoch +1/' && kill -INT "$pid"
+wait "$pid"
+rc=$?
+[[ $rc -eq 130 ]] || fail "SIGINT after epoch 1: exit $rc"
+grep -Eq "interrupted (in|after) epoch [0-9]+; .*ck.safetensors holds epoch [1-9]" "$work/err" ||
+    fail "SIGINT after epoch 1: message: $(tail -c 300 "$work/err")"
+expect 0 "test accuracy" "$mnist" --hidden 256 --load "$ck" --eval-only
+cp "$work/ck.orig" "$ck"
+
+# Finding 2: outputs that are inputs, special files, links or directories are refused before
+# any work, and nothing is replaced. A copy of the dataset stands in for the real one.
+mkdir "$work/data"
+cp "$data"/*.gz "$work/data/"
+labels="$work/data/t10k-labels-idx1-ubyte.gz"
+cp "$labels" "$work/labels.orig"
+expect 1 "--save .*t10k-labels-idx1-ubyte.gz is the dataset file" \
+    "$mnist" "${tiny[@]}" --data "$work/data" --save "$labels" --overwrite
+expect 1 "--csv .*t10k-labels-idx1-ubyte.gz is the dataset file" \
+    "$mnist" "${tiny[@]}" --data "$work/data" --csv "$labels" --overwrite
+ln "$labels" "$work/hardlink.gz" # another name for the same data
+expect 1 "is the dataset file" "$mnist" "${tiny[@]}" --data "$work/data" --save "$work/hardlink.gz" --overwrite
+cmp -s "$labels" "$work/labels.orig" || fail "a dataset file was modified"
+expect 1 "--csv .* is the --load checkpoint" "$mnist" "${tiny[@]}" --load "$ck" --csv "$ck" --overwrite
+expect 1 "--csv .* is also the --save checkpoint" "$mnist" "${tiny[@]}" --save "$work/x.st" --csv "$work/./x.st"
+mkfifo "$work/fifo"
+expect 1 "--save: .*fifo is a FIFO \(named pipe\), not a regular file" timeout 20 "$mnist" "${tiny[@]}" --save "$work/fifo"
+expect 1 "--csv: .*fifo is a FIFO" timeout 20 "$mnist" "${tiny[@]}" --csv "$work/fifo"
+expect 1 "fifo: not a regular file \(a FIFO\)" timeout 20 "$mnist" "${tiny[@]}" --load "$work/fifo" --eval-only
+[[ -p $work/fifo ]] || fail "the FIFO was replaced"
+ln -s "$ck" "$work/link.safetensors"
+expect 1 "--save: .*link.safetensors is a symbolic link.*refused" "$mnist" "${tiny[@]}" --save "$work/link.safetensors" --overwrite
+[[ -L $work/link.safetensors ]] || fail "the symbolic link was replaced"
+unchanged "$ck" "save onto a link to it"
+expect 1 "--save: .* is a directory" "$mnist" "${tiny[@]}" --save "$work/data" --overwrite
+expect 1 "--csv: .* (is|names) a directory" "$mnist" "${tiny[@]}" --csv "$work/data/" --overwrite
+if [[ $(id -u) -eq 0 ]]; then # a device node of our own, never the real /dev/null
+    mknod "$work/null" c 1 3
+    expect 1 "--save: .*null is a character device" "$mnist" "${tiny[@]}" --save "$work/null" --overwrite
+    [[ -c $work/null ]] || fail "the character device was replaced"
 fi
-cmp -s "$ck" "$work/ck.orig" || fail "the old checkpoint changed after a failed save"
 no_leftovers "$work"
 
-# SIGINT at varied moments of a run that saves every epoch: exit 130, and whatever is on disk
-# is a complete checkpoint that evaluates. (A SIGINT while the data loads now stops the run
-# before anything is saved, so the file may not exist.)
-rm -f "$ck"
+# Finding 3: corruption is caught by the checksums; non-finite weights are refused; a file from
+# another tool (no checksums) still loads, with a note.
+# flip FILE OFFSET BIT: flips one bit in place.
+flip() {
+    python3 - "$@" <<'PY'
+import sys
+path, off, bit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "r+b") as f:
+    f.seek(off); b = f.read(1)[0]; f.seek(off); f.write(bytes([b ^ (1 << bit)]))
+PY
+}
+# offset FILE NAME K: file offset of byte K of tensor NAME.
+offset() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n])
+print(8 + n + h[sys.argv[2]]["data_offsets"][0] + int(sys.argv[3]))
+PY
+}
+cp "$work/ck.orig" "$work/flip.safetensors"
+flip "$work/flip.safetensors" "$(offset "$work/flip.safetensors" fc2.bias 3)" 6 # an exponent bit
+expect 1 "'fc2.bias' fails its checksum" "$mnist" "${tiny[@]}" --load "$work/flip.safetensors" --eval-only
+cp "$work/ck.orig" "$work/flip.safetensors"
+flip "$work/flip.safetensors" "$(offset "$work/flip.safetensors" fc1.weight 4000)" 0 # a mantissa bit
+expect 1 "'fc1.weight' fails its checksum" "$mnist" "${tiny[@]}" --load "$work/flip.safetensors" --eval-only
+cp "$work/ck.orig" "$work/flip.safetensors"
+flip "$work/flip.safetensors" 40 1 # a header byte
+expect 1 "flip.safetensors" "$mnist" "${tiny[@]}" --load "$work/flip.safetensors" --eval-only
+# rewrite SRC DST NAN: DST is SRC as another tool would write it (no nabla metadata), with
+# fc1.bias[0] set to NaN when NAN is 1.
+rewrite() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, nan = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n])
+data = bytearray(raw[8 + n:])
+h.pop("__metadata__", None)
+if nan:
+    b = h["fc1.bias"]["data_offsets"][0]
+    data[b:b + 4] = struct.pack("<f", float("nan"))
+j = json.dumps(h).encode()
+j += b" " * (-len(j) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(j)) + j + bytes(data))
+PY
+}
+rewrite "$ck" "$work/foreign.safetensors" 0
+expect 0 "note: .*foreign.safetensors has no nabla checksums" "$mnist" "${tiny[@]}" --load "$work/foreign.safetensors" --eval-only
+rewrite "$ck" "$work/nan.safetensors" 1
+expect 1 "'fc1.bias' holds nan at element 0" "$mnist" "${tiny[@]}" --load "$work/nan.safetensors" --eval-only
+
+# Finding 8: a 250-byte file name (the old "<name>.tmp.<pid>" exceeded NAME_MAX) saves and loads.
+long="$work/$(printf 'c%.0s' {1..238}).safetensors"
+expect 0 "test accuracy" "$mnist" "${tiny[@]}" --save "$long" --csv "$long.csv"
+expect 0 "test accuracy" "$mnist" "${tiny[@]}" --load "$long" --eval-only
+no_leftovers "$work"
+
+# Finding 10: messages state the real limit or cause.
+expect 2 "'10000' for --threads: need an integer in \[0, 4096\]" "$mnist" --threads 10000
+expect 2 "for --batch: need an integer in \[1, 2147483647\]" "$mnist" --batch 99999999999
+expect 2 "for --seed: need an integer in \[0, 18446744073709551615\]" "$mnist" --seed 18446744073709551616
+
+# A full disk, simulated by a 64 KiB file-size limit: the save fails with a message, the old
+# checkpoint (written without the limit) stays byte-identical, no temporary file remains.
+(ulimit -f 64 && "$mnist" "${tiny[@]}" --hidden 128 --save "$ck" --overwrite >"$work/out" 2>"$work/err")
+rc=$?
+if [[ $rc -ne 1 ]] || ! grep -Eq "cannot save checkpoint.*File too large" "$work/err"; then
+    fail "save under a file-size limit exited $rc; stderr: $(tail -c 300 "$work/err")"
+fi
+unchanged "$ck" "failed save under a file-size limit"
+no_leftovers "$work"
+
+# SIGINT and kill -9 at varied moments of a run that saves every epoch: SIGINT gives exit 130;
+# after either, whatever is on disk is a complete checkpoint that evaluates, and at most the
+# one fixed-name temp file of a kill -9 remains, removed by the next save.
+expect 0 "test accuracy" "$mnist" --limit 3000 --val 300 --hidden 64 --epochs 1 --save "$ck" --overwrite
 for delay in 0.3 0.8 1.3 1.9 2.6; do
-    "$mnist" --limit 3000 --val 300 --hidden 64 --epochs 200 --save "$ck" >"$work/out" 2>"$work/err" &
-    pid=$!
-    sleep "$delay"
-    kill -INT "$pid"
-    wait "$pid"
-    rc=$?
-    [[ $rc -eq 130 || $rc -eq 0 ]] || fail "SIGINT after ${delay}s: exit $rc; stderr: $(tail -c 300 "$work/err")"
-    no_leftovers "$work"
-    [[ ! -e $ck ]] || expect 0 "test accuracy" "$mnist" --limit 3000 --val 300 --hidden 64 --load "$ck" --eval-only
+    for sig in INT KILL; do
+        "$mnist" --limit 3000 --val 300 --hidden 64 --epochs 200 --save "$ck" --overwrite >"$work/out" 2>"$work/err" &
+        pid=$!
+        sleep "$delay"
+        kill -$sig "$pid"
+        { wait "$pid"; } 2>/dev/null
+        rc=$?
+        if [[ $sig == INT ]]; then
+            [[ $rc -eq 130 || $rc -eq 0 ]] || fail "SIGINT after ${delay}s: exit $rc; stderr: $(tail -c 300 "$work/err")"
+            no_leftovers "$work"
+        else
+            n=$(find "$work" -maxdepth 1 -name '*tmp*' | wc -l)
+            ((n <= 1)) || fail "kill -9 after ${delay}s left $n temp files: $(ls -a "$work")"
+        fi
+        expect 0 "test accuracy" "$mnist" --limit 3000 --val 300 --hidden 64 --load "$ck" --eval-only
+    done
 done
+expect 0 "test accuracy" "$mnist" --limit 3000 --val 300 --hidden 64 --epochs 1 --save "$ck" --overwrite
+no_leftovers "$work"
 
 if ((failures > 0)); then
     echo "$failures check(s) failed"

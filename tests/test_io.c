@@ -51,13 +51,13 @@ static bool all_equal(const nb_tensor *t, double v) {
     return true;
 }
 
-// Files in the test directory whose name holds ".tmp." (a save's leftover temp file).
+// Files in the test directory whose name holds "tmp" (a save's leftover temp file).
 static int count_temp_files(void) {
     DIR *d = opendir(dir);
     assert_non_null(d);
     int count = 0;
     for (struct dirent *e; (e = readdir(d));)
-        count += strstr(e->d_name, ".tmp.") != NULL;
+        count += strstr(e->d_name, "tmp") != NULL;
     closedir(d);
     return count;
 }
@@ -124,7 +124,14 @@ static void round_trip_is_bitwise_exact(void **state) {
     nb_tensor *dst[7];
     for (int i = 0; i < 7; i++)
         dst[i] = make(nb_tensor_dtype(src[i]), nb_tensor_ndim(src[i]), nb_tensor_shape(src[i]), 0);
-    assert_int_equal(nb_load_safetensors(path, names, dst, 7), NB_OK);
+    // NaN and inf are refused by default; the flag lets a debugging session load them.
+    assert_int_equal(nb_load_safetensors(path, names, dst, 7), NB_ERR_NONFINITE);
+    assert_msg_has("rt.safetensors: 'f32' holds nan at element 0");
+    nb_safetensors *h = NULL;
+    assert_int_equal(nb_safetensors_open(path, &h), NB_OK);
+    assert_true(nb_safetensors_checked(h));
+    assert_int_equal(nb_safetensors_read(h, names, dst, 7, NB_LOAD_ALLOW_NONFINITE), NB_OK);
+    nb_safetensors_close(h);
     for (int i = 0; i < 7; i++) {
         size_t bytes = (size_t)nb_tensor_numel(src[i]) * nb_dtype_size(nb_tensor_dtype(src[i]));
         if (bytes) // the (0, 3) tensor has no bytes to compare
@@ -152,9 +159,22 @@ static void names_needing_json_escapes_round_trip(void **state) {
     }
 }
 
+// CRC-32C bit by bit, straight from the definition (reflected polynomial 0x82F63B78), to check
+// the library's table and hardware versions.
+static uint32_t crc32c_ref(const void *data, size_t n) {
+    const unsigned char *p = data;
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+    return ~c;
+}
+
 // What Python's reader requires of our files: LE length, a JSON object padded with spaces so the
 // data starts 8-aligned, offsets that tile the buffer exactly, little-endian data. F64 comes
-// first so every tensor is aligned to its element size.
+// first so every tensor is aligned to its element size. The metadata holds the checksums.
 static void saved_layout_is_python_compatible(void **state) {
     (void)state;
     char path[256];
@@ -168,17 +188,25 @@ static void saved_layout_is_python_compatible(void **state) {
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--)
         n = (n << 8) | b[k];
-    // Golden header: exact integers, F64 first, then the rest in the caller's order.
-    const char *json = "{\"d\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]},"
-                       "\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[8,20]},"
-                       "\"k\":{\"dtype\":\"I32\",\"shape\":[1,2],\"data_offsets\":[20,28]}}";
+    assert_int_equal(crc32c_ref("123456789", 9), 0xE3069283u); // the standard check value
+    // Golden header: metadata with a CRC-32C per tensor over its stored bytes (and one over
+    // the empty user metadata), exact integers, F64 first, then the rest in the caller's order.
+    const unsigned char *data = b + 8 + n;
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"__metadata__\":{\"nabla.crc32c.w\":\"%08x\",\"nabla.crc32c.d\":\"%08x\","
+             "\"nabla.crc32c.k\":\"%08x\",\"nabla.crc32c.__metadata__\":\"%08x\"},"
+             "\"d\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]},"
+             "\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[8,20]},"
+             "\"k\":{\"dtype\":\"I32\",\"shape\":[1,2],\"data_offsets\":[20,28]}}",
+             crc32c_ref(data + 8, 12), crc32c_ref(data, 8), crc32c_ref(data + 20, 8),
+             crc32c_ref("", 0));
     size_t jlen = strlen(json);
     assert_int_equal(n, (jlen + 7) / 8 * 8); // padded so the data starts 8-aligned
     assert_int_equal(len, 8 + n + 28);       // offsets tile the buffer exactly
     assert_memory_equal(b + 8, json, jlen);
     for (size_t i = jlen; i < n; i++)
         assert_int_equal(b[8 + i], ' ');
-    const unsigned char *data = b + 8 + n;
     const unsigned char minus2_f64[8] = {0, 0, 0, 0, 0, 0, 0x00, 0xc0};
     const unsigned char one_half_f32[4] = {0, 0, 0xc0, 0x3f};
     const unsigned char i258[4] = {0x02, 0x01, 0, 0};
@@ -449,7 +477,7 @@ static void save_replaces_atomically(void **state) {
     char blocker[256];
     assert_int_equal(mkdir(in_dir(blocker, "blocked.safetensors"), 0700), 0);
     assert_int_equal(nb_save_safetensors(blocker, names, v1, 2), NB_ERR_IO);
-    assert_msg_has("cannot rename");
+    assert_msg_has("blocked.safetensors is a directory, not a regular file");
     assert_int_equal(count_temp_files(), 0);
     assert_int_equal(rmdir(blocker), 0);
 
@@ -487,7 +515,7 @@ static void save_failing_midway_keeps_old_file(void **state) {
     setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, prev);
     assert_int_equal(st, NB_ERR_IO);
-    assert_msg_has("midway.safetensors: writing temporary file");
+    assert_msg_has("midway.safetensors: writing the new file failed");
     assert_msg_has("File too large");
     assert_int_equal(count_temp_files(), 0);
     assert_int_equal(nb_load_safetensors(path, names, &small, 1), NB_OK);

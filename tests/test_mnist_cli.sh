@@ -59,6 +59,16 @@ reloaded=$(grep -E '^test accuracy' "$work/out")
 [[ -n $trained && $trained == "$reloaded" ]] ||
     fail "reloaded checkpoint gives '$reloaded', training run gave '$trained'"
 
+# Continuing a checkpoint (--load X --save X) replaces it after the epoch; a new run onto an
+# existing file needs --overwrite (the checkpoint is never replaced by an untrained model).
+cp "$work/m.safetensors" "$work/m.orig"
+expect 0 'checkpoint: .*m.safetensors \(after epoch 1\)' "${tiny[@]}" --load "$work/m.safetensors" --save "$work/m.safetensors"
+cmp -s "$work/m.safetensors" "$work/m.orig" && fail "continuing training did not update the checkpoint"
+expect 1 'already exists' "${tiny[@]}" --save "$work/m.safetensors"
+expect 0 'test accuracy' "${tiny[@]}" --save "$work/m.safetensors" --overwrite
+cmp -s "$work/m.safetensors" "$work/m.orig" || fail "--overwrite: a fresh seeded run should rewrite the same checkpoint"
+grep -q -- '--overwrite' <("$bin" --help) || fail "--help does not document --overwrite"
+
 # Another architecture refuses the checkpoint with a shape message, never a crash.
 expect 1 'shape' --data "$data" --hidden 64 --load "$work/m.safetensors" --eval-only
 expect 1 'shape' --data "$data" --hidden 32,16 --load "$work/m.safetensors" --eval-only

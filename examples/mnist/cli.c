@@ -50,7 +50,10 @@ static void usage(FILE *f) {
         "  --seed N             seed for init, split and shuffling [1]\n"
         "  --threads N          OpenMP + OpenBLAS threads, 0 = all cores [2]\n"
         "  --dtype f32|f64      floating-point type [f32]\n"
-        "  --save PATH          safetensors checkpoint, rewritten (atomically) after every epoch\n"
+        "  --save PATH          safetensors checkpoint, rewritten (atomically) after every\n"
+        "                       finished epoch; never a dataset file, link or special file\n"
+        "  --overwrite          let --save / --csv replace an existing file (without it, only\n"
+        "                       --save equal to --load, continuing that checkpoint, may)\n"
         "  --load PATH          start from (or with --eval-only, evaluate) a checkpoint\n"
         "  --eval-only          only evaluate the --load checkpoint on the test set\n"
         "  --csv PATH           per-epoch metrics: epoch,train_loss,train_acc,val_acc,seconds\n"
@@ -70,7 +73,9 @@ static void usage(FILE *f) {
         "  --help               this text\n"
         "The architecture flags (--hidden, --activation, --dtype) must match a loaded checkpoint.\n"
         "Exit status: 0 done, 1 runtime error (data, checkpoint, I/O), 2 bad usage,\n"
-        "130 interrupted (SIGINT/SIGTERM; the checkpoint keeps the last finished epoch).\n");
+        "130 interrupted (SIGINT/SIGTERM; the checkpoint keeps the last finished epoch).\n"
+        "Training stops with exit 1, saving nothing more, when the loss becomes NaN/Inf or far\n"
+        "exceeds its starting value (divergence: try a smaller --lr).\n");
 }
 
 static int bad(const char *flag, const char *value, const char *why) {
@@ -170,6 +175,10 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             o->summary = true;
             continue;
         }
+        if (!strcmp(a, "--overwrite")) {
+            o->overwrite = true;
+            continue;
+        }
         static const char *const valued[] = {
             "--data",        "--hidden",       "--activation", "--epochs",       "--batch",
             "--lr",          "--schedule",     "--momentum",   "--weight-decay", "--val",
@@ -226,31 +235,31 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
                 return bad(a, v, "need f32 or f64");
         } else if (!strcmp(a, "--lr")) {
             if (!parse_f64(v, 0, 1e6, false, &o->lr) || o->lr <= 0)
-                return bad(a, v, "need a number > 0");
+                return bad(a, v, "need a number in (0, 1e6]");
         } else if (!strcmp(a, "--momentum")) {
             if (!parse_f64(v, 0, 1, true, &o->momentum))
                 return bad(a, v, "need a number in [0, 1)");
         } else if (!strcmp(a, "--weight-decay")) {
             if (!parse_f64(v, 0, 1e6, false, &o->weight_decay))
-                return bad(a, v, "need a number >= 0");
+                return bad(a, v, "need a number in [0, 1e6]");
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(v, &end, 10);
             if (errno || end == v || *end != '\0' || v[0] == '-' || v[0] == ' ')
-                return bad(a, v, "need an integer >= 0");
+                return bad(a, v, "need an integer in [0, 18446744073709551615]");
             o->seed = (uint64_t)s;
         } else if (!strcmp(a, "--epochs")) {
             if (!parse_i64(v, 1, 1000000, &n))
-                return bad(a, v, "need an integer >= 1");
+                return bad(a, v, "need an integer in [1, 1000000]");
             o->epochs = (int)n;
         } else if (!strcmp(a, "--threads")) {
             if (!parse_i64(v, 0, 4096, &n))
-                return bad(a, v, "need an integer >= 0");
+                return bad(a, v, "need an integer in [0, 4096]");
             o->threads = (int)n;
         } else if (!strcmp(a, "--batch")) {
             if (!parse_i64(v, 1, INT32_MAX, &o->batch))
-                return bad(a, v, "need an integer >= 1");
+                return bad(a, v, "need an integer in [1, 2147483647]");
         } else if (!strcmp(a, "--augment")) {
             if (!parse_i64(v, 0, MNIST_MAX_AUGMENT, &o->augment))
                 return bad(a, v, "need an integer in [0, 4]");
@@ -260,10 +269,10 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
                 return bad(a, v, "need an integer in [1, 1048576] (MiB)");
         } else if (!strcmp(a, "--limit")) {
             if (!parse_i64(v, 1, INT32_MAX, &o->limit))
-                return bad(a, v, "need an integer >= 1");
+                return bad(a, v, "need an integer in [1, 2147483647]");
         } else { // --val
             if (!parse_i64(v, 0, INT32_MAX, &o->val))
-                return bad(a, v, "need an integer >= 0");
+                return bad(a, v, "need an integer in [0, 2147483647]");
         }
     }
     if (o->eval_only && !o->load)

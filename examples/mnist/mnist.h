@@ -1,6 +1,6 @@
 // mnist example, shared declarations: the command line (cli.c), the multi-layer perceptron with
 // its checkpoints and evaluation (model.c) and the stderr progress bar (progress.c).
-// mnist.c holds main and the training loop.
+// paths.c checks the output files; mnist.c holds main and the training loop.
 #ifndef NABLA_EXAMPLE_MNIST_H
 #define NABLA_EXAMPLE_MNIST_H
 
@@ -61,6 +61,7 @@ typedef struct {
     const char *wait_policy; // OMP_WAIT_POLICY to run with: passive|active|unset (NULL: default)
     int64_t max_data_mb;     // cap on the image bytes loaded per split, in MiB
     int64_t max_model_mb;    // cap on the model's memory (weights, grads, momentum), in MiB
+    bool overwrite;          // --save / --csv may replace an existing file
 } mnist_options;
 
 // Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after
@@ -68,6 +69,14 @@ typedef struct {
 int mnist_parse_args(int argc, char **argv, mnist_options *o);
 const char *mnist_act_name(mnist_act a);
 const char *mnist_schedule_name(mnist_schedule s);
+
+// ---- output files (paths.c) ------------------------------------------------------------------
+
+// Refuses (message on stderr, returns 1) a --save or --csv that is a dataset file, the other
+// output, a non-regular file or a link, in a missing or read-only directory, or an existing
+// file the run has no permission to replace (--overwrite, or --save equal to --load).
+int mnist_check_outputs(const mnist_options *o);
+bool mnist_file_exists(const char *path);
 
 // ---- model (model.c) -------------------------------------------------------------------------
 
@@ -93,11 +102,13 @@ int64_t mnist_mlp_param_count(const mnist_mlp *m);
 char *mnist_mlp_describe(const mnist_mlp *m, char *buf, size_t size);
 // Logits (batch, classes) for x (batch, features), owned by g; NULL with the error on g.
 nb_tensor *mnist_mlp_forward(nb_graph *g, const mnist_mlp *m, nb_tensor *x);
-// Checkpoint I/O (safetensors; the save is atomic). Load checks every shape and refuses a
-// file with more layers than the model; the message goes to err. A failed load may leave the
-// first layers overwritten.
+// Checkpoint I/O (safetensors; the save is atomic). Load parses the file once, checks every
+// shape, the checksums and that the weights are finite, and refuses a file with more layers
+// than the model; the message goes to err (the weights are then unspecified: a deeper file
+// is detected after reading). *unchecked is set when the file has no nabla checksums.
 nb_status mnist_mlp_save(const mnist_mlp *m, const char *path);
-nb_status mnist_mlp_load(mnist_mlp *m, const char *path, char *err, size_t err_size);
+nb_status mnist_mlp_load(mnist_mlp *m, const char *path, bool *unchecked, char *err,
+                         size_t err_size);
 
 // Accuracy of m over the samples idx[0..n) of ds, in chunks, on g (grad disabled there).
 // Adds into confusion[true * classes + predicted] when confusion is not NULL. Returns the

@@ -124,41 +124,31 @@ nb_status mnist_mlp_save(const mnist_mlp *m, const char *path) {
     return nb_save_safetensors(path, names, ts, n);
 }
 
-nb_status mnist_mlp_load(mnist_mlp *m, const char *path, char *err, size_t err_size) {
+nb_status mnist_mlp_load(mnist_mlp *m, const char *path, bool *unchecked, char *err,
+                         size_t err_size) {
     const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
     nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
     int n = flat_params(m, names, ts);
-    // Layer by layer, input side first, so the message names the first layer that differs
-    // (a shape) rather than a name a deeper model misses further on.
-    nb_status st = NB_OK;
-    for (int i = 0; i < n && st == NB_OK; i += 2)
-        st = nb_load_safetensors(path, names + i, ts + i, 2);
-    if (st != NB_OK) {
+    nb_safetensors *f = NULL;
+    nb_status st = nb_safetensors_open(path, &f); // the header is parsed once, here
+    // Names in layer order, input side first: a mismatch names the first layer that differs.
+    if (st == NB_OK)
+        st = nb_safetensors_read(f, names, ts, n, 0);
+    if (st != NB_OK)
         snprintf(err, err_size, "%s", nb_last_error());
-        return st;
-    }
-    // A deeper checkpoint whose first layers happen to fit would load silently; ask for the
-    // next layer's weight: "missing" (NB_ERR_FORMAT) is the answer we want, anything that
-    // finds it (a shape or dtype mismatch, or a fit) means the file has more layers.
+    // A deeper checkpoint whose first layers happen to fit would load silently: refuse a file
+    // that holds the next layer's weight.
     char extra[24];
     snprintf(extra, sizeof extra, "fc%d.weight", m->n_layers + 1);
-    nb_tensor *probe = nb_tensor_create(m->dtype, 1, (int64_t[]){1});
-    if (!probe) {
-        snprintf(err, err_size, "%s", nb_last_error());
-        return NB_ERR_NOMEM;
-    }
-    st = nb_load_safetensors(path, (const char *[]){extra}, &probe, 1);
-    nb_tensor_destroy(probe);
-    if (st == NB_ERR_FORMAT)
-        return NB_OK;
-    if (st == NB_OK || st == NB_ERR_SHAPE || st == NB_ERR_DTYPE) {
+    if (st == NB_OK && nb_safetensors_find(f, extra, NULL, NULL, NULL)) {
         snprintf(err, err_size,
                  "%s: holds '%s', a layer beyond this model's %d (the "
                  "checkpoint is deeper)",
                  path, extra, m->n_layers);
-        return NB_ERR_SHAPE;
+        st = NB_ERR_SHAPE;
     }
-    snprintf(err, err_size, "%s", nb_last_error());
+    *unchecked = st == NB_OK && !nb_safetensors_checked(f);
+    nb_safetensors_close(f);
     return st;
 }
 

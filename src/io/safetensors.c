@@ -3,9 +3,10 @@
 //   {"<name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...,
 //    "__metadata__": {"<key>": "<string>"}}
 // space-padded so the data buffer starts 8-byte aligned, then the data buffer; offsets are
-// relative to its start, elements little-endian and row-major. Saving is atomic: write a temp
-// file, fsync, rename over the target. The reader is in safetensors_load.c.
-#define _POSIX_C_SOURCE 200809L // fsync, fileno, getpid, O_CLOEXEC, XSI strerror_r
+// relative to its start, elements little-endian and row-major. nabla's checksums go in the
+// metadata (include/nabla/io.h). Saving is atomic (atomic.c). The reader is in
+// safetensors_load.c.
+#define _POSIX_C_SOURCE 200809L // XSI strerror_r
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,9 +63,10 @@ void nb__swap_bytes(unsigned char *p, size_t nbytes, size_t elem) {
 
 // Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): the header is JSON,
 // which must be UTF-8, and Python's reader rejects anything else.
-static bool valid_utf8(const char *s) {
+bool nb__valid_utf8(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
+    const unsigned char *end = p + n;
+    while (p < end) {
         unsigned c = *p;
         int len;
         uint32_t cp;
@@ -87,8 +89,10 @@ static bool valid_utf8(const char *s) {
         } else {
             return false;
         }
+        if (end - p < len)
+            return false;
         for (int k = 1; k < len; k++) {
-            if ((p[k] & 0xC0) != 0x80) // also stops at the terminating NUL
+            if ((p[k] & 0xC0) != 0x80)
                 return false;
             cp = (cp << 6) | (p[k] & 0x3Fu);
         }
@@ -97,6 +101,10 @@ static bool valid_utf8(const char *s) {
         p += len;
     }
     return true;
+}
+
+static bool valid_utf8(const char *s) {
+    return nb__valid_utf8(s, strlen(s));
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -149,6 +157,67 @@ nb_status nb__st_check_args(const char *fn, const char *path, const char *const 
     return st;
 }
 
+// Metadata pairs from the caller: valid, unique, and clear of the library's "nabla." keys.
+static nb_status check_meta(const char *fn, const char *path, const char *const *keys,
+                            const char *const *values, int n) {
+    if (n < 0)
+        return nb__set_last_error(NB_ERR_ARG, "%s: %s: n_meta = %d is negative", fn, path, n);
+    if (n > 0 && (!keys || !values))
+        return nb__set_last_error(NB_ERR_NULL, "%s: %s: meta_keys or meta_values is NULL", fn,
+                                  path);
+    for (int i = 0; i < n; i++) {
+        if (!keys[i] || !*keys[i] || !values[i])
+            return nb__set_last_error(NB_ERR_ARG,
+                                      "%s: %s: metadata pair %d has a NULL or empty "
+                                      "key or a NULL value",
+                                      fn, path, i);
+        if (!valid_utf8(keys[i]) || !valid_utf8(values[i]))
+            return nb__set_last_error(NB_ERR_ARG, "%s: %s: metadata pair %d is not valid UTF-8", fn,
+                                      path, i);
+        if (strncmp(keys[i], NB_ST_KEY_PREFIX, strlen(NB_ST_KEY_PREFIX)) == 0)
+            return nb__set_last_error(NB_ERR_ARG,
+                                      "%s: %s: metadata key '%s' is reserved (keys "
+                                      "starting with \"" NB_ST_KEY_PREFIX "\" are nabla's)",
+                                      fn, path, keys[i]);
+        for (int j = 0; j < i; j++)
+            if (strcmp(keys[i], keys[j]) == 0)
+                return nb__set_last_error(NB_ERR_ARG, "%s: %s: metadata key '%s' is used twice", fn,
+                                          path, keys[i]);
+    }
+    return NB_OK;
+}
+
+static bool is_crc_key(const char *key) {
+    return strncmp(key, NB_ST_CRC_PREFIX, strlen(NB_ST_CRC_PREFIX)) == 0;
+}
+
+typedef struct {
+    const char *key, *value;
+} kv;
+
+static int cmp_kv(const void *a, const void *b) {
+    return strcmp(((const kv *)a)->key, ((const kv *)b)->key);
+}
+
+bool nb__crc32c_meta(const char *const *keys, const char *const *values, int n, uint32_t *out) {
+    kv *pairs = nb__malloc((size_t)(n > 0 ? n : 1) * sizeof *pairs);
+    if (!pairs)
+        return false;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!is_crc_key(keys[i]))
+            pairs[m++] = (kv){keys[i], values[i]};
+    qsort(pairs, (size_t)m, sizeof *pairs, cmp_kv);
+    uint32_t crc = 0;
+    for (int i = 0; i < m; i++) {
+        crc = nb__crc32c_update(crc, pairs[i].key, strlen(pairs[i].key) + 1);
+        crc = nb__crc32c_update(crc, pairs[i].value, strlen(pairs[i].value) + 1);
+    }
+    nb__free(pairs);
+    *out = crc;
+    return true;
+}
+
 // ---- save -----------------------------------------------------------------------------------
 
 // Data is laid out by decreasing element size, so every tensor starts at a multiple of its own
@@ -157,6 +226,35 @@ nb_status nb__st_check_args(const char *fn, const char *path, const char *const 
 // whose element size is pass_size[p], in the caller's order.
 static const size_t pass_size[] = {8, 4, 2, 1};
 #define N_PASSES ((int)(sizeof pass_size / sizeof pass_size[0]))
+
+// Calls emit on the tensor's bytes in file order (little-endian whatever the host).
+static bool tensor_bytes(nb_tensor *t, bool (*emit)(const void *, size_t, void *), void *ctx) {
+    const unsigned char *p = nb_tensor_data(t);
+    size_t elem = nb_dtype_size(nb_tensor_dtype(t));
+    size_t nbytes = (size_t)nb_tensor_numel(t) * elem;
+    if (!nb__host_big_endian())
+        return nbytes == 0 || emit(p, nbytes, ctx);
+    unsigned char chunk[4096]; // a multiple of every element size
+    for (size_t done = 0; done < nbytes;) {
+        size_t k = nbytes - done < sizeof chunk ? nbytes - done : sizeof chunk;
+        memcpy(chunk, p + done, k);
+        nb__swap_bytes(chunk, k, elem);
+        if (!emit(chunk, k, ctx))
+            return false;
+        done += k;
+    }
+    return true;
+}
+
+static bool emit_crc(const void *p, size_t n, void *ctx) {
+    uint32_t *crc = ctx;
+    *crc = nb__crc32c_update(*crc, p, n);
+    return true;
+}
+
+static bool emit_file(const void *p, size_t n, void *ctx) {
+    return fwrite(p, 1, n, (FILE *)ctx) == n;
+}
 
 // One header entry: {"dtype": .., "shape": [..], "data_offsets": [offset, offset + nbytes]}.
 // Numbers go in as raw JSON text so they are exact integers, never a double's "1e+15".
@@ -177,9 +275,39 @@ static bool add_entry(cJSON *root, const char *name, const nb_tensor *t, int64_t
            cJSON_AddRawToObject(e, "data_offsets", offsets);
 }
 
+// "__metadata__": the caller's pairs, a checksum per tensor and one over the caller's pairs.
+static bool add_metadata(cJSON *root, const char *const *names, nb_tensor *const *tensors, int n,
+                         const char *const *keys, const char *const *values, int n_meta) {
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    bool ok = meta != NULL;
+    for (int i = 0; i < n_meta && ok; i++)
+        ok = cJSON_AddStringToObject(meta, keys[i], values[i]) != NULL;
+    char hex[16];
+    for (int i = 0; i < n && ok; i++) {
+        uint32_t crc = 0;
+        tensor_bytes(tensors[i], emit_crc, &crc);
+        size_t klen = strlen(NB_ST_CRC_PREFIX) + strlen(names[i]) + 1;
+        char *key = nb__malloc(klen);
+        ok = key != NULL;
+        if (ok) {
+            snprintf(key, klen, "%s%s", NB_ST_CRC_PREFIX, names[i]);
+            snprintf(hex, sizeof hex, "%08" PRIx32, crc);
+            ok = cJSON_AddStringToObject(meta, key, hex) != NULL;
+        }
+        nb__free(key);
+    }
+    uint32_t crc = 0;
+    if (ok && (ok = nb__crc32c_meta(keys, values, n_meta, &crc))) {
+        snprintf(hex, sizeof hex, "%08" PRIx32, crc);
+        ok = cJSON_AddStringToObject(meta, NB_ST_CRC_META, hex) != NULL;
+    }
+    return ok;
+}
+
 // The JSON header, space-padded so that 8 + its length is a multiple of 8.
 static nb_status build_header(const char *path, const char *const *names, nb_tensor *const *tensors,
-                              int n, char **out, size_t *out_len) {
+                              int n, const char *const *keys, const char *const *values, int n_meta,
+                              char **out, size_t *out_len) {
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
         // numel <= INT64_MAX / 8 (tensor invariant), so only the sum can overflow.
@@ -190,7 +318,7 @@ static nb_status build_header(const char *path, const char *const *names, nb_ten
         total += nbytes;
     }
     cJSON *root = cJSON_CreateObject();
-    bool ok = root != NULL;
+    bool ok = root && add_metadata(root, names, tensors, n, keys, values, n_meta);
     int64_t offset = 0;
     for (int p = 0; p < N_PASSES && ok; p++) {
         for (int i = 0; i < n && ok; i++) {
@@ -224,109 +352,60 @@ static nb_status build_header(const char *path, const char *const *names, nb_ten
     return NB_OK;
 }
 
-// One tensor's data, little-endian whatever the host.
-static bool write_tensor(FILE *f, nb_tensor *t) {
-    const unsigned char *p = nb_tensor_data(t);
-    size_t elem = nb_dtype_size(nb_tensor_dtype(t));
-    size_t nbytes = (size_t)nb_tensor_numel(t) * elem;
-    if (!nb__host_big_endian())
-        return nbytes == 0 || fwrite(p, 1, nbytes, f) == nbytes;
-    unsigned char chunk[4096]; // a multiple of every element size
-    for (size_t done = 0; done < nbytes;) {
-        size_t k = nbytes - done < sizeof chunk ? nbytes - done : sizeof chunk;
-        memcpy(chunk, p + done, k);
-        nb__swap_bytes(chunk, k, elem);
-        if (fwrite(chunk, 1, k, f) != k)
-            return false;
-        done += k;
-    }
-    return true;
-}
+typedef struct {
+    const char *header;
+    size_t hlen;
+    nb_tensor *const *tensors;
+    int n;
+} save_job;
 
-static bool write_data(FILE *f, nb_tensor *const *tensors, int n) {
+// The whole file: u64 header length, header, data buffer.
+static bool write_file(FILE *f, void *ctx) {
+    const save_job *job = ctx;
+    unsigned char len8[8];
+    for (int k = 0; k < 8; k++)
+        len8[k] = (unsigned char)((uint64_t)job->hlen >> (8 * k));
+    if (fwrite(len8, 1, 8, f) != 8 || fwrite(job->header, 1, job->hlen, f) != job->hlen)
+        return false;
     for (int p = 0; p < N_PASSES; p++) {
-        for (int i = 0; i < n; i++) {
-            if (nb_dtype_size(nb_tensor_dtype(tensors[i])) == pass_size[p] &&
-                !write_tensor(f, tensors[i]))
+        for (int i = 0; i < job->n; i++) {
+            if (nb_dtype_size(nb_tensor_dtype(job->tensors[i])) == pass_size[p] &&
+                !tensor_bytes(job->tensors[i], emit_file, f))
                 return false;
         }
     }
     return true;
 }
 
-// Write the whole file to tmp and make it durable; on failure tmp is removed.
-static nb_status write_temp(const char *path, const char *tmp, const char *header, size_t hlen,
-                            nb_tensor *const *tensors, int n) {
-    char why[128];
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return nb__set_last_error(NB_ERR_IO, "%s: cannot create temporary file '%s': %s", path, tmp,
-                                  nb__os_reason(errno, why, sizeof why));
-    unsigned char len8[8];
-    for (int k = 0; k < 8; k++)
-        len8[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
-    // fsync before rename: otherwise a crash can leave the new name pointing at empty data.
-    errno = 0;
-    bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen &&
-              write_data(f, tensors, n) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (ok)
-        return NB_OK;
-    remove(tmp);
-    return nb__set_last_error(NB_ERR_IO, "%s: writing temporary file '%s' failed: %s", path, tmp,
-                              nb__os_reason(err, why, sizeof why));
-}
-
-// Make the rename itself durable. Best effort: some filesystems refuse fsync on a directory,
-// and by now the new file is complete and in place either way.
-static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *dir = nb__malloc(len + 1);
-    if (!dir)
-        return;
-    memcpy(dir, slash ? path : ".", len);
-    dir[len] = '\0';
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    nb__free(dir);
+static nb_status save(const char *fn, const char *path, const char *const *names,
+                      nb_tensor *const *tensors, int n, const char *const *keys,
+                      const char *const *values, int n_meta) {
+    nb_status st = nb__st_check_args(fn, path, names, tensors, n, true);
+    if (st == NB_OK)
+        st = check_meta(fn, path, keys, values, n_meta);
+    // Refuse a bad target before the work of building the header.
+    if (st == NB_OK)
+        st = nb__check_output_path(fn, path);
+    if (st != NB_OK)
+        return st;
+    save_job job = {NULL, 0, tensors, n};
+    char *header = NULL;
+    st = build_header(path, names, tensors, n, keys, values, n_meta, &header, &job.hlen);
+    job.header = header;
+    if (st == NB_OK)
+        st = nb__write_atomic(fn, path, write_file, &job);
+    nb__free(header);
+    return st;
 }
 
 nb_status nb_save_safetensors(const char *path, const char *const *names, nb_tensor *const *tensors,
                               int n) {
-    nb_status st = nb__st_check_args("nb_save_safetensors", path, names, tensors, n, true);
-    if (st != NB_OK)
-        return st;
-    char *header = NULL;
-    size_t hlen = 0;
-    st = build_header(path, names, tensors, n, &header, &hlen);
-    if (st != NB_OK)
-        return st;
-    size_t cap = strlen(path) + 32;
-    char *tmp = nb__malloc(cap);
-    if (!tmp) {
-        nb__free(header);
-        return nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
-    st = write_temp(path, tmp, header, hlen, tensors, n);
-    if (st == NB_OK && rename(tmp, path) != 0) {
-        char why[128];
-        int err = errno;
-        remove(tmp);
-        st = nb__set_last_error(NB_ERR_IO, "%s: cannot rename '%s' over it: %s", path, tmp,
-                                nb__os_reason(err, why, sizeof why));
-    }
-    if (st == NB_OK)
-        sync_parent_dir(path);
-    nb__free(tmp);
-    nb__free(header);
-    return st;
+    return save("nb_save_safetensors", path, names, tensors, n, NULL, NULL, 0);
+}
+
+nb_status nb_save_safetensors_meta(const char *path, const char *const *names,
+                                   nb_tensor *const *tensors, int n, const char *const *meta_keys,
+                                   const char *const *meta_values, int n_meta) {
+    return save("nb_save_safetensors_meta", path, names, tensors, n, meta_keys, meta_values,
+                n_meta);
 }

@@ -5,7 +5,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "nabla/io.h"
 #include "nabla/tensor.h"
 
 // The reference implementation's header limit; it also caps what a lying header can make a
@@ -23,5 +25,24 @@ void nb__swap_bytes(unsigned char *p, size_t nbytes, size_t elem);
 // requires names that make a valid, unambiguous header: UTF-8, unique, not "__metadata__".
 nb_status nb__st_check_args(const char *fn, const char *path, const char *const *names,
                             nb_tensor *const *tensors, int n, bool saving);
+
+// Metadata keys the library writes and checks; user keys may not start with "nabla.".
+#define NB_ST_KEY_PREFIX "nabla."
+#define NB_ST_CRC_PREFIX "nabla.crc32c."           // + tensor name: CRC-32C of its bytes
+#define NB_ST_CRC_META "nabla.crc32c.__metadata__" // CRC-32C of the other metadata
+
+// CRC-32C of n more bytes, continuing from crc (start from 0).
+uint32_t nb__crc32c_update(uint32_t crc, const void *data, size_t n);
+uint32_t nb__crc32c_soft(uint32_t crc, const void *data, size_t n); // the portable path
+// CRC-32C over metadata pairs as stored: for keys sorted by strcmp, skipping checksum keys,
+// key bytes, a NUL, value bytes, a NUL. keys/values are parallel arrays of n. false: no memory.
+bool nb__crc32c_meta(const char *const *keys, const char *const *values, int n, uint32_t *out);
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF) of len bytes.
+bool nb__valid_utf8(const char *s, size_t len);
+
+// Atomic output (atomic.c). fn names the public caller in messages.
+extern bool nb__io_no_tmpfile; // tests: force the named-temp-file path
+nb_status nb__check_output_path(const char *fn, const char *path);
+nb_status nb__write_atomic(const char *fn, const char *path, nb_file_writer write, void *ctx);
 
 #endif

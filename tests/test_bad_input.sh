@@ -191,11 +191,11 @@ expect 1 "is the dataset file" "$mnist" "${tiny[@]}" --data "$work/data" --save 
 cmp -s "$labels" "$work/labels.orig" || fail "a dataset file was modified"
 expect 1 "--csv .* is the --load checkpoint" "$mnist" "${tiny[@]}" --load "$ck" --csv "$ck" --overwrite
 expect 1 "--csv .* is also the --save checkpoint" "$mnist" "${tiny[@]}" --save "$work/x.st" --csv "$work/./x.st"
-mkfifo "$work/fifo"
-expect 1 "--save: .*fifo is a FIFO \(named pipe\), not a regular file" timeout 20 "$mnist" "${tiny[@]}" --save "$work/fifo"
-expect 1 "--csv: .*fifo is a FIFO" timeout 20 "$mnist" "${tiny[@]}" --csv "$work/fifo"
-expect 1 "fifo: not a regular file \(a FIFO\)" timeout 20 "$mnist" "${tiny[@]}" --load "$work/fifo" --eval-only
-[[ -p $work/fifo ]] || fail "the FIFO was replaced"
+mkfifo "$work/pipe"
+expect 1 "--save: .*pipe is a FIFO \(named pipe\), not a regular file" timeout 20 "$mnist" "${tiny[@]}" --save "$work/pipe"
+expect 1 "--csv: .*pipe is a FIFO" timeout 20 "$mnist" "${tiny[@]}" --csv "$work/pipe"
+expect 1 "pipe: not a regular file \(a FIFO\)" timeout 20 "$mnist" "${tiny[@]}" --load "$work/pipe" --eval-only
+[[ -p $work/pipe ]] || fail "the FIFO was replaced"
 ln -s "$ck" "$work/link.safetensors"
 expect 1 "--save: .*link.safetensors is a symbolic link.*refused" "$mnist" "${tiny[@]}" --save "$work/link.safetensors" --overwrite
 [[ -L $work/link.safetensors ]] || fail "the symbolic link was replaced"

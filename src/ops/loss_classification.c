@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "ops/ops_impl.h"
+#include "ops/vmath.h"
 
 typedef struct {
     int reduction; // nb_reduction, stored as int so a bad value can be range-checked

@@ -7,6 +7,7 @@
 #include <tgmath.h>
 
 #include "ops/ops_impl.h"
+#include "ops/vmath.h"
 
 // Rows are independent, so the row loop is parallel; each row's sums stay serial.
 #define T float

@@ -48,7 +48,9 @@
     /* and the result do not depend on the ISA).                                             */    \
     double nb_vm_exp_shift_sum_##sfx(const T *x, T m, T *y, int64_t n);                            \
     /* log_softmax backward row: gx += gy - e^y d */                                               \
-    void nb_vm_log_softmax_bwd_##sfx(const T *y, const T *gy, T *gx, T d, int64_t n);
+    void nb_vm_log_softmax_bwd_##sfx(const T *y, const T *gy, T *gx, T d, int64_t n);              \
+    /* y += c e^x (cross-entropy backward: c p from log-probabilities x) */                        \
+    void nb_vm_add_scaled_exp_##sfx(const T *x, T c, T *y, int64_t n);
 
 NB_VM_UNARY(f32, float)
 NB_VM_UNARY(f64, double)

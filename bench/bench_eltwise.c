@@ -4,7 +4,7 @@
 // (nb_set_num_threads; the triad uses the same OpenMP team and size threshold as the library's
 // NB_PARALLEL_FOR).
 // Bytes counted are the ones the kernel must move, as STREAM counts them:
-//   unary forward (relu, sigmoid, gelu)  read x, write y                     8 n
+//   unary forward (relu, sigmoid, ...)   read x, write y                     8 n
 //   unary backward                       read x or y, read dy, update dx     16 n
 //   add forward                          read a, b, write y                  12 n
 //   add backward                         read dy, update da and db           20 n
@@ -12,7 +12,8 @@
 // Each kernel is called directly through the library-private ops/kernels.h, without a graph
 // or a tape, so nothing but the kernel is timed.
 // Each timing repeats the kernel for at least MIN_SECONDS (iterations calibrated in a first
-// pass that also warms caches and thread teams). Usage: bench_eltwise [--reps R].
+// pass that also warms caches and thread teams). Inputs are uniform in [-2, 2] ([0.01, 4] for
+// log); elu uses alpha = 1. Usage: bench_eltwise [--reps R] [--n N (one size only)].
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,8 +28,10 @@
 
 #define MIN_SECONDS 0.03
 
-enum { RELU, SIGMOID, GELU, ADD, N_OPS };
-static const char *const op_names[N_OPS] = {"relu", "sigmoid", "gelu", "add"};
+// Every unary op with a transcendental (issue 17) beside relu and add (issue 4); ADD last.
+enum { N_OPS = 11, ADD = N_OPS - 1 };
+static const char *const op_names[N_OPS] = {
+    "relu", "sigmoid", "tanh", "exp", "log", "gelu", "gelu_tanh", "silu", "softplus", "elu", "add"};
 
 typedef struct {
     const nb_unary_kernels *unary;   // relu, sigmoid, gelu
@@ -52,13 +55,16 @@ static void triad(float *a, const float *b, const float *c, float s, int64_t n) 
     }
 }
 
-static nb_tensor *rand_vec(int64_t n, nb_rng *rng) {
+static nb_tensor *rand_in(int64_t n, nb_rng *rng, double lo, double hi) {
     nb_tensor *t = nb_tensor_create(NB_F32, 1, &n);
-    if (t && nb_init_uniform(t, rng, -2, 2) != NB_OK) {
+    if (t && nb_init_uniform(t, rng, lo, hi) != NB_OK) {
         nb_tensor_destroy(t);
         t = NULL;
     }
     return t;
+}
+static nb_tensor *rand_vec(int64_t n, nb_rng *rng) {
+    return rand_in(n, rng, -2, 2);
 }
 
 // Inputs, output and gradients of one kernel call, all finite.
@@ -68,7 +74,7 @@ static bool case_init(op_case *c, int op, int64_t n, nb_rng *rng) {
         c->binary = nb__binary_kernels(op_names[op]);
     else
         c->unary = nb__unary_kernels(op_names[op]);
-    c->a = rand_vec(n, rng);
+    c->a = strcmp(op_names[op], "log") ? rand_vec(n, rng) : rand_in(n, rng, 0.01, 4);
     c->b = rand_vec(n, rng);
     c->y = rand_vec(n, rng);
     c->gy = rand_vec(n, rng);
@@ -91,9 +97,9 @@ static void run_kernel(const op_case *c, int bwd, int64_t n) {
         c->binary->fwd(c->a, c->b, c->y);
     else if (bwd)
         c->unary->bwd(NB_F32, nb_tensor_data(c->a), nb_tensor_data(c->y), nb_tensor_data(c->gy),
-                      nb_tensor_data(c->ga), n, 0);
+                      nb_tensor_data(c->ga), n, 1.0);
     else
-        c->unary->fwd(NB_F32, nb_tensor_data(c->a), nb_tensor_data(c->y), n, 0);
+        c->unary->fwd(NB_F32, nb_tensor_data(c->a), nb_tensor_data(c->y), n, 1.0);
 }
 
 // Seconds for *iters calls of one kernel (op -1 is the triad). When calibrating, *iters
@@ -124,24 +130,32 @@ static void report(int op, int bwd, int64_t n, int threads, double bytes, int64_
 }
 
 int main(int argc, char **argv) {
-    int64_t reps = 3;
+    int64_t reps = 3, only_n = 0;
     for (int i = 1; i < argc; i++) {
         bool ok = i + 1 < argc;
         if (ok && !strcmp(argv[i], "--reps"))
             ok = bu_int(argv[++i], 1, 1000, &reps);
+        else if (ok && !strcmp(argv[i], "--n"))
+            ok = bu_int(argv[++i], 1, 1 << 28, &only_n);
         else
             ok = false;
         if (!ok) {
-            fprintf(stderr, "usage: bench_eltwise [--reps R]\n");
+            fprintf(stderr, "usage: bench_eltwise [--reps R] [--n N]\n");
             return 2;
         }
     }
     const int64_t sizes[] = {1024, 65536, 16777216};
-    const double fwd_bytes[N_OPS] = {8, 8, 8, 12}, bwd_bytes[N_OPS] = {16, 16, 16, 20};
+    double fwd_bytes[N_OPS], bwd_bytes[N_OPS];
+    for (int op = 0; op < N_OPS; op++) {
+        fwd_bytes[op] = op == ADD ? 12 : 8;
+        bwd_bytes[op] = op == ADD ? 20 : 16;
+    }
     nb_rng rng;
     nb_rng_seed(&rng, 1);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
-        int64_t n = sizes[si];
+        int64_t n = only_n ? only_n : sizes[si];
+        if (only_n && si > 0)
+            break;
         op_case cs[N_OPS];
         nb_tensor *ta = rand_vec(n, &rng), *tb = rand_vec(n, &rng);
         nb_tensor *tc = rand_vec(n, &rng);

@@ -173,6 +173,14 @@ def table_overhead(res, out):
     out.append("")
 
 
+# Kernels of bench_eltwise in table order, and their target share of the triad at 16 M, 2
+# threads: issue 4 for the plain ones, issue 17 for those with a transcendental.
+ELT_OPS = ("relu", "sigmoid", "tanh", "exp", "log", "gelu", "gelu_tanh", "silu", "softplus",
+           "elu", "add")
+ELT_TARGET = {"relu": 0.8, "add": 0.8, "sigmoid": 0.6, "tanh": 0.6, "exp": 0.6, "log": 0.5,
+              "gelu": 0.5, "gelu_tanh": 0.5, "silu": 0.5, "softplus": 0.5, "elu": 0.5}
+
+
 def table_eltwise(res, out):
     out.append("### 4. Elementwise kernels, float32 (GB/s; % of the triad timed just before "
                "each kernel)\n")
@@ -184,7 +192,7 @@ def table_eltwise(res, out):
                for t in THREADS}
         out.append("| triad | %s | %s | 100%% | %s | 100%% | — | — |" % (
             human(n), fmt(tri[1], 1), fmt(tri[2], 1)))
-        for op in ("relu", "sigmoid", "gelu", "add"):
+        for op in ELT_OPS:
             for d in ("fwd", "bwd"):
                 cells = []
                 for t in THREADS:
@@ -193,9 +201,10 @@ def table_eltwise(res, out):
                               fmt([100 * p[0] / p[1] for p in v], 0, True)]
                 big = n >= 1 << 24
                 p2 = [p[0] / p[1] for p in res[(op, d, n, 2)]]
+                goal = ELT_TARGET[op]
                 out.append("| %s %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                    op, d, human(n), *cells, "≥ 80% (2 thr)" if big else "—",
-                    verdict(statistics.median(p2) >= 0.8) if big else "—"))
+                    op, d, human(n), *cells, "≥ %d%% (2 thr)" % (100 * goal) if big else "—",
+                    verdict(statistics.median(p2) >= goal) if big else "—"))
     out.append("")
 
 

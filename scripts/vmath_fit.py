@@ -33,6 +33,9 @@ def fit(name, f, a, b, terms):
 # erf(x)/x = P(x^2) for |x| <= 1
 fit("erf_small f32", erf_over_x, mp.mpf(0), mp.mpf(1), 7)
 fit("erf_small f64", erf_over_x, mp.mpf(0), mp.mpf(1), 12)
-# G(z)/t for z in [0.5, 10] (float: erfc(10) underflows) and [0.5, 28] (double: erfc(28) underflows)
-fit("erfc_scaled f32", erfc_scaled_of_t, 2 / mp.mpf(12), 2 / mp.mpf(2.5), 11)
+# G(z)/t: float on all of z in [0, 10] (erfc(10) underflows; one path for every x of the normal
+# CDF of GELU, no erf branch), double on z in [0.5, 28] (erfc(28) underflows)
+fit("erfc_scaled f32", erfc_scaled_of_t, 2 / mp.mpf(12), mp.mpf(1), 12)
 fit("erfc_scaled f64", erfc_scaled_of_t, 2 / mp.mpf(30), 2 / mp.mpf(2.5), 24)
+# ln(1 + e)/e on [0, 1] for float softplus (no division, no exponent split)
+fit("log1p_over f32", lambda e: mp.log1p(e) / e if e != 0 else mp.mpf(1), mp.mpf(0), mp.mpf(1), 11)

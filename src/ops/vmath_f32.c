@@ -2,13 +2,13 @@
 // Max error in ulps of the exact result: the bound tests/test_vmath.c asserts, then in
 // brackets the max over a 2^24-point sweep (the test's own sweep is 2^17 points):
 //   exp 1.5 [1.00]   log 1 [0.81]   tanh 2.5 [2.32]   sigmoid 3 [2.64]   erf 2.5 [2.04]
-//   gelu 7 [6.00]   silu 4 [3.28]   softplus 2.5 [1.93]   elu 1.5 [0.85]
+//   gelu 8 [7.04]   silu 4 [3.28]   softplus 3 [2.55]   elu 1.5 [0.85]
 //   gelu_tanh 4 [3.62] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
 //     |x f'/f| of ~230 at x = -10, so this bounds the backward error (the result is f at an
 //     input within ~4 ulps of x), the best evaluating u in float can do.
-//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 6 [5.10]
+//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 7 [5.89]
 //     gelu_tanh 6 [5.44] (also of |x f''|, as above)   silu 5 [4.36]   softplus (= σ) 3 [2.71]
-// Subnormal results: within 8 subnormal spacings (measured 2.4).
+// Subnormal results: within 8 subnormal spacings (measured 3.2).
 // Inputs: NaN gives NaN; ±inf and huge values give the limits (exp(-inf) = 0, tanh(±inf) = ±1,
 // log(0) = -inf, log(x < 0) = NaN); subnormal inputs and outputs are handled.
 #include <math.h>
@@ -90,6 +90,11 @@ NB_VM_INLINE float vexp_s(float x) {
     return x < -150.0f ? 0.0f : e; // e^-150 x (any float x) is below the subnormals
 }
 
+// e^d for |d| <= ln2/2, without range reduction.
+NB_VM_INLINE float exp_small(float d) {
+    return 1.0f + em1_poly(d);
+}
+
 // e^x - 1 for x in [-30, 40] (clamped): 2^k (e^r - 1) + (2^k - 1), exact at k = 0.
 NB_VM_INLINE float vexpm1(float x) {
     int32_t k;
@@ -118,10 +123,21 @@ NB_VM_INLINE float vlog(float x) {
     return x != x ? x : y;
 }
 
-// ln(1 + e) for e in [0, 1]: u = 1 + e rounds; (e - (u - 1)) / u corrects for that rounding.
+// ln(1 + e) for e in [0, 1] as e P(e), P an 11-term fit centred at ½ (scripts/vmath_fit.py):
+// no division, no exponent split.
 NB_VM_INLINE float log1p01(float e) {
-    float u = 1.0f + e;
-    return vlog(u) + (e - (u - 1.0f)) / u;
+    float w = e - 0.5f;
+    float p = 1.986696618e-03f;
+    p = p * w - 3.254343523e-03f;
+    p = p * w + 4.011690617e-03f;
+    p = p * w - 6.744104438e-03f;
+    p = p * w + 1.184775587e-02f;
+    p = p * w - 2.057138458e-02f;
+    p = p * w + 3.661122173e-02f;
+    p = p * w - 6.768762320e-02f;
+    p = p * w + 1.326097548e-01f;
+    p = p * w - 2.885271013e-01f;
+    return e * (p * w + 8.109301925e-01f);
 }
 
 NB_VM_INLINE float vtanh(float x) {
@@ -173,22 +189,23 @@ NB_VM_INLINE float erf_small(float x2) {
     return p * w + 9.65468764e-01f;
 }
 
-// G(z) = erfc(z) e^(z²) for z in [0.5, 10] as t H(t), t = 2/(2+z), H a 11-term fit centred
-// at t = 29/60 (scripts/vmath_fit.py; G alone vanishes with t, H stays near ½).
+// G(z) = erfc(z) e^(z²) for z in [0, 10] as t H(t), t = 2/(2+z), H a 12-term fit centred at
+// t = 7/12 (scripts/vmath_fit.py; G alone vanishes with t, H stays near ½).
 NB_VM_INLINE float erfc_scaled(float z) {
     float t = 2.0f / (2.0f + z);
-    float w = t - 0.483333333f;
-    float p = 6.397921592e-02f;
-    p = p * w - 2.570408769e-02f;
-    p = p * w - 8.107798547e-02f;
-    p = p * w + 6.510406733e-02f;
-    p = p * w + 9.192595631e-02f;
-    p = p * w - 1.132354066e-01f;
-    p = p * w - 1.630422622e-01f;
-    p = p * w + 1.569445282e-01f;
-    p = p * w + 5.513738394e-01f;
-    p = p * w + 6.686538458e-01f;
-    return t * (p * w + 4.994932413e-01f);
+    float w = t - 0.583333333f;
+    float p = -3.233045340e-02f;
+    p = p * w + 3.221277148e-02f;
+    p = p * w + 3.285368532e-02f;
+    p = p * w - 7.229956985e-02f;
+    p = p * w - 4.436109448e-04f;
+    p = p * w + 1.138783470e-01f;
+    p = p * w - 4.914887249e-02f;
+    p = p * w - 2.041774243e-01f;
+    p = p * w + 8.242423832e-02f;
+    p = p * w + 5.876915455e-01f;
+    p = p * w + 7.829340696e-01f;
+    return t * (p * w + 5.720119476e-01f);
 }
 
 // e^(-v²) and e^(-v²/2) without the error a rounded v² would bring (it grows with v² as an
@@ -198,8 +215,8 @@ NB_VM_INLINE float hi_half(float v) {
     return u2f(f2u(v) & 0xfffff000u);
 }
 NB_VM_INLINE float exp_neg_sq(float v) {
-    float vh = hi_half(v);
-    return vexp_s(-(vh * vh)) * vexp((vh - v) * (vh + v)) * UNSCALE;
+    float vh = hi_half(v); // |v - vh| < 2^-11 |v|, so for v <= 10 the small part is <= 0.1
+    return vexp_s(-(vh * vh)) * exp_small((vh - v) * (vh + v)) * UNSCALE;
 }
 NB_VM_INLINE float verf(float x) {
     float z = fabsf(x);
@@ -209,21 +226,17 @@ NB_VM_INLINE float verf(float x) {
 }
 
 // a Φ(x) + b φ(x) for the clamped x, Φ the standard normal CDF and φ = e^(-x²/2)/√(2π) its
-// density: ½(1 + erf(x/√2)) for |x|/√2 < ½; in the tails ½ erfc(|x|/√2) = ½ e^(-x²/2) G, which
-// keeps relative accuracy for very negative x. The scaled exponential multiplies in last.
+// density, on one path for every x: with z = |x|/√2, ½ erfc(z) = ½ e^(-x²/2) G(z) is Φ(x) for
+// x < 0 (keeping relative accuracy far into the tail) and 1 - Φ(x) for x >= 0. e^(-x²/2) comes
+// as the split product (exact x²/2, see exp_neg_sq), scaled by 2^SC until the last multiply.
 NB_VM_INLINE float normal_form(float a, float b, float x) {
-    float xh = hi_half(x); // e^(-x²/2) = e_big 2^-SC e_small, as for exp_neg_sq
-    float e_big = vexp_s(0.5f * -(xh * xh));
-    float e_small = vexp(0.5f * ((xh - x) * (xh + x)));
-    float z = x * INV_SQRT2;
-    float az = fabsf(z);
-    float hg = 0.5f * erfc_scaled(clampf(az, 0.5f, 10.0f));
+    float xh = hi_half(x);
+    float e = exp_small(0.5f * ((xh - x) * (xh + x))) * vexp_s(0.5f * -(xh * xh));
+    float hg = 0.5f * erfc_scaled(clampf(fabsf(x) * INV_SQRT2, 0.0f, 10.0f));
     float bphi = b * INV_SQRT_2PI;
-    float mid_phi = 0.5f + 0.5f * (z * erf_small(z * z));
-    float lo = (a * hg + bphi) * e_small * e_big * UNSCALE; // x <= -√½
-    float hi = a * (1.0f - hg * e_small * e_big * UNSCALE) + bphi * e_small * e_big * UNSCALE;
-    float mid = a * mid_phi + bphi * e_small * e_big * UNSCALE;
-    return az < 0.5f ? mid : x < 0.0f ? lo : hi;
+    float lo = (a * hg + bphi) * e * UNSCALE;
+    float hi = a * (1.0f - hg * e * UNSCALE) + bphi * e * UNSCALE;
+    return x < 0.0f ? lo : hi;
 }
 
 // gelu = x Φ(x); gelu' = Φ(x) + x φ(x). The clamped x in the φ term gives the limits 0 and 1

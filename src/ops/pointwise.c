@@ -163,13 +163,16 @@ NB_POINTWISE_VM(sigmoid, y *(C(1) - y))
 NB_POINTWISE_VM(tanh, C(1) - y * y)
 NB_POINTWISE(relu, x > 0 ? x : C(0), x > 0 ? C(1) : C(0)) // 0 at 0
 NB_POINTWISE(leaky_relu, x > 0 ? x : p * x, x > 0 ? C(1) : p)
-// elu = x for x > 0, p (e^x - 1) below (computed with expm1); its derivative there is y + p.
+// elu = x for x > 0, p (e^x - 1) below (computed with expm1); its derivative there is y + p,
+// written as m + (1 - m)(min(y, 0) + p) with m = [x > 0], exact in both cases (also at x = inf),
+// because GCC keeps the select form of it scalar (measured 35-48 % of triad at 16 M).
 #define PW_ELU_FWD(T, sfx)                                                                         \
     static void elu_fwd_##sfx(const T *xs, T *ys, int64_t n, T p) {                                \
         VM_CHUNKS(n, nb_vm_elu_##sfx(xs + lo, ys + lo, len, p));                                   \
     }                                                                                              \
     static void elu_bwd_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) {      \
-        NB_FOR(n, i, T x = xs[i]; T y = ys[i]; T d = x > 0 ? (T)1 : y + p; gx[i] += gy[i] * d;);   \
+        NB_FOR(n, i, T m = (T)(xs[i] > 0); T y = ys[i] < 0 ? ys[i] : 0;                            \
+               T d = m + (1 - m) * (y + p); gx[i] += gy[i] * d;);                                  \
     }
 PW_ELU_FWD(float, f32)
 PW_ELU_FWD(double, f64)

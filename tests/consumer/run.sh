@@ -67,8 +67,11 @@ prefix)
     cmake_consumer "$work/cm" -DCMAKE_PREFIX_PATH="$prefix"
     expect_ok "$work/cm/consumer"          # runs through the RPATH CMake set
     expect_ok "$work/cm/consumer_static"
-    ldd "$work/cm/consumer" | grep -q "$libdir/libnabla.so" || fail "consumer not on libnabla.so"
-    if ldd "$work/cm/consumer_static" | grep -q libnabla; then fail "static consumer loads libnabla.so"; fi
+    # (ldd's output is captured first: grep -q closing the pipe early fails it under pipefail.)
+    deps=$(ldd "$work/cm/consumer")
+    grep -q "$libdir/libnabla.so" <<<"$deps" || fail "consumer not on libnabla.so: $deps"
+    deps=$(ldd "$work/cm/consumer_static")
+    if grep -q libnabla <<<"$deps"; then fail "static consumer loads libnabla.so"; fi
     # A version the package does not claim to be compatible with is refused.
     mkdir -p "$work/v03"
     printf 'cmake_minimum_required(VERSION 3.18)\nproject(v NONE)\nfind_package(nabla 0.3 QUIET)\nif(nabla_FOUND)\n  message(FATAL_ERROR "0.3 accepted")\nendif()\n' \

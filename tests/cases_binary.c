@@ -119,3 +119,14 @@ const oc_case oc_cases_binary[] = {
      {S3(2, 3, 4, -2, 2), {.ndim = 0, .role = OC_CONST}}},
     {0},
 };
+
+// ---- bad input: shapes that do not broadcast ---------------------------------------------------
+
+#define BAD(name)                                                                                  \
+    {                                                                                              \
+#name, "(2, 3) with (4)", b_##name, 2,                                                     \
+            {{.ndim = 2, .shape = {2, 3 } }, {.ndim = 1, .shape = {4 } } }, NB_ERR_SHAPE, {        \
+            "(2, 3)", "(4)"                                                                        \
+        }                                                                                          \
+    }
+const oc_bad_case oc_bad_binary[] = {BAD(add), BAD(sub), BAD(mul), BAD(div), {0}};

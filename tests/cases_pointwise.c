@@ -80,3 +80,18 @@ const oc_case oc_cases_pointwise[] = {
     CASES(clamp, clamp_lo, -2, 2, 0),
     {0},
 };
+
+// ---- bad input: an int32 tensor (class indices) is not differentiable data --------------------
+
+#define BAD(name)                                                                                  \
+    {                                                                                              \
+#name, "int32 x (2, 3)", b_##name, 1,                                                      \
+            {{.ndim = 2, .shape = {2, 3 }, .role = OC_INDEX, .classes = 3 } }, NB_ERR_DTYPE, {     \
+            "int32"                                                                                \
+        }                                                                                          \
+    }
+const oc_bad_case oc_bad_pointwise[] = {
+    BAD(neg),        BAD(add_scalar), BAD(scale), BAD(exp),       BAD(log),        BAD(sqrt),
+    BAD(pow_scalar), BAD(sigmoid),    BAD(tanh),  BAD(relu),      BAD(leaky_relu), BAD(elu),
+    BAD(softplus),   BAD(silu),       BAD(gelu),  BAD(gelu_tanh), BAD(step),       {0},
+};

@@ -321,8 +321,8 @@ const oc_case oc_cases_reduce_shape[] = {
     {"transpose", "(4, 4)", transpose, 1, {M2(4, 4)}},
     {"transpose", "(1, 5)", transpose, 1, {M2(1, 5)}},
     {"transpose", "(2, 3, 4) last two", transpose, 1, {T3(2, 3, 4)}},
-    {"transpose", "(2, 3, 4) axes 0, 2", transpose_02, 1, {T3(2, 3, 4)}},
-    {"transpose", "(2, 3, 1, 4) axes -3, -1", transpose_m3m1, 1, {T4(2, 3, 1, 4)}},
+    {"transpose_axes", "(2, 3, 4) axes 0, 2", transpose_02, 1, {T3(2, 3, 4)}},
+    {"transpose_axes", "(2, 3, 1, 4) axes -3, -1", transpose_m3m1, 1, {T4(2, 3, 1, 4)}},
     // x's inner axis moves and both axes are >= 8: the tiled path, with a partial tile.
     {"transpose", "(9, 40) tiled", transpose, 1, {M2(9, 40)}},
     {"transpose", "(2, 35, 12) tiled, batch", transpose, 1, {T3(2, 35, 12)}},
@@ -337,9 +337,9 @@ const oc_case oc_cases_reduce_shape[] = {
     {"expand", "(2, 1, 1) -> (2, -1, 5)", expand_m1_5, 1, {T3(2, 1, 1)}},
     {"expand", "(1) -> (3)", expand_3, 1, {V1(1)}},
     {"expand", "(2, 3) -> (-1, -1)", expand_same, 1, {M2(2, 3)}},
-    {"reshape", "squeeze (2, 1, 3) axis 1", squeeze_1, 1, {T3(2, 1, 3)}},
-    {"reshape", "unsqueeze (2, 3) axis -1", unsqueeze_m1, 1, {M2(2, 3)}},
-    {"reshape", "flatten (2, 3, 4, 5) axes 1..2", flatten_12, 1, {T4(2, 3, 4, 5)}},
+    {"squeeze", "(2, 1, 3) axis 1", squeeze_1, 1, {T3(2, 1, 3)}},
+    {"unsqueeze", "(2, 3) axis -1", unsqueeze_m1, 1, {M2(2, 3)}},
+    {"flatten", "(2, 3, 4, 5) axes 1..2", flatten_12, 1, {T4(2, 3, 4, 5)}},
     {"slice", "(5, 3) axis 0 [0, 2) start", slice_a0_0_2, 1, {M2(5, 3)}},
     {"slice", "(5, 3) axis 0 [1, 4) middle", slice_a0_1_4, 1, {M2(5, 3)}},
     {"slice", "(5, 3) axis -1 [2, 3) end", slice_m1_2_3, 1, {M2(5, 3)}},
@@ -357,5 +357,80 @@ const oc_case oc_cases_reduce_shape[] = {
      3,
      {M2(2, 3), K2(2, 1), M2(2, 2)}},
     {"concat", "one (1) axis 0", concat_a0, 1, {V1(1)}},
+    {0},
+};
+
+// ---- bad input ---------------------------------------------------------------------------------
+
+static nb_tensor *bad_sum_axis(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_sum_axis(g, in[0], 5, false);
+}
+static nb_tensor *bad_mean_axis(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_mean_axis(g, in[0], -3, true);
+}
+static nb_tensor *bad_max_axis(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_max_axis(g, in[0], 1, false);
+}
+static nb_tensor *bad_slice(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_slice(g, in[0], 0, 0, 5);
+}
+static nb_tensor *bad_concat(nb_graph *g, nb_tensor *const *in, int n) {
+    return nb_concat(g, in, n, 0);
+}
+static nb_tensor *bad_squeeze(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_squeeze(g, in[0], 5);
+}
+static nb_tensor *bad_unsqueeze(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_unsqueeze(g, in[0], 4);
+}
+
+#define I32(a, b)                                                                                  \
+    { .ndim = 2, .shape = {a, b}, .role = OC_INDEX, .classes = 3 }
+const oc_bad_case oc_bad_reduce_shape[] = {
+    {"sum", "int32 x", sum_all, 1, {I32(2, 3)}, NB_ERR_DTYPE, {"int32"}},
+    {"mean", "empty x", mean_all, 1, {V1(0)}, NB_ERR_SHAPE, {"(0)", "empty"}},
+    {"sum_axis", "axis 5 of 2 dims", bad_sum_axis, 1, {M2(2, 3)}, NB_ERR_ARG, {"axis 5", "(2, 3)"}},
+    {"mean_axis",
+     "axis -3 of 2 dims",
+     bad_mean_axis,
+     1,
+     {M2(2, 3)},
+     NB_ERR_ARG,
+     {"axis -3", "(2, 3)"}},
+    {"max_axis", "empty axis", bad_max_axis, 1, {M2(2, 0)}, NB_ERR_SHAPE, {"(2, 0)", "empty"}},
+    {"reshape",
+     "6 elements as (3, 2) from (2, 2)",
+     reshape_3x2,
+     1,
+     {M2(2, 2)},
+     NB_ERR_SHAPE,
+     {"(2, 2)", "(3, 2)"}},
+    {"transpose", "1-D x", transpose, 1, {V1(3)}, NB_ERR_ARG, {"(3)"}},
+    {"transpose_axes", "axis 2 of 2 dims", transpose_02, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"permute", "4 axes for 2 dims", permute_0213, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"expand", "(3, 2) -> (2, 3, 4)", expand_234, 1, {M2(3, 2)}, NB_ERR_SHAPE, {"(3, 2)"}},
+    {"slice", "[0, 5) of 2", bad_slice, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"concat",
+     "(2, 3) and (2, 4) on axis 0",
+     bad_concat,
+     2,
+     {M2(2, 3), M2(2, 4)},
+     NB_ERR_SHAPE,
+     {"(2, 3)", "(2, 4)"}},
+    {"squeeze", "axis 5 of 2 dims", bad_squeeze, 1, {M2(2, 3)}, NB_ERR_ARG, {"axis 5", "(2, 3)"}},
+    {"unsqueeze",
+     "axis 4 of 2 dims",
+     bad_unsqueeze,
+     1,
+     {M2(2, 3)},
+     NB_ERR_ARG,
+     {"axis 4", "(2, 3)"}},
+    {"flatten", "axes 1..2 of 2 dims", flatten_12, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
     {0},
 };

@@ -222,3 +222,31 @@ const oc_case oc_cases_softmax_loss[] = {
      {VALR(S2(5, 10), -20, 20), INDEX(5, 10)}},
     {0},
 };
+
+// ---- bad input: a scalar has no axis to normalise; a target of another shape -------------------
+
+#define BAD_LOSS(fn)                                                                               \
+    {                                                                                              \
+#fn, "(2, 3) vs target (3, 2)", b_##fn##_mean, 2,                                          \
+            {{S2(2, 3) }, {S2(3, 2) } }, NB_ERR_SHAPE, {                                           \
+            "(2, 3)", "(3, 2)"                                                                     \
+        }                                                                                          \
+    }
+const oc_bad_case oc_bad_softmax_loss[] = {
+    {"softmax", "0-dim x", b_softmax, 1, {{.ndim = 0}}, NB_ERR_SHAPE, {"0-dim"}},
+    {"log_softmax", "0-dim x", b_log_softmax, 1, {{.ndim = 0}}, NB_ERR_SHAPE, {"0-dim"}},
+    BAD_LOSS(mse_loss),
+    BAD_LOSS(half_sse_loss),
+    BAD_LOSS(bce_loss),
+    BAD_LOSS(bce_logits_loss),
+    BAD_LOSS(cross_entropy_loss),
+    BAD_LOSS(cross_entropy_logits),
+    {"sparse_cross_entropy_logits",
+     "label 3 of 3 classes",
+     b_sparse_cross_entropy_logits_mean,
+     2,
+     {{S2(2, 3)}, {S1(2), .role = OC_INDEX, .classes = 1, .lo = 3}},
+     NB_ERR_ARG,
+     {"label 3", "(2, 3)"}},
+    {0},
+};

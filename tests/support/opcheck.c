@@ -7,6 +7,50 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *const oc_op_names[] = {
+#define X(name) #name,
+#define COMPOSITE(name, op) #name,
+#include "ops/ops.def"
+#undef X
+#undef COMPOSITE
+    NULL,
+};
+
+// Public function -> the op it records ("matmul_t" -> "matmul"; an op records itself).
+static const struct {
+    const char *name, *op;
+} records[] = {
+#define X(name) {#name, #name},
+#define COMPOSITE(name, op) {#name, #op},
+#include "ops/ops.def"
+#undef X
+#undef COMPOSITE
+};
+
+// A message names the op when it starts with "<word>:" where word is the function's name,
+// the op it records, or a stem of the name (transpose_axes reports as "transpose").
+static bool names_op(const char *msg, const char *name) {
+    size_t w = strcspn(msg, ": ");
+    if (msg[w] != ':' || w == 0)
+        return false;
+    if (strncmp(msg, name, w) == 0 && (name[w] == '\0' || name[w] == '_'))
+        return true;
+    for (size_t i = 0; i < sizeof records / sizeof records[0]; i++)
+        if (strcmp(records[i].name, name) == 0 && strlen(records[i].op) == w &&
+            strncmp(msg, records[i].op, w) == 0)
+            return true;
+    return false;
+}
+
+static bool near_kink(const oc_input *spec, double v) {
+    if (spec->n_kinks == 0)
+        return fabs(v) < spec->min_abs;
+    for (int k = 0; k < spec->n_kinks; k++)
+        if (fabs(v - spec->kinks[k]) < spec->min_abs)
+            return true;
+    return false;
+}
+
 nb_tensor *oc_make_input(const oc_input *spec, nb_dtype dt, nb_rng *rng) {
     nb_dtype make_dt = spec->role == OC_INDEX ? NB_I32 : dt;
     nb_tensor *t = nb_tensor_create(make_dt, spec->ndim, spec->shape);
@@ -26,7 +70,7 @@ nb_tensor *oc_make_input(const oc_input *spec, nb_dtype dt, nb_rng *rng) {
             double v;
             do {
                 v = lo + (hi - lo) * nb_rng_uniform(rng);
-            } while (fabs(v) < spec->min_abs);
+            } while (near_kink(spec, v));
             nb_tensor_set(t, i, v);
         }
         break;
@@ -48,7 +92,7 @@ nb_tensor *oc_make_input(const oc_input *spec, nb_dtype dt, nb_rng *rng) {
         break;
     case OC_INDEX:
         for (int64_t i = 0; i < n; i++)
-            nb_tensor_set(t, i, (double)nb_rng_below(rng, (uint64_t)spec->classes));
+            nb_tensor_set(t, i, spec->lo + (double)nb_rng_below(rng, (uint64_t)spec->classes));
         break;
     }
     if (spec->role == OC_VALUES || spec->role == OC_SIMPLEX)
@@ -148,6 +192,36 @@ bool oc_run_case(const oc_case *c, uint64_t seed) {
     }
     if (ok)
         ok = f32_agreement(c, in);
+    for (int i = 0; i < c->n_in; i++)
+        nb_tensor_destroy(in[i]);
+    return ok;
+}
+
+bool oc_run_bad_case(const oc_bad_case *c) {
+    nb_rng rng;
+    nb_rng_seed(&rng, 7);
+    nb_tensor *in[4] = {0};
+    bool ok = true;
+    for (int i = 0; i < c->n_in; i++)
+        ok = ok && (in[i] = oc_make_input(&c->in[i], NB_F64, &rng)) != NULL;
+    nb_graph *g = nb_graph_create();
+    if (!ok || !g) {
+        fprintf(stderr, "  %s [%s]: cannot set up: %s\n", c->op, c->label, nb_last_error());
+        ok = false;
+    } else {
+        nb_tensor *y = c->build(g, in, c->n_in);
+        const char *msg = nb_graph_error(g);
+        ok = y == NULL && nb_graph_status(g) == c->status && names_op(msg, c->op);
+        for (int k = 0; k < 3 && c->needle[k]; k++)
+            ok = ok && strstr(msg, c->needle[k]) != NULL;
+        if (!ok)
+            fprintf(stderr,
+                    "  %s [%s]: expected NULL and %s naming the op and \"%s\" \"%s\", got %s "
+                    "\"%s\"\n",
+                    c->op, c->label, nb_status_str(c->status), c->needle[0] ? c->needle[0] : "",
+                    c->needle[1] ? c->needle[1] : "", nb_status_str(nb_graph_status(g)), msg);
+    }
+    nb_graph_destroy(g);
     for (int i = 0; i < c->n_in; i++)
         nb_tensor_destroy(in[i]);
     return ok;

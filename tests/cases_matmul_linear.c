@@ -38,7 +38,7 @@ static nb_tensor *lin(nb_graph *g, nb_tensor *const *in, int n) {
         .ndim = 1, .shape = { a }                                                                  \
     }
 
-const oc_case oc_cases_linalg[] = {
+const oc_case oc_cases_matmul_linear[] = {
     {"matmul", "(3, 5) x (5, 2)", mm, 2, {M2(3, 5), M2(5, 2)}},
     {"matmul", "(1, 1) x (1, 1)", mm, 2, {M2(1, 1), M2(1, 1)}},
     {"matmul", "(4, 4) x (4, 4)", mm, 2, {M2(4, 4), M2(4, 4)}},
@@ -73,12 +73,12 @@ const oc_case oc_cases_linalg[] = {
      2,
      {M4(4, 2, 16, 16), M4(4, 1, 16, 32)}},
     // Transposes by GEMM flag.
-    {"matmul", "(2, 3, 4) x (2, 5, 4)T", mm_nt, 2, {M3(2, 3, 4), M3(2, 5, 4)}},
-    {"matmul", "(2, 4, 3)T x (2, 4, 5)", mm_tn, 2, {M3(2, 4, 3), M3(2, 4, 5)}},
-    {"matmul", "(2, 4, 3)T x (5, 4)T, broadcast", mm_tt, 2, {M3(2, 4, 3), M2(5, 4)}},
-    {"matmul", "(2, 3, 4) x (5, 4)T, folded", mm_nt, 2, {M3(2, 3, 4), M2(5, 4)}},
-    {"matmul", "(4, 3)T x (2, 4, 5), broadcast", mm_tn, 2, {M2(4, 3), M3(2, 4, 5)}},
-    {"matmul", "(8, 16, 16)T x (8, 16, 16)T, parallel", mm_tt, 2, {M3(8, 16, 16), M3(8, 16, 16)}},
+    {"matmul_t", "(2, 3, 4) x (2, 5, 4)T", mm_nt, 2, {M3(2, 3, 4), M3(2, 5, 4)}},
+    {"matmul_t", "(2, 4, 3)T x (2, 4, 5)", mm_tn, 2, {M3(2, 4, 3), M3(2, 4, 5)}},
+    {"matmul_t", "(2, 4, 3)T x (5, 4)T, broadcast", mm_tt, 2, {M3(2, 4, 3), M2(5, 4)}},
+    {"matmul_t", "(2, 3, 4) x (5, 4)T, folded", mm_nt, 2, {M3(2, 3, 4), M2(5, 4)}},
+    {"matmul_t", "(4, 3)T x (2, 4, 5), broadcast", mm_tn, 2, {M2(4, 3), M3(2, 4, 5)}},
+    {"matmul_t", "(8, 16, 16)T x (8, 16, 16)T, parallel", mm_tt, 2, {M3(8, 16, 16), M3(8, 16, 16)}},
     {"linear", "x (2, 3, 4), w (5, 4), b (5)", lin, 3, {M3(2, 3, 4), M2(5, 4), V1(5)}},
     {"linear", "x (4), w (3, 4), b (3)", lin, 3, {V1(4), M2(3, 4), V1(3)}},
     {"linear", "x (2, 1, 3, 4), w (2, 4)", lin, 2, {M4(2, 1, 3, 4), M2(2, 4)}},
@@ -91,5 +91,45 @@ const oc_case oc_cases_linalg[] = {
      lin,
      3,
      {{.ndim = 2, .shape = {2, 4}, .role = OC_CONST}, M2(6, 4), V1(6)}},
+    {0},
+};
+
+// ---- bad input: every op refuses operands whose inner dims disagree ----------------------------
+
+static nb_tensor *bad_matmul(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_matmul(g, in[0], in[1]);
+}
+static nb_tensor *bad_matmul_t(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_matmul_t(g, in[0], in[1], false, true);
+}
+static nb_tensor *bad_linear(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_linear(g, in[0], in[1], NULL);
+}
+
+const oc_bad_case oc_bad_matmul_linear[] = {
+    {"matmul",
+     "(2, 3) x (4, 5)",
+     bad_matmul,
+     2,
+     {M2(2, 3), M2(4, 5)},
+     NB_ERR_SHAPE,
+     {"(2, 3)", "(4, 5)"}},
+    {"matmul_t",
+     "(2, 3) x (4, 5)ᵀ",
+     bad_matmul_t,
+     2,
+     {M2(2, 3), M2(4, 5)},
+     NB_ERR_SHAPE,
+     {"(2, 3)", "(4, 5)"}},
+    {"linear",
+     "x (2, 3), w (4, 5)",
+     bad_linear,
+     2,
+     {M2(2, 3), M2(4, 5)},
+     NB_ERR_SHAPE,
+     {"(2, 3)", "(4, 5)"}},
     {0},
 };

@@ -16,14 +16,22 @@ hdr=$root/include/nabla/ops.h
 doc="docs/adding-an-op.md"
 bad=0
 say() {
-    echo "check-ops: $*"
+    echo "check-ops: error: $*"
     bad=1
 }
 
-listed=$(sed -n 's/^X(\([a-z0-9_]*\))$/\1/p; s/^COMPOSITE(\([a-z0-9_]*\), [a-z0-9_]*)$/\1/p' "$def" | sort)
+# Public function names: X(op) is nb_<op> unless an ALIAS(name, op) renames it; COMPOSITE(name,
+# op) and ALIAS(name, op) are nb_<name>.
+ops=$(sed -n 's/^X(\([a-z0-9_]*\))$/\1/p' "$def" | sort)
+renamed=$(sed -n 's/^ALIAS([a-z0-9_]*, \([a-z0-9_]*\)).*/\1/p' "$def" | sort)
+listed=$( (comm -23 <(echo "$ops") <(echo "$renamed")
+    sed -n 's/^\(COMPOSITE\|ALIAS\)(\([a-z0-9_]*\), [a-z0-9_]*).*/\2/p' "$def") | sort)
 declared=$(sed -n 's/^nb_tensor \*nb_\([a-z0-9_]*\)(nb_graph \*g[,)].*/\1/p' "$hdr" | sort)
 macros=$(sed -n 's/^#define nb_\([a-z0-9_]*\)(\.\.\.) NB__SITE(nb_\1, __VA_ARGS__)$/\1/p' "$hdr" | sort)
 in_list() { grep -qx -- "$1" <<<"$2"; }
+for op in $renamed; do
+    grep -qx -- "$op" <<<"$ops" || say "ALIAS names op '$op', which has no X($op) line in src/ops/ops.def"
+done
 
 for op in $declared $macros; do
     in_list "$op" "$listed" && continue
@@ -38,7 +46,7 @@ for op in $listed; do
         say "op '$op' has no call-site macro '#define nb_$op(...) NB__SITE(nb_$op, __VA_ARGS__)'" \
             "in include/nabla/ops.h (step 3 of $doc: without it anomaly reports lose the caller's file:line)"
 done
-dups=$(uniq -d <<<"$listed")
+dups=$(uniq -d <<<"$ops")
 [ -z "$dups" ] || say "ops listed twice in src/ops/ops.def: $dups"
 
 # Step 6: a source file missing from the library is otherwise only an "undefined reference".
@@ -50,4 +58,4 @@ while IFS= read -r f; do
 done < <(find "$root/src" -name '*.c' | sort)
 
 [ $bad = 0 ] || exit 1
-echo "check-ops: $(wc -l <<<"$listed") ops listed, declared, wrapped; every source file built"
+echo "check-ops: $(wc -l <<<"$listed") op functions listed, declared, wrapped; every source file built"

@@ -129,4 +129,36 @@ const oc_case oc_cases_binary[] = {
             "(2, 3)", "(4)"                                                                        \
         }                                                                                          \
     }
-const oc_bad_case oc_bad_binary[] = {BAD(add), BAD(sub), BAD(mul), BAD(div), {0}};
+#define M(a, b)                                                                                    \
+    {                                                                                              \
+        .ndim = 2, .shape = { a, b }                                                               \
+    }
+const oc_bad_case oc_bad_binary[] = {
+    BAD(add),
+    BAD(sub),
+    BAD(mul),
+    BAD(div),
+    BAD(maximum),
+    BAD(minimum),
+    BAD(eq),
+    BAD(ne),
+    BAD(lt),
+    BAD(le),
+    BAD(gt),
+    BAD(ge),
+    {"where",
+     "cond (2, 3), a (4, 5)",
+     b_where,
+     3,
+     {M(2, 3), M(4, 5), M(2, 3)},
+     NB_ERR_SHAPE,
+     {"(2, 3)", "(4, 5)"}},
+    {"masked_fill",
+     "x (2, 3), mask (4, 5)",
+     b_masked_fill,
+     2,
+     {M(2, 3), M(4, 5)},
+     NB_ERR_SHAPE,
+     {"(2, 3)", "(4, 5)"}},
+    {0},
+};

@@ -81,6 +81,8 @@ const oc_case oc_cases_pointwise[] = {
     {0},
 };
 
+UNARY(clamp_bad, nb_clamp(g, x, 1, -1))
+
 // ---- bad input: an int32 tensor (class indices) is not differentiable data --------------------
 
 #define BAD(name)                                                                                  \
@@ -91,7 +93,30 @@ const oc_case oc_cases_pointwise[] = {
         }                                                                                          \
     }
 const oc_bad_case oc_bad_pointwise[] = {
-    BAD(neg),        BAD(add_scalar), BAD(scale), BAD(exp),       BAD(log),        BAD(sqrt),
-    BAD(pow_scalar), BAD(sigmoid),    BAD(tanh),  BAD(relu),      BAD(leaky_relu), BAD(elu),
-    BAD(softplus),   BAD(silu),       BAD(gelu),  BAD(gelu_tanh), BAD(step),       {0},
+    BAD(neg),
+    BAD(add_scalar),
+    BAD(scale),
+    BAD(exp),
+    BAD(log),
+    BAD(sqrt),
+    BAD(pow_scalar),
+    BAD(sigmoid),
+    BAD(tanh),
+    BAD(relu),
+    BAD(leaky_relu),
+    BAD(elu),
+    BAD(softplus),
+    BAD(silu),
+    BAD(gelu),
+    BAD(gelu_tanh),
+    BAD(step),
+    BAD(abs),
+    BAD(log1p),
+    BAD(expm1),
+    BAD(sin),
+    BAD(cos),
+    BAD(square),
+    BAD(rsqrt),
+    {"clamp", "lo > hi", b_clamp_bad, 1, {{.ndim = 2, .shape = {2, 3}}}, NB_ERR_ARG, {"clamp"}},
+    {0},
 };

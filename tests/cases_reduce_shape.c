@@ -252,6 +252,11 @@ CONCAT_BUILD(m2, -2)
         }                                                                                          \
     }
 
+static nb_tensor *b_embedding(nb_graph *g, nb_tensor *const *in, int n) {
+    (void)n;
+    return nb_embedding(g, in[0], in[1]);
+}
+
 const oc_case oc_cases_reduce_shape[] = {
     {"sum", "() scalar", sum_all, 1, {S0}},
     {"sum", "(1)", sum_all, 1, {V1(1)}},
@@ -303,6 +308,9 @@ const oc_case oc_cases_reduce_shape[] = {
     {"argmin", "(2, 3, 4) axis 0, gathered", gather_argmin_0, 1, {T3(2, 3, 4)}},
     // Index tensors of 6 from 3 or 4 rows: repeats are all but certain (scatter-add sums them).
     {"index_select", "(4, 3) axis 0, idx (6)", isel_0, 2, {M2(4, 3), I1(6, 4)}},
+    {"embedding", "weight (5, 3), idx (4)", b_embedding, 2, {M2(5, 3), I1(4, 5)}},
+    {"embedding", "weight (1, 1), idx (1)", b_embedding, 2, {M2(1, 1), I1(1, 1)}},
+    {"embedding", "weight (6, 2), idx (2, 3)", b_embedding, 2, {M2(6, 2), I2(2, 3, 6)}},
     {"index_select", "(1) axis 0, idx (1)", isel_0, 2, {V1(1), I1(1, 1)}},
     {"index_select", "(2, 3, 4) axis 1, idx (2, 3)", isel_1, 2, {T3(2, 3, 4), I2(2, 3, 3)}},
     {"index_select", "(2, 3, 4) axis -1, idx (5)", isel_m1, 2, {T3(2, 3, 4), I1(5, 4)}},
@@ -390,6 +398,29 @@ static nb_tensor *bad_unsqueeze(nb_graph *g, nb_tensor *const *in, int n) {
     return nb_unsqueeze(g, in[0], 4);
 }
 
+#define BAD_BUILD(name, expr)                                                                      \
+    static nb_tensor *bad_##name(nb_graph *g, nb_tensor *const *in, int n) {                       \
+        (void)n;                                                                                   \
+        return expr;                                                                               \
+    }
+BAD_BUILD(min_axis, nb_min_axis(g, in[0], 5, false))
+BAD_BUILD(sum_axes, nb_sum_axes(g, in[0], 1, (const int[]){5}, false))
+BAD_BUILD(mean_axes, nb_mean_axes(g, in[0], 2, (const int[]){0, 7}, true))
+BAD_BUILD(var_axes, nb_var_axes(g, in[0], 1, (const int[]){-4}, true, false))
+BAD_BUILD(std_axes, nb_std_axes(g, in[0], 1, (const int[]){3}, true, false))
+BAD_BUILD(logsumexp_axes, nb_logsumexp_axes(g, in[0], 1, (const int[]){6}, false))
+BAD_BUILD(max, nb_max(g, in[0]))
+BAD_BUILD(min, nb_min(g, in[0]))
+BAD_BUILD(argmax, nb_argmax(g, in[0], 5, false))
+BAD_BUILD(argmin, nb_argmin(g, in[0], -5, false))
+BAD_BUILD(index_select, nb_index_select(g, in[0], 0, in[1]))
+BAD_BUILD(gather, nb_gather(g, in[0], 0, in[1]))
+BAD_BUILD(one_hot, nb_one_hot_tensor(g, in[0], 3, NB_F64))
+
+BAD_BUILD(softplus_bt, nb_softplus_bt(g, in[0], -1, 20))
+BAD_BUILD(softmax_axis, nb_softmax_axis(g, in[0], 5))
+BAD_BUILD(log_softmax_axis, nb_log_softmax_axis(g, in[0], -5))
+
 #define I32(a, b)                                                                                  \
     { .ndim = 2, .shape = {a, b}, .role = OC_INDEX, .classes = 3 }
 const oc_bad_case oc_bad_reduce_shape[] = {
@@ -432,5 +463,40 @@ const oc_bad_case oc_bad_reduce_shape[] = {
      NB_ERR_ARG,
      {"axis 4", "(2, 3)"}},
     {"flatten", "axes 1..2 of 2 dims", flatten_12, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"min_axis", "axis 5 of 2 dims", bad_min_axis, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"sum_axes", "axis 5 of 2 dims", bad_sum_axes, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"mean_axes", "axis 7 of 2 dims", bad_mean_axes, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"var_axes", "axis -4 of 2 dims", bad_var_axes, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"std_axes", "axis 3 of 2 dims", bad_std_axes, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"logsumexp_axes",
+     "axis 6 of 2 dims",
+     bad_logsumexp_axes,
+     1,
+     {M2(2, 3)},
+     NB_ERR_ARG,
+     {"(2, 3)"}},
+    {"max", "empty x", bad_max, 1, {V1(0)}, NB_ERR_SHAPE, {"(0)"}},
+    {"min", "empty x", bad_min, 1, {V1(0)}, NB_ERR_SHAPE, {"(0)"}},
+    {"argmax", "axis 5 of 2 dims", bad_argmax, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"argmin", "axis -5 of 2 dims", bad_argmin, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"index_select",
+     "float indices",
+     bad_index_select,
+     2,
+     {M2(4, 3), V1(2)},
+     NB_ERR_DTYPE,
+     {"int32"}},
+    {"gather", "float indices", bad_gather, 2, {M2(4, 3), M2(2, 3)}, NB_ERR_DTYPE, {"int32"}},
+    {"one_hot", "float indices", bad_one_hot, 1, {V1(4)}, NB_ERR_DTYPE, {"int32"}},
+    {"embedding", "float indices", b_embedding, 2, {M2(4, 3), V1(2)}, NB_ERR_DTYPE, {"int32"}},
+    {"softplus_bt", "beta -1", bad_softplus_bt, 1, {M2(2, 3)}, NB_ERR_ARG, {"beta"}},
+    {"softmax_axis", "axis 5 of 2 dims", bad_softmax_axis, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"log_softmax_axis",
+     "axis -5 of 2 dims",
+     bad_log_softmax_axis,
+     1,
+     {M2(2, 3)},
+     NB_ERR_ARG,
+     {"(2, 3)"}},
     {0},
 };

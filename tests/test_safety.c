@@ -105,6 +105,16 @@ static void empty_with_huge_dims_reduce_slice_concat(void **state) {
         assert_null(m);
         assert_msg_has(nb_graph_error(g), "empty");
         nb_graph_reset(g);
+        // Batched matmul: the batch dims' product (2^80 here) overflowed int64 (found by
+        // fuzz_api); now a clean error.
+        nb_tensor *b = leaf((nb_dtype)dt, 2, (int64_t[]){shape[2], shape[2] ? 0 : 2});
+        nb_tensor *mm = nb_matmul(g, x, b);
+        if (mm)
+            backward_through(g, mm);
+        else
+            assert_msg_has(nb_graph_error(g), "matmul");
+        nb_graph_reset(g);
+        nb_tensor_destroy(b);
         // Reshape keeps the element count (0): a huge dim can move anywhere.
         backward_through(g, nb_reshape(g, x, 3, (int64_t[]){0, BIG, BIG}));
         assert_true(now() - t0 < 1.0);
@@ -112,6 +122,21 @@ static void empty_with_huge_dims_reduce_slice_concat(void **state) {
         nb_tensor_destroy(x);
     }
     nb_graph_destroy(g);
+}
+
+// Batched matmul of an empty (2^62, 4, 0, 3) by (3, 2): the batch dims' product overflowed
+// int64 (found by fuzz_api, regression input matmul-batch-dims-overflow). A clean error now.
+static void matmul_huge_empty_batch(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    nb_tensor *a = leaf(NB_F32, 4, (int64_t[]){(int64_t)1 << 62, 4, 0, 3});
+    nb_tensor *b = leaf(NB_F32, 2, (int64_t[]){3, 2});
+    assert_null(nb_matmul(g, a, b));
+    assert_int_equal(nb_graph_status(g), NB_ERR_SHAPE);
+    assert_msg_has(nb_graph_error(g), "matmul: batch dimensions too large");
+    nb_graph_destroy(g);
+    nb_tensor_destroy(a);
+    nb_tensor_destroy(b);
 }
 
 // Reducing an empty axis of a non-empty result still writes its zeros (sum) and its grads.
@@ -217,6 +242,86 @@ static void hand_built_dataset_sizes_are_checked(void **state) {
     nb_tensor_destroy(x);
 }
 
+// ---- graph lifetimes and budgets (finding 7)
+// -----------------------------------------------------
+
+// An op output kept across any number of resets is refused (NB_ERR_STATE), in every build type:
+// one reset back, many resets back while its header still holds its old stamp, and after
+// 20000 steps, when its header's memory has been given back.
+static void stale_tensor_any_resets_back(void **state) {
+    (void)state;
+    nb_tensor *x = leaf(NB_F64, 2, (int64_t[]){2, 3});
+    nb_tensor_fill(x, 0.5);
+    nb_graph *g = nb_graph_create();
+    nb_tensor *kept[4] = {NULL};
+    const int at[4] = {0, 1, 37, 20000}; // steps after which each is checked
+    nb_tensor *first = nb_tanh(g, x);
+    for (int step = 1; step <= 20001; step++) {
+        nb_graph_reset(g);
+        nb_tensor *y = nb_sigmoid(g, nb_tanh(g, x)); // the same layout every step
+        assert_non_null(y);
+        for (int k = 0; k < 4; k++) {
+            if (step == at[k] + 1) {
+                nb_tensor *z = nb_exp(g, first);
+                assert_null(z);
+                assert_int_equal(nb_graph_status(g), NB_ERR_STATE);
+                assert_msg_has(nb_graph_error(g), "exp: input 0");
+                assert_msg_has(nb_graph_error(g), "used after nb_graph_reset");
+                assert_int_equal(nb_backward(g, first), NB_ERR_STATE);
+                nb_tensor_destroy(first); // refused, not freed
+                nb_graph_clear_error(g);
+                kept[k] = y;
+            }
+        }
+        if (step == 20001)
+            for (int k = 0; k < 3; k++) { // outputs of later steps, also stale now
+                assert_null(nb_add(g, y, kept[k]));
+                assert_int_equal(nb_graph_status(g), NB_ERR_STATE);
+                assert_msg_has(nb_graph_error(g), "input 1");
+                nb_graph_clear_error(g);
+            }
+    }
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+}
+
+// Forgetting nb_graph_reset in a loop: the tape stops at its budget with a message naming
+// the likely cause, instead of growing without bound (15,000 ops and 1.25 GB in the audit).
+static void tape_budget_names_the_missing_reset(void **state) {
+    (void)state;
+    nb_tensor *x = leaf(NB_F32, 1, (int64_t[]){4});
+    nb_graph *g = nb_graph_create();
+    int64_t n = 0;
+    while (nb_tanh(g, x)) // the default budget: NB_GRAPH_DEFAULT_MAX_OPS ops
+        n++;
+    assert_int_equal(n, NB_GRAPH_DEFAULT_MAX_OPS);
+    assert_int_equal(nb_graph_status(g), NB_ERR_STATE);
+    assert_msg_has(nb_graph_error(g), "forgot nb_graph_reset in a loop?");
+    assert_msg_has(nb_graph_error(g), "tanh: the tape already holds 100000 ops");
+    nb_graph_reset(g); // and the graph works again
+    assert_non_null(nb_tanh(g, x));
+    nb_graph_set_limits(g, 10, 0);
+    for (n = 0; nb_tanh(g, x); n++)
+        ;
+    assert_int_equal(n, 9);
+    // A memory budget: 1 MiB holds one (256, 256) float32 output with its grad (512 KiB), not two.
+    nb_graph_reset(g);
+    nb_graph_set_limits(g, 0, (size_t)1 << 20);
+    nb_tensor *big = leaf(NB_F32, 2, (int64_t[]){256, 256});
+    for (n = 0; nb_relu(g, big); n++)
+        ;
+    assert_int_equal(n, 1);
+    assert_msg_has(nb_graph_error(g), "relu: the tape holds 1 ops");
+    assert_msg_has(nb_graph_error(g), "exceed its 1 MiB budget: forgot nb_graph_reset");
+    nb_graph_set_limits(g, INT64_MAX, SIZE_MAX); // no limit
+    nb_graph_reset(g);
+    for (n = 0; n < 5; n++)
+        assert_non_null(nb_relu(g, big));
+    nb_graph_destroy(g);
+    nb_tensor_destroy(big);
+    nb_tensor_destroy(x);
+}
+
 // ---- IDX loading limits (findings 4 and 5) ------------------------------------------------------
 
 static void put_be32(FILE *f, uint32_t v) {
@@ -311,11 +416,14 @@ int main(void) {
         cmocka_unit_test(transpose_of_empty_is_instant),
         cmocka_unit_test(empty_with_huge_dims_reduce_slice_concat),
         cmocka_unit_test(sum_over_empty_axis_is_zero),
+        cmocka_unit_test(matmul_huge_empty_batch),
         cmocka_unit_test(int32_stores_are_checked),
         cmocka_unit_test(rng_null_is_an_error),
         cmocka_unit_test(num_batches_does_not_overflow),
         cmocka_unit_test(hand_built_dataset_sizes_are_checked),
         cmocka_unit_test(idx_limits),
+        cmocka_unit_test(stale_tensor_any_resets_back),
+        cmocka_unit_test(tape_budget_names_the_missing_reset),
     };
     if (getenv("NB_TEST_FILTER")) // run one case: NB_TEST_FILTER=name
         cmocka_set_test_filter(getenv("NB_TEST_FILTER"));

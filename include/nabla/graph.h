@@ -59,6 +59,15 @@ bool nb_graph_check_finite(const nb_graph *g);
 // Number of ops recorded since the last reset.
 int64_t nb_graph_size(const nb_graph *g);
 
+// Budget of one tape (everything recorded between two resets): at most max_ops ops and
+// max_bytes of op outputs, grads and saved state. An op that would exceed it fails with
+// NB_ERR_STATE and a message naming the likely cause (a loop that never calls
+// nb_graph_reset), instead of memory growing until the machine swaps. 0 keeps the default
+// (NB_GRAPH_DEFAULT_MAX_OPS, NB_GRAPH_DEFAULT_MAX_BYTES); INT64_MAX / SIZE_MAX mean no limit.
+#define NB_GRAPH_DEFAULT_MAX_OPS ((int64_t)100000)
+#define NB_GRAPH_DEFAULT_MAX_BYTES ((size_t)1 << 30) // 1 GiB
+void nb_graph_set_limits(nb_graph *g, int64_t max_ops, size_t max_bytes);
+
 // Re-run every recorded op's forward in tape order on the current contents of the input
 // tensors (refill them in place with the next batch), without re-recording and without
 // allocating. Shapes are fixed by the recording: for a different batch size, reset and record

@@ -41,7 +41,7 @@ static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
         return g->status;
     if (!out)
         return nb__graph_fail(g, NB_ERR_NULL, "%s: output tensor is NULL", fn);
-    if (out->graph != g || out->epoch != g->epoch || out->node < 0 || out->node >= g->n_nodes)
+    if (out->epoch != g->epoch || out->graph != g || out->node < 0 || out->node >= g->n_nodes)
         return nb__graph_fail(g, NB_ERR_STATE,
                               "%s: tensor %s was not produced on this graph since its last reset",
                               fn, NB_SHAPE_STR(out));

@@ -1,10 +1,20 @@
 // The tape: graph lifecycle, sticky errors, and nb__record, the one function that creates
 // nodes. Ops run as they are called (define-by-run) and are appended in execution order, so
 // the tape is already a topological order for backward.
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "graph/graph_priv.h"
+
+// Epochs are unique across all graphs and steps, so `t->epoch == g->epoch` alone says "an
+// output of this graph's current step". Leaves hold NB_LEAF_EPOCH, below the first one.
+static atomic_uint_fast64_t next_epoch = NB_LEAF_EPOCH + 1;
+
+static uint64_t new_epoch(void) {
+    return (uint64_t)atomic_fetch_add(&next_epoch, 1);
+}
 
 nb_graph *nb_graph_create(void) {
     nb_graph *g = nb__calloc(1, sizeof *g);
@@ -16,8 +26,18 @@ nb_graph *nb_graph_create(void) {
     nb__arena_init(&g->arenas[1]);
     g->arena = &g->arenas[0];
     g->grad_enabled = true;
-    g->epoch = 1;
+    g->epoch = new_epoch();
+    g->max_ops = NB_GRAPH_DEFAULT_MAX_OPS;
+    g->max_bytes = NB_GRAPH_DEFAULT_MAX_BYTES;
+    nb__hdr_init(&g->hdrs);
     return g;
+}
+
+void nb_graph_set_limits(nb_graph *g, int64_t max_ops, size_t max_bytes) {
+    if (!g)
+        return;
+    g->max_ops = max_ops > 0 ? max_ops : NB_GRAPH_DEFAULT_MAX_OPS;
+    g->max_bytes = max_bytes > 0 ? max_bytes : NB_GRAPH_DEFAULT_MAX_BYTES;
 }
 
 void nb_graph_destroy(nb_graph *g) {
@@ -25,6 +45,7 @@ void nb_graph_destroy(nb_graph *g) {
         return;
     nb__arena_free(&g->arenas[0]);
     nb__arena_free(&g->arenas[1]);
+    nb__hdr_free(&g->hdrs);
     nb__free(g->nodes);
     nb__free(g);
 }
@@ -32,16 +53,21 @@ void nb_graph_destroy(nb_graph *g) {
 void nb_graph_reset(nb_graph *g) {
     if (!g)
         return;
+        // Every build: the step's headers stay where they are (headers.c) with their old epoch,
+        // so a tensor kept across any number of resets is reported when an op is given it.
 #ifdef NB_DEBUG_LIFETIME
-    // Debug builds: poison the step just finished and run the next step in the other arena,
-    // so a tensor kept across a reset reads poison (NB_POISON_EPOCH) instead of a newer
-    // tensor's data, and using it is reported. Costs the memory of a second arena.
+    // Debug builds also poison the step just finished and run the next step in the other
+    // arena, so reading a kept tensor's data (not only passing it to an op) shows poison
+    // instead of a newer tensor's values. Costs the memory of a second arena.
     nb__arena_poison(g->arena);
     g->arena = g->arena == &g->arenas[0] ? &g->arenas[1] : &g->arenas[0];
+    nb__hdr_reset(&g->hdrs, true);
+#else
+    nb__hdr_reset(&g->hdrs, false);
 #endif
     nb__arena_reset(g->arena);
     g->n_nodes = 0;
-    g->epoch++;
+    g->epoch = new_epoch();
     nb_graph_clear_error(g);
 }
 
@@ -107,7 +133,20 @@ bool nb__axis(int axis, int ndim, int *out) {
     return true;
 }
 
+// The likely cause when a tape outgrows its budget.
+#define FORGOT_RESET                                                                               \
+    "forgot nb_graph_reset in a loop? (raise the budget with nb_graph_set_limits if the graph "    \
+    "is really this large)"
+
 void *nb__graph_alloc(nb_graph *g, size_t nbytes) {
+    if (nbytes > g->max_bytes || g->arena->in_use > g->max_bytes - nbytes) {
+        nb__graph_fail(g, NB_ERR_STATE,
+                       "%s: the tape holds %" PRId64 " ops and %zu MiB since the last reset; "
+                       "%zu more bytes exceed its %zu MiB budget: " FORGOT_RESET,
+                       g->cur_op ? g->cur_op : "nb_graph", g->n_nodes, g->arena->in_use >> 20,
+                       nbytes, g->max_bytes >> 20);
+        return NULL;
+    }
     void *p = nb__arena_alloc(g->arena, nbytes);
     if (!p)
         nb__graph_fail(g, NB_ERR_NOMEM, "out of memory (arena block of %zu bytes)", nbytes);
@@ -127,23 +166,34 @@ void *nb__node_save(nb_node *nd, size_t nbytes) {
 }
 
 // Dtype and ownership rules every op shares, checked before the op's own infer.
+// Why input i (whose epoch is neither this step's nor a leaf's) cannot be used.
+static nb_status lifetime_error(nb_graph *g, const nb_op *op, const nb_tensor *t, int i) {
+    if (t->epoch == NB_POISON_EPOCH || t->epoch == 0) // a dead header, poisoned or released
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "%s: input %d is an op output used after nb_graph_reset (its "
+                              "memory was released); keep values across steps in your own "
+                              "tensors (nb_tensor_copy)",
+                              op->name, i);
+    if (t->graph == g || !t->graph)
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "%s: input %d %s is a stale op output, used after "
+                              "nb_graph_reset (made before it); keep values across steps in "
+                              "your own tensors (nb_tensor_copy)",
+                              op->name, i, NB_SHAPE_STR(t));
+    return nb__graph_fail(g, NB_ERR_STATE, "%s: input %d %s was made on another graph", op->name, i,
+                          NB_SHAPE_STR(t));
+}
+
 static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_in) {
+    // Lifetimes first, for every input: a stale tensor is reported as such, never read.
+    for (int i = 0; i < n_in; i++) {
+        const nb_tensor *t = in[i];
+        if (t->epoch != g->epoch && (t->epoch != NB_LEAF_EPOCH || t->graph))
+            return lifetime_error(g, op, t, i);
+    }
     nb_dtype dt = NB_DTYPE_COUNT;
     for (int i = 0; i < n_in; i++) {
         const nb_tensor *t = in[i];
-        if (t->epoch == NB_POISON_EPOCH)
-            return nb__graph_fail(g, NB_ERR_STATE,
-                                  "%s: input %d is an op output used after nb_graph_reset "
-                                  "(its memory was released)",
-                                  op->name, i);
-        if (t->graph && t->graph != g)
-            return nb__graph_fail(g, NB_ERR_STATE, "%s: input %d %s was made on another graph",
-                                  op->name, i, NB_SHAPE_STR(t));
-        if (t->graph == g && t->epoch != g->epoch)
-            return nb__graph_fail(g, NB_ERR_STATE,
-                                  "%s: input %d %s is a stale op output, used after "
-                                  "nb_graph_reset",
-                                  op->name, i, NB_SHAPE_STR(t));
         bool is_index = (op->index_arg == i + 1);
         if (is_index) {
             if (t->dtype != NB_I32)
@@ -204,6 +254,14 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     }
     if (check_inputs(g, op, in, n_in) != NB_OK)
         return NULL;
+    g->cur_op = op->name; // for the arena budget's message
+    if (g->n_nodes >= g->max_ops) {
+        nb__graph_fail(g, NB_ERR_STATE,
+                       "%s: the tape already holds %" PRId64 " ops (%zu MiB) since the last "
+                       "reset, its budget: " FORGOT_RESET,
+                       op->name, g->n_nodes, g->arena->in_use >> 20);
+        return NULL;
+    }
 
     nb_node nd = {.op = op, .graph = g, .in = in, .n_in = n_in, .params = params};
     nb__site_current(&nd.file, &nd.line);
@@ -217,7 +275,9 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     // Everything the node keeps lives in the arena.
     nb_tensor **in_copy = nb__graph_alloc(g, (size_t)n_in * sizeof *in_copy);
     void *params_copy = params_size ? nb__graph_alloc(g, params_size) : NULL;
-    nb_tensor *out = nb__graph_alloc(g, sizeof *out);
+    nb_tensor *out = nb__hdr_alloc(&g->hdrs); // never at an earlier step's header address
+    if (!out)
+        out = nb__graph_alloc(g, sizeof *out); // no reserved range: the arena, as before
     if (!in_copy || (params_size && !params_copy) || !out)
         return NULL;
     memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);

@@ -4,6 +4,7 @@
 
 #include "graph/arena.h"
 #include "graph/graph_impl.h"
+#include "graph/headers.h"
 
 struct nb_graph {
     nb_arena arenas[2]; // every op output, grad, saved state and node input array
@@ -13,8 +14,13 @@ struct nb_graph {
     int64_t cap_nodes;
     bool grad_enabled;
     bool check_finite; // anomaly mode (anomaly.c)
-    uint64_t epoch;    // bumped by reset; op outputs remember theirs
-    nb_status status;  // first error since reset / clear (sticky)
+    uint64_t epoch;    // unique to this graph and step (a process-wide counter); op outputs
+                       // remember theirs, so one compare tells a live output of this step
+    nb_hdr_pool hdrs;  // the op outputs' headers (headers.c)
+    int64_t max_ops;   // tape budget between resets (nb_graph_set_limits)
+    size_t max_bytes;
+    const char *cur_op; // name of the op being recorded, or of the last one
+    nb_status status;   // first error since reset / clear (sticky)
     char error[512];
 };
 

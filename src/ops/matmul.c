@@ -72,13 +72,17 @@ static const char *mm_geometry(const nb_tensor *a, const nb_tensor *b, const mm_
         g->bdim[i] = da == 1 ? db : da;
         g->astep[i] = da == 1 ? 0 : sa;
         g->bstep[i] = db == 1 ? 0 : sb;
-        sa *= da;
-        sb *= db;
-        g->batch *= g->bdim[i];
+        // Empty operands may have huge batch dims whose product does not fit int64.
+        if (__builtin_mul_overflow(sa, da, &sa) || __builtin_mul_overflow(sb, db, &sb) ||
+            __builtin_mul_overflow(g->batch, g->bdim[i], &g->batch))
+            return "batch dimensions too large";
     }
     g->a_count = sa;
     g->b_count = sb;
-    if (!nb__gemm_dims_ok(g->m, g->n, g->k) || !nb__gemm_dims_ok(g->batch * g->m, g->n, g->k))
+    int64_t bm;
+    if (__builtin_mul_overflow(g->batch, g->m, &bm))
+        return "batch dimensions too large";
+    if (!nb__gemm_dims_ok(g->m, g->n, g->k) || !nb__gemm_dims_ok(bm, g->n, g->k))
         return "dimensions exceed BLAS int range";
     return NULL;
 }

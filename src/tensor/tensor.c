@@ -87,6 +87,7 @@ static nb_tensor *tensor_header(const char *fn, nb_dtype dtype, int ndim, const 
         t->shape[i] = shape[i];
     t->numel = numel;
     t->node = -1;
+    t->epoch = NB_LEAF_EPOCH;
     return t;
 }
 
@@ -129,7 +130,7 @@ nb_tensor *nb_tensor_wrap(nb_dtype dtype, int ndim, const int64_t *shape, void *
 void nb_tensor_destroy(nb_tensor *t) {
     if (!t)
         return;
-    if (t->graph) {
+    if (t->graph || t->epoch != NB_LEAF_EPOCH) { // an op output, live or from an earlier step
         nb__set_last_error(NB_ERR_STATE,
                            "nb_tensor_destroy: tensor %s belongs to a graph; it is freed by "
                            "nb_graph_reset/nb_graph_destroy",

@@ -25,8 +25,13 @@ struct nb_tensor {
     bool owns_data;         // user tensors from nb_tensor_create: data is ours to free
     struct nb_graph *graph; // owning graph for op outputs, NULL for user tensors
     int64_t node;           // index of the producing tape node, -1 for leaves
-    uint64_t epoch;         // graph epoch at creation: detects use after nb_graph_reset
+    uint64_t epoch;         // graph epoch at creation (detects use after nb_graph_reset), or
+                            // NB_LEAF_EPOCH for tensors the user made
 };
+
+// The epoch of user-made tensors. Graph epochs start above it; a released op-output header
+// reads 0 and a poisoned one NB_POISON_EPOCH (graph/arena.h): neither is a leaf's.
+#define NB_LEAF_EPOCH 1u
 
 // Checks a shape (0 <= ndim <= NB_MAX_DIMS, dims >= 0, numel fits int64 and memory) and
 // computes numel. Writes a message into err (size n) on failure.

@@ -1,0 +1,27 @@
+// Library-private: where op-made tensor headers live (headers.c). Apart from the arena, at
+// addresses never reused across nb_graph_reset, so stale pointers stay detectable.
+#ifndef NABLA_HEADERS_H
+#define NABLA_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tensor/tensor_impl.h"
+
+typedef struct nb_hdr_pool {
+    unsigned char *base; // reserved address range; NULL when none could be reserved
+    size_t size;         // bytes reserved
+    size_t next;         // offset of the next header
+    size_t step_start;   // offset of the current step's first header
+    size_t released;     // [0, released) has been given back (reads as zeros)
+} nb_hdr_pool;
+
+void nb__hdr_init(nb_hdr_pool *p);
+void nb__hdr_free(nb_hdr_pool *p);
+// A header for a new op output, or NULL when the pool has no range (the caller then uses
+// the arena, as before). Not zeroed.
+nb_tensor *nb__hdr_alloc(nb_hdr_pool *p);
+// End of a step: its headers are dead (poisoned first when `poison`, in debug builds).
+void nb__hdr_reset(nb_hdr_pool *p, bool poison);
+
+#endif

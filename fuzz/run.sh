@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# fuzz/run.sh [SECONDS]: build the libFuzzer harnesses (clang, ASan + UBSan, leak checks on),
+# fuzz/run.sh [SECONDS]: build the libFuzzer harnesses (clang, ASan + UBSan, leak checks on):
+# the IDX and safetensors readers and the op API (fuzz_api: random op programs),
 # replay every saved regression input, then fuzz each harness for SECONDS (default 60) from
 # the generated seed corpus. Exits non-zero if any input crashes, leaks, hangs (> 10 s) or
 # goes over 2 GiB; the offending input is left in build-fuzz/artifacts/.
 #
-# Environment: NB_FUZZ_JOBS=2 fuzzes both harnesses at once (default: one after the other);
+# Environment: NB_FUZZ_JOBS=N fuzzes N harnesses at once (default: one after the other);
 # NB_FUZZ_FLAGS adds libFuzzer flags; NB_FUZZ_BUILD moves the build directory;
 # NB_FUZZ_ALLOC_CAP_MB=N makes library allocations over N MiB fail (NB_ERR_NOMEM) instead of
 # tripping libFuzzer's malloc limit: for exploring past a known over-allocation, never for CI.
@@ -16,8 +17,8 @@ case $secs in '' | *[!0-9]*) echo "usage: fuzz/run.sh [SECONDS]" >&2; exit 2 ;; 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${NB_FUZZ_BUILD:-$root/build-fuzz}
 corpus=$root/fuzz/corpus-run
-harnesses=(fuzz_idx fuzz_safetensors)
-dicts=(idx.dict safetensors.dict)
+harnesses=(fuzz_idx fuzz_safetensors fuzz_api)
+dicts=(idx.dict safetensors.dict "")
 
 # ---- toolchain: Debian 12's clang 14 with its libFuzzer and sanitizer runtimes -----------------
 sanflags=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
@@ -55,9 +56,12 @@ cd "$root"
 # Generated headers (nabla/version.h) come from a configure-only CMake run, so the version
 # lives in one place (project(VERSION) in CMakeLists.txt).
 cmake -S "$root" -B "$build/cmake" -DNABLA_BUILD_TESTS=OFF -DNABLA_BUILD_EXAMPLES=OFF >/dev/null
-lib_src=(src/base/*.c src/tensor/*.c src/data/*.c src/io/*.c)
 t0=$(date +%s)
 for h in "${harnesses[@]}"; do
+    case $h in
+    fuzz_api) lib_src=(src/base/*.c src/tensor/*.c src/graph/*.c src/ops/*.c) ;; # the op stack
+    *) lib_src=(src/base/*.c src/tensor/*.c src/data/*.c src/io/*.c) ;;
+    esac
     "$cc" -std=c11 -g -O1 "${warn[@]}" "${sanflags[@]}" -Iinclude -I"$build/cmake/include" -Isrc \
         -I/usr/include/x86_64-linux-gnu "${lib_src[@]}" "fuzz/$h.c" -o "$build/$h" \
         -lz -lcjson -lopenblas -lm
@@ -92,7 +96,12 @@ run_one() { # harness dict
     local h=$1
     mkdir -p "$corpus/$h"
     # New inputs go to the first directory (the working corpus); the seeds are only read.
-    "$build/$h" "$corpus/$h" "$build/seeds/$h" "${common[@]}" -dict="fuzz/$2" \
+    local dict=()
+    [ -z "$2" ] || dict=(-dict="fuzz/$2")
+    mkdir -p "$build/seeds/$h" # fuzz_api has no generated seeds: any bytes are a program
+    local extra=()             # the regression inputs seed the search too
+    [ ! -d "fuzz/regressions/$h" ] || extra=("fuzz/regressions/$h")
+    "$build/$h" "$corpus/$h" "$build/seeds/$h" "${extra[@]}" "${common[@]}" "${dict[@]}" \
         -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$build/artifacts/$h-" \
         ${NB_FUZZ_FLAGS:-} >"$build/$h.log" 2>&1
 }

@@ -69,13 +69,13 @@ typedef struct stats {
 static double elem(const nb_tensor *t, const void *buf, int64_t i) {
     switch (t->dtype) {
     case NB_F32:
-        return ((const float *)buf)[i];
+        return (double)((const float *)buf)[i];
     case NB_F64:
         return ((const double *)buf)[i];
     case NB_I32:
         return ((const int32_t *)buf)[i];
     default:
-        return NAN;
+        return (double)NAN;
     }
 }
 

@@ -138,19 +138,29 @@ bool nb__axis(int axis, int ndim, int *out) {
     "forgot nb_graph_reset in a loop? (raise the budget with nb_graph_set_limits if the graph "    \
     "is really this large)"
 
-void *nb__graph_alloc(nb_graph *g, size_t nbytes) {
-    if (nbytes > g->max_bytes || g->arena->in_use > g->max_bytes - nbytes) {
-        nb__graph_fail(g, NB_ERR_STATE,
-                       "%s: the tape holds %" PRId64 " ops and %zu MiB since the last reset; "
-                       "%zu more bytes exceed its %zu MiB budget: " FORGOT_RESET,
-                       g->cur_op ? g->cur_op : "nb_graph", g->n_nodes, g->arena->in_use >> 20,
-                       nbytes, g->max_bytes >> 20);
-        return NULL;
-    }
+// Out of line: the common path of nb__graph_alloc stays a compare and a bump.
+static __attribute__((noinline, cold)) void *over_budget(nb_graph *g, size_t nbytes) {
+    nb__graph_fail(g, NB_ERR_STATE,
+                   "%s: the tape holds %" PRId64 " ops and %zu MiB since the last reset; %zu "
+                   "more bytes exceed its %zu MiB budget: " FORGOT_RESET,
+                   g->cur_op ? g->cur_op : "nb_graph", g->n_nodes, g->arena->in_use >> 20, nbytes,
+                   g->max_bytes >> 20);
+    return NULL;
+}
+
+// Inlined into nb__record (several calls per op).
+static inline __attribute__((always_inline)) void *galloc(nb_graph *g, size_t nbytes) {
+    // No overflow: nbytes < 2^63 (numel * 8 passed nb__shape_check) and in_use is far smaller.
+    if (g->arena->in_use + nbytes > g->max_bytes)
+        return over_budget(g, nbytes);
     void *p = nb__arena_alloc(g->arena, nbytes);
     if (!p)
         nb__graph_fail(g, NB_ERR_NOMEM, "out of memory (arena block of %zu bytes)", nbytes);
     return p;
+}
+
+void *nb__graph_alloc(nb_graph *g, size_t nbytes) {
+    return galloc(g, nbytes);
 }
 
 void *nb__node_save(nb_node *nd, size_t nbytes) {
@@ -273,11 +283,11 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     }
 
     // Everything the node keeps lives in the arena.
-    nb_tensor **in_copy = nb__graph_alloc(g, (size_t)n_in * sizeof *in_copy);
-    void *params_copy = params_size ? nb__graph_alloc(g, params_size) : NULL;
+    nb_tensor **in_copy = galloc(g, (size_t)n_in * sizeof *in_copy);
+    void *params_copy = params_size ? galloc(g, params_size) : NULL;
     nb_tensor *out = nb__hdr_alloc(&g->hdrs); // never at an earlier step's header address
     if (!out)
-        out = nb__graph_alloc(g, sizeof *out); // no reserved range: the arena, as before
+        out = galloc(g, sizeof *out); // no reserved range: the arena, as before
     if (!in_copy || (params_size && !params_copy) || !out)
         return NULL;
     memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
@@ -299,7 +309,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     out->epoch = g->epoch;
     out->node = -1;
     size_t nbytes = (size_t)out->numel * nb_dtype_size(out->dtype);
-    out->data = nb__graph_alloc(g, nbytes);
+    out->data = galloc(g, nbytes);
     if (!out->data)
         return NULL;
     nd.out = out;
@@ -310,7 +320,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     nd.needs_grad = g->grad_enabled && any_grad && out->dtype != NB_I32;
     if (nd.needs_grad) {
         out->requires_grad = true;
-        out->grad = nb__graph_alloc(g, nbytes); // zeroed by backward when needed
+        out->grad = galloc(g, nbytes); // zeroed by backward when needed
         if (!out->grad)
             return NULL;
     }

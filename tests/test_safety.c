@@ -268,7 +268,9 @@ static void stale_tensor_any_resets_back(void **state) {
                 assert_msg_has(nb_graph_error(g), "exp: input 0");
                 assert_msg_has(nb_graph_error(g), "used after nb_graph_reset");
                 assert_int_equal(nb_backward(g, first), NB_ERR_STATE);
-                nb_tensor_destroy(first); // refused, not freed
+                nb_graph_clear_error(g);
+                assert_int_equal(nb_backward_with(g, y, first), NB_ERR_STATE); // as grad_out
+                nb_tensor_destroy(first);                                      // refused, not freed
                 nb_graph_clear_error(g);
                 kept[k] = y;
             }

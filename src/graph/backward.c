@@ -98,6 +98,10 @@ nb_status nb_backward_with(nb_graph *g, nb_tensor *out, const nb_tensor *grad_ou
         return st;
     if (!grad_out)
         return nb__graph_fail(g, NB_ERR_NULL, "nb_backward_with: grad_out is NULL");
+    if (grad_out->epoch != NB_LEAF_EPOCH && grad_out->epoch != g->epoch) // any graph's, stale
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "nb_backward_with: grad_out is an op output used after "
+                              "nb_graph_reset (or from another graph's earlier step)");
     if (grad_out->dtype != out->dtype || grad_out->numel != out->numel ||
         grad_out->ndim != out->ndim ||
         memcmp(grad_out->shape, out->shape, (size_t)out->ndim * sizeof out->shape[0]) != 0)

@@ -203,13 +203,30 @@ static void check_sum(nb_tensor *x, nb_tensor *y) {
     FZ_CHECK(close_to(y, nb_tensor_get(y, 0), s, mag));
 }
 
-static void check_transpose(nb_tensor *x, nb_tensor *y) {
-    FZ_CHECK(ndims(x) == 2 && ndims(y) == 2);
-    int64_t m = nb_tensor_dim(x, 0), n = nb_tensor_dim(x, 1);
-    FZ_CHECK(nb_tensor_dim(y, 0) == n && nb_tensor_dim(y, 1) == m);
-    for (int64_t i = 0; i < m && n > 0; i++)
-        for (int64_t j = 0; j < n; j++)
-            FZ_CHECK(same_val(nb_tensor_get(y, j * m + i), nb_tensor_get(x, i * n + j)));
+// y = x with its axes reordered: y.shape[k] = x.shape[perm[k]] (transposes and permute).
+static void check_permute(nb_tensor *x, nb_tensor *y, const int *perm) {
+    int nd = (int)ndims(x);
+    FZ_CHECK(ndims(y) == nd);
+    for (int k = 0; k < nd; k++)
+        FZ_CHECK(nb_tensor_dim(y, k) == nb_tensor_dim(x, perm[k]));
+    for (int64_t i = 0; i < nb_tensor_numel(y); i++) {
+        int64_t xi[NB_MAX_DIMS], rem = i, flat = 0;
+        for (int k = nd - 1; k >= 0; k--) {
+            xi[perm[k]] = rem % nb_tensor_dim(y, k);
+            rem /= nb_tensor_dim(y, k);
+        }
+        for (int d = 0; d < nd; d++)
+            flat = flat * nb_tensor_dim(x, d) + xi[d];
+        FZ_CHECK(same_val(nb_tensor_get(y, i), nb_tensor_get(x, flat)));
+    }
+}
+
+// The permutation swapping axes a0 and a1 (already normalised) of an nd-dim tensor.
+static void swap_perm(int nd, int a0, int a1, int *perm) {
+    for (int k = 0; k < nd; k++)
+        perm[k] = k;
+    perm[a0] = a1;
+    perm[a1] = a0;
 }
 
 static void check_same_data(nb_tensor *x, nb_tensor *y) {
@@ -287,7 +304,7 @@ static nb_tensor *run_op(state *st, reader *r, bool *stale, const char **name) {
     nb_graph *g = st->g;
     nb_tensor *a = pick(st, r);
     nb_tensor *b = pick(st, r);
-    unsigned op = u8(r) % 32;
+    unsigned op = u8(r) % 34;
     double c = value_table[u8(r) % 16];
     int axis = axis_arg(r);
     bool keep = u8(r) & 1;
@@ -297,7 +314,7 @@ static nb_tensor *run_op(state *st, reader *r, bool *stale, const char **name) {
     // Which inputs an op reads decides whether it must report a stale one.
 #define USE(t) (*stale = *stale || is_stale(st, (t)))
 #define CHECKED(cond) (y && healthy && !*stale && (cond))
-    bool unary = op >= 6 && op <= 26 && op != 21;
+    bool unary = (op >= 6 && op <= 26 && op != 21) || op == 32;
     if (unary || op == 31)
         USE(a);
     else if (op != 21) {
@@ -399,12 +416,17 @@ static nb_tensor *run_op(state *st, reader *r, bool *stale, const char **name) {
             check_same_data(a, y);
         break;
     }
-    case 19:
+    case 19: {
         *name = "transpose";
         y = nb_transpose(g, a);
-        if (CHECKED(true))
-            check_transpose(a, y);
+        int perm[NB_MAX_DIMS];
+        if (CHECKED(true)) {
+            FZ_CHECK(ndims(a) >= 2);
+            swap_perm((int)ndims(a), (int)ndims(a) - 2, (int)ndims(a) - 1, perm);
+            check_permute(a, y, perm);
+        }
         break;
+    }
     case 20: {
         *name = "slice";
         int64_t s0 = (int64_t)(u8(r) % 6) - 1, s1 = (int64_t)(u8(r) % 6) - 1;
@@ -473,6 +495,62 @@ static nb_tensor *run_op(state *st, reader *r, bool *stale, const char **name) {
     case 30:
         *name = "sparse_cross_entropy_logits";
         y = nb_sparse_cross_entropy_logits(g, a, b, red);
+        break;
+    case 32: { // the other shape ops
+        int perm[8], a1 = axis_arg(r);
+        int64_t shape[8];
+        for (int d = 0; d < 8; d++) {
+            perm[d] = (int)(u8(r) % 9) - 2;
+            shape[d] = (u8(r) % 4 == 0) ? -1 : dim_table[u8(r) % 16];
+        }
+        int nd = (int)(u8(r) % 8) - 1;
+        switch (u8(r) % 6) {
+        case 0:
+            *name = "transpose_axes";
+            y = nb_transpose_axes(g, a, axis, a1);
+            if (CHECKED(true)) {
+                int n = (int)ndims(a), q[NB_MAX_DIMS];
+                swap_perm(n, axis < 0 ? axis + n : axis, a1 < 0 ? a1 + n : a1, q);
+                check_permute(a, y, q);
+            }
+            break;
+        case 1:
+            *name = "permute";
+            y = nb_permute(g, a, nd, (u8(r) % 16 == 0) ? NULL : perm);
+            if (CHECKED(true)) {
+                int q[NB_MAX_DIMS];
+                for (int k = 0; k < nd; k++)
+                    q[k] = perm[k] < 0 ? perm[k] + nd : perm[k];
+                check_permute(a, y, q);
+            }
+            break;
+        case 2:
+            *name = "expand";
+            y = nb_expand(g, a, nd, (u8(r) % 16 == 0) ? NULL : shape);
+            break;
+        case 3:
+            *name = "squeeze";
+            y = nb_squeeze(g, a, axis);
+            if (CHECKED(true))
+                check_same_data(a, y);
+            break;
+        case 4:
+            *name = "unsqueeze";
+            y = nb_unsqueeze(g, a, axis);
+            if (CHECKED(true))
+                check_same_data(a, y);
+            break;
+        default:
+            *name = "flatten";
+            y = nb_flatten(g, a, axis, a1);
+            if (CHECKED(true))
+                check_same_data(a, y);
+        }
+        break;
+    }
+    case 33:
+        *name = "matmul";
+        y = nb_matmul_t(g, a, b, u8(r) & 1, u8(r) & 2);
         break;
     default: {
         static const char *const nm[6] = {"leaky_relu", "elu",  "softplus",

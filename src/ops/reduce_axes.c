@@ -31,25 +31,39 @@ typedef struct {
     int64_t rdim[NB_MAX_DIMS], rstr[NB_MAX_DIMS]; // reduced dims and their x strides
 } ra_split;
 
+// a * b, or INT64_MAX when that overflows: only an empty x (a 0 among huge dims) gets there,
+// and then the count that matters is 0 (see ra_make_split).
+static int64_t mul_sat(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 static void ra_make_split(const nb_tensor *x, unsigned axes, ra_split *s) {
     int64_t st = 1, xs[NB_MAX_DIMS];
     for (int d = x->ndim - 1; d >= 0; d--) {
         xs[d] = st;
-        st *= x->shape[d];
+        st = mul_sat(st, x->shape[d]);
     }
     s->nk = s->nr = 0;
     s->n_out = s->n_red = 1;
+    bool red_empty = false, out_empty = false;
     for (int d = 0; d < x->ndim; d++) {
         if (axes & (1u << d)) {
             s->rdim[s->nr] = x->shape[d];
             s->rstr[s->nr++] = xs[d];
-            s->n_red *= x->shape[d];
+            s->n_red = mul_sat(s->n_red, x->shape[d]);
+            red_empty = red_empty || x->shape[d] == 0;
         } else {
             s->kdim[s->nk] = x->shape[d];
             s->kstr[s->nk++] = xs[d];
-            s->n_out *= x->shape[d];
+            s->n_out = mul_sat(s->n_out, x->shape[d]);
+            out_empty = out_empty || x->shape[d] == 0;
         }
     }
+    if (red_empty)
+        s->n_red = 0;
+    if (out_empty)
+        s->n_out = 0;
 }
 
 // x offset of output j (over the kept dims) or of reduced element r (over the reduced dims).

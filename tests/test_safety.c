@@ -139,6 +139,24 @@ static void matmul_huge_empty_batch(void **state) {
     nb_tensor_destroy(b);
 }
 
+// Reducing several axes of (3, 0, 2^40, 2^40): the strides and counts overflowed int64 (found by
+// fuzz_api, regression input reduce-axes-empty-huge-dims); the sum is (3) zeros.
+static void sum_axes_of_empty_with_huge_dims(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    nb_tensor *x = leaf(NB_F64, 4, (int64_t[]){3, 0, BIG, BIG});
+    nb_tensor *s = nb_sum_axes(g, x, 3, (const int[]){1, 2, 3}, false);
+    assert_non_null(s);
+    assert_int_equal(nb_tensor_numel(s), 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(nb_tensor_get(s, i) == 0.0);
+    backward_through(g, s);
+    assert_null(nb_var_axes(g, x, 3, (const int[]){1, 2, 3}, true, false)); // of no elements
+    assert_int_equal(nb_graph_status(g), NB_ERR_SHAPE);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+}
+
 // Reducing an empty axis of a non-empty result still writes its zeros (sum) and its grads.
 static void sum_over_empty_axis_is_zero(void **state) {
     (void)state;
@@ -419,6 +437,7 @@ int main(void) {
         cmocka_unit_test(empty_with_huge_dims_reduce_slice_concat),
         cmocka_unit_test(sum_over_empty_axis_is_zero),
         cmocka_unit_test(matmul_huge_empty_batch),
+        cmocka_unit_test(sum_axes_of_empty_with_huge_dims),
         cmocka_unit_test(int32_stores_are_checked),
         cmocka_unit_test(rng_null_is_an_error),
         cmocka_unit_test(num_batches_does_not_overflow),

@@ -185,10 +185,14 @@ nb_tensor *nb_flatten(nb_graph *g, nb_tensor *x, int start, int end) {
     int64_t shape[NB_MAX_DIMS];
     int n = 0;
     for (int d = 0; d < x->ndim; d++) {
-        if (d <= s || d > e)
+        if (d <= s || d > e) {
             shape[n++] = x->shape[d];
-        else
-            shape[n - 1] *= x->shape[d];
+        } else if (__builtin_mul_overflow(shape[n - 1], x->shape[d], &shape[n - 1])) {
+            // Only an empty x (a 0 elsewhere) can have such dims.
+            nb__graph_fail(g, NB_ERR_SHAPE, "flatten: dims %d..%d of x %s multiply past int64", s,
+                           e, NB_SHAPE_STR(x));
+            return NULL;
+        }
     }
     return nb_reshape(g, x, n, shape);
 }

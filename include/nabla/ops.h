@@ -50,6 +50,25 @@ nb_tensor *nb_matmul_t(nb_graph *g, nb_tensor *a, nb_tensor *b, bool ta, bool tb
 // flag.
 nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b);
 
+// ---- convolution and pooling (NCHW, PyTorch's F.conv2d / F.max_pool2d conventions) ------------
+
+// 2-D convolution (cross-correlation, as PyTorch): x (N, C, H, W), w (O, C/groups, KH, KW),
+// b (O) or NULL -> (N, O, OH, OW), OH = (H + 2 padding - dilation (KH - 1) - 1) / stride + 1
+// (floor), likewise OW. groups splits C and O into that many independent convolutions.
+// stride, dilation >= 1, padding >= 0 (zeros), groups >= 1 dividing C and O, the dilated kernel
+// no larger than the padded input: otherwise NB_ERR_ARG / NB_ERR_SHAPE naming the shapes.
+// im2col + one GEMM per (sample, group); the column buffers live in the graph arena (kept
+// for backward when w needs its gradient: N groups K OH OW elements, K = C/groups KH KW).
+nb_tensor *nb_conv2d(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int padding,
+                     int dilation, int groups);
+// nb_conv2d with (height, width) pairs for stride, padding and dilation.
+nb_tensor *nb_conv2d_hw(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, const int stride[2],
+                        const int padding[2], const int dilation[2], int groups);
+// 1-D convolution: x (N, C, L), w (O, C/groups, K), b (O) or NULL -> (N, O, OL), OL as OH
+// above; recorded as conv2d over (N, C, 1, L) between reshapes.
+nb_tensor *nb_conv1d(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int padding,
+                     int dilation, int groups);
+
 // ---- elementwise arithmetic, NumPy broadcasting on trailing dims ------------------------------
 
 nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b);
@@ -283,6 +302,9 @@ const char *nb_op_name(int i);
 #define nb_matmul(...) NB__SITE(nb_matmul, __VA_ARGS__)
 #define nb_matmul_t(...) NB__SITE(nb_matmul_t, __VA_ARGS__)
 #define nb_linear(...) NB__SITE(nb_linear, __VA_ARGS__)
+#define nb_conv2d(...) NB__SITE(nb_conv2d, __VA_ARGS__)
+#define nb_conv2d_hw(...) NB__SITE(nb_conv2d_hw, __VA_ARGS__)
+#define nb_conv1d(...) NB__SITE(nb_conv1d, __VA_ARGS__)
 #define nb_add(...) NB__SITE(nb_add, __VA_ARGS__)
 #define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)
 #define nb_mul(...) NB__SITE(nb_mul, __VA_ARGS__)

@@ -1,14 +1,16 @@
 // mnist: trains a multi-layer perceptron on any MNIST-format directory (digits or
-// Fashion-MNIST) with mini-batch SGD, then reports the test accuracy and confusion matrix.
+// Fashion-MNIST) with mini-batches, then reports the test accuracy and confusion matrix.
 // One step: fill (batch, 784) pixels and (batch) labels -> logits = MLP(x) -> mean sparse
-// cross-entropy -> backward -> SGD with momentum -> nb_graph_reset (memory kept, so after the
-// first step a step allocates nothing). The learning rate follows a per-step cosine from --lr
-// down to 0 unless --schedule constant. Weight decay applies to weights, not biases.
+// cross-entropy -> backward -> [clip the global grad norm] -> optimizer step (--optim; SGD with
+// momentum by default) -> nb_graph_reset (memory kept, so after the first step a step allocates
+// nothing). The learning rate follows a per-step schedule (cosine from --lr down to 0 by
+// default, optional linear warmup). Weight decay applies to weights, not biases (two groups).
 // --save writes the checkpoint after every finished epoch (atomic), never before the first, so
 // an existing file is replaced only by a trained model and, at the end, holds exactly the
 // weights the test accuracy was measured on; --csv is rewritten the same way. Output paths are
 // checked before any work (mnist/paths.c). A diverging run (loss NaN/Inf or far above its start)
-// stops with exit 1 and saves nothing more.
+// stops with exit 1 and saves nothing more. The checkpoint also holds the optimizer state, step,
+// epoch and augment stream (mnist/state.c), so --resume continues a stopped run bit for bit.
 // Randomness comes from three streams derived from --seed (init, validation split, shuffling);
 // with the same seed and --threads, two runs give bitwise identical losses.
 // Layout: cli.c (flags), model.c (MLP, checkpoints, evaluation), progress.c (stderr bar).
@@ -34,7 +36,6 @@
 #define SPLIT_STREAM 0x9e3779b97f4a7c15u   // xor-ed into --seed for the validation split
 #define SHUFFLE_STREAM 0xd1b54a32d192ed03u // ... and for the per-epoch shuffling
 #define AUGMENT_STREAM 0x94d049bb133111ebu // ... and for --augment's random shifts
-#define PI 3.14159265358979323846
 
 // From OpenBLAS (linked through nabla); declared here so the example needs no BLAS header.
 char *openblas_get_corename(void);
@@ -72,8 +73,9 @@ typedef struct {
     mnist_mlp model;
     nb_graph *g;      // training tape
     nb_graph *eval_g; // evaluation, grad disabled
-    nb_sgd *opt_w;    // weights (with weight decay)
-    nb_sgd *opt_b;    // biases (without)
+    nb_optim *opt;    // two groups: weights (with weight decay), biases (without)
+    nb_schedule sched;
+    mnist_train_state ts; // position saved with every checkpoint (--resume)
     int64_t n_train, n_val;
     int64_t *train_idx;         // (n_train)
     int64_t *val_idx;           // (n_val)
@@ -131,8 +133,7 @@ static void run_free(run_state *r) {
     nb_tensor_destroy(r->y_tail);
     nb_tensor_destroy(r->x);
     nb_tensor_destroy(r->y);
-    nb_sgd_destroy(r->opt_w);
-    nb_sgd_destroy(r->opt_b);
+    nb_optim_destroy(r->opt);
     nb_graph_destroy(r->g);
     nb_graph_destroy(r->eval_g);
     mnist_mlp_destroy(&r->model);
@@ -246,6 +247,80 @@ static int setup_model(run_state *r, int64_t features) {
     return 0;
 }
 
+// One optimizer, two groups: weights with --weight-decay, biases without (same lr).
+static int setup_optimizer(run_state *r) {
+    const mnist_options *o = &r->o;
+    const mnist_mlp *m = &r->model;
+    const char *wn[MNIST_MAX_HIDDEN + 1], *bn[MNIST_MAX_HIDDEN + 1];
+    for (int l = 0; l < m->n_layers; l++)
+        wn[l] = m->names[2 * l], bn[l] = m->names[2 * l + 1];
+    nb_optim_config cfg = nb_optim_defaults(o->optim, o->lr);
+    cfg.momentum = o->momentum;
+    nb_param_group groups[2] = {
+        {(nb_tensor *const *)m->w, wn, m->n_layers, 1.0, o->weight_decay},
+        {(nb_tensor *const *)m->b, bn, m->n_layers, 1.0, 0.0},
+    };
+    if (!(r->opt = nb_optim_create_groups(groups, 2, cfg)))
+        return fail_lib(nb_last_error());
+    return 0;
+}
+
+// The per-step lr schedule over the whole run; then, with --resume, the saved parameters,
+// optimizer state and position, and the shuffling iterator replayed to that epoch.
+static int setup_schedule_and_resume(run_state *r, int64_t batch) {
+    const mnist_options *o = &r->o;
+    int64_t total = nb_batch_iter_num_batches(r->it) * o->epochs;
+    nb_schedule *s = &r->sched;
+    *s = (nb_schedule){.lr = o->lr, .total = total, .warmup = o->warmup, .warmup_start = 0.1};
+    if (o->schedule == MNIST_SCHED_COSINE)
+        s->kind = NB_SCHED_COSINE;
+    else if (o->schedule == MNIST_SCHED_ONECYCLE)
+        s->kind = NB_SCHED_ONECYCLE;
+    else if (o->schedule == MNIST_SCHED_STEP) {
+        int64_t rest = total - o->warmup;
+        *s = (nb_schedule){.kind = NB_SCHED_MULTISTEP,
+                           .lr = o->lr,
+                           .gamma = 0.1,
+                           .milestones = {rest / 2, rest * 3 / 4},
+                           .n_milestones = 2,
+                           .warmup = o->warmup,
+                           .warmup_start = 0.1};
+    }
+    if (o->warmup >= total)
+        return fail("--warmup %" PRId64 " must be below the run's %" PRId64 " steps", o->warmup,
+                    total);
+    if (o->warmup > 0 && o->schedule == MNIST_SCHED_ONECYCLE)
+        return fail("--warmup does not apply to --schedule onecycle (it has its own warm phase)");
+    if (nb_schedule_check(s) != NB_OK)
+        return fail("--schedule %s: %s", mnist_schedule_name(o->schedule), nb_last_error());
+    r->ts = (mnist_train_state){.total_steps = total,
+                                .batch = batch,
+                                .n_train = r->n_train,
+                                .seed = o->seed,
+                                .aug_rng = r->aug_rng};
+    if (!o->resume)
+        return 0;
+    char err[1024];
+    nb_status st = mnist_checkpoint_resume(o->resume, &r->model, r->opt, &r->ts, err, sizeof err);
+    if (st != NB_OK)
+        return fail("cannot resume: %s%s", err,
+                    st == NB_ERR_SHAPE || st == NB_ERR_DTYPE
+                        ? " (--hidden and --dtype must match the checkpoint)"
+                        : "");
+    if (r->ts.epoch > o->epochs)
+        return fail("cannot resume: %s holds epoch %" PRId64 " of a run of %d", o->resume,
+                    r->ts.epoch, o->epochs);
+    r->aug_rng = r->ts.aug_rng;
+    const int64_t *idx;
+    for (int64_t e = 0; e < r->ts.epoch; e++) // epoch k's order depends only on the seed and k
+        while (nb_batch_iter_next(r->it, &idx) > 0)
+            ;
+    printf("resumed from %s after epoch %" PRId64 " (step %" PRId64 ")\n", o->resume, r->ts.epoch,
+           r->ts.step);
+    fflush(stdout);
+    return 0;
+}
+
 // Batch tensors, the tail views, the optimizers and the shuffling iterator.
 static int setup_training(run_state *r, int64_t features) {
     const mnist_options *o = &r->o;
@@ -260,13 +335,8 @@ static int setup_training(run_state *r, int64_t features) {
     if (!r->x || !r->y || (tail && (!r->x_tail || !r->y_tail)) || !(r->g = nb_graph_create()))
         return fail_lib(nb_last_error());
     nb_graph_set_check_finite(r->g, o->detect_anomaly);
-    const mnist_mlp *m = &r->model;
-    nb_sgd_config cw = {o->lr, o->momentum, o->weight_decay, false};
-    nb_sgd_config cb = {o->lr, o->momentum, 0, false};
-    r->opt_w = nb_sgd_create((nb_tensor *const *)m->w, m->n_layers, cw);
-    r->opt_b = r->opt_w ? nb_sgd_create((nb_tensor *const *)m->b, m->n_layers, cb) : NULL;
-    if (!r->opt_b)
-        return fail_lib(nb_last_error());
+    if (setup_optimizer(r))
+        return 1;
     r->it = nb_batch_iter_create(r->train_idx, r->n_train, batch, true, o->seed ^ SHUFFLE_STREAM);
     nb_rng_seed(&r->aug_rng, o->seed ^ AUGMENT_STREAM);
     if (o->augment > 0 && r->train.rows * r->train.cols > MNIST_MAX_PIXELS)
@@ -276,7 +346,7 @@ static int setup_training(run_state *r, int64_t features) {
     r->rows = calloc((size_t)o->epochs, sizeof *r->rows);
     if (!r->it || !r->rows)
         return fail("%s", r->it ? "out of memory" : nb_last_error());
-    return 0;
+    return setup_schedule_and_resume(r, batch);
 }
 
 typedef struct {
@@ -289,6 +359,8 @@ static bool csv_rows(FILE *f, void *ctx) {
     fprintf(f, "epoch,train_loss,train_acc,val_acc,seconds\n");
     for (int i = 0; i < job->n_rows; i++) {
         const epoch_row *e = &job->r->rows[i];
+        if (e->epoch == 0) // before a --resume: not run by this process
+            continue;
         fprintf(f, "%d,%.9g,%.9g,", e->epoch, e->train_loss, e->train_acc);
         if (e->val_acc >= 0)
             fprintf(f, "%.9g", e->val_acc);
@@ -333,13 +405,6 @@ static void augment(run_state *r, nb_tensor *x, int64_t count) {
     }
 }
 
-// Learning rate for global step t of total: cosine from lr at t = 0 towards 0.
-static double lr_at(const mnist_options *o, int64_t t, int64_t total) {
-    if (o->schedule == MNIST_SCHED_CONSTANT)
-        return o->lr;
-    return o->lr * 0.5 * (1.0 + cos(PI * (double)t / (double)total));
-}
-
 // A failure inside an epoch: clear the bar first so the message starts its own line.
 static int epoch_fail(mnist_progress *pg, const char *msg) {
     mnist_progress_finish(pg);
@@ -347,8 +412,8 @@ static int epoch_fail(mnist_progress *pg, const char *msg) {
 }
 
 // One epoch over the training indices. Writes the mean loss and accuracy; 0 or 1 (error).
-static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t total_steps,
-                       double *loss_out, double *acc_out) {
+static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, double *loss_out,
+                       double *acc_out) {
     const int64_t *idx;
     int64_t count, done = 0, seen = 0, correct = 0;
     double loss_sum = 0; // Σ per-sample losses, in batch order (deterministic)
@@ -366,16 +431,13 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
             return epoch_fail(pg, nb_last_error());
         if (r->o.augment > 0)
             augment(r, x, count);
-        double lr = lr_at(&r->o, (*step)++, total_steps);
-        nb_sgd_set_lr(r->opt_w, lr);
-        nb_sgd_set_lr(r->opt_b, lr);
+        nb_optim_set_lr(r->opt, nb_schedule_lr(&r->sched, (*step)++));
         nb_graph_reset(r->g);
         nb_tensor *logits = mnist_mlp_forward(r->g, &r->model, x); // (count, classes)
         nb_tensor *loss = nb_sparse_cross_entropy_logits(r->g, logits, y, NB_REDUCE_MEAN);
         if (!loss)
             return epoch_fail(pg, nb_graph_error(r->g));
-        nb_sgd_zero_grad(r->opt_w);
-        nb_sgd_zero_grad(r->opt_b);
+        nb_optim_zero_grad(r->opt);
         if (nb_backward(r->g, loss) != NB_OK)
             return epoch_fail(pg, nb_graph_error(r->g));
         if (*step == 1 && (r->o.dot || r->o.summary)) {
@@ -383,7 +445,14 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
             if (mnist_write_tape(r->g, &r->model, x, y, loss, &r->o, err, sizeof err))
                 return epoch_fail(pg, err);
         }
-        if (nb_sgd_step(r->opt_w) != NB_OK || nb_sgd_step(r->opt_b) != NB_OK)
+        double norm;
+        if (r->o.clip > 0 && nb_optim_clip_grad_norm(r->opt, r->o.clip, &norm) != NB_OK) {
+            char msg[640];
+            snprintf(msg, sizeof msg, "epoch %d, batch %" PRId64 ": %s", pg->epoch, done + 1,
+                     nb_last_error());
+            return epoch_fail(pg, msg);
+        }
+        if (nb_optim_step(r->opt) != NB_OK)
             return epoch_fail(pg, nb_last_error());
         double l = nb_tensor_get(loss, 0);
         if (isnan(r->loss0))
@@ -414,7 +483,7 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, int64_t 
 static int train(run_state *r) {
     const mnist_options *o = &r->o;
     int64_t n_batches = nb_batch_iter_num_batches(r->it);
-    int64_t step = 0, total_steps = n_batches * o->epochs;
+    int64_t step = r->ts.step;
     mnist_progress pg;
     mnist_progress_init(&pg, o->epochs, n_batches);
     char err[768];
@@ -425,12 +494,15 @@ static int train(run_state *r) {
     // replaced by an untrained model. Bad paths were refused before loading the data.
     r->loss0 = NAN;
     r->save_existed = o->save && mnist_file_exists(o->save);
-    for (int e = 1; e <= o->epochs; e++) {
+    int first = (int)r->ts.epoch + 1, last = o->epochs;
+    if (o->stop_after > 0 && o->stop_after < last)
+        last = o->stop_after;
+    for (int e = first; e <= last; e++) {
         mnist_progress_epoch(&pg, e);
         double t0 = mnist_now();
         double loss = 0;
         double acc = 0;
-        if (train_epoch(r, &pg, &step, total_steps, &loss, &acc))
+        if (train_epoch(r, &pg, &step, &loss, &acc))
             return interrupted ? 130 : 1;
         double t1 = mnist_now();
         train_seconds += t1 - t0;
@@ -460,7 +532,10 @@ static int train(run_state *r) {
         fflush(stdout);
         if (o->csv && write_csv(r, e))
             return 1;
-        if (o->save && mnist_mlp_save(&r->model, o->save) != NB_OK) {
+        r->ts.epoch = e;
+        r->ts.step = step;
+        r->ts.aug_rng = r->aug_rng;
+        if (o->save && mnist_checkpoint_save(o->save, &r->model, r->opt, &r->ts) != NB_OK) {
             char state[400];
             return fail("cannot save checkpoint: %s%s", nb_last_error(),
                         save_state(r, state, sizeof state));
@@ -474,10 +549,14 @@ static int train(run_state *r) {
             return 130;
         }
     }
-    printf("trained %d epochs in %.1f s (%.1f s in all), %.0f samples/s\n", o->epochs,
-           train_seconds, mnist_now() - t_start, (double)r->n_train * o->epochs / train_seconds);
+    int ran = last >= first ? last - first + 1 : 0;
+    printf("trained %d epochs in %.1f s (%.1f s in all), %.0f samples/s\n", ran, train_seconds,
+           mnist_now() - t_start, (double)r->n_train * ran / train_seconds);
     if (o->save)
-        printf("checkpoint: %s (after epoch %d)\n", o->save, o->epochs);
+        printf("checkpoint: %s (after epoch %d)\n", o->save, last);
+    if (last < o->epochs)
+        printf("stopped after epoch %d of %d (--stop-after): continue with --resume %s\n", last,
+               o->epochs, o->save ? o->save : "<a --save checkpoint>");
     return 0;
 }
 
@@ -538,10 +617,17 @@ static int run(run_state *r) {
            nb_get_num_threads(), openblas_get_corename(), mnist_wait_policy(),
            o->load ? ", loaded from " : "", o->load ? o->load : "");
     if (!o->eval_only) {
-        printf("sgd: batch %" PRId64 ", lr %g (%s), momentum %g, weight decay %g, %d epochs, "
-               "seed %" PRIu64 "\n",
-               o->batch, o->lr, mnist_schedule_name(o->schedule), o->momentum, o->weight_decay,
-               o->epochs, o->seed);
+        printf("%s: batch %" PRId64 ", lr %g (%s", nb_optim_kind_name(o->optim), o->batch, o->lr,
+               mnist_schedule_name(o->schedule));
+        if (o->warmup > 0)
+            printf(", warmup %" PRId64, o->warmup);
+        printf(")");
+        if (o->optim == NB_OPTIM_SGD || o->optim == NB_OPTIM_RMSPROP)
+            printf(", momentum %g", o->momentum);
+        printf(", weight decay %g", o->weight_decay);
+        if (o->clip > 0)
+            printf(", clip %g", o->clip);
+        printf(", %d epochs, seed %" PRIu64 "\n", o->epochs, o->seed);
         fflush(stdout);
         if (setup_training(r, features))
             return 1;

@@ -34,6 +34,14 @@ expect 2 'usage: mnist' --epochs
 expect 2 'usage: mnist' --eval-only
 expect 2 'usage: mnist' --limit 100 --val 100
 expect 2 'unknown option' stray-argument
+expect 2 "'nope' for --optim" --optim nope
+expect 2 "'lion' for --optim" --optim lion
+expect 2 'usage: mnist' --clip -1
+expect 2 'usage: mnist' --warmup -5
+expect 2 'usage: mnist' --schedule linear
+expect 2 'usage: mnist' --stop-after 0
+expect 2 'applies to sgd and rmsprop' --optim adam --momentum 0.5
+expect 2 'cannot be combined' --resume x --load y
 # A usage error names the offending flag.
 expect 2 "'-3' for --batch" --batch -3
 
@@ -97,6 +105,35 @@ cmp -s <(cut -d, -f1-4 "$work/a.csv") <(cut -d, -f1-4 "$work/b.csv") ||
 expect 0 'test accuracy' "${short[@]}" --seed 8 --csv "$work/c.csv"
 cmp -s <(cut -d, -f1-4 "$work/a.csv") <(cut -d, -f1-4 "$work/c.csv") &&
     fail "--seed 7 and --seed 8 wrote the same metrics"
+
+# ---- exact resume: 3 epochs straight == 1 epoch, stop, --resume in a new process, 2 epochs ----
+# The whole checkpoint (parameters, AdamW moments and step counts, schedule position, augment
+# stream, epoch) must come out byte for byte the same.
+run=(--data "$data" --limit 3000 --epochs 3 --val 500 --hidden 32 --batch 50 --seed 7
+    --optim adamw --lr 0.003 --warmup 20 --clip 1 --augment 1)
+expect 0 'test accuracy' "${run[@]}" --save "$work/straight.safetensors"
+expect 0 'stopped after epoch 1 of 3' "${run[@]}" --stop-after 1 --save "$work/part.safetensors"
+cp "$work/part.safetensors" "$work/part1.safetensors"
+expect 0 'resumed from .* after epoch 1 \(step 50\)' "${run[@]}" --resume "$work/part.safetensors" \
+    --save "$work/part.safetensors"
+cmp -s "$work/straight.safetensors" "$work/part.safetensors" ||
+    fail "resumed run's checkpoint differs from the straight run's"
+# Without the optimizer state the same flags cannot reproduce it (the check can fail).
+expect 0 'test accuracy' "${run[@]}" --epochs 3 --load "$work/part1.safetensors" --save "$work/naive.safetensors"
+cmp -s "$work/straight.safetensors" "$work/naive.safetensors" && fail "--load reproduced --resume"
+# A checkpoint from another optimizer, model or run is refused with exit 1, never half-used.
+expect 1 'holds adamw optimizer state, this optimizer is sgd' "${run[@]}" --optim sgd \
+    --resume "$work/part1.safetensors"
+expect 1 'amsgrad|holds adamw optimizer state, this optimizer is adam' "${run[@]}" --optim adam \
+    --resume "$work/part1.safetensors"
+expect 1 "shape \(32, 784\), model expects \(64, 784\)" "${run[@]}" --hidden 64 \
+    --resume "$work/part1.safetensors"
+expect 1 'resume with the flags of that run' "${run[@]}" --batch 25 --resume "$work/part1.safetensors"
+expect 1 'written by a run of 24 steps' "${run[@]}" --resume "$work/m.safetensors"
+expect 1 'no-such' "${run[@]}" --resume "$work/no-such.safetensors"
+# The other optimizers and schedules train.
+expect 0 'rmsprop: .*step' "${tiny[@]}" --optim rmsprop --schedule step --warmup 5
+expect 0 'adam: .*onecycle' "${tiny[@]}" --optim adam --schedule onecycle --lr 0.01
 
 # Softmax regression (no hidden layer) and another activation train too.
 expect 0 'test accuracy' "${tiny[@]}" --hidden none --activation tanh --val 0

@@ -23,8 +23,11 @@ const char *mnist_act_name(mnist_act a) {
     return (unsigned)a < MNIST_ACT_COUNT ? act_names[a] : "?";
 }
 
+static const char *const schedule_names[MNIST_SCHED_COUNT] = {"cosine", "constant", "step",
+                                                              "onecycle"};
+
 const char *mnist_schedule_name(mnist_schedule s) {
-    return s == MNIST_SCHED_COSINE ? "cosine" : "constant";
+    return (unsigned)s < MNIST_SCHED_COUNT ? schedule_names[s] : "?";
 }
 
 static void usage(FILE *f) {
@@ -41,10 +44,16 @@ static void usage(FILE *f) {
         "  --activation NAME    relu|tanh|sigmoid|gelu|leaky_relu|elu|silu|softplus [relu]\n"
         "  --epochs N           passes over the training set [20]\n"
         "  --batch N            mini-batch size [64]\n"
-        "  --lr X               peak learning rate [0.05]\n"
-        "  --schedule NAME      cosine (lr decays to 0 over the run, per step)|constant [cosine]\n"
-        "  --momentum X         SGD momentum in [0, 1) [0.9]\n"
-        "  --weight-decay X     L2 penalty on weights (not biases) [0]\n"
+        "  --optim NAME         sgd|adam|adamw|rmsprop [sgd]\n"
+        "  --lr X               peak learning rate [0.05 for sgd, 0.001 otherwise]\n"
+        "  --schedule NAME      per-step lr: cosine (decays to 0 over the run)|constant|step\n"
+        "                       (x0.1 at 50%% and 75%%)|onecycle (up over 30%%, then down) "
+        "[cosine]\n"
+        "  --warmup N           linear warmup from lr/10 over the first N steps [0]\n"
+        "  --momentum X         momentum in [0, 1) for sgd and rmsprop [0.9 sgd, 0 rmsprop]\n"
+        "  --weight-decay X     weight decay on weights (not biases): L2 for sgd, adam, rmsprop,\n"
+        "                       decoupled for adamw [0; adamw 0.01]; --wd X is the same\n"
+        "  --clip X             clip the gradients' global L2 norm to X (0 = off) [0]\n"
         "  --val N              validation samples carved from train (0 allowed) [5000]\n"
         "  --limit N            use only the first N training samples [all]\n"
         "  --seed N             seed for init, split and shuffling [1]\n"
@@ -56,6 +65,10 @@ static void usage(FILE *f) {
         "                       --save equal to --load, continuing that checkpoint, may)\n"
         "  --load PATH          start from (or with --eval-only, evaluate) a checkpoint\n"
         "  --eval-only          only evaluate the --load checkpoint on the test set\n"
+        "  --resume PATH        continue the run whose --save checkpoint is PATH: parameters,\n"
+        "                       optimizer state, step, epoch and random streams, bit for bit\n"
+        "                       (give the same flags as that run)\n"
+        "  --stop-after N       stop after epoch N (as if interrupted; finish with --resume)\n"
         "  --csv PATH           per-epoch metrics: epoch,train_loss,train_acc,val_acc,seconds\n"
         "  --augment S          shift each training image by a random offset in [-S, S] pixels\n"
         "                       per axis (0 = off, at most 4) [0]\n"
@@ -142,8 +155,8 @@ static void defaults(mnist_options *o) {
     o->act = MNIST_RELU;
     o->epochs = 20;
     o->batch = 64;
-    o->lr = 0.05;
-    o->momentum = 0.9;
+    o->optim = NB_OPTIM_SGD;
+    o->lr = 0; // set after parsing, from --optim
     o->weight_decay = 0;
     o->schedule = MNIST_SCHED_COSINE;
     o->val = 5000;
@@ -157,6 +170,7 @@ static void defaults(mnist_options *o) {
 
 int mnist_parse_args(int argc, char **argv, mnist_options *o) {
     defaults(o);
+    bool wd_set = false, momentum_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -184,7 +198,8 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             "--lr",          "--schedule",     "--momentum",   "--weight-decay", "--val",
             "--limit",       "--seed",         "--threads",    "--dtype",        "--save",
             "--load",        "--csv",          "--augment",    "--dot",          "--wait-policy",
-            "--max-data-mb", "--max-model-mb",
+            "--max-data-mb", "--max-model-mb", "--optim",      "--wd",           "--warmup",
+            "--clip",        "--resume",       "--stop-after",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
@@ -195,12 +210,13 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
             return bad(a, NULL, "missing value");
         const char *v = argv[++i];
         int64_t n;
-        const char **path = !strcmp(a, "--data")   ? &o->data_dir
-                            : !strcmp(a, "--save") ? &o->save
-                            : !strcmp(a, "--load") ? &o->load
-                            : !strcmp(a, "--csv")  ? &o->csv
-                            : !strcmp(a, "--dot")  ? &o->dot
-                                                   : NULL;
+        const char **path = !strcmp(a, "--data")     ? &o->data_dir
+                            : !strcmp(a, "--save")   ? &o->save
+                            : !strcmp(a, "--load")   ? &o->load
+                            : !strcmp(a, "--csv")    ? &o->csv
+                            : !strcmp(a, "--dot")    ? &o->dot
+                            : !strcmp(a, "--resume") ? &o->resume
+                                                     : NULL;
         if (path) {
             if (!*v)
                 return bad(a, v, "empty path");
@@ -220,12 +236,27 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
                 return bad(a, v, "need passive, active or unset");
             o->wait_policy = v;
         } else if (!strcmp(a, "--schedule")) {
-            if (!strcmp(v, "cosine"))
-                o->schedule = MNIST_SCHED_COSINE;
-            else if (!strcmp(v, "constant"))
-                o->schedule = MNIST_SCHED_CONSTANT;
-            else
-                return bad(a, v, "need cosine or constant");
+            int k = 0;
+            while (k < MNIST_SCHED_COUNT && strcmp(v, schedule_names[k]))
+                k++;
+            if (k == MNIST_SCHED_COUNT)
+                return bad(a, v, "need cosine, constant, step or onecycle");
+            o->schedule = (mnist_schedule)k;
+        } else if (!strcmp(a, "--optim")) {
+            o->optim = nb_optim_kind_from_name(v);
+            if (o->optim != NB_OPTIM_SGD && o->optim != NB_OPTIM_ADAM &&
+                o->optim != NB_OPTIM_ADAMW && o->optim != NB_OPTIM_RMSPROP)
+                return bad(a, v, "need sgd, adam, adamw or rmsprop");
+        } else if (!strcmp(a, "--warmup")) {
+            if (!parse_i64(v, 0, INT32_MAX, &o->warmup))
+                return bad(a, v, "need an integer >= 0");
+        } else if (!strcmp(a, "--stop-after")) {
+            if (!parse_i64(v, 1, 1000000, &n))
+                return bad(a, v, "need an integer >= 1");
+            o->stop_after = (int)n;
+        } else if (!strcmp(a, "--clip")) {
+            if (!parse_f64(v, 0, 1e12, false, &o->clip))
+                return bad(a, v, "need a number >= 0");
         } else if (!strcmp(a, "--dtype")) {
             if (!strcmp(v, "f32"))
                 o->dtype = NB_F32;
@@ -239,9 +270,11 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         } else if (!strcmp(a, "--momentum")) {
             if (!parse_f64(v, 0, 1, true, &o->momentum))
                 return bad(a, v, "need a number in [0, 1)");
-        } else if (!strcmp(a, "--weight-decay")) {
+            momentum_set = true;
+        } else if (!strcmp(a, "--weight-decay") || !strcmp(a, "--wd")) {
             if (!parse_f64(v, 0, 1e6, false, &o->weight_decay))
                 return bad(a, v, "need a number in [0, 1e6]");
+            wd_set = true;
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -279,5 +312,16 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         return bad("--eval-only", NULL, "needs --load PATH");
     if (o->limit > 0 && o->val >= o->limit)
         return bad("--val", NULL, "must be smaller than --limit (no training samples left)");
+    if (o->resume && (o->load || o->eval_only))
+        return bad("--resume", NULL, "cannot be combined with --load or --eval-only");
+    if (momentum_set && o->optim != NB_OPTIM_SGD && o->optim != NB_OPTIM_RMSPROP)
+        return bad("--momentum", NULL, "applies to sgd and rmsprop only");
+    // PyTorch's defaults where the flag was not given; SGD keeps the tuned 0.05 and 0.9.
+    if (o->lr == 0)
+        o->lr = o->optim == NB_OPTIM_SGD ? 0.05 : 1e-3;
+    if (!momentum_set)
+        o->momentum = o->optim == NB_OPTIM_SGD ? 0.9 : 0;
+    if (!wd_set)
+        o->weight_decay = o->optim == NB_OPTIM_ADAMW ? 1e-2 : 0;
     return 0;
 }

@@ -32,7 +32,13 @@ typedef enum {
     MNIST_ACT_COUNT
 } mnist_act;
 
-typedef enum { MNIST_SCHED_COSINE = 0, MNIST_SCHED_CONSTANT } mnist_schedule;
+typedef enum {
+    MNIST_SCHED_COSINE = 0,
+    MNIST_SCHED_CONSTANT,
+    MNIST_SCHED_STEP,     // x0.1 at 50% and 75% of the run
+    MNIST_SCHED_ONECYCLE, // OneCycle: up over the first 30%, then cosine down
+    MNIST_SCHED_COUNT
+} mnist_schedule;
 
 typedef struct {
     const char *data_dir;
@@ -41,12 +47,17 @@ typedef struct {
     mnist_act act;
     int epochs;
     int64_t batch;
-    double lr;
-    double momentum;
-    double weight_decay;
+    nb_optim_kind optim; // --optim
+    double lr;           // 0 until parsed: then the optimizer's default (0.05 SGD, 1e-3 others)
+    double momentum;     // SGD and RMSprop
+    double weight_decay; // weights only, never biases
     mnist_schedule schedule;
-    int64_t val;   // validation samples carved from train
-    int64_t limit; // use the first `limit` training samples (0: all)
+    int64_t warmup;     // linear warmup steps before the schedule
+    double clip;        // max global grad norm (0: off)
+    const char *resume; // checkpoint of an unfinished run to continue (NULL: none)
+    int stop_after;     // stop after this epoch, as if interrupted (0: run to the end)
+    int64_t val;        // validation samples carved from train
+    int64_t limit;      // use the first `limit` training samples (0: all)
     uint64_t seed;
     int threads;
     nb_dtype dtype;
@@ -133,6 +144,31 @@ const char *mnist_wait_policy(void);
 // with names and statistics to --dot (atomically). 0, or 1 with a message in err.
 int mnist_write_tape(const nb_graph *g, const mnist_mlp *m, const nb_tensor *x, const nb_tensor *y,
                      const nb_tensor *loss, const mnist_options *o, char *err, size_t err_size);
+
+// ---- training checkpoints (state.c) ---------------------------------------------------------
+
+// Where a run is, saved next to the parameters and optimizer state so --resume continues it
+// bit for bit: the last finished epoch, the optimizer steps taken, the --augment stream, and
+// what the step count means (total steps, batch, training samples, seed) to refuse a resume
+// under other flags.
+typedef struct {
+    int64_t epoch; // finished epochs
+    int64_t step;  // optimizer steps taken
+    int64_t total_steps, batch, n_train;
+    uint64_t seed;
+    nb_rng aug_rng;
+} mnist_train_state;
+
+// The parameters, every optimizer state tensor ("optim.*") and "train.state" / "train.rng"
+// in one safetensors file, atomically.
+nb_status mnist_checkpoint_save(const char *path, const mnist_mlp *m, nb_optim *opt,
+                                const mnist_train_state *s);
+// Loads all of it into m, opt and *s, after checking the file belongs to this run (same
+// model, optimizer, parameter order, total steps, batch, samples and seed): otherwise an
+// error in err and nothing of opt or *s changed (m may be partly overwritten; the caller
+// exits).
+nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
+                                  mnist_train_state *s, char *err, size_t err_size);
 
 // ---- progress (progress.c) -------------------------------------------------------------------
 

@@ -63,8 +63,12 @@ static int check_one(const mnist_options *o, const char *flag, const char *out) 
     bool is_save = out == o->save;
     if (o->load && same_file(out, o->load) && !is_save)
         return refuse(flag, out, "is the --load checkpoint; refusing to overwrite it with metrics");
+    if (o->resume && same_file(out, o->resume) && !is_save)
+        return refuse(flag, out,
+                      "is the --resume checkpoint; refusing to overwrite it with metrics");
     struct stat sb;
-    bool resume = is_save && o->load && same_file(out, o->load);
+    bool resume = is_save && ((o->load && same_file(out, o->load)) ||
+                              (o->resume && same_file(out, o->resume)));
     if (stat(out, &sb) == 0 && !o->overwrite && !resume) {
         fprintf(stderr,
                 "mnist: %s %s already exists and this run would replace it; pass --overwrite "

@@ -20,6 +20,15 @@
                 v[i] = v[i] * b2 + c2 * gi * gi; VHAT;                                             \
                 w[i] += nsz * m[i] / (SQRT(vh) / bc2s + eps);)
 
+#define ADAM_VARIANTS(SQRT, DECAY)                                                                 \
+    do {                                                                                           \
+        if (c->amsgrad)                                                                            \
+            ADAM_LOOP(SQRT, DECAY, vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                      \
+                      __typeof__(*w) vh = vmax[i]);                                                \
+        else                                                                                       \
+            ADAM_LOOP(SQRT, DECAY, __typeof__(*w) vh = v[i]);                                      \
+    } while (0)
+
 #define DEFINE_ADAM_UPDATE(T, sfx, SQRT)                                                           \
     static void adam_update_##sfx(const nb_optim_update *u) {                                      \
         const nb_optim_config *c = u->cfg;                                                         \
@@ -35,18 +44,12 @@
         const T nsz = (T)(-(u->lr / (1 - pow(c->beta1, t))));                                      \
         const T bc2s = (T)sqrt(1 - pow(c->beta2, t));                                              \
         const T wd = (T)u->wd, keep = (T)(1 - u->lr * u->wd);                                      \
-        const bool decoupled = c->kind == NB_OPTIM_ADAMW;                                          \
-        if (u->wd != 0 && decoupled)                                                               \
-            NB_FOR_SIMD(n, i, w[i] *= keep;);                                                      \
-        if (u->wd != 0 && !decoupled && c->amsgrad)                                                \
-            ADAM_LOOP(SQRT, gi += wd * w[i], vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];            \
-                      T vh = vmax[i]);                                                             \
-        else if (u->wd != 0 && !decoupled)                                                         \
-            ADAM_LOOP(SQRT, gi += wd * w[i], T vh = v[i]);                                         \
-        else if (c->amsgrad)                                                                       \
-            ADAM_LOOP(SQRT, (void)0, vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i]; T vh = vmax[i]);   \
+        if (u->wd == 0)                                                                            \
+            ADAM_VARIANTS(SQRT, (void)0);                                                          \
+        else if (c->kind == NB_OPTIM_ADAMW) /* decoupled, fused: the same rounding as 2 passes */  \
+            ADAM_VARIANTS(SQRT, w[i] *= keep);                                                     \
         else                                                                                       \
-            ADAM_LOOP(SQRT, (void)0, T vh = v[i]);                                                 \
+            ADAM_VARIANTS(SQRT, gi += wd * w[i]);                                                  \
     }
 DEFINE_ADAM_UPDATE(float, f32, sqrtf)
 DEFINE_ADAM_UPDATE(double, f64, sqrt)

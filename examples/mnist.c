@@ -198,7 +198,8 @@ static int load_data(run_state *r) {
 }
 
 // The model's memory before it is allocated: weights + biases, and as much again for their
-// gradients and (when training) for the momentum buffers. Doubles: no overflow.
+// gradients and (when training) for each optimizer state buffer (SGD momentum 1, Adam/AdamW 2,
+// RMSprop 1 + momentum). Doubles: no overflow.
 static int check_model_budget(const run_state *r, int64_t features) {
     const mnist_options *o = &r->o;
     double params = 0;
@@ -208,15 +209,18 @@ static int check_model_budget(const run_state *r, int64_t features) {
         params += in * out + out;
         in = out;
     }
-    double bytes = params * (double)nb_dtype_size(o->dtype) * (o->eval_only ? 1 : 3);
+    int slots = o->optim == NB_OPTIM_SGD       ? o->momentum > 0
+                : o->optim == NB_OPTIM_RMSPROP ? 1 + (o->momentum > 0)
+                                               : 2;
+    double bytes = params * (double)nb_dtype_size(o->dtype) * (o->eval_only ? 1 : 2 + slots);
     double budget = (double)o->max_model_mb * 1048576.0;
     if (bytes <= budget)
         return 0;
     return fail("the model (%" PRId64 " inputs, %.0f parameters) needs %.0f MiB for weights%s, "
                 "over the --max-model-mb %" PRId64 " budget: use smaller --hidden layers or "
                 "smaller images, or raise --max-model-mb",
-                features, params, bytes / 1048576.0, o->eval_only ? "" : ", gradients and momentum",
-                o->max_model_mb);
+                features, params, bytes / 1048576.0,
+                o->eval_only ? "" : ", gradients and optimizer state", o->max_model_mb);
 }
 
 // Creates the model (seeded init), overwrites it from --load, and the evaluation graph.

@@ -134,12 +134,13 @@ static void lr_can_be_changed(void **state) {
     nb_sgd *opt = nb_sgd_create(&w, 1, (nb_sgd_config){.lr = 0.1});
     assert_non_null(opt);
     assert_close(nb_sgd_get_lr(opt), 0.1, 0);
-    nb_sgd_set_lr(opt, 0.5);
+    assert_int_equal(nb_sgd_set_lr(opt, 0.5), NB_OK);
     assert_close(nb_sgd_get_lr(opt), 0.5, 0);
-    nb_sgd_set_lr(opt, -1); // ignored, with a message
+    assert_int_equal(nb_sgd_set_lr(opt, -1), NB_ERR_ARG); // refused, with a message
     assert_close(nb_sgd_get_lr(opt), 0.5, 0);
     assert_contains(nb_last_error(), "lr");
-    nb_sgd_set_lr(opt, (double)NAN);
+    assert_int_equal(nb_sgd_set_lr(opt, (double)NAN), NB_ERR_ARG);
+    assert_int_equal(nb_sgd_set_lr(NULL, 0.1), NB_ERR_NULL);
     assert_close(nb_sgd_get_lr(opt), 0.5, 0);
     backward_linear(g, x, w);
     assert_int_equal(nb_sgd_step(opt), NB_OK);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -155,6 +156,66 @@ static void status_strings(void **state) {
     assert_string_equal(nb_status_str((nb_status)999), "unknown status");
 }
 
+// Out-of-range element access is an error, not a silent no-op or a made-up 0.
+static void element_access_is_checked(void **state) {
+    (void)state;
+    int64_t shape[] = {2, 3};
+    nb_tensor *t = nb_tensor_create(NB_F32, 2, shape);
+    assert_non_null(t);
+    assert_int_equal(nb_tensor_set(t, 5, 1.5), NB_OK);
+    assert_true(nb_tensor_get(t, 5) == 1.5);
+    assert_int_equal(nb_tensor_set(t, 6, 2.0), NB_ERR_ARG);
+    assert_non_null(strstr(nb_last_error(), "nb_tensor_set: index 6 out of range"));
+    assert_non_null(strstr(nb_last_error(), "(2, 3)"));
+    assert_int_equal(nb_tensor_set(t, -1, 2.0), NB_ERR_ARG);
+    assert_int_equal(nb_tensor_set(NULL, 0, 2.0), NB_ERR_NULL);
+    assert_true(isnan(nb_tensor_get(t, 6)));
+    assert_non_null(strstr(nb_last_error(), "nb_tensor_get: index 6"));
+    assert_true(isnan(nb_tensor_get(t, -3)));
+    assert_true(isnan(nb_tensor_get(NULL, 0)));
+    assert_true(isnan(nb_tensor_grad_get(t, 6)));
+    assert_true(nb_tensor_grad_get(t, 0) == 0); // no grad allocated yet: reads as 0
+    for (int64_t i = 0; i < 5; i++)             // nothing written by the refused calls
+        assert_true(nb_tensor_get(t, i) == 0);
+    assert_int_equal(nb_tensor_fill(t, 3), NB_OK);
+    assert_int_equal(nb_tensor_fill(NULL, 3), NB_ERR_NULL);
+    int64_t one = 1;
+    nb_tensor *labels = nb_tensor_create(NB_I32, 1, &one);
+    assert_int_equal(nb_tensor_fill(labels, 1e12), NB_ERR_ARG);
+    assert_int_equal(nb_tensor_set(labels, 0, (double)NAN), NB_ERR_ARG);
+    assert_int_equal(nb_tensor_destroy(labels), NB_OK);
+    assert_int_equal(nb_tensor_destroy(t), NB_OK);
+    assert_int_equal(nb_tensor_destroy(NULL), NB_OK);
+}
+
+// nb_last_error works like errno: failures set it, successes leave it alone, the caller
+// clears it; each thread has its own.
+static void last_error_is_errno_like(void **state) {
+    (void)state;
+    nb_clear_last_error();
+    assert_string_equal(nb_last_error(), "");
+    int64_t bad = -1, ok = 2;
+    assert_null(nb_tensor_create(NB_F32, 1, &bad));
+    char first[512];
+    snprintf(first, sizeof first, "%s", nb_last_error());
+    assert_true(first[0] != '\0');
+    nb_tensor *t = nb_tensor_create(NB_F32, 1, &ok); // success: message unchanged
+    assert_non_null(t);
+    assert_int_equal(nb_tensor_set(t, 0, 1), NB_OK);
+    assert_string_equal(nb_last_error(), first);
+    assert_int_equal(nb_tensor_set(t, 9, 1), NB_ERR_ARG); // a new failure replaces it
+    assert_non_null(strstr(nb_last_error(), "index 9"));
+    nb_clear_last_error();
+    assert_string_equal(nb_last_error(), "");
+    nb_graph *g = nb_graph_create();
+    nb_tensor *y = nb_relu(g, t);
+    assert_non_null(y);
+    assert_int_equal(nb_tensor_destroy(y), NB_ERR_STATE); // graph-owned: refused
+    assert_non_null(strstr(nb_last_error(), "belongs to a graph"));
+    nb_graph_destroy(g);
+    nb_tensor_destroy(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_is_zeroed_with_shape),
@@ -165,6 +226,8 @@ int main(void) {
         cmocka_unit_test(rng_is_reproducible_and_uniform),
         cmocka_unit_test(initialisers_respect_their_bounds),
         cmocka_unit_test(status_strings),
+        cmocka_unit_test(element_access_is_checked),
+        cmocka_unit_test(last_error_is_errno_like),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

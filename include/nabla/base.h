@@ -30,8 +30,15 @@ typedef enum {
 const char *nb_status_str(nb_status s);
 
 // Message of the most recent failed call made on this thread that has no graph
-// (tensor creation, file I/O, optimizer). Empty string if none. Owned by the library.
+// (tensor creation, file I/O, optimizer). Like errno: every function that can fail says so by
+// its return value (an nb_status other than NB_OK, NULL, or NaN for nb_tensor_get), and only
+// then is the message meaningful; a call that succeeds leaves it unchanged, so check the
+// return value first, and clear it with nb_clear_last_error to tell later failures apart.
+// Empty string if no call failed yet. Thread-local; owned by the library. Ops report on their
+// graph instead (nb_graph_error).
 const char *nb_last_error(void);
+// Empties this thread's nb_last_error message.
+void nb_clear_last_error(void);
 
 // Replace the allocator used for every heap allocation the library makes (like libuv's
 // uv_replace_allocator). Call before creating any object. Any NULL restores the default.

@@ -241,8 +241,8 @@ nb_sgd *nb_sgd_create(nb_tensor *const *params, int n, nb_sgd_config cfg);
 void nb_sgd_destroy(nb_sgd *opt);
 nb_status nb_sgd_step(nb_sgd *opt);
 void nb_sgd_zero_grad(nb_sgd *opt);
-// An lr that is not finite and > 0 is ignored and nb_last_error is set.
-void nb_sgd_set_lr(nb_sgd *opt, double lr);
+// An lr that is not finite and > 0 is refused (NB_ERR_ARG, value kept; NB_ERR_NULL for NULL).
+nb_status nb_sgd_set_lr(nb_sgd *opt, double lr);
 double nb_sgd_get_lr(const nb_sgd *opt);
 
 #ifdef __cplusplus

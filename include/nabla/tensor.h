@@ -42,9 +42,9 @@ nb_tensor *nb_tensor_from_data(nb_dtype dtype, int ndim, const int64_t *shape, c
 // A tensor header over the caller's buffer (not copied, not freed): the caller keeps `data`
 // alive and correctly sized (numel elements of dtype) for the tensor's lifetime.
 nb_tensor *nb_tensor_wrap(nb_dtype dtype, int ndim, const int64_t *shape, void *data);
-// Frees a tensor the caller created (and its grad). NULL is a no-op. Destroying a graph-owned
-// tensor is refused (nb_last_error is set) since the graph frees it.
-void nb_tensor_destroy(nb_tensor *t);
+// Frees a tensor the caller created (and its grad). NULL is a no-op (NB_OK). Destroying a
+// graph-owned tensor is refused (NB_ERR_STATE, nb_last_error) since the graph frees it.
+nb_status nb_tensor_destroy(nb_tensor *t);
 
 // ---- accessors -----------------------------------------------------------------------------
 
@@ -68,10 +68,13 @@ void *nb_tensor_grad(nb_tensor *t);
 float *nb_tensor_grad_f32(nb_tensor *t);
 double *nb_tensor_grad_f64(nb_tensor *t);
 
-// Element i of the flat (row-major) data or grad, converted to double. 0 if out of range.
+// Element i of the flat (row-major) data or grad, converted to double. A NULL tensor or i
+// outside [0, numel) gives NaN and sets nb_last_error; a grad not allocated yet reads as 0.
 double nb_tensor_get(const nb_tensor *t, int64_t i);
 double nb_tensor_grad_get(const nb_tensor *t, int64_t i);
-void nb_tensor_set(nb_tensor *t, int64_t i, double v);
+// data[i] := v. NB_ERR_NULL for a NULL tensor, NB_ERR_ARG (tensor unchanged) for i outside
+// [0, numel) or a value an int32 tensor cannot hold.
+nb_status nb_tensor_set(nb_tensor *t, int64_t i, double v);
 
 // Mark a leaf tensor as a parameter whose gradient backward must compute. Refused
 // (NB_ERR_DTYPE) for NB_I32.
@@ -86,8 +89,9 @@ char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size);
 
 // ---- data movement ----------------------------------------------------------------------------
 
-// Every element := v.
-void nb_tensor_fill(nb_tensor *t, double v);
+// Every element := v. NB_ERR_NULL for a NULL tensor, NB_ERR_ARG (unchanged) for a value an
+// int32 tensor cannot hold.
+nb_status nb_tensor_fill(nb_tensor *t, double v);
 // Copy n = numel elements from `src` (given in src_dtype, converted) into t, or out of t.
 nb_status nb_tensor_copy_in(nb_tensor *t, const void *src, nb_dtype src_dtype, int64_t n);
 nb_status nb_tensor_copy_out(const nb_tensor *t, void *dst, nb_dtype dst_dtype, int64_t n);

@@ -36,6 +36,10 @@ const char *nb_last_error(void) {
     return last_error;
 }
 
+void nb_clear_last_error(void) {
+    last_error[0] = '\0';
+}
+
 nb_status nb__set_last_error(nb_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -100,17 +100,14 @@ void nb_sgd_zero_grad(nb_sgd *opt) {
     nb_optim_zero_grad(opt);
 }
 
-void nb_sgd_set_lr(nb_sgd *opt, double lr) {
-    if (!opt) {
-        nb__set_last_error(NB_ERR_NULL, "nb_sgd_set_lr: optimizer is NULL");
-        return;
-    }
-    if (!(lr > 0 && isfinite(lr))) {
-        nb__set_last_error(NB_ERR_ARG, "nb_sgd_set_lr: lr must be finite and > 0, got %g (kept %g)",
-                           lr, nb_optim_get_lr(opt));
-        return;
-    }
-    nb_optim_set_lr(opt, lr);
+nb_status nb_sgd_set_lr(nb_sgd *opt, double lr) {
+    if (!opt)
+        return nb__set_last_error(NB_ERR_NULL, "nb_sgd_set_lr: optimizer is NULL");
+    if (!(lr > 0 && isfinite(lr)))
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "nb_sgd_set_lr: lr must be finite and > 0, got %g (kept %g)", lr,
+                                  nb_optim_get_lr(opt));
+    return nb_optim_set_lr(opt, lr);
 }
 
 double nb_sgd_get_lr(const nb_sgd *opt) {

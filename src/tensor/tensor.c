@@ -127,20 +127,20 @@ nb_tensor *nb_tensor_wrap(nb_dtype dtype, int ndim, const int64_t *shape, void *
     return t;
 }
 
-void nb_tensor_destroy(nb_tensor *t) {
+nb_status nb_tensor_destroy(nb_tensor *t) {
     if (!t)
-        return;
+        return NB_OK;
     if (t->graph || t->epoch != NB_LEAF_EPOCH) { // an op output, live or from an earlier step
-        nb__set_last_error(NB_ERR_STATE,
-                           "nb_tensor_destroy: tensor %s belongs to a graph; it is freed by "
-                           "nb_graph_reset/nb_graph_destroy",
-                           NB_SHAPE_STR(t));
-        return;
+        return nb__set_last_error(NB_ERR_STATE,
+                                  "nb_tensor_destroy: tensor %s belongs to a graph; it is freed by "
+                                  "nb_graph_reset/nb_graph_destroy",
+                                  NB_SHAPE_STR(t));
     }
     if (t->owns_data)
         nb__free(t->data);
     nb__free(t->grad);
     nb__free(t);
+    return NB_OK;
 }
 
 nb_dtype nb_tensor_dtype(const nb_tensor *t) {
@@ -221,12 +221,31 @@ static void store(void *p, nb_dtype dtype, int64_t i, double v) {
     }
 }
 
+// False (with nb_last_error set) unless t is a tensor and i one of its elements.
+static bool index_ok(const char *fn, const nb_tensor *t, int64_t i) {
+    if (!t) {
+        nb__set_last_error(NB_ERR_NULL, "%s: tensor is NULL", fn);
+        return false;
+    }
+    if (i < 0 || i >= t->numel) {
+        nb__set_last_error(
+            NB_ERR_ARG, "%s: index %" PRId64 " out of range for tensor %s (%" PRId64 " elements)",
+            fn, i, NB_SHAPE_STR(t), t->numel);
+        return false;
+    }
+    return true;
+}
+
 double nb_tensor_get(const nb_tensor *t, int64_t i) {
-    return (t && t->data && i >= 0 && i < t->numel) ? load(t->data, t->dtype, i) : 0;
+    if (!index_ok("nb_tensor_get", t, i))
+        return (double)NAN;
+    return t->data ? load(t->data, t->dtype, i) : 0;
 }
 
 double nb_tensor_grad_get(const nb_tensor *t, int64_t i) {
-    return (t && t->grad && i >= 0 && i < t->numel) ? load(t->grad, t->dtype, i) : 0;
+    if (!index_ok("nb_tensor_grad_get", t, i))
+        return (double)NAN;
+    return t->grad ? load(t->grad, t->dtype, i) : 0;
 }
 
 // Records why v cannot be stored into an int32 tensor; false when it can.
@@ -238,9 +257,14 @@ static bool refuse_i32(const char *fn, const nb_tensor *t, double v) {
     return true;
 }
 
-void nb_tensor_set(nb_tensor *t, int64_t i, double v) {
-    if (t && t->data && i >= 0 && i < t->numel && !refuse_i32("nb_tensor_set", t, v))
+nb_status nb_tensor_set(nb_tensor *t, int64_t i, double v) {
+    if (!index_ok("nb_tensor_set", t, i))
+        return t ? NB_ERR_ARG : NB_ERR_NULL;
+    if (refuse_i32("nb_tensor_set", t, v))
+        return NB_ERR_ARG;
+    if (t->data)
         store(t->data, t->dtype, i, v);
+    return NB_OK;
 }
 
 nb_status nb_tensor_set_requires_grad(nb_tensor *t, bool requires_grad) {
@@ -290,11 +314,14 @@ char *nb_tensor_shape_str(const nb_tensor *t, char *buf, size_t size) {
     return buf;
 }
 
-void nb_tensor_fill(nb_tensor *t, double v) {
-    if (!t || !t->data || refuse_i32("nb_tensor_fill", t, v))
-        return;
-    for (int64_t i = 0; i < t->numel; i++)
+nb_status nb_tensor_fill(nb_tensor *t, double v) {
+    if (!t)
+        return nb__set_last_error(NB_ERR_NULL, "nb_tensor_fill: tensor is NULL");
+    if (refuse_i32("nb_tensor_fill", t, v))
+        return NB_ERR_ARG;
+    for (int64_t i = 0; t->data && i < t->numel; i++)
         store(t->data, t->dtype, i, v);
+    return NB_OK;
 }
 
 static nb_status copy_elems(const char *fn, void *dst, nb_dtype dd, const void *src, nb_dtype sd,

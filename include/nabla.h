@@ -10,5 +10,6 @@
 #include "nabla/optim.h"
 #include "nabla/data.h"
 #include "nabla/io.h"
+#include "nabla/nn.h"
 
 #endif

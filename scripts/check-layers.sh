@@ -19,7 +19,7 @@ declare -A ALLOW=(
     [optim]="tensor base"
     [data]="tensor base"
     [io]="tensor base"
-    [nn]="ops graph:public tensor base"
+    [nn]="ops graph:public optim:public io:public tensor base"
     [dist]="tensor:public optim:public base"
 )
 PRIVATE="graph/graph_priv.h graph/arena.h io/safetensors_impl.h"

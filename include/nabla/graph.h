@@ -37,6 +37,11 @@ nb_status nb_graph_status(const nb_graph *g);
 // "" when healthy. Owned by g.
 const char *nb_graph_error(const nb_graph *g);
 void nb_graph_clear_error(nb_graph *g);
+// Records an error on g as an op does (the first error since the last reset or clear wins;
+// later ops then return NULL), for layers and user code that check their own inputs. printf
+// format. Returns code (NB_ERR_NULL if g is NULL).
+nb_status nb_graph_fail(nb_graph *g, nb_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 // ---- modes --------------------------------------------------------------------------------
 

@@ -116,6 +116,16 @@ nb_status nb__graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
     return code;
 }
 
+nb_status nb_graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
+    if (!g || !fmt)
+        return NB_ERR_NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(g, code, NULL, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 nb_status nb__node_fail(nb_node *nd, nb_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -1,0 +1,172 @@
+// nabla layers: a thin part above the ops. A layer is a small struct (create, forward, destroy)
+// that owns its tensors and registers them under hierarchical names ("fc1.weight",
+// "features.3.running_mean") in a named parameter set, which optimizers and checkpoints take.
+// Names and default initialisers follow PyTorch's torch.nn, so a model saved here loads with
+// load_state_dict into the matching PyTorch module (tests/nn_torch_interop.py shows it).
+//
+//   nb_rng rng; nb_rng_seed(&rng, 1);
+//   nb_layer *model = nb_nn_sequential_create();
+//   nb_nn_sequential_add(model, "fc1", nb_nn_linear_create(784, 128, true, NB_F32, &rng));
+//   nb_nn_sequential_add(model, NULL, nb_nn_relu_create());          // named "1"
+//   nb_nn_sequential_add(model, "fc2", nb_nn_linear_create(128, 10, true, NB_F32, &rng));
+//   nb_params *ps = nb_params_create();
+//   nb_layer_collect(model, ps, NULL);          // "fc1.weight", "fc1.bias", "fc2.weight", ...
+//   nb_optim *opt = nb_params_optim_create(ps, cfg, true); // no weight decay on 1-D tensors
+//   ... y = nb_layer_forward(g, model, x); loss, backward, nb_optim_step ...
+//   nb_layer_save(model, "model.safetensors");
+#ifndef NABLA_NN_H
+#define NABLA_NN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nabla/base.h"
+#include "nabla/graph.h"
+#include "nabla/optim.h"
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- the named parameter set ---------------------------------------------------------------
+
+// What an entry is: a parameter (trained: requires grad, handed to optimizers) or a buffer
+// (state that is saved but not trained, e.g. batch norm's running_mean).
+typedef enum { NB_PARAM = 0, NB_BUFFER = 1, NB_PARAM_KIND_COUNT } nb_param_kind;
+
+// Longest full name (bytes, without the NUL).
+#define NB_PARAM_NAME_MAX 255
+
+// An ordered set of named tensors, parameters and buffers kept apart, each in registration
+// order. The set borrows the tensors (their layers own them) and copies the names.
+typedef struct nb_params nb_params;
+
+// New empty set, or NULL (nb_last_error) when out of memory.
+nb_params *nb_params_create(void);
+// Frees the set and its names, not the tensors. NULL is a no-op.
+void nb_params_destroy(nb_params *set);
+// Forget every entry (keeps the memory).
+void nb_params_clear(nb_params *set);
+
+// Registers t under "prefix.name" (just "name" when prefix is NULL or ""). A parameter must be
+// a float32/float64 leaf that requires grad; a buffer any leaf tensor. Errors (set unchanged,
+// nb_last_error names the entry): NB_ERR_NULL, NB_ERR_ARG (empty name, a name with an empty
+// component such as "a..b", longer than NB_PARAM_NAME_MAX, a name or a tensor already in the
+// set), NB_ERR_DTYPE, NB_ERR_STATE (a parameter that does not require grad), NB_ERR_NOMEM.
+nb_status nb_params_add(nb_params *set, const char *prefix, const char *name, nb_tensor *t,
+                        nb_param_kind kind);
+
+// Number of entries of one kind (0 for NULL or a bad kind).
+int nb_params_count(const nb_params *set, nb_param_kind kind);
+// Total number of elements over the entries of one kind (the "parameter count" of a model).
+int64_t nb_params_numel(const nb_params *set, nb_param_kind kind);
+// Entry i (0 <= i < count) of one kind, in registration order; NULL out of range.
+const char *nb_params_name(const nb_params *set, nb_param_kind kind, int i);
+nb_tensor *nb_params_tensor(const nb_params *set, nb_param_kind kind, int i);
+// The entries of one kind as arrays (count long), e.g. for nb_optim_create or
+// nb_save_safetensors; valid until the set is next changed or destroyed. NULL when empty.
+nb_tensor *const *nb_params_tensors(const nb_params *set, nb_param_kind kind);
+const char *const *nb_params_names(const nb_params *set, nb_param_kind kind);
+// The tensor registered under the full name (either kind), or NULL. *kind_out may be NULL.
+nb_tensor *nb_params_find(const nb_params *set, const char *name, nb_param_kind *kind_out);
+
+// An optimizer over the set's parameters (buffers are never optimized), with their names (so
+// its exported state is "optim.exp_avg.fc1.weight" ...). no_decay_1d: the usual split, weight
+// decay (cfg.weight_decay) on tensors of 2 or more dims only, none on biases and norm gains.
+// NULL with nb_last_error on a bad config or an empty set (see nb_optim_create).
+nb_optim *nb_params_optim_create(const nb_params *set, nb_optim_config cfg, bool no_decay_1d);
+
+// Saves every entry (parameters, then buffers) under its name to a safetensors file, written
+// to a temporary file and renamed (an old file is kept whole on any failure). NB_ERR_ARG for an
+// empty set; otherwise as nb_save_safetensors.
+nb_status nb_params_save(const nb_params *set, const char *path);
+// Loads every entry from the file by name, all or nothing: a missing name (NB_ERR_FORMAT), a
+// different dtype (NB_ERR_DTYPE) or shape (NB_ERR_SHAPE), a bad checksum or a non-finite
+// value fails naming the file and the tensor, and then no tensor of the set has changed.
+// Other tensors in the file (e.g. optimizer state) are ignored. As nb_load_safetensors.
+nb_status nb_params_load(nb_params *set, const char *path);
+
+// ---- layers ------------------------------------------------------------------------------
+
+typedef struct nb_layer nb_layer;
+
+// What a kind of layer does. Write your own layer by embedding nb_layer first in a struct and
+// pointing it at a static nb_layer_ops.
+typedef struct nb_layer_ops {
+    const char *kind; // "linear", "sequential", ...
+    // x -> y on g; on bad input record an error on g (nb_graph_fail) and return NULL.
+    nb_tensor *(*forward)(nb_layer *self, nb_graph *g, nb_tensor *x);
+    // Register the layer's tensors (and its children's) under prefix (NULL or "" at the top).
+    // May be NULL: no tensors.
+    nb_status (*collect)(nb_layer *self, nb_params *set, const char *prefix);
+    // Called by nb_layer_train after self->training is set (containers recurse). May be NULL.
+    void (*set_training)(nb_layer *self, bool training);
+    // Free the layer, its tensors and its children.
+    void (*destroy)(nb_layer *self);
+} nb_layer_ops;
+
+struct nb_layer {
+    const nb_layer_ops *ops;
+    bool training; // true after create (as PyTorch); see nb_layer_train
+    // The layer's full name in its model ("features.0"), set by nb_layer_collect; used in
+    // error messages. "" until then.
+    char name[NB_PARAM_NAME_MAX + 1];
+};
+
+// y = the layer applied to x on g. NULL if x is NULL, the graph is in error or the layer
+// refuses x (the graph's error names the layer, e.g. "linear 'fc1' (784 -> 128): input
+// (64, 100) has 100 features, expected 784").
+nb_tensor *nb_layer_forward(nb_graph *g, nb_layer *layer, nb_tensor *x);
+// Registers every tensor of the layer and its children in set under prefix; also sets each
+// layer's name. On error the entries added so far stay (clear the set).
+nb_status nb_layer_collect(nb_layer *layer, nb_params *set, const char *prefix);
+// Model-wide train (true) / eval (false) switch: sets every layer's mode (dropout off and
+// batch norm on running statistics in eval). NULL is a no-op.
+void nb_layer_train(nb_layer *layer, bool training);
+// Frees the layer and everything it owns. NULL is a no-op.
+void nb_layer_destroy(nb_layer *layer);
+// The layer's kind ("linear"), "?" for NULL.
+const char *nb_layer_kind(const nb_layer *layer);
+
+// Whole-model checkpoints in one call: collect into a temporary set, then nb_params_save /
+// nb_params_load (same guarantees: atomic write, all-or-nothing load naming the tensor).
+nb_status nb_layer_save(nb_layer *model, const char *path);
+nb_status nb_layer_load(nb_layer *model, const char *path);
+
+// ---- layer kinds ---------------------------------------------------------------------------
+
+// torch.nn.Linear: y = x Wᵀ + b, x (..., in) -> (..., out). weight (out, in), bias (out).
+// Initialised as PyTorch: weight kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(in),
+// 1/sqrt(in)), bias U(-1/sqrt(in), 1/sqrt(in)), drawn from rng (weight first). dtype NB_F32 or
+// NB_F64. NULL with nb_last_error for sizes < 1, a bad dtype, a NULL rng or no memory.
+typedef struct nb_nn_linear {
+    nb_layer base;
+    int64_t in_features, out_features;
+    nb_tensor *weight; // (out, in)
+    nb_tensor *bias;   // (out) or NULL
+} nb_nn_linear;
+nb_layer *nb_nn_linear_create(int64_t in_features, int64_t out_features, bool bias, nb_dtype dtype,
+                              nb_rng *rng);
+// The linear layer behind l, or NULL when l is not one.
+nb_nn_linear *nb_nn_linear_of(nb_layer *l);
+
+// torch.nn.ReLU and torch.nn.Flatten(start, end) (PyTorch's default is (1, -1)). No tensors.
+nb_layer *nb_nn_relu_create(void);
+nb_layer *nb_nn_flatten_create(int start, int end);
+
+// torch.nn.Sequential: children applied in order, named "0", "1", ... by position unless a
+// name is given. nb_nn_sequential_add takes ownership of child in every case (a NULL child,
+// e.g. from a failed create, is reported and the container left as it was; on any other error
+// the child is destroyed), so creates can be written inline. Errors: NB_ERR_NULL, NB_ERR_ARG
+// (seq is not a sequential, a duplicate or invalid name, seq itself), NB_ERR_NOMEM.
+nb_layer *nb_nn_sequential_create(void);
+nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child);
+int nb_nn_sequential_len(const nb_layer *seq);
+// Child i, or NULL out of range / not a sequential.
+nb_layer *nb_nn_sequential_child(nb_layer *seq, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

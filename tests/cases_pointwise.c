@@ -36,6 +36,7 @@ UNARY(sin, nb_sin(g, x))
 UNARY(cos, nb_cos(g, x))
 UNARY(square, nb_square(g, x))
 UNARY(rsqrt, nb_rsqrt(g, x))
+UNARY(erf, nb_erf(g, x))
 UNARY(clamp, nb_clamp(g, x, -1, 0.5))
 UNARY(clamp_lo, nb_clamp(g, x, -0.3, INFINITY))
 
@@ -76,6 +77,7 @@ const oc_case oc_cases_pointwise[] = {
     CASES(cos, cos, -4, 4, 0),
     CASES(square, square, -2, 2, 0),
     CASES(rsqrt, rsqrt, 0.2, 3, 0),
+    CASES(erf, erf, -2.5, 2.5, 0),
     CASES(clamp, clamp, -2, 2, 0),
     CASES(clamp, clamp_lo, -2, 2, 0),
     {0},
@@ -117,6 +119,7 @@ const oc_bad_case oc_bad_pointwise[] = {
     BAD(cos),
     BAD(square),
     BAD(rsqrt),
+    BAD(erf),
     {"clamp", "lo > hi", b_clamp_bad, 1, {{.ndim = 2, .shape = {2, 3}}}, NB_ERR_ARG, {"clamp"}},
     {0},
 };

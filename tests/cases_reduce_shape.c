@@ -257,7 +257,44 @@ static nb_tensor *b_embedding(nb_graph *g, nb_tensor *const *in, int n) {
     return nb_embedding(g, in[0], in[1]);
 }
 
+#define B1(name, expr)                                                                             \
+    static nb_tensor *name(nb_graph *g, nb_tensor *const *in, int n) {                             \
+        (void)n;                                                                                   \
+        return (expr);                                                                             \
+    }
+// pad (the adjoint of slice), expand and sum_to (the two halves of broadcasting).
+B1(pad_a1, nb_pad(g, in[0], 1, 1, 2))
+B1(pad_a0, nb_pad(g, in[0], 0, 2, 0))
+B1(pad_m2, nb_pad(g, in[0], -2, 0, 3))
+B1(pad_none, nb_pad(g, in[0], 0, 0, 0))
+B1(expand_row, nb_expand(g, in[0], 2, (int64_t[]){2, 3}))
+B1(expand_col, nb_expand(g, in[0], 2, (int64_t[]){2, 4}))
+B1(expand_scalar, nb_expand(g, in[0], 2, (int64_t[]){2, 2}))
+B1(expand_mid, nb_expand(g, in[0], 3, (int64_t[]){2, 4, 3}))
+B1(expand_same2, nb_expand(g, in[0], 2, (int64_t[]){3, 2}))
+B1(sum_to_row, nb_sum_to(g, in[0], 1, (int64_t[]){3}))
+B1(sum_to_col, nb_sum_to(g, in[0], 2, (int64_t[]){4, 1}))
+B1(sum_to_scalar, nb_sum_to(g, in[0], 0, NULL))
+B1(sum_to_mid, nb_sum_to(g, in[0], 2, (int64_t[]){3, 1}))
+B1(sum_to_one, nb_sum_to(g, in[0], 1, (int64_t[]){1}))
+B1(bad_pad, nb_pad(g, in[0], 1, -1, 2))
+B1(bad_sum_to, nb_sum_to(g, in[0], 1, (int64_t[]){4}))
+
 const oc_case oc_cases_reduce_shape[] = {
+    {"pad", "(2, 3) axis 1, 1 before 2 after", pad_a1, 1, {M2(2, 3)}},
+    {"pad", "(1) axis 0, 2 before", pad_a0, 1, {V1(1)}},
+    {"pad", "(2, 3, 4) axis -2, 3 after", pad_m2, 1, {T3(2, 3, 4)}},
+    {"pad", "(3, 2) no padding", pad_none, 1, {M2(3, 2)}},
+    {"expand", "(3) -> (2, 3)", expand_row, 1, {V1(3)}},
+    {"expand", "(2, 1) -> (2, 4)", expand_col, 1, {M2(2, 1)}},
+    {"expand", "() -> (2, 2)", expand_scalar, 1, {S0}},
+    {"expand", "(2, 1, 3) -> (2, 4, 3)", expand_mid, 1, {T3(2, 1, 3)}},
+    {"expand", "(3, 2) -> (3, 2)", expand_same2, 1, {M2(3, 2)}},
+    {"sum_to", "(2, 3) -> (3)", sum_to_row, 1, {M2(2, 3)}},
+    {"sum_to", "(4, 3) -> (4, 1)", sum_to_col, 1, {M2(4, 3)}},
+    {"sum_to", "(2, 3) -> ()", sum_to_scalar, 1, {M2(2, 3)}},
+    {"sum_to", "(2, 3, 4) -> (3, 1)", sum_to_mid, 1, {T3(2, 3, 4)}},
+    {"sum_to", "(1) -> (1)", sum_to_one, 1, {V1(1)}},
     {"sum", "() scalar", sum_all, 1, {S0}},
     {"sum", "(1)", sum_all, 1, {V1(1)}},
     {"sum", "(2, 3)", sum_all, 1, {M2(2, 3)}},
@@ -447,6 +484,8 @@ const oc_bad_case oc_bad_reduce_shape[] = {
     {"permute", "4 axes for 2 dims", permute_0213, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
     {"expand", "(3, 2) -> (2, 3, 4)", expand_234, 1, {M2(3, 2)}, NB_ERR_SHAPE, {"(3, 2)"}},
     {"slice", "[0, 5) of 2", bad_slice, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
+    {"pad", "before -1", bad_pad, 1, {M2(2, 3)}, NB_ERR_ARG, {"before -1", "(2, 3)"}},
+    {"sum_to", "(2, 3) to (4)", bad_sum_to, 1, {M2(2, 3)}, NB_ERR_SHAPE, {"(2, 3)", "(4)"}},
     {"concat",
      "(2, 3) and (2, 4) on axis 0",
      bad_concat,

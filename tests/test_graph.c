@@ -196,7 +196,14 @@ static void sq_backward_wrong(nb_node *nd) {
         ((double *)nd->in[0]->grad)[i] +=
             ((double *)nd->out->grad)[i] * ((double *)nd->in[0]->data)[i];
 }
-static const nb_op wrong_square = {"wrong_square", 1, 0, sq_infer, sq_forward, sq_backward_wrong};
+static const nb_op wrong_square = {"wrong_square",
+                                   1,
+                                   0,
+                                   sq_infer,
+                                   sq_forward,
+                                   sq_backward_wrong,
+                                   NULL,
+                                   "a test op with a wrong backward"};
 static nb_tensor *gc_wrong(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
     (void)ctx;
     return nb__record(g, &wrong_square, in, n, NULL, 0);

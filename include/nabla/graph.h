@@ -154,6 +154,45 @@ void nb__site_enter(const char *file, int line);
 nb_tensor *nb__site_leave(nb_tensor *result);
 #define NB__SITE(fn, ...) (nb__site_enter(__FILE__, __LINE__), nb__site_leave((fn)(__VA_ARGS__)))
 
+// ---- gradients as tensors, higher order ------------------------------------------------------
+// See docs/higher-order.md. Every op either has a differentiable vector-Jacobian product or is
+// listed as first-order only (nb_op_first_order_reason in nabla/ops.h). These record ops, so
+// they are implemented in src/ops (autograd.c) over the graph's walk.
+
+// PyTorch's torch.autograd.grad: grads[j] := Σ_i d<outputs[i], grad_outputs[i]> / d inputs[j],
+// returned as tensors owned by g (valid until reset). outputs are op results on g; inputs are
+// tensors with requires_grad (leaves or op results on g) that lead to some output.
+// grad_outputs may be NULL, or have NULL entries, for 1-element outputs (seed 1); otherwise
+// same shape and dtype as its output, any ownership (it may itself require grad).
+// create_graph = false: the kernels of nb_backward run and the grads are constants; no leaf's
+// ->grad is touched. create_graph = true: each op's vjp records the gradient computation on g
+// after the forward ops, so the grads can be used in further ops and differentiated again
+// (nb_backward, nb_grad); an op without a vjp on the way is an NB_ERR_STATE naming it.
+// An input that no output depends on, a non-scalar output without grad_outputs, tensors of
+// another graph or a stale tensor are errors recorded on g (first error wins).
+nb_status nb_grad(nb_graph *g, nb_tensor *const *outputs, nb_tensor *const *grad_outputs,
+                  int n_outputs, nb_tensor *const *inputs, int n_inputs, bool create_graph,
+                  nb_tensor **grads);
+
+// Hessian-vector products: hv[j] := Σ_k (d² loss / d params[j] d params[k]) v[k], for a scalar
+// loss made on g (v[k] shaped like params[k], any ownership). Two reverse passes: the gradient
+// with create_graph, then the gradient of Σ_k <grad_k, v_k>. Results owned by g.
+nb_status nb_hvp(nb_graph *g, nb_tensor *loss, nb_tensor *const *params, nb_tensor *const *v, int n,
+                 nb_tensor **hv);
+
+// Forward-mode Jacobian-vector product by the double-vjp trick: jv := Σ_k (d output / d
+// inputs[k]) v[k], shaped like output. With create_graph the result is differentiable.
+nb_status nb_jvp(nb_graph *g, nb_tensor *output, nb_tensor *const *inputs, nb_tensor *const *v,
+                 int n, bool create_graph, nb_tensor **jv);
+
+// PyTorch's gradgradcheck: nb_gradcheck of the first-derivative function
+// (inputs, v) -> nb_grad(f(inputs), v, create_graph), i.e. finite differences of the analytic
+// gradient against its own analytic derivative, with respect to every input with
+// requires_grad and to a random grad_output v (seeded). Same arguments and result as
+// nb_gradcheck (worst_input == n_inputs means v).
+nb_gradcheck_result nb_gradgradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
+                                     int n_inputs, double h, double atol, double rtol);
+
 #ifdef __cplusplus
 }
 #endif

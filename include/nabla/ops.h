@@ -217,6 +217,13 @@ nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t 
 // (else NB_ERR_SHAPE). xs is only read during the call.
 nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis);
 
+// Zero-pad along axis: `before` zeros, then x, then `after` zeros (both >= 0, else NB_ERR_ARG):
+// (2, 3) on axis 1 with 1, 2 -> (2, 6). The adjoint of nb_slice.
+nb_tensor *nb_pad(nb_graph *g, nb_tensor *x, int axis, int64_t before, int64_t after);
+// The adjoint of nb_expand: x summed down to `shape`, which must broadcast to x's shape:
+// (4, 3) -> (3) sums the rows, (4, 3) -> (4, 1) sums each row, -> () sums everything.
+nb_tensor *nb_sum_to(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
+
 // ---- activations ------------------------------------------------------------------------------
 
 // 1 / (1 + e^-x)
@@ -243,6 +250,8 @@ nb_tensor *nb_gelu_tanh(nb_graph *g, nb_tensor *x);
 // Binary step: x > 0 ? 1 : 0. Its gradient is zero everywhere (defined as 0 at the jump), so
 // nothing before it learns; it exists for the article's perceptron, not for training.
 nb_tensor *nb_step(nb_graph *g, nb_tensor *x);
+// Error function erf x = 2/√π ∫₀ˣ e^(-t²) dt.
+nb_tensor *nb_erf(nb_graph *g, nb_tensor *x);
 // Softmax / log-softmax along the last axis of x (any rank >= 1; same shape out),
 // max-subtracted so rows of ±1000 stay finite. NB_ERR_SHAPE for a 0-dim x.
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x);
@@ -290,6 +299,9 @@ nb_tensor *nb_sparse_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_ten
 // Number of ops and the name of op i (as in error messages), e.g. "matmul"; NULL if out of range.
 int nb_op_count(void);
 const char *nb_op_name(int i);
+// Why op i is first-order only (nb_grad with create_graph refuses to pass through it), or NULL
+// when it has a differentiable vector-Jacobian product (higher-order gradients work).
+const char *nb_op_first_order_reason(int i);
 
 // ---- call sites -------------------------------------------------------------------------------
 // Every op is also a function-like macro of the same name that brackets the call with its
@@ -360,12 +372,15 @@ const char *nb_op_name(int i);
 #define nb_transpose(...) NB__SITE(nb_transpose, __VA_ARGS__)
 #define nb_transpose_axes(...) NB__SITE(nb_transpose_axes, __VA_ARGS__)
 #define nb_permute(...) NB__SITE(nb_permute, __VA_ARGS__)
-#define nb_expand(...) NB__SITE(nb_expand, __VA_ARGS__)
 #define nb_squeeze(...) NB__SITE(nb_squeeze, __VA_ARGS__)
 #define nb_unsqueeze(...) NB__SITE(nb_unsqueeze, __VA_ARGS__)
 #define nb_flatten(...) NB__SITE(nb_flatten, __VA_ARGS__)
 #define nb_slice(...) NB__SITE(nb_slice, __VA_ARGS__)
 #define nb_concat(...) NB__SITE(nb_concat, __VA_ARGS__)
+#define nb_pad(...) NB__SITE(nb_pad, __VA_ARGS__)
+#define nb_expand(...) NB__SITE(nb_expand, __VA_ARGS__)
+#define nb_sum_to(...) NB__SITE(nb_sum_to, __VA_ARGS__)
+#define nb_erf(...) NB__SITE(nb_erf, __VA_ARGS__)
 #define nb_sigmoid(...) NB__SITE(nb_sigmoid, __VA_ARGS__)
 #define nb_tanh(...) NB__SITE(nb_tanh, __VA_ARGS__)
 #define nb_relu(...) NB__SITE(nb_relu, __VA_ARGS__)

@@ -22,6 +22,14 @@ static nb_status mark(nb_graph *g, int64_t root) {
             if (t->node >= 0) {
                 g->nodes[t->node].mark = true;
             } else if (!t->grad) { // a leaf's grad is allocated once, on first need
+                size_t nbytes = (size_t)t->numel * nb_dtype_size(t->dtype);
+                if (t->graph) { // a graph-owned constant (nb_jvp's dummy): grad in the arena
+                    t->grad = nb__graph_alloc(g, nbytes ? nbytes : 1);
+                    if (!t->grad)
+                        return g->status;
+                    memset(t->grad, 0, nbytes);
+                    continue;
+                }
                 t->grad = nb__calloc((size_t)t->numel, nb_dtype_size(t->dtype));
                 if (!t->grad)
                     return nb__graph_fail(g, NB_ERR_NOMEM,

@@ -17,6 +17,8 @@ typedef struct {
     int n;
     nb_graph *g;
     nb_tensor *w; // weights for non-scalar outputs, made on first evaluation
+    bool second;  // gradgradcheck: f calls nb_grad, so grad mode stays on, and an output that
+                  // depends on no input (a zero derivative everywhere) has analytic gradient 0
 } gc_state;
 
 static nb_gradcheck_result fail(nb_gradcheck_result r, nb_status st, const char *msg) {
@@ -29,7 +31,7 @@ static nb_gradcheck_result fail(nb_gradcheck_result r, nb_status st, const char 
 // Runs f on a fresh tape; returns y or NULL (message on g).
 static nb_tensor *evaluate(gc_state *s, bool grad) {
     nb_graph_reset(s->g);
-    nb_graph_set_grad_enabled(s->g, grad);
+    nb_graph_set_grad_enabled(s->g, grad || s->second);
     nb_tensor *y = s->f(s->g, s->inputs, s->n, s->ctx);
     if (y && y->dtype != NB_F64) {
         nb__graph_fail(s->g, NB_ERR_DTYPE, "gradcheck: the function returned %s, need float64",
@@ -63,8 +65,8 @@ static double reduce(const gc_state *s, const nb_tensor *y) {
     return acc;
 }
 
-nb_gradcheck_result nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
-                                 int n_inputs, double h, double atol, double rtol) {
+nb_gradcheck_result nb__gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
+                                  int n_inputs, double h, double atol, double rtol, bool second) {
     nb_gradcheck_result r = {.ok = false, .worst_input = -1, .worst_index = -1};
     if (!f || !inputs || n_inputs <= 0)
         return fail(r, NB_ERR_NULL, "gradcheck: no function or no inputs");
@@ -83,7 +85,7 @@ nb_gradcheck_result nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const 
         any = any || inputs[i]->requires_grad;
     if (!any)
         return fail(r, NB_ERR_ARG, "gradcheck: no input has requires_grad: nothing to check");
-    gc_state s = {f, ctx, inputs, n_inputs, nb_graph_create(), NULL};
+    gc_state s = {f, ctx, inputs, n_inputs, nb_graph_create(), NULL, second};
     if (!s.g)
         return fail(r, NB_ERR_NOMEM, "gradcheck: out of memory");
 
@@ -110,14 +112,16 @@ nb_gradcheck_result nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const 
             nb_tensor_zero_grad(t);
             off += t->numel;
         }
-        st = y->numel == 1 ? nb_backward(s.g, y) : nb_backward_with(s.g, y, s.w);
+        bool zero = second && !y->requires_grad; // constant grads: every analytic element 0
+        if (!zero)
+            st = y->numel == 1 ? nb_backward(s.g, y) : nb_backward_with(s.g, y, s.w);
         off = 0;
         for (int i = 0; i < n_inputs && st == NB_OK; i++) {
             nb_tensor *t = inputs[i];
             if (!t->requires_grad)
                 continue;
             for (int64_t k = 0; k < t->numel; k++)
-                analytic[off + k] = t->grad ? ((double *)t->grad)[k] : 0.0;
+                analytic[off + k] = t->grad && !zero ? ((double *)t->grad)[k] : 0.0;
             if (t->grad) // restore the caller's accumulated grads
                 memcpy(t->grad, saved + off, (size_t)t->numel * sizeof(double));
             off += t->numel;
@@ -187,4 +191,9 @@ done:
     nb_tensor_destroy(s.w);
     nb_graph_destroy(s.g);
     return r;
+}
+
+nb_gradcheck_result nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
+                                 int n_inputs, double h, double atol, double rtol) {
+    return nb__gradcheck(f, ctx, inputs, n_inputs, h, atol, rtol, false);
 }

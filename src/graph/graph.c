@@ -173,6 +173,32 @@ void *nb__graph_alloc(nb_graph *g, size_t nbytes) {
     return galloc(g, nbytes);
 }
 
+nb_tensor *nb__graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape) {
+    char err[128];
+    int64_t numel = 0;
+    if (nb__shape_check(ndim, shape, &numel, err, sizeof err) != NB_OK) {
+        nb__graph_fail(g, NB_ERR_SHAPE, "graph tensor: %s", err);
+        return NULL;
+    }
+    nb_tensor *t = nb__graph_alloc(g, sizeof *t);
+    size_t nbytes = (size_t)numel * nb_dtype_size(dtype);
+    void *data = t ? nb__graph_alloc(g, nbytes ? nbytes : 1) : NULL;
+    if (!data)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    memset(data, 0, nbytes);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    if (ndim > 0)
+        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->numel = numel;
+    t->data = data;
+    t->graph = g;
+    t->epoch = g->epoch;
+    t->node = -1;
+    return t;
+}
+
 void *nb__node_save(nb_node *nd, size_t nbytes) {
     if (nd->saved && nd->saved_size >= nbytes) // replayed forward: reuse
         return nd->saved;
@@ -285,7 +311,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
 
     nb_node nd = {.op = op, .graph = g, .in = in, .n_in = n_in, .params = params};
     nb__site_current(&nd.file, &nd.line);
-    nb_shape shape = {0};
+    nb_shape shape = {.dtype = op->index_arg == 1 && n_in > 1 ? in[1]->dtype : in[0]->dtype};
     if (op->infer(&nd, &shape) != NB_OK) {
         if (g->status == NB_OK) // infer forgot to say why: still never fail silently
             nb__graph_fail(g, NB_ERR_SHAPE, "%s: invalid input", op->name);

@@ -35,7 +35,19 @@ typedef struct nb_op {
     // Writes nd->out from nd->in[] (and may save state with nb__node_save).
     void (*forward)(nb_node *nd);
     // Adds (+=) into in[i]->grad for every input with requires_grad, from out->grad.
+    // The fast first-order kernel: no recording, no allocation (nb_backward).
     void (*backward)(nb_node *nd);
+    // The same derivative as a differentiable vector-Jacobian product, for higher-order
+    // gradients (nb_grad with create_graph): for every i with want[i], set gin[i] to
+    // dL/d in[i] (in[i]'s shape and dtype), built from gy (out's shape) and the node's inputs,
+    // output and params with public ops recorded on nd->graph, so it can be differentiated
+    // again. Leave gin[i] NULL for an identically zero gradient. Returns NB_OK or the graph's
+    // status. nd is a copy: recording may move the tape. tests/test_higher_order.c requires it
+    // to agree with backward to 1e-12 and to pass gradgradcheck on every gradient-check case.
+    nb_status (*vjp)(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin);
+    // For an op without vjp: why it is first-order only (named in nb_grad's error). Exactly
+    // one of vjp and first_order_only is set (enforced by the coverage test).
+    const char *first_order_only;
 } nb_op;
 
 struct nb_node {
@@ -76,5 +88,26 @@ bool nb__axis(int axis, int ndim, int *out);
 
 // 64-byte aligned arena allocation owned by g until reset. NULL + graph error on OOM.
 void *nb__graph_alloc(nb_graph *g, size_t nbytes);
+
+// nb_gradcheck's engine; second = the gradgradcheck variant (gradcheck.c): grad mode stays on
+// for the numeric evaluations, and an output that depends on no input has analytic gradient 0.
+nb_gradcheck_result nb__gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs,
+                                  int n_inputs, double h, double atol, double rtol, bool second);
+
+// The two ops the gradient walk records besides the vjps (the graph knows no op itself; the ops
+// layer passes them in, src/ops/autograd.c): the sum of two gradient contributions of one
+// shape, and a differentiable copy (for a grad_output returned as a gradient unchanged).
+typedef struct nb_grad_ops {
+    nb_tensor *(*add)(nb_graph *g, nb_tensor *a, nb_tensor *b);
+    nb_tensor *(*copy)(nb_graph *g, nb_tensor *x);
+} nb_grad_ops;
+// nb_grad's walk (grad.c); arguments as nb_grad in nabla/graph.h.
+nb_status nb__grad(nb_graph *g, nb_tensor *const *outputs, nb_tensor *const *grad_outputs,
+                   int n_outputs, nb_tensor *const *inputs, int n_inputs, bool create_graph,
+                   nb_tensor **grads, const nb_grad_ops *ops);
+
+// A zero-filled tensor owned by g (valid until reset) that no op produced: a constant such as
+// the seed of a gradient, or a zero gradient. NULL + graph error on a bad shape or OOM.
+nb_tensor *nb__graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape);
 
 #endif

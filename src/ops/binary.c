@@ -184,18 +184,58 @@ static nb_tensor *binary(nb_graph *g, const nb_op *op, nb_tensor *a, nb_tensor *
     return nb__record(g, op, in, 2, NULL, 0);
 }
 
-const nb_op nb_op_add = {"add", 2, 0, bin_infer, add_forward, add_backward};
-const nb_op nb_op_sub = {"sub", 2, 0, bin_infer, sub_forward, sub_backward};
-const nb_op nb_op_mul = {"mul", 2, 0, bin_infer, mul_forward, mul_backward};
-const nb_op nb_op_div = {"div", 2, 0, bin_infer, div_forward, div_backward};
-const nb_op nb_op_maximum = {"maximum", 2, 0, bin_infer, maximum_forward, maximum_backward};
-const nb_op nb_op_minimum = {"minimum", 2, 0, bin_infer, minimum_forward, minimum_backward};
-const nb_op nb_op_eq = {"eq", 2, 0, bin_infer, eq_forward, eq_backward};
-const nb_op nb_op_ne = {"ne", 2, 0, bin_infer, ne_forward, ne_backward};
-const nb_op nb_op_lt = {"lt", 2, 0, bin_infer, lt_forward, lt_backward};
-const nb_op nb_op_le = {"le", 2, 0, bin_infer, le_forward, le_backward};
-const nb_op nb_op_gt = {"gt", 2, 0, bin_infer, gt_forward, gt_backward};
-const nb_op nb_op_ge = {"ge", 2, 0, bin_infer, ge_forward, ge_backward};
+// ---- vjps: the same partials as public ops; an operand that was broadcast gets its term
+// summed back to its shape (sum_to), which is what the kernels' reduce loops do.
+static nb_tensor *unbroadcast(nb_graph *g, nb_tensor *t, const nb_tensor *like) {
+    if (!t || (t->ndim == like->ndim &&
+               memcmp(t->shape, like->shape, (size_t)t->ndim * sizeof t->shape[0]) == 0))
+        return t;
+    return nb_sum_to(g, t, like->ndim, like->shape);
+}
+
+#define BIN_VJP(name, DA, DB)                                                                      \
+    static nb_status name##_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {   \
+        nb_graph *g = nd->graph;                                                                   \
+        nb_tensor *a = nd->in[0], *b = nd->in[1];                                                  \
+        if (want[0])                                                                               \
+            gin[0] = unbroadcast(g, (DA), a);                                                      \
+        if (want[1])                                                                               \
+            gin[1] = unbroadcast(g, (DB), b);                                                      \
+        return nb_graph_status(g);                                                                 \
+    }
+BIN_VJP(add, gy, gy)
+BIN_VJP(sub, gy, nb_neg(g, gy))
+BIN_VJP(mul, nb_mul(g, gy, b), nb_mul(g, gy, a))
+BIN_VJP(div, nb_div(g, gy, b), nb_neg(g, nb_div(g, nb_mul(g, gy, a), nb_mul(g, b, b))))
+// maximum: dy to the larger operand, half each at a tie (0 to both when one is NaN), as masks
+// [a > b] + ½ [a == b]; minimum the same with <.
+#define TIE_MASK(g, first, second, CMP)                                                            \
+    nb_add(g, CMP(g, first, second), nb_scale(g, nb_eq(g, first, second), 0.5))
+BIN_VJP(maximum, nb_mul(g, gy, TIE_MASK(g, a, b, nb_gt)), nb_mul(g, gy, TIE_MASK(g, b, a, nb_gt)))
+BIN_VJP(minimum, nb_mul(g, gy, TIE_MASK(g, a, b, nb_lt)), nb_mul(g, gy, TIE_MASK(g, b, a, nb_lt)))
+
+// The comparisons are masks: their derivative is 0 wherever it exists.
+static nb_status cmp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    (void)gy;
+    (void)want;
+    (void)gin;
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_add = {"add", 2, 0, bin_infer, add_forward, add_backward, add_vjp, NULL};
+const nb_op nb_op_sub = {"sub", 2, 0, bin_infer, sub_forward, sub_backward, sub_vjp, NULL};
+const nb_op nb_op_mul = {"mul", 2, 0, bin_infer, mul_forward, mul_backward, mul_vjp, NULL};
+const nb_op nb_op_div = {"div", 2, 0, bin_infer, div_forward, div_backward, div_vjp, NULL};
+const nb_op nb_op_maximum = {"maximum",        2,           0,   bin_infer, maximum_forward,
+                             maximum_backward, maximum_vjp, NULL};
+const nb_op nb_op_minimum = {"minimum",        2,           0,   bin_infer, minimum_forward,
+                             minimum_backward, minimum_vjp, NULL};
+const nb_op nb_op_eq = {"eq", 2, 0, bin_infer, eq_forward, eq_backward, cmp_vjp, NULL};
+const nb_op nb_op_ne = {"ne", 2, 0, bin_infer, ne_forward, ne_backward, cmp_vjp, NULL};
+const nb_op nb_op_lt = {"lt", 2, 0, bin_infer, lt_forward, lt_backward, cmp_vjp, NULL};
+const nb_op nb_op_le = {"le", 2, 0, bin_infer, le_forward, le_backward, cmp_vjp, NULL};
+const nb_op nb_op_gt = {"gt", 2, 0, bin_infer, gt_forward, gt_backward, cmp_vjp, NULL};
+const nb_op nb_op_ge = {"ge", 2, 0, bin_infer, ge_forward, ge_backward, cmp_vjp, NULL};
 
 nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     return binary(g, &nb_op_add, a, b);

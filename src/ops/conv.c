@@ -313,7 +313,16 @@ static void conv_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_conv2d = {"conv2d", -1, 0, conv_infer, conv_forward, conv_backward};
+// First order only for now: its vjp needs a transposed convolution (dx) and a correlation of x
+// with dy (dw) as recorded ops.
+const nb_op nb_op_conv2d = {"conv2d",
+                            -1,
+                            0,
+                            conv_infer,
+                            conv_forward,
+                            conv_backward,
+                            NULL,
+                            "its vjp (a transposed convolution) is not written yet"};
 
 nb_tensor *nb_conv2d_hw(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, const int stride[2],
                         const int padding[2], const int dilation[2], int groups) {

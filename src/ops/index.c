@@ -116,7 +116,15 @@ static void isel_backward(nb_node *nd) {
         isel_bwd_f64(G64(x), idx_data(idx), idx->numel, G64(nd->out), outer, len, inner);
 }
 
-const nb_op nb_op_index_select = {"index_select", 2, 2, isel_infer, isel_forward, isel_backward};
+const nb_op nb_op_index_select = {
+    "index_select",
+    2,
+    2,
+    isel_infer,
+    isel_forward,
+    isel_backward,
+    NULL,
+    "its gradient is a scatter-add into x, which no differentiable op provides yet"};
 
 nb_tensor *nb_index_select(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx) {
     nb_tensor *in[] = {x, idx};
@@ -207,7 +215,15 @@ static void gather_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_gather = {"gather", 2, 2, gather_infer, gather_forward, gather_backward};
+const nb_op nb_op_gather = {
+    "gather",
+    2,
+    2,
+    gather_infer,
+    gather_forward,
+    gather_backward,
+    NULL,
+    "its gradient is a scatter-add into x, which no differentiable op provides yet"};
 
 nb_tensor *nb_gather(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx) {
     nb_tensor *in[] = {x, idx};
@@ -257,8 +273,16 @@ static void no_backward(nb_node *nd) { // int32 outputs carry no gradient: never
     (void)nd;
 }
 
-const nb_op nb_op_argmax = {"argmax", 1, 0, arg_infer, arg_forward, no_backward};
-const nb_op nb_op_argmin = {"argmin", 1, 0, arg_infer, arg_forward, no_backward};
+// int32 outputs: nothing flows back (never reached: they never require grad).
+static nb_status no_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    (void)gy;
+    (void)want;
+    (void)gin;
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_argmax = {"argmax", 1, 0, arg_infer, arg_forward, no_backward, no_vjp, NULL};
+const nb_op nb_op_argmin = {"argmin", 1, 0, arg_infer, arg_forward, no_backward, no_vjp, NULL};
 
 nb_tensor *nb_argmax(nb_graph *g, nb_tensor *x, int axis, bool keepdim) {
     ix_params p = {.axis = axis, .keepdim = keepdim};
@@ -314,7 +338,8 @@ static void one_hot_forward(nb_node *nd) {
         }
 }
 
-const nb_op nb_op_one_hot = {"one_hot", 1, 1, one_hot_infer, one_hot_forward, no_backward};
+const nb_op nb_op_one_hot = {"one_hot",       1,           1,      one_hot_infer,
+                             one_hot_forward, no_backward, no_vjp, NULL};
 
 nb_tensor *nb_one_hot_tensor(nb_graph *g, nb_tensor *idx, int64_t classes, nb_dtype dtype) {
     ix_params p = {.classes = classes, .dtype = dtype};

@@ -81,7 +81,24 @@ static void linear_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_linear = {"linear", -1, 0, linear_infer, linear_forward, linear_backward};
+// The same as ops, x's leading dims folded into rows: dx = dy w,
+// dw = dyᵀ x (batch, out)ᵀ(batch, in), db = Σ_batch dy.
+static nb_status linear_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *x = nd->in[0], *w = nd->in[1];
+    int64_t out = w->shape[0], in = w->shape[1];
+    if (want[0])
+        gin[0] = nb_matmul(g, gy, w);
+    if (want[1])
+        gin[1] = nb_matmul_t(g, nb_reshape(g, gy, 2, (int64_t[]){-1, out}),
+                             nb_reshape(g, x, 2, (int64_t[]){-1, in}), true, false);
+    if (nd->n_in == 3 && want[2])
+        gin[2] = nb_sum_to(g, gy, 1, &out);
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_linear = {"linear",        -1,         0,   linear_infer, linear_forward,
+                            linear_backward, linear_vjp, NULL};
 
 nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b) {
     nb_tensor *in[] = {x, w, b};

@@ -225,16 +225,90 @@ static void logits_backward(nb_node *nd) {
                     rows, n, k);
 }
 
-const nb_op nb_op_bce_loss = {"bce_loss", 2, 0, loss_infer, bce_forward, bce_backward};
-const nb_op nb_op_bce_logits_loss = {"bce_logits_loss", 2, 0, loss_infer, bcel_forward,
-                                     bcel_backward};
-const nb_op nb_op_cross_entropy_loss = {"cross_entropy_loss", 2,          0,
-                                        loss_infer,           ce_forward, ce_backward};
-const nb_op nb_op_cross_entropy_logits = {"cross_entropy_logits", 2, 0, loss_infer, logits_forward,
-                                          logits_backward};
+// ---- vjps: the kernels' partials as public ops, times k = s dy (dy a 0-dim scalar). The
+// probability losses go through c = clamp(p): where the clamp is active, the mask of clamp's
+// own derivative zeroes dp, exactly as clamped() does in the kernels.
+static nb_tensor *upstream_k(nb_node *nd, nb_tensor *gy) {
+    return nb_scale(nd->graph, gy, scale(nd));
+}
+static nb_tensor *clamp_p_op(nb_graph *g, nb_tensor *p) {
+    return nb_clamp(g, p, NB_PROB_EPS, 1 - NB_PROB_EPS);
+}
+
+// bce: dp = k (c - t) / (c (1 - c)) [inside],  dt = k (ln(1 - c) - ln c)
+static nb_status bce_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *p = nd->in[0], *t = nd->in[1], *k = upstream_k(nd, gy);
+    nb_tensor *c = clamp_p_op(g, p), *omc = nb_add_scalar(g, nb_neg(g, c), 1.0);
+    if (want[0]) {
+        nb_tensor *d = nb_div(g, nb_sub(g, c, t), nb_mul(g, c, omc));
+        gin[0] = nb_mul(g, nb_mul(g, d, k), nb__inside(g, p, NB_PROB_EPS, 1 - NB_PROB_EPS));
+    }
+    if (want[1])
+        gin[1] = nb_mul(g, nb_sub(g, nb_log(g, omc), nb_log(g, c)), k);
+    return nb_graph_status(g);
+}
+
+// bce_logits: dz = k (sigmoid z - t),  dt = -k z
+static nb_status bcel_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *z = nd->in[0], *t = nd->in[1], *k = upstream_k(nd, gy);
+    if (want[0])
+        gin[0] = nb_mul(g, nb_sub(g, nb_sigmoid(g, z), t), k);
+    if (want[1])
+        gin[1] = nb_mul(g, nb_neg(g, z), k);
+    return nb_graph_status(g);
+}
+
+// cross_entropy (probabilities): dp = -k t / c [inside],  dt = -k ln c
+static nb_status ce_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *p = nd->in[0], *t = nd->in[1], *k = upstream_k(nd, gy);
+    nb_tensor *c = clamp_p_op(g, p);
+    if (want[0]) {
+        nb_tensor *d = nb_neg(g, nb_div(g, t, c));
+        gin[0] = nb_mul(g, nb_mul(g, d, k), nb__inside(g, p, NB_PROB_EPS, 1 - NB_PROB_EPS));
+    }
+    if (want[1])
+        gin[1] = nb_mul(g, nb_neg(g, nb_log(g, c)), k);
+    return nb_graph_status(g);
+}
+
+// cross_entropy_logits: dz = k (softmax(z) Σ_c t_c - t),  dt = -k log_softmax(z);
+// sparse: t is the one-hot of the labels (which get no gradient).
+static nb_status logits_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *z = nd->in[0], *t = nd->in[1], *k = upstream_k(nd, gy);
+    if (want[0]) {
+        nb_tensor *d;
+        if (is_sparse(nd))
+            d = nb_sub(g, nb_softmax(g, z), nb_one_hot_tensor(g, t, z->shape[1], z->dtype));
+        else
+            d = nb_sub(g, nb_mul(g, nb_softmax(g, z), nb_sum_axis(g, t, -1, true)), t);
+        gin[0] = nb_mul(g, d, k);
+    }
+    if (!is_sparse(nd) && want[1])
+        gin[1] = nb_mul(g, nb_neg(g, nb_log_softmax(g, z)), k);
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_bce_loss = {"bce_loss",   2,       0,   loss_infer, bce_forward,
+                              bce_backward, bce_vjp, NULL};
+const nb_op nb_op_bce_logits_loss = {"bce_logits_loss", 2,        0,   loss_infer, bcel_forward,
+                                     bcel_backward,     bcel_vjp, NULL};
+const nb_op nb_op_cross_entropy_loss = {"cross_entropy_loss", 2,           0,      loss_infer,
+                                        ce_forward,           ce_backward, ce_vjp, NULL};
+const nb_op nb_op_cross_entropy_logits = {
+    "cross_entropy_logits", 2, 0, loss_infer, logits_forward, logits_backward, logits_vjp, NULL};
 // index_arg 2: the labels are an int32 input, exempt from the float dtype agreement check.
-const nb_op nb_op_sparse_cross_entropy_logits = {
-    "sparse_cross_entropy_logits", 2, 2, loss_infer, logits_forward, logits_backward};
+const nb_op nb_op_sparse_cross_entropy_logits = {"sparse_cross_entropy_logits",
+                                                 2,
+                                                 2,
+                                                 loss_infer,
+                                                 logits_forward,
+                                                 logits_backward,
+                                                 logits_vjp,
+                                                 NULL};
 
 static nb_tensor *record(nb_graph *g, const nb_op *op, nb_tensor *a, nb_tensor *t, nb_reduction r) {
     nb_tensor *in[] = {a, t};

@@ -96,9 +96,22 @@ static void sqerr_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_mse_loss = {"mse_loss", 2, 0, sqerr_infer, sqerr_forward, sqerr_backward};
-const nb_op nb_op_half_sse_loss = {"half_sse_loss", 2, 0, sqerr_infer, sqerr_forward,
-                                   sqerr_backward};
+// The same as ops: dpred = (2 c s (pred - target)) dy, dtarget = -dpred (dy a 0-dim scalar).
+static nb_status sqerr_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *d =
+        nb_mul(g, nb_scale(g, nb_sub(g, nd->in[0], nd->in[1]), 2.0 * loss_factor(nd)), gy);
+    if (want[0])
+        gin[0] = d;
+    if (want[1])
+        gin[1] = nb_neg(g, d);
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_mse_loss = {"mse_loss",     2,         0,   sqerr_infer, sqerr_forward,
+                              sqerr_backward, sqerr_vjp, NULL};
+const nb_op nb_op_half_sse_loss = {"half_sse_loss", 2,         0,   sqerr_infer, sqerr_forward,
+                                   sqerr_backward,  sqerr_vjp, NULL};
 
 nb_tensor *nb_mse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduction r) {
     nb_tensor *in[] = {pred, target};

@@ -250,7 +250,53 @@ static void matmul_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_matmul = {"matmul", 2, 0, matmul_infer, matmul_forward, matmul_backward};
+// d (broadcast batch..., rows, cols) back to operand t: the batch summed to t2's (its matrix
+// form), then a promoted vector's shape restored.
+static nb_tensor *mm_fit(nb_graph *g, nb_tensor *d, const nb_tensor *t2, const nb_tensor *t) {
+    bool same = d && d->ndim == t2->ndim;
+    for (int i = 0; same && i < d->ndim; i++)
+        same = d->shape[i] == t2->shape[i];
+    if (d && !same)
+        d = nb_sum_to(g, d, t2->ndim, t2->shape);
+    return t2 == t ? d : nb_reshape(g, d, t->ndim, t->shape);
+}
+
+// The backward's formulas as matmuls: vectors promoted as in forward (a (k) -> (1, k),
+// b (k) -> (k, 1), dy given its dropped 1s back); with A = op(a), B = op(b):
+// da = dy Bᵀ, or B dyᵀ when a is stored transposed; db = Aᵀ dy, or dyᵀ A. Transposes stay GEMM
+// flags (matmul_t); a broadcast batch is summed back to the operand (sum_to).
+static nb_status matmul_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *a = nd->in[0], *b = nd->in[1];
+    const mm_params *p = mm_prm(nd);
+    mm_geom geo;
+    NB_ASSERT(mm_geometry(a, b, p, &geo) == NULL); // infer accepted these shapes
+    nb_tensor *a2 = geo.a_vec ? nb_reshape(g, a, 2, (int64_t[]){1, a->shape[0]}) : a;
+    nb_tensor *b2 = geo.b_vec ? nb_reshape(g, b, 2, (int64_t[]){b->shape[0], 1}) : b;
+    int64_t ys[NB_MAX_DIMS + 2];
+    int n = 0;
+    for (int i = 0; i < geo.nbd; i++)
+        ys[n++] = geo.bdim[i];
+    ys[n++] = geo.m;
+    ys[n++] = geo.n;
+    nb_tensor *gy2 = geo.a_vec || geo.b_vec ? nb_reshape(g, gy, n, ys) : gy;
+    if (!a2 || !b2 || !gy2)
+        return nb_graph_status(g);
+    if (want[0]) {
+        nb_tensor *d =
+            p->ta ? nb_matmul_t(g, b2, gy2, p->tb, true) : nb_matmul_t(g, gy2, b2, false, !p->tb);
+        gin[0] = mm_fit(g, d, a2, a);
+    }
+    if (want[1]) {
+        nb_tensor *d =
+            p->tb ? nb_matmul_t(g, gy2, a2, true, p->ta) : nb_matmul_t(g, a2, gy2, !p->ta, false);
+        gin[1] = mm_fit(g, d, b2, b);
+    }
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_matmul = {"matmul",        2,          0,   matmul_infer, matmul_forward,
+                            matmul_backward, matmul_vjp, NULL};
 
 nb_tensor *nb_matmul(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[] = {a, b};

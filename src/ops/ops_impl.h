@@ -40,4 +40,8 @@ void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, do
 // False if a dimension does not fit BLAS's 32-bit int.
 bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k);
 
+// [lo <= x <= hi] (1 or 0, x's shape), recorded with public ops; a constant (its derivative is
+// 0): the mask of clamp's derivative, for vjps (select.c).
+nb_tensor *nb__inside(nb_graph *g, nb_tensor *x, double lo, double hi);
+
 #endif

@@ -204,9 +204,33 @@ static void pm_backward(nb_node *nd) {
         pm_scatter_add_f64(&pl, G64(x), G64(nd->out));
 }
 
-const nb_op nb_op_permute = {"permute", 1, 0, pm_infer, pm_forward, pm_backward};
-const nb_op nb_op_transpose = {"transpose", 1, 0, pm_infer, pm_forward, pm_backward};
-const nb_op nb_op_expand = {"expand", 1, 0, pm_infer, pm_forward, pm_backward};
+// permute: dx is dy permuted back (the inverse permutation); transpose: the same swap again;
+// expand: dy summed over the repeated copies (sum_to x's shape).
+static nb_status pm_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const pm_params *p = nd->params;
+    nb_graph *g = nd->graph;
+    nb_tensor *x = nd->in[0];
+    if (!want[0])
+        return nb_graph_status(g);
+    if (p->kind == PM_EXPAND) {
+        gin[0] = nb_sum_to(g, gy, x->ndim, x->shape);
+    } else if (p->kind == PM_TRANSPOSE) {
+        gin[0] = nb_transpose_axes(g, gy, p->a0, p->a1);
+    } else {
+        int inv[NB_MAX_DIMS];
+        for (int i = 0; i < x->ndim; i++) {
+            int a = 0;
+            NB_ASSERT(nb__axis(p->perm[i], x->ndim, &a)); // infer validated perm
+            inv[a] = i;
+        }
+        gin[0] = nb_permute(g, gy, x->ndim, inv);
+    }
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_permute = {"permute", 1, 0, pm_infer, pm_forward, pm_backward, pm_vjp, NULL};
+const nb_op nb_op_transpose = {"transpose", 1, 0, pm_infer, pm_forward, pm_backward, pm_vjp, NULL};
+const nb_op nb_op_expand = {"expand", 1, 0, pm_infer, pm_forward, pm_backward, pm_vjp, NULL};
 
 nb_tensor *nb_permute(nb_graph *g, nb_tensor *x, int ndim, const int *perm) {
     pm_params p = {.kind = PM_PERMUTE, .ndim = ndim};

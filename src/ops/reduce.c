@@ -4,6 +4,7 @@
 // y drops the axis, or keeps it as size 1 with keepdim. The whole-tensor forms are the same
 // kernels with (outer, len, inner) = (1, numel, 1). Sums accumulate in double for both dtypes.
 #include <math.h>
+#include <string.h>
 
 #include "ops/ops_impl.h"
 
@@ -109,14 +110,44 @@ static void red_backward(nb_node *nd) {
         red_bwd_f64(G64(y), G64(x), arg, outer, len, inner, p->mode);
 }
 
-const nb_op nb_op_sum = {"sum", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_mean = {"mean", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_sum_axis = {"sum_axis", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_mean_axis = {"mean_axis", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_max_axis = {"max_axis", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_min_axis = {"min_axis", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_max = {"max", 1, 0, red_infer, red_forward, red_backward};
-const nb_op nb_op_min = {"min", 1, 0, red_infer, red_forward, red_backward};
+// sum / mean: dx = dy (/ len) broadcast back over the reduced axis (kept as size 1 first).
+static nb_status red_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const red_params *p = nd->params;
+    nb_graph *g = nd->graph;
+    nb_tensor *x = nd->in[0];
+    if (!want[0])
+        return nb_graph_status(g);
+    int64_t outer, len, inner;
+    red_view(nd, &outer, &len, &inner);
+    nb_tensor *d = p->mode == RED_MEAN ? nb_scale(g, gy, 1.0 / (double)len) : gy;
+    if (!p->whole && !p->keepdim) {
+        int ax = 0;
+        NB_ASSERT(nb__axis(p->axis, x->ndim, &ax));
+        int64_t kept[NB_MAX_DIMS];
+        memcpy(kept, x->shape, sizeof kept);
+        kept[ax] = 1;
+        d = nb_reshape(g, d, x->ndim, kept);
+    }
+    gin[0] = nb_expand(g, d, x->ndim, x->shape);
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_sum = {"sum", 1, 0, red_infer, red_forward, red_backward, red_vjp, NULL};
+const nb_op nb_op_mean = {"mean", 1, 0, red_infer, red_forward, red_backward, red_vjp, NULL};
+const nb_op nb_op_sum_axis = {"sum_axis",   1,       0,   red_infer, red_forward,
+                              red_backward, red_vjp, NULL};
+const nb_op nb_op_mean_axis = {"mean_axis",  1,       0,   red_infer, red_forward,
+                               red_backward, red_vjp, NULL};
+// The gradient of max / min goes to the first extremal element (the one argmax picks): no
+// differentiable op selects it yet, and ties are common (after relu, in padded inputs).
+#define ARG_REASON                                                                                 \
+    "its gradient goes to the first maximal / minimal element, which no vjp selects yet"
+const nb_op nb_op_max_axis = {"max_axis",   1,    0,         red_infer, red_forward,
+                              red_backward, NULL, ARG_REASON};
+const nb_op nb_op_min_axis = {"min_axis",   1,    0,         red_infer, red_forward,
+                              red_backward, NULL, ARG_REASON};
+const nb_op nb_op_max = {"max", 1, 0, red_infer, red_forward, red_backward, NULL, ARG_REASON};
+const nb_op nb_op_min = {"min", 1, 0, red_infer, red_forward, red_backward, NULL, ARG_REASON};
 
 static nb_tensor *reduce(nb_graph *g, const nb_op *op, nb_tensor *x, red_params p) {
     return nb__record(g, op, &x, 1, &p, sizeof p);

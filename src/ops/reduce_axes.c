@@ -179,11 +179,53 @@ static void ra_backward(nb_node *nd) {
         ra_bwd_f64(&s, roff, F64(x), F64(y), G64(y), G64(x), p->mode, p->unbiased);
 }
 
-const nb_op nb_op_sum_axes = {"sum_axes", 1, 0, ra_infer, ra_forward, ra_backward};
-const nb_op nb_op_mean_axes = {"mean_axes", 1, 0, ra_infer, ra_forward, ra_backward};
-const nb_op nb_op_var_axes = {"var_axes", 1, 0, ra_infer, ra_forward, ra_backward};
-const nb_op nb_op_std_axes = {"std_axes", 1, 0, ra_infer, ra_forward, ra_backward};
-const nb_op nb_op_logsumexp_axes = {"logsumexp_axes", 1, 0, ra_infer, ra_forward, ra_backward};
+// The backward's formulas as ops, with dy (and y) reshaped to keepdim form so they broadcast
+// over the reduced axes: sum expand(dy); mean dy / N; var dy 2 (x - μ) / (N - u);
+// std dy (x - μ) / ((N - u) σ); logsumexp dy e^(x - y).
+static nb_status ra_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const ra_params *p = nd->params;
+    nb_graph *g = nd->graph;
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    if (!want[0])
+        return nb_graph_status(g);
+    unsigned mask = ra_mask(nd);
+    int64_t kept[NB_MAX_DIMS], n = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        bool red = mask & (1u << d);
+        kept[d] = red ? 1 : x->shape[d];
+        n *= red ? x->shape[d] : 1;
+    }
+    nb_tensor *gk = nb_reshape(g, gy, x->ndim, kept);
+    double den = (double)n - (p->unbiased ? 1.0 : 0.0);
+    nb_tensor *d = NULL;
+    switch (p->mode) {
+    case RA_SUM:
+        d = nb_expand(g, gk, x->ndim, x->shape);
+        break;
+    case RA_MEAN:
+        d = nb_expand(g, nb_scale(g, gk, 1.0 / (double)n), x->ndim, x->shape);
+        break;
+    case RA_VAR:
+    case RA_STD: {
+        nb_tensor *c = nb_sub(g, x, nb_mean_axes(g, x, p->n_axes, p->given, true));
+        d = p->mode == RA_VAR
+                ? nb_mul(g, nb_scale(g, c, 2.0 / den), gk)
+                : nb_mul(g, nb_div(g, c, nb_scale(g, nb_reshape(g, y, x->ndim, kept), den)), gk);
+        break;
+    }
+    default: // RA_LSE
+        d = nb_mul(g, nb_exp(g, nb_sub(g, x, nb_reshape(g, y, x->ndim, kept))), gk);
+    }
+    gin[0] = d;
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_sum_axes = {"sum_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
+const nb_op nb_op_mean_axes = {"mean_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
+const nb_op nb_op_var_axes = {"var_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
+const nb_op nb_op_std_axes = {"std_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
+const nb_op nb_op_logsumexp_axes = {"logsumexp_axes", 1,           0,      ra_infer,
+                                    ra_forward,       ra_backward, ra_vjp, NULL};
 
 static nb_tensor *ra_record(nb_graph *g, const nb_op *op, int mode, nb_tensor *x, int n,
                             const int *axes, bool keepdim, bool unbiased) {
@@ -276,10 +318,25 @@ static void log_softmax_axis_backward(nb_node *nd) {
     sm_run(nd, true, true);
 }
 
-const nb_op nb_op_softmax_axis = {"softmax_axis",       1, 0, sm_infer, softmax_axis_forward,
-                                  softmax_axis_backward};
+// softmax dx = y (dy - Σ dy y); log_softmax dx = dy - e^y Σ dy (sums along the axis, kept).
+static nb_status sm_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *y = nd->out;
+    int ax = ((const sm_params *)nd->params)->axis;
+    if (!want[0])
+        return nb_graph_status(g);
+    if (nd->op == &nb_op_softmax_axis)
+        gin[0] = nb_mul(g, y, nb_sub(g, gy, nb_sum_axis(g, nb_mul(g, gy, y), ax, true)));
+    else
+        gin[0] = nb_sub(g, gy, nb_mul(g, nb_exp(g, y), nb_sum_axis(g, gy, ax, true)));
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_softmax_axis = {
+    "softmax_axis", 1, 0, sm_infer, softmax_axis_forward, softmax_axis_backward, sm_vjp, NULL};
 const nb_op nb_op_log_softmax_axis = {
-    "log_softmax_axis", 1, 0, sm_infer, log_softmax_axis_forward, log_softmax_axis_backward};
+    "log_softmax_axis",        1,      0,   sm_infer, log_softmax_axis_forward,
+    log_softmax_axis_backward, sm_vjp, NULL};
 
 nb_tensor *nb_softmax_axis(nb_graph *g, nb_tensor *x, int axis) {
     sm_params p = {.axis = axis};
@@ -324,7 +381,21 @@ static void sp_backward(nb_node *nd) {
         sp_bwd_f64(F64(x), G64(nd->out), G64(x), x->numel, p->beta, p->threshold);
 }
 
-const nb_op nb_op_softplus_bt = {"softplus_bt", 1, 0, sp_infer, sp_forward, sp_backward};
+// dx = dy (m + (1 - m) sigmoid(βx)), m = [βx > threshold] = step(βx - threshold) (exact).
+static nb_status sp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const sm_params *p = nd->params;
+    nb_graph *g = nd->graph;
+    if (!want[0])
+        return nb_graph_status(g);
+    nb_tensor *bx = nb_scale(g, nd->in[0], p->beta);
+    nb_tensor *m = nb_step(g, nb_add_scalar(g, bx, -p->threshold));
+    nb_tensor *d = nb_add(g, m, nb_mul(g, nb_add_scalar(g, nb_neg(g, m), 1.0), nb_sigmoid(g, bx)));
+    gin[0] = nb_mul(g, gy, d);
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_softplus_bt = {"softplus_bt", 1,           0,      sp_infer,
+                                 sp_forward,    sp_backward, sp_vjp, NULL};
 
 nb_tensor *nb_softplus_bt(nb_graph *g, nb_tensor *x, double beta, double threshold) {
     sm_params p = {.beta = beta, .threshold = threshold};

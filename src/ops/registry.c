@@ -14,3 +14,9 @@ int nb_op_count(void) {
 const char *nb_op_name(int i) {
     return (i >= 0 && i < nb_op_count()) ? op_table[i]->name : NULL;
 }
+
+const char *nb_op_first_order_reason(int i) {
+    if (i < 0 || i >= nb_op_count() || op_table[i]->vjp)
+        return NULL;
+    return op_table[i]->first_order_only ? op_table[i]->first_order_only : "no vjp";
+}

@@ -113,7 +113,26 @@ static void where_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_where = {"where", 3, 0, where_infer, where_forward, where_backward};
+// dy to a where cond, to b elsewhere: where(cond, dy, 0) and where(cond, 0, dy), each summed
+// back over the dims its operand was broadcast along.
+static nb_tensor *fit_to(nb_graph *g, nb_tensor *t, const nb_tensor *like) {
+    bool same = t && t->ndim == like->ndim;
+    for (int i = 0; same && i < t->ndim; i++)
+        same = t->shape[i] == like->shape[i];
+    return !t || same ? t : nb_sum_to(g, t, like->ndim, like->shape);
+}
+static nb_status where_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *c = nd->in[0], *zero = nb_scale(g, gy, 0.0);
+    if (want[1])
+        gin[1] = fit_to(g, nb_where(g, c, gy, zero), nd->in[1]);
+    if (want[2])
+        gin[2] = fit_to(g, nb_where(g, c, zero, gy), nd->in[2]);
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_where = {"where",        3,         0,   where_infer, where_forward,
+                           where_backward, where_vjp, NULL};
 
 nb_tensor *nb_where(nb_graph *g, nb_tensor *cond, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[] = {cond, a, b};
@@ -166,8 +185,16 @@ static void masked_fill_backward(nb_node *nd) {
         sel_bwd_f64(&p, F64(t[0]), G64(nd->out), G64(x), 2);
 }
 
-const nb_op nb_op_masked_fill = {"masked_fill",       2, 0, masked_fill_infer, masked_fill_forward,
-                                 masked_fill_backward};
+// dx = dy where the mask is false, 0 where it is true: dy with the mask filled by 0.
+static nb_status masked_fill_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    if (want[0])
+        gin[0] = nb_masked_fill(nd->graph, gy, nd->in[1], 0.0);
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_masked_fill = {
+    "masked_fill",   2,   0, masked_fill_infer, masked_fill_forward, masked_fill_backward,
+    masked_fill_vjp, NULL};
 
 nb_tensor *nb_masked_fill(nb_graph *g, nb_tensor *x, nb_tensor *mask, double value) {
     nb_tensor *in[] = {x, mask};
@@ -214,7 +241,24 @@ static void clamp_backward(nb_node *nd) {
         clamp_bwd_f64(F64(x), G64(nd->out), G64(x), x->numel, p->lo, p->hi);
 }
 
-const nb_op nb_op_clamp = {"clamp", 1, 0, clamp_infer, clamp_forward, clamp_backward};
+nb_tensor *nb__inside(nb_graph *g, nb_tensor *x, double lo, double hi) {
+    // [x >= lo] = 1 - step(lo - x), [x <= hi] = 1 - step(x - hi): a - b > 0 exactly when a > b
+    // in IEEE arithmetic, so the mask is exact (and lo = -inf / hi = inf give 1).
+    nb_tensor *ge_lo =
+        nb_add_scalar(g, nb_neg(g, nb_step(g, nb_add_scalar(g, nb_neg(g, x), lo))), 1.0);
+    nb_tensor *le_hi = nb_add_scalar(g, nb_neg(g, nb_step(g, nb_add_scalar(g, x, -hi))), 1.0);
+    return nb_mul(g, ge_lo, le_hi);
+}
+
+static nb_status clamp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const clamp_params *p = nd->params;
+    if (want[0])
+        gin[0] = nb_mul(nd->graph, gy, nb__inside(nd->graph, nd->in[0], p->lo, p->hi));
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_clamp = {"clamp",        1,         0,   clamp_infer, clamp_forward,
+                           clamp_backward, clamp_vjp, NULL};
 
 nb_tensor *nb_clamp(nb_graph *g, nb_tensor *x, double lo, double hi) {
     clamp_params p = {lo, hi};

@@ -121,7 +121,15 @@ static void reshape_backward(nb_node *nd) {
         add_into(x->dtype, x->grad, y->grad, x->numel);
 }
 
-const nb_op nb_op_reshape = {"reshape", 1, 0, reshape_infer, reshape_forward, reshape_backward};
+static nb_status reshape_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const nb_tensor *x = nd->in[0];
+    if (want[0])
+        gin[0] = nb_reshape(nd->graph, gy, x->ndim, x->shape);
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_reshape = {"reshape",        1,           0,   reshape_infer, reshape_forward,
+                             reshape_backward, reshape_vjp, NULL};
 
 nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape) {
     reshape_params p = {.ndim = ndim, .has_shape = shape != NULL};
@@ -251,7 +259,19 @@ static void slice_backward(nb_node *nd) {
         slice_rows(nd, true);
 }
 
-const nb_op nb_op_slice = {"slice", 1, 0, slice_infer, slice_forward, slice_backward};
+// dx is dy padded back with zeros to x's length along the axis.
+static nb_status slice_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const slice_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    int ax = 0;
+    NB_ASSERT(nb__axis(p->axis, x->ndim, &ax));
+    if (want[0])
+        gin[0] = nb_pad(nd->graph, gy, p->axis, p->start, x->shape[ax] - p->stop);
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_slice = {"slice",        1,         0,   slice_infer, slice_forward,
+                           slice_backward, slice_vjp, NULL};
 
 nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t stop) {
     slice_params p = {axis, start, stop};
@@ -325,7 +345,23 @@ static void concat_backward(nb_node *nd) {
     concat_rows(nd, true);
 }
 
-const nb_op nb_op_concat = {"concat", -1, 0, concat_infer, concat_forward, concat_backward};
+// dx_k is dy's slice of x_k's rows along the axis.
+static nb_status concat_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const concat_params *p = nd->params;
+    int ax = 0;
+    NB_ASSERT(nb__axis(p->axis, gy->ndim, &ax));
+    int64_t off = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        int64_t len = nd->in[k]->shape[ax];
+        if (want[k])
+            gin[k] = nb_slice(nd->graph, gy, p->axis, off, off + len);
+        off += len;
+    }
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_concat = {"concat",        -1,         0,   concat_infer, concat_forward,
+                            concat_backward, concat_vjp, NULL};
 
 nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis) {
     if (g && !xs) { // said here: the tape's generic arity message would be vaguer
@@ -338,4 +374,75 @@ nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis) {
     }
     concat_params p = {axis};
     return nb__record(g, &nb_op_concat, xs, n, &p, sizeof p);
+}
+// ---- pad --------------------------------------------------------------------------------------
+// x (outer, len, inner) -> y (outer, before + len + after, inner), zeros around x. The adjoint
+// of slice: its backward and vjp are slices of dy.
+
+typedef struct {
+    int axis;
+    int64_t before, after;
+} pad_params;
+
+static nb_status pad_infer(nb_node *nd, nb_shape *out) {
+    const pad_params *p = nd->params;
+    const nb_tensor *x = nd->in[0];
+    int ax;
+    if (!nb__axis(p->axis, x->ndim, &ax))
+        return nb__node_fail(nd, NB_ERR_ARG, "axis %d out of range for x %s (%d dims)", p->axis,
+                             NB_SHAPE_STR(x), x->ndim);
+    if (p->before < 0 || p->after < 0 || p->before > INT64_MAX / 4 || p->after > INT64_MAX / 4)
+        return nb__node_fail(nd, NB_ERR_ARG,
+                             "before %" PRId64 " and after %" PRId64
+                             " must be >= 0 (and sane) for x %s",
+                             p->before, p->after, NB_SHAPE_STR(x));
+    copy_shape(x, out);
+    out->dim[ax] = x->shape[ax] + p->before + p->after;
+    return NB_OK;
+}
+
+// Row o of x is elements [before, before + len) of row o of y.
+static void pad_rows(nb_node *nd, bool backward) {
+    const pad_params *p = nd->params;
+    nb_tensor *x = nd->in[0], *y = nd->out;
+    int ax = 0;
+    NB_ASSERT(nb__axis(p->axis, x->ndim, &ax));
+    int64_t outer, inner;
+    outer_inner(x, ax, &outer, &inner);
+    int64_t chunk = x->shape[ax] * inner, row = y->shape[ax] * inner;
+    if (!backward)
+        memset(y->data, 0, at(y, y->numel));
+    for (int64_t o = 0; chunk > 0 && o < outer; o++) {
+        size_t xo = at(x, o * chunk), yo = at(y, o * row + p->before * inner);
+        if (backward)
+            add_into(x->dtype, (char *)x->grad + xo, (const char *)y->grad + yo, chunk);
+        else
+            memcpy((char *)y->data + yo, (const char *)x->data + xo, at(x, chunk));
+    }
+}
+
+static void pad_forward(nb_node *nd) {
+    pad_rows(nd, false);
+}
+
+// dx[o, k, i] += dy[o, before + k, i].
+static void pad_backward(nb_node *nd) {
+    if (NB_WANTS_GRAD(nd->in[0]))
+        pad_rows(nd, true);
+}
+
+static nb_status pad_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    const pad_params *p = nd->params;
+    int ax = 0;
+    NB_ASSERT(nb__axis(p->axis, gy->ndim, &ax));
+    if (want[0])
+        gin[0] = nb_slice(nd->graph, gy, p->axis, p->before, p->before + nd->in[0]->shape[ax]);
+    return nb_graph_status(nd->graph);
+}
+
+const nb_op nb_op_pad = {"pad", 1, 0, pad_infer, pad_forward, pad_backward, pad_vjp, NULL};
+
+nb_tensor *nb_pad(nb_graph *g, nb_tensor *x, int axis, int64_t before, int64_t after) {
+    pad_params p = {axis, before, after};
+    return nb__record(g, &nb_op_pad, &x, 1, &p, sizeof p);
 }

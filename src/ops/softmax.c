@@ -70,9 +70,28 @@ static void log_softmax_backward(nb_node *nd) {
     run_backward(nd, true);
 }
 
-const nb_op nb_op_softmax = {"softmax", 1, 0, softmax_infer, softmax_forward, softmax_backward};
-const nb_op nb_op_log_softmax = {"log_softmax",       1, 0, softmax_infer, log_softmax_forward,
-                                 log_softmax_backward};
+// The kernels' formulas as ops, rows along the last axis (row sums kept as size 1):
+// softmax dx = y (dy - Σ dy y);  log_softmax dx = dy - e^y Σ dy.
+static nb_status softmax_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *y = nd->out;
+    if (want[0])
+        gin[0] = nb_mul(g, y, nb_sub(g, gy, nb_sum_axis(g, nb_mul(g, gy, y), -1, true)));
+    return nb_graph_status(g);
+}
+static nb_status log_softmax_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
+    nb_graph *g = nd->graph;
+    nb_tensor *y = nd->out;
+    if (want[0])
+        gin[0] = nb_sub(g, gy, nb_mul(g, nb_exp(g, y), nb_sum_axis(g, gy, -1, true)));
+    return nb_graph_status(g);
+}
+
+const nb_op nb_op_softmax = {"softmax",        1,           0,   softmax_infer, softmax_forward,
+                             softmax_backward, softmax_vjp, NULL};
+const nb_op nb_op_log_softmax = {
+    "log_softmax",   1,   0, softmax_infer, log_softmax_forward, log_softmax_backward,
+    log_softmax_vjp, NULL};
 
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x) {
     return nb__record(g, &nb_op_softmax, &x, 1, NULL, 0);

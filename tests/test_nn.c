@@ -246,6 +246,108 @@ static void test_linear_bad(void **state) {
     nb_layer_destroy(model);
 }
 
+// ---- conv2d ------------------------------------------------------------------------------
+
+static void test_conv2d_layer(void **state) {
+    (void)state;
+    nb_rng rng;
+    nb_rng_seed(&rng, 9);
+    nb_layer *l = nb_nn_conv2d_create(
+        4, 6, (nb_nn_conv2d_options){.kernel = {3, 2}, .padding = {1, 0}, .groups = 2}, NB_F64,
+        &rng);
+    assert_non_null(l);
+    assert_string_equal(nb_layer_kind(l), "conv2d");
+    nb_nn_conv2d *c = nb_nn_conv2d_of(l);
+    assert_non_null(c);
+    assert_null(nb_nn_linear_of(l));
+    // weight (out, in/groups, KH, KW); defaults filled in.
+    const int64_t want[] = {6, 2, 3, 2};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(nb_tensor_dim(c->weight, i), want[i]);
+    assert_int_equal(c->stride[0], 1);
+    assert_int_equal(c->dilation[1], 1);
+    // U(±1/sqrt(fan_in)), fan_in = 2·3·2 = 12, the 72 weights spread over the range.
+    double bound = 1.0 / sqrt(12.0), lo = 1, hi = -1;
+    for (int64_t i = 0; i < 72; i++) {
+        lo = fmin(lo, nb_tensor_get(c->weight, i));
+        hi = fmax(hi, nb_tensor_get(c->weight, i));
+    }
+    assert_true(lo >= -bound && hi <= bound && lo < -0.7 * bound && hi > 0.7 * bound);
+    for (int64_t i = 0; i < 6; i++)
+        assert_true(fabs(nb_tensor_get(c->bias, i)) <= bound);
+
+    // Forward is the op with the layer's settings, bit for bit.
+    nb_tensor *x = nb_tensor_create(NB_F64, 4, (int64_t[]){2, 4, 5, 5});
+    for (int64_t i = 0; i < 200; i++)
+        nb_tensor_set(x, i, sin(0.37 * (double)i));
+    nb_graph *g = nb_graph_create();
+    nb_tensor *y = nb_layer_forward(g, l, x);
+    nb_tensor *y2 =
+        nb_conv2d_hw(g, x, c->weight, c->bias, (int[]){1, 1}, (int[]){1, 0}, (int[]){1, 1}, 2);
+    assert_non_null(y);
+    assert_non_null(y2);
+    assert_int_equal(nb_tensor_numel(y), nb_tensor_numel(y2));
+    assert_int_equal(nb_tensor_dim(y, 2), 5);
+    assert_int_equal(nb_tensor_dim(y, 3), 4);
+    for (int64_t i = 0; i < nb_tensor_numel(y); i++)
+        assert_true(nb_tensor_get(y, i) == nb_tensor_get(y2, i));
+
+    // Names; no bias.
+    nb_layer *nb = nb_nn_conv2d_create(
+        4, 2, (nb_nn_conv2d_options){.kernel = {1, 1}, .no_bias = true}, NB_F32, &rng);
+    nb_layer *model = nb_nn_sequential_create();
+    assert_int_equal(nb_nn_sequential_add(model, "conv1", l), NB_OK);
+    assert_int_equal(nb_nn_sequential_add(model, "proj", nb), NB_OK);
+    nb_params *ps = nb_params_create();
+    assert_int_equal(nb_layer_collect(model, ps, NULL), NB_OK);
+    assert_int_equal(nb_params_count(ps, NB_PARAM), 3);
+    assert_string_equal(nb_params_name(ps, NB_PARAM, 0), "conv1.weight");
+    assert_string_equal(nb_params_name(ps, NB_PARAM, 1), "conv1.bias");
+    assert_string_equal(nb_params_name(ps, NB_PARAM, 2), "proj.weight");
+
+    // Wrong channel count and rank: the error names the layer, its channels and the input.
+    nb_graph_reset(g);
+    nb_tensor *x3 = nb_tensor_create(NB_F64, 4, (int64_t[]){2, 3, 5, 5});
+    assert_null(nb_layer_forward(g, model, x3));
+    assert_int_equal(nb_graph_status(g), NB_ERR_SHAPE);
+    assert_has(nb_graph_error(g), "conv2d 'conv1' (4 -> 6 channels, kernel 3x2): input "
+                                  "(2, 3, 5, 5) is not (N, 4, H, W)");
+    nb_graph_reset(g);
+    nb_tensor *xr = nb_tensor_create(NB_F64, 3, (int64_t[]){4, 5, 5});
+    assert_null(nb_layer_forward(g, l, xr));
+    assert_has(nb_graph_error(g), "input (4, 5, 5) is not (N, 4, H, W)");
+    // The kernel larger than the padded input: the op's error.
+    nb_graph_reset(g);
+    nb_tensor *tiny = nb_tensor_create(NB_F64, 4, (int64_t[]){1, 4, 1, 1});
+    assert_null(nb_layer_forward(g, l, tiny));
+    assert_int_not_equal(nb_graph_status(g), NB_OK);
+
+    // Bad settings.
+    nb_nn_conv2d_options k3 = {.kernel = {3, 3}};
+    assert_null(nb_nn_conv2d_create(0, 4, k3, NB_F32, &rng));
+    assert_has(nb_last_error(), "channel counts");
+    assert_null(nb_nn_conv2d_create(3, 4, (nb_nn_conv2d_options){.kernel = {0, 3}}, NB_F32, &rng));
+    assert_has(nb_last_error(), "kernel sizes");
+    assert_null(nb_nn_conv2d_create(
+        3, 4, (nb_nn_conv2d_options){.kernel = {3, 3}, .stride = {-1, 1}}, NB_F32, &rng));
+    assert_null(nb_nn_conv2d_create(
+        3, 4, (nb_nn_conv2d_options){.kernel = {3, 3}, .padding = {0, -2}}, NB_F32, &rng));
+    assert_has(nb_last_error(), "padding");
+    assert_null(nb_nn_conv2d_create(3, 4, (nb_nn_conv2d_options){.kernel = {3, 3}, .groups = 2},
+                                    NB_F32, &rng));
+    assert_has(nb_last_error(), "groups must be >= 1 and divide both channel counts (in 3, out 4");
+    assert_null(nb_nn_conv2d_create(3, 4, k3, NB_I32, &rng));
+    assert_null(nb_nn_conv2d_create(3, 4, k3, NB_F32, NULL));
+
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(x3);
+    nb_tensor_destroy(xr);
+    nb_tensor_destroy(tiny);
+    nb_params_destroy(ps);
+    nb_layer_destroy(model);
+}
+
 // ---- sequential, names, train/eval -----------------------------------------------------------
 
 static nb_layer *mlp(nb_rng *rng, nb_dtype dt, int64_t in, int64_t hidden, int64_t out) {
@@ -595,6 +697,7 @@ int main(void) {
         cmocka_unit_test(test_params_bad),
         cmocka_unit_test(test_linear_init_and_forward),
         cmocka_unit_test(test_linear_bad),
+        cmocka_unit_test(test_conv2d_layer),
         cmocka_unit_test(test_sequential),
         cmocka_unit_test(test_sequential_bad),
         cmocka_unit_test(test_optim_from_params),

@@ -151,6 +151,34 @@ nb_layer *nb_nn_linear_create(int64_t in_features, int64_t out_features, bool bi
 // The linear layer behind l, or NULL when l is not one.
 nb_nn_linear *nb_nn_linear_of(nb_layer *l);
 
+// torch.nn.Conv2d over nb_conv2d_hw: x (N, in, H, W) -> (N, out, OH, OW); weight (out,
+// in/groups, KH, KW), bias (out). Initialised as PyTorch: weight and bias U(±1/sqrt(fan_in)),
+// fan_in = in/groups · KH · KW (kaiming-uniform with a = sqrt(5)), weight drawn first. Options
+// are (height, width) pairs; 0 stride / dilation / groups mean PyTorch's default 1, e.g.
+//   nb_nn_conv2d_create(1, 32, (nb_nn_conv2d_options){.kernel = {5, 5}, .padding = {2, 2}},
+//                       NB_F32, &rng)
+// NULL with nb_last_error for channel counts or a kernel < 1, negative values, groups not
+// dividing both channel counts, a bad dtype, a NULL rng. An input whose channel count differs
+// records an error naming the layer, its channels and the input shape.
+typedef struct nb_nn_conv2d_options {
+    int kernel[2];   // >= 1
+    int stride[2];   // >= 1 (0: 1)
+    int padding[2];  // >= 0 (zeros)
+    int dilation[2]; // >= 1 (0: 1)
+    int groups;      // >= 1 (0: 1)
+    bool no_bias;    // bias=False
+} nb_nn_conv2d_options;
+typedef struct nb_nn_conv2d {
+    nb_layer base;
+    int64_t in_channels, out_channels;
+    int kernel[2], stride[2], padding[2], dilation[2], groups;
+    nb_tensor *weight; // (out, in/groups, KH, KW)
+    nb_tensor *bias;   // (out) or NULL
+} nb_nn_conv2d;
+nb_layer *nb_nn_conv2d_create(int64_t in_channels, int64_t out_channels, nb_nn_conv2d_options opt,
+                              nb_dtype dtype, nb_rng *rng);
+nb_nn_conv2d *nb_nn_conv2d_of(nb_layer *l);
+
 // torch.nn.ReLU and torch.nn.Flatten(start, end) (PyTorch's default is (1, -1)). No tensors.
 nb_layer *nb_nn_relu_create(void);
 nb_layer *nb_nn_flatten_create(int start, int end);

@@ -5,26 +5,60 @@
 #include <string.h>
 
 #include "base/base_impl.h"
-#include "nabla/nn.h"
 #include "nabla/ops.h"
+#include "nn/nn_impl.h"
 
 // ---- the base ------------------------------------------------------------------------------
 
-static void layer_init(nb_layer *l, const nb_layer_ops *ops) {
+void nb__layer_init(nb_layer *l, const nb_layer_ops *ops) {
     l->ops = ops;
     l->training = true;
     l->name[0] = '\0';
 }
 
-// How a layer names itself in a graph error: "linear 'fc1'" or just "linear" before collect.
-static const char *who(const nb_layer *l, char *buf, size_t size) {
+nb_layer *nb__layer_alloc(size_t size, const nb_layer_ops *ops, const char *fn) {
+    nb_layer *l = nb__calloc(1, size);
+    if (!l) {
+        nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", fn);
+        return NULL;
+    }
+    nb__layer_init(l, ops);
+    return l;
+}
+
+const char *nb__layer_who(const nb_layer *l, char *buf, size_t size) {
     if (l->name[0])
         snprintf(buf, size, "%s '%s'", l->ops->kind, l->name);
     else
         snprintf(buf, size, "%s", l->ops->kind);
     return buf;
 }
-#define WHO(l) who((l), (char[NB_PARAM_NAME_MAX + 32]){0}, NB_PARAM_NAME_MAX + 32)
+
+nb_tensor *nb__uniform_param(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng,
+                             double bound) {
+    nb_tensor *t = nb_tensor_create(dtype, ndim, shape);
+    if (!t)
+        return NULL;
+    if (nb_init_uniform(t, rng, -bound, bound) != NB_OK ||
+        nb_tensor_set_requires_grad(t, true) != NB_OK) {
+        nb_tensor_destroy(t);
+        return NULL;
+    }
+    return t;
+}
+
+nb_tensor *nb__buffer(nb_dtype dtype, int ndim, const int64_t *shape, double v) {
+    nb_tensor *t = nb_tensor_create(dtype, ndim, shape);
+    if (t)
+        nb_tensor_fill(t, v);
+    return t;
+}
+
+nb_status nb__layer_create_failed(nb_status code, const char *fn, const char *what) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", nb_last_error());
+    return nb__set_last_error(code, "%s: %s: %s", fn, what, *why ? why : "out of memory");
+}
 
 nb_tensor *nb_layer_forward(nb_graph *g, nb_layer *layer, nb_tensor *x) {
     if (!g)
@@ -36,7 +70,7 @@ nb_tensor *nb_layer_forward(nb_graph *g, nb_layer *layer, nb_tensor *x) {
         return NULL;
     }
     if (!x) {
-        nb_graph_fail(g, NB_ERR_NULL, "%s: input is NULL", WHO(layer));
+        nb_graph_fail(g, NB_ERR_NULL, "%s: input is NULL", NB_WHO(layer));
         return NULL;
     }
     return layer->ops->forward(layer, g, x);
@@ -96,7 +130,7 @@ static nb_tensor *linear_forward(nb_layer *self, nb_graph *g, nb_tensor *x) {
     if (nd < 1 || nb_tensor_dim(x, nd - 1) != l->in_features) {
         nb_graph_fail(
             g, NB_ERR_SHAPE, "%s (%lld -> %lld): input %s has %lld features, expected %lld",
-            WHO(self), (long long)l->in_features, (long long)l->out_features, NB_SHAPE_STR(x),
+            NB_WHO(self), (long long)l->in_features, (long long)l->out_features, NB_SHAPE_STR(x),
             nd < 1 ? 0LL : (long long)nb_tensor_dim(x, nd - 1), (long long)l->in_features);
         return NULL;
     }
@@ -121,20 +155,6 @@ static void linear_destroy(nb_layer *self) {
 static const nb_layer_ops linear_ops = {"linear", linear_forward, linear_collect, NULL,
                                         linear_destroy};
 
-// A parameter tensor initialised U(-bound, bound).
-static nb_tensor *uniform_param(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng,
-                                double bound) {
-    nb_tensor *t = nb_tensor_create(dtype, ndim, shape);
-    if (!t)
-        return NULL;
-    if (nb_init_uniform(t, rng, -bound, bound) != NB_OK ||
-        nb_tensor_set_requires_grad(t, true) != NB_OK) {
-        nb_tensor_destroy(t);
-        return NULL;
-    }
-    return t;
-}
-
 nb_layer *nb_nn_linear_create(int64_t in_features, int64_t out_features, bool bias, nb_dtype dtype,
                               nb_rng *rng) {
     static const char *fn = "nb_nn_linear_create";
@@ -157,20 +177,17 @@ nb_layer *nb_nn_linear_create(int64_t in_features, int64_t out_features, bool bi
         nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    layer_init(&l->base, &linear_ops);
+    nb__layer_init(&l->base, &linear_ops);
     l->in_features = in_features;
     l->out_features = out_features;
     // kaiming_uniform_(a = sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain sqrt(3 / fan_in)
     // = 1 / sqrt(fan_in); the bias uses the same bound.
     double bound = 1.0 / sqrt((double)in_features);
-    l->weight = uniform_param(dtype, 2, (int64_t[]){out_features, in_features}, rng, bound);
+    l->weight = nb__uniform_param(dtype, 2, (int64_t[]){out_features, in_features}, rng, bound);
     if (l->weight && bias)
-        l->bias = uniform_param(dtype, 1, (int64_t[]){out_features}, rng, bound);
+        l->bias = nb__uniform_param(dtype, 1, (int64_t[]){out_features}, rng, bound);
     if (!l->weight || (bias && !l->bias)) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", nb_last_error());
-        nb__set_last_error(NB_ERR_NOMEM, "%s: (%lld -> %lld): %s", fn, (long long)in_features,
-                           (long long)out_features, *why ? why : "out of memory");
+        nb__layer_create_failed(NB_ERR_NOMEM, fn, "allocating the weights");
         linear_destroy(&l->base);
         return NULL;
     }
@@ -205,22 +222,12 @@ static nb_tensor *flatten_forward(nb_layer *self, nb_graph *g, nb_tensor *x) {
 static const nb_layer_ops relu_ops = {"relu", relu_forward, NULL, NULL, plain_destroy};
 static const nb_layer_ops flatten_ops = {"flatten", flatten_forward, NULL, NULL, plain_destroy};
 
-static nb_layer *plain_create(size_t size, const nb_layer_ops *ops, const char *fn) {
-    nb_layer *l = nb__calloc(1, size);
-    if (!l) {
-        nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", fn);
-        return NULL;
-    }
-    layer_init(l, ops);
-    return l;
-}
-
 nb_layer *nb_nn_relu_create(void) {
-    return plain_create(sizeof(nb_layer), &relu_ops, "nb_nn_relu_create");
+    return nb__layer_alloc(sizeof(nb_layer), &relu_ops, "nb_nn_relu_create");
 }
 
 nb_layer *nb_nn_flatten_create(int start, int end) {
-    nb_layer *l = plain_create(sizeof(flatten_layer), &flatten_ops, "nb_nn_flatten_create");
+    nb_layer *l = nb__layer_alloc(sizeof(flatten_layer), &flatten_ops, "nb_nn_flatten_create");
     if (l) {
         ((flatten_layer *)l)->start = start;
         ((flatten_layer *)l)->end = end;
@@ -284,7 +291,7 @@ static const nb_layer_ops sequential_ops = {"sequential", sequential_forward, se
                                             sequential_set_training, sequential_destroy};
 
 nb_layer *nb_nn_sequential_create(void) {
-    return plain_create(sizeof(sequential_layer), &sequential_ops, "nb_nn_sequential_create");
+    return nb__layer_alloc(sizeof(sequential_layer), &sequential_ops, "nb_nn_sequential_create");
 }
 
 static sequential_layer *as_sequential(nb_layer *l) {

@@ -1,0 +1,26 @@
+// Library-private helpers shared by the layer kinds (src/nn/*.c).
+#ifndef NABLA_NN_IMPL_H
+#define NABLA_NN_IMPL_H
+
+#include <stddef.h>
+
+#include "nabla/nn.h"
+
+// ops set, training on, name empty.
+void nb__layer_init(nb_layer *l, const nb_layer_ops *ops);
+// A zeroed layer struct of `size` bytes initialised with ops; NULL + nb_last_error ("fn: out of
+// memory").
+nb_layer *nb__layer_alloc(size_t size, const nb_layer_ops *ops, const char *fn);
+// How a layer names itself in errors: "linear 'fc1'", or "linear" before nb_layer_collect.
+const char *nb__layer_who(const nb_layer *l, char *buf, size_t size);
+#define NB_WHO(l) nb__layer_who((l), (char[NB_PARAM_NAME_MAX + 32]){0}, NB_PARAM_NAME_MAX + 32)
+// A parameter (requires grad) initialised U(-bound, bound) from rng; NULL on failure.
+nb_tensor *nb__uniform_param(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng,
+                             double bound);
+// A buffer (no grad) filled with v; NULL on failure.
+nb_tensor *nb__buffer(nb_dtype dtype, int ndim, const int64_t *shape, double v);
+// "fn: <what>: <nb_last_error()>" as the new last error, with code (copies the old message
+// first: it lives in the buffer being written).
+nb_status nb__layer_create_failed(nb_status code, const char *fn, const char *what);
+
+#endif

@@ -459,6 +459,72 @@ static void temp_files_never_accumulate(void **state) {
     nb_tensor_destroy(t);
 }
 
+// A counting allocator (size prefix) to measure what a load costs at its peak.
+static size_t live_bytes, peak_bytes;
+static void *count_malloc(size_t n) {
+    size_t *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    *p = n;
+    live_bytes += n;
+    peak_bytes = live_bytes > peak_bytes ? live_bytes : peak_bytes;
+    return (char *)p + 16;
+}
+static void count_free(void *q) {
+    if (!q)
+        return;
+    size_t *p = (size_t *)((char *)q - 16);
+    live_bytes -= *p;
+    free(p);
+}
+static void *count_realloc(void *q, size_t n) {
+    void *r = count_malloc(n);
+    if (r && q) {
+        size_t old = *(size_t *)((char *)q - 16);
+        memcpy(r, q, old < n ? old : n);
+        count_free(q);
+    }
+    return r;
+}
+
+// Finding 4 (the checkpoint part): a big header is parsed once per open, in memory bounded by
+// 2.5x its size (a JSON tree took over 10x: 1 GB for an 89 MB header).
+static void header_memory_is_bounded(void **state) {
+    (void)state;
+    char path[512];
+    in_dir(path, "wide.safetensors");
+    enum { N = 100000 }; // entries "t<i>": one U8 each, ~58 bytes of header apiece
+    size_t cap = (size_t)N * 80 + 16;
+    char *json = malloc(cap);
+    assert_non_null(json);
+    size_t len = (size_t)snprintf(json, cap, "{");
+    for (int i = 0; i < N; i++)
+        len +=
+            (size_t)snprintf(json + len, cap - len,
+                             "%s\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                             i ? "," : "", i, i, i + 1);
+    len += (size_t)snprintf(json + len, cap - len, "}");
+    unsigned char *data = calloc(N, 1);
+    assert_non_null(data);
+    write_st(path, json, data, N);
+    nb_set_allocator(count_malloc, count_realloc, count_free);
+    live_bytes = peak_bytes = 0;
+    nb_safetensors *h = NULL;
+    assert_int_equal(nb_safetensors_open(path, &h), NB_OK);
+    assert_true(nb_safetensors_find(h, "t77777", NULL, NULL, NULL));
+    assert_false(nb_safetensors_checked(h));
+    nb_safetensors_close(h);
+    size_t peak = peak_bytes;
+    assert_int_equal(live_bytes, 0);
+    nb_set_allocator(NULL, NULL, NULL);
+    if (peak > len * 5 / 2) {
+        print_error("opening a %zu-byte header peaked at %zu bytes\n", len, peak);
+        fail();
+    }
+    free(json);
+    free(data);
+}
+
 static int make_dir(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/nabla_test_integrity_XXXXXX");
@@ -491,6 +557,7 @@ int main(void) {
         cmocka_unit_test(strict_header_rules),
         cmocka_unit_test(special_output_paths_refused),
         cmocka_unit_test(temp_files_never_accumulate),
+        cmocka_unit_test(header_memory_is_bounded),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -84,7 +84,7 @@ nb_status nb_save_safetensors_meta(const char *path, const char *const *names,
 typedef struct nb_safetensors nb_safetensors;
 
 // Errors: NB_ERR_NULL, NB_ERR_ARG, NB_ERR_IO (open/read, not a regular file), NB_ERR_FORMAT
-// (truncated or corrupt header), NB_ERR_NOMEM. Memory: about twice the header size.
+// (truncated or corrupt header), NB_ERR_NOMEM. Memory: at most ~2.5x the header size.
 nb_status nb_safetensors_open(const char *path, nb_safetensors **out);
 void nb_safetensors_close(nb_safetensors *f); // NULL is fine
 

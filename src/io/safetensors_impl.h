@@ -45,4 +45,43 @@ extern bool nb__io_no_tmpfile; // tests: force the named-temp-file path
 nb_status nb__check_output_path(const char *fn, const char *path);
 nb_status nb__write_atomic(const char *fn, const char *path, nb_file_writer write, void *ctx);
 
+// ---- the parsed header (st_header.c) --------------------------------------------------------
+
+typedef struct {
+    const char *name; // decoded, in the header text
+    int dtype;        // index into the format's dtypes (nb__st_dtype_str)
+    int ndim;
+    int64_t dims;       // index of the first dimension in nb__st_header.dims
+    int64_t begin, end; // byte range in the data buffer, checked against it and the shape
+    uint32_t crc;       // stored CRC-32C of the bytes (when the header is checked)
+    bool has_crc;
+} nb__st_entry;
+
+typedef struct {
+    const char *key, *value;
+} nb__st_kv;
+
+typedef struct {
+    char *text;       // the header, strings decoded in place; owned
+    nb__st_entry *es; // (m) sorted by name
+    int m;
+    int64_t *dims;   // every entry's shape
+    nb__st_kv *meta; // (n_meta) "__metadata__" sorted by key
+    int n_meta;
+    bool has_meta;
+    bool checked; // carries nabla's checksums (all present, the metadata's verified)
+} nb__st_header;
+
+// Parses and validates text (NUL-terminated, valid UTF-8, owned by h from now on: free h with
+// nb__st_header_free whatever the result) against a data buffer of data_size bytes.
+nb_status nb__st_parse_header(const char *path, char *text, int64_t data_size, nb__st_header *h);
+void nb__st_header_free(nb__st_header *h);
+const nb__st_entry *nb__st_find(const nb__st_header *h, const char *name);
+const char *nb__st_meta(const nb__st_header *h, const char *key); // NULL when absent
+const char *nb__st_dtype_str(int k);                              // "F32"
+char *nb__st_shape_str(const nb__st_header *h, const nb__st_entry *e, char *buf, size_t size);
+// A string from a file made safe to print: control characters escaped, long ones cut.
+const char *nb__st_shown(const char *s, char *buf, size_t size);
+#define SHOWN(s) nb__st_shown((s), (char[96]){0}, 96)
+
 #endif

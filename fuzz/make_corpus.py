@@ -104,6 +104,26 @@ def safetensors(tensors, metadata=None, pad=True, raw_header=None, tail=b""):
     return struct.pack("<Q", len(text)) + text + buf + tail
 
 
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for byte in data:
+        c ^= byte
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c ^ 0xFFFFFFFF
+
+
+def checked(tensors, user=None):
+    """nabla's checksummed layout: a CRC-32C per tensor and one over the user metadata."""
+    user = user or {}
+    meta = dict(user)
+    for name, _, _, blob in tensors:
+        meta["nabla.crc32c." + name] = "%08x" % crc32c(blob)
+    pairs = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in sorted(user.items()))
+    meta["nabla.crc32c.__metadata__"] = "%08x" % crc32c(pairs)
+    return safetensors(tensors, meta)
+
+
 def st_seeds():
     w = ("w", "F32", [2, 3], struct.pack("<6f", 1, 2, 3, 4, 5, 6))
     b = ("b", "F64", [3], struct.pack("<3d", 0.5, -1, 2))
@@ -156,6 +176,11 @@ def st_seeds():
     yield "metadata_nonstring", safetensors([w], {"epochs": 3})
     yield "entry_not_object", safetensors([], raw_header=b'{"w": [1, 2]}')
     yield "unicode_name", safetensors([("\u00e9t\u00e9", "F32", [1], b"\x00" * 4), b])
+    yield "checked_model", checked(model, {"epoch": "3"})
+    yield "checked_nan", checked([("w", "F32", [2, 3], struct.pack("<6f", 1, float("nan"), 3, 4, 5, 6)), b])
+    yield "escapes", safetensors([], raw_header=(
+        b'{"\\u0077":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24],"x":[{"y":null}]}}'),
+        tail=w[3])
 
 
 def main():

@@ -68,6 +68,48 @@ nb_tensor *nb_conv2d_hw(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, c
 // above; recorded as conv2d over (N, C, 1, L) between reshapes.
 nb_tensor *nb_conv1d(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int padding,
                      int dilation, int groups);
+// Max pooling over kernel x kernel windows of each (n, c) plane: x (N, C, H, W) -> (N, C, OH, OW),
+// OH = (H + 2 padding - dilation (kernel - 1) - 1) / stride + 1, rounded up with ceil_mode (a
+// window starting in the right padding is dropped, as PyTorch). stride 0 means stride = kernel
+// (PyTorch's default). Padding counts as -inf; a NaN in a window wins. The argmax of each window
+// is kept for backward (the gradient goes to it). kernel, stride >= 1 (or stride 0), dilation
+// >= 1, 0 <= padding <= half the dilated kernel extent, the kernel no larger than the padded
+// input: otherwise NB_ERR_ARG / NB_ERR_SHAPE naming the shape.
+nb_tensor *nb_max_pool2d(nb_graph *g, nb_tensor *x, int kernel, int stride, int padding,
+                         int dilation, bool ceil_mode);
+// Average pooling, shapes as nb_max_pool2d (no dilation). The divisor is the window clipped to
+// the padded input with count_include_pad, else clipped to the input (PyTorch's rule).
+nb_tensor *nb_avg_pool2d(nb_graph *g, nb_tensor *x, int kernel, int stride, int padding,
+                         bool ceil_mode, bool count_include_pad);
+// Adaptive average pooling to (out_h, out_w) (>= 1): window i spans [floor(i H / out_h),
+// ceil((i + 1) H / out_h)) as PyTorch. (1, 1) is global average pooling: (N, C, 1, 1).
+nb_tensor *nb_adaptive_avg_pool2d(nb_graph *g, nb_tensor *x, int out_h, int out_w);
+
+// ---- dropout and normalisation ---------------------------------------------------------------
+
+// Inverted dropout: in training, y = x m with m_i = 1 / (1 - p) with probability 1 - p, else 0,
+// drawn from rng (one nb_rng_uniform per element, in order: bitwise reproducible for a seed);
+// the mask is kept for backward and reused by nb_graph_replay. Not training, or p = 0: returns
+// x itself (no node, no draw). p outside [0, 1] -> NB_ERR_ARG; rng NULL in training ->
+// NB_ERR_NULL.
+nb_tensor *nb_dropout(nb_graph *g, nb_tensor *x, double p, bool training, nb_rng *rng);
+// Batch normalisation (F.batch_norm): x (N, C, *) normalised per channel over N and the
+// trailing dims; weight, bias (C) or NULL. training: batch statistics (biased variance), and
+// running_mean / running_var (C, x's dtype, or NULL) are updated in place with
+// r = (1 - momentum) r + momentum s, the variance's s unbiased (M / (M - 1), M values per
+// channel), as PyTorch. Eval: normalises with running_mean / running_var (required). eps > 0,
+// momentum in [0, 1], training needs M > 1. Fused forward and backward kernels.
+nb_tensor *nb_batch_norm(nb_graph *g, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                         nb_tensor *running_mean, nb_tensor *running_var, bool training,
+                         double momentum, double eps);
+// Layer normalisation over the last `dims` axes of x (F.layer_norm with normalized_shape =
+// x.shape[-dims:]): y = (x - mean) / sqrt(var + eps) weight + bias, biased variance; weight and
+// bias shaped as those axes, or NULL. eps > 0, 1 <= dims <= x's rank.
+nb_tensor *nb_layer_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight, nb_tensor *bias,
+                         double eps);
+// RMS normalisation over the last `dims` axes: y = x / sqrt(mean(x²) + eps) weight (weight
+// shaped as those axes, or NULL); as nb_layer_norm otherwise.
+nb_tensor *nb_rms_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight, double eps);
 
 // ---- elementwise arithmetic, NumPy broadcasting on trailing dims ------------------------------
 
@@ -317,6 +359,13 @@ const char *nb_op_first_order_reason(int i);
 #define nb_conv2d(...) NB__SITE(nb_conv2d, __VA_ARGS__)
 #define nb_conv2d_hw(...) NB__SITE(nb_conv2d_hw, __VA_ARGS__)
 #define nb_conv1d(...) NB__SITE(nb_conv1d, __VA_ARGS__)
+#define nb_max_pool2d(...) NB__SITE(nb_max_pool2d, __VA_ARGS__)
+#define nb_avg_pool2d(...) NB__SITE(nb_avg_pool2d, __VA_ARGS__)
+#define nb_adaptive_avg_pool2d(...) NB__SITE(nb_adaptive_avg_pool2d, __VA_ARGS__)
+#define nb_dropout(...) NB__SITE(nb_dropout, __VA_ARGS__)
+#define nb_batch_norm(...) NB__SITE(nb_batch_norm, __VA_ARGS__)
+#define nb_layer_norm(...) NB__SITE(nb_layer_norm, __VA_ARGS__)
+#define nb_rms_norm(...) NB__SITE(nb_rms_norm, __VA_ARGS__)
 #define nb_add(...) NB__SITE(nb_add, __VA_ARGS__)
 #define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)
 #define nb_mul(...) NB__SITE(nb_mul, __VA_ARGS__)

@@ -189,7 +189,15 @@ static void bn_backward(nb_node *nd) {
                    gw ? G64(w) : NULL, gb ? G64(b) : NULL);
 }
 
-const nb_op nb_op_batch_norm = {"batch_norm", -1, 0, bn_infer, bn_forward, bn_backward};
+const nb_op nb_op_batch_norm = {
+    "batch_norm",
+    -1,
+    0,
+    bn_infer,
+    bn_forward,
+    bn_backward,
+    NULL,
+    "its fused vjp is not written yet (it would be a chain of mean / var ops)"};
 
 nb_tensor *nb_batch_norm(nb_graph *g, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                          nb_tensor *running_mean, nb_tensor *running_var, bool training,

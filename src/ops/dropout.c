@@ -78,7 +78,15 @@ static void dropout_backward(nb_node *nd) {
         apply_f64(G64(y), m, G64(x), y->numel, true);
 }
 
-const nb_op nb_op_dropout = {"dropout", 1, 0, dropout_infer, dropout_forward, dropout_backward};
+const nb_op nb_op_dropout = {
+    "dropout",
+    1,
+    0,
+    dropout_infer,
+    dropout_forward,
+    dropout_backward,
+    NULL,
+    "its vjp (gy times the saved mask as a recorded constant) is not written yet"};
 
 nb_tensor *nb_dropout(nb_graph *g, nb_tensor *x, double p, bool training, nb_rng *rng) {
     if (g && x && nb_graph_status(g) == NB_OK && (!training || p == 0) && p >= 0 && p <= 1)

@@ -157,8 +157,20 @@ static void ln_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_layer_norm = {"layer_norm", -1, 0, ln_infer, ln_forward, ln_backward};
-const nb_op nb_op_rms_norm = {"rms_norm", -1, 0, ln_infer, ln_forward, ln_backward};
+const nb_op nb_op_layer_norm = {
+    "layer_norm",
+    -1,
+    0,
+    ln_infer,
+    ln_forward,
+    ln_backward,
+    NULL,
+    "its fused vjp is not written yet (it would be a chain of mean / var ops)"};
+const nb_op nb_op_rms_norm = {
+    "rms_norm", -1,
+    0,          ln_infer,
+    ln_forward, ln_backward,
+    NULL,       "its fused vjp is not written yet (it would be a chain of mean ops)"};
 
 static nb_tensor *ln_record(nb_graph *g, const nb_op *op, nb_tensor *x, int dims, nb_tensor *w,
                             nb_tensor *b, double eps) {

@@ -210,10 +210,30 @@ static void pool_backward(nb_node *nd) {
     }
 }
 
-const nb_op nb_op_max_pool2d = {"max_pool2d", 1, 0, pool_infer, pool_forward, pool_backward};
-const nb_op nb_op_avg_pool2d = {"avg_pool2d", 1, 0, pool_infer, pool_forward, pool_backward};
-const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d", 1, 0, pool_infer, pool_forward,
-                                         pool_backward};
+const nb_op nb_op_max_pool2d = {"max_pool2d",
+                                1,
+                                0,
+                                pool_infer,
+                                pool_forward,
+                                pool_backward,
+                                NULL,
+                                "its vjp (a scatter of gy to the saved argmax) is not written yet"};
+const nb_op nb_op_avg_pool2d = {"avg_pool2d",
+                                1,
+                                0,
+                                pool_infer,
+                                pool_forward,
+                                pool_backward,
+                                NULL,
+                                "its vjp (an average-pool adjoint) is not written yet"};
+const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
+                                         1,
+                                         0,
+                                         pool_infer,
+                                         pool_forward,
+                                         pool_backward,
+                                         NULL,
+                                         "its vjp (an average-pool adjoint) is not written yet"};
 
 // stride 0 means "the kernel size" (PyTorch's stride=None).
 static pool_params pool_args(pool_kind kind, int kernel, int stride, int padding, int dilation,

@@ -1,4 +1,4 @@
-// Anomaly mode (nb_graph_set_check_finite): the first NaN/Inf in forward or backward is
+// Anomaly mode (nb_graph_set_check_finite): the first NaN in forward, NaN/Inf in backward, is
 // reported with the op, the pass, the shape, the element and the user's file:line; a healthy
 // graph is unaffected bit for bit; with the mode off NaN flows silently. Each expected line is
 // captured with __LINE__ next to the op call.
@@ -74,18 +74,80 @@ static void log_of_negative_is_caught_in_forward(void **state) {
     nb_graph_destroy(g);
 }
 
-static void exp_overflow_is_caught_in_forward(void **state) {
+// exp(1000) = inf in forward is not reported (±inf can be deliberate: a -inf mask); the inf
+// gradient it leads to is, at the op that wrote it.
+static void exp_overflow_is_caught_in_backward(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
-    nb_tensor *x = tensor(NB_F64, 1, (int64_t[]){3}, (double[]){0, 1000, 1}, false);
+    nb_tensor *x = tensor(NB_F64, 1, (int64_t[]){3}, (double[]){0, 1000, 1}, true);
     nb_tensor *y = nb_exp(g, nb_scale(g, x, 1.0));
     int line = __LINE__ - 1; // the op call on the line above
-    assert_null(y);
-    expect_report(
-        g,
-        (const char *[]){"exp: ", "in forward", "output (3) float64", "element 1 [1]", "inf", NULL},
-        line);
+    assert_non_null(y);
+    assert_true(isinf(nb_tensor_get(y, 1)));
+    assert_int_equal(nb_backward(g, nb_sum(g, y)), NB_ERR_NONFINITE);
+    expect_report(g,
+                  (const char *[]){"exp: ", "in backward", "grad of input 0 (3) float64",
+                                   "element 1 [1]", "inf", NULL},
+                  line);
     nb_tensor_destroy(x);
+    nb_graph_destroy(g);
+}
+
+// Shape and argument errors name the user's line too (anomaly mode or not): in a model with
+// five linear calls the message says which one failed.
+static void expect_site(const nb_graph *g, nb_status st, const char *part, int line) {
+    char site[512];
+    snprintf(site, sizeof site, "; op called at %s:%d", __FILE__, line);
+    const char *msg = nb_graph_error(g), *at = strstr(msg, site);
+    if (nb_graph_status(g) != st || !strstr(msg, part) || !at)
+        fprintf(stderr, "expected %s with \"%s\" and \"%s\" in: %s\n", nb_status_str(st), part,
+                site, msg);
+    assert_int_equal(nb_graph_status(g), st);
+    assert_non_null(strstr(msg, part));
+    assert_non_null(at);
+    assert_string_equal(at, site);
+}
+
+static void shape_errors_carry_the_call_site(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){4, 3});
+    nb_tensor *w = nb_tensor_create(NB_F32, 2, (int64_t[]){2, 5});
+    nb_tensor *w64 = nb_tensor_create(NB_F64, 2, (int64_t[]){2, 3});
+    nb_tensor *h = nb_linear(g, x, w, NULL);
+    int line = __LINE__ - 1;
+    assert_null(h);
+    expect_site(g, NB_ERR_SHAPE, "linear: x is (4, 3) but w is (2, 5)", line);
+    nb_graph_reset(g);
+    assert_null(nb_relu(g, nb_linear(g, x, w64, NULL))); // dtype: checked before infer
+    line = __LINE__ - 1;
+    expect_site(g, NB_ERR_DTYPE, "linear: mixed dtypes", line);
+    nb_graph_reset(g);
+    assert_null(nb_squeeze(g, x, 5)); // a convenience's own check
+    line = __LINE__ - 1;
+    expect_site(g, NB_ERR_ARG, "squeeze: axis 5", line);
+    nb_graph_reset(g);
+    assert_null((nb_linear)(g, x, w, NULL)); // called without the macro: no site to give
+    assert_null(strstr(nb_graph_error(g), "op called at"));
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(w);
+    nb_tensor_destroy(w64);
+    nb_graph_destroy(g);
+}
+
+// A -inf attention mask before softmax: exact zeros, finite gradients, nothing reported.
+static void minus_inf_mask_is_not_reported(void **state) {
+    (void)state;
+    nb_graph *g = checked_graph();
+    nb_tensor *s = tensor(NB_F32, 2, (int64_t[]){2, 2}, (double[]){1, 2, 3, 4}, true);
+    nb_tensor *m = tensor(NB_F32, 2, (int64_t[]){2, 2}, (double[]){0, 1, 0, 0}, false);
+    nb_tensor *p = nb_softmax(g, nb_masked_fill(g, s, m, -INFINITY));
+    assert_non_null(p);
+    assert_true(nb_tensor_get(p, 1) == 0.0);
+    assert_int_equal(nb_backward(g, nb_sum(g, nb_mul(g, p, p))), NB_OK);
+    assert_int_equal(nb_graph_status(g), NB_OK);
+    nb_tensor_destroy(s);
+    nb_tensor_destroy(m);
     nb_graph_destroy(g);
 }
 
@@ -102,11 +164,11 @@ static nb_tensor *logged(nb_graph *g, nb_tensor *x) {
 static void nested_calls_keep_their_own_sites(void **state) {
     (void)state;
     nb_graph *g = checked_graph();
-    nb_tensor *x = tensor(NB_F32, 1, (int64_t[]){2}, (double[]){1, 50}, false);
-    nb_tensor *y = nb_exp(g, doubled(g, x));
+    nb_tensor *x = tensor(NB_F32, 1, (int64_t[]){2}, (double[]){1, -50}, false);
+    nb_tensor *y = nb_sqrt(g, doubled(g, x));
     int line = __LINE__ - 1; // the op call on the line above
     assert_null(y);
-    expect_report(g, (const char *[]){"exp: ", "element 1 [1]", "inf", NULL}, line);
+    expect_report(g, (const char *[]){"sqrt: ", "element 1 [1]", "nan", NULL}, line);
     nb_graph_reset(g);
     nb_tensor_set(x, 1, -1);
     assert_null(nb_exp(g, logged(g, x)));
@@ -191,27 +253,54 @@ static void scan_finds_the_first_bad_element_anywhere(void **state) {
         nb_dtype dt = d ? NB_F64 : NB_F32;
         double big = d ? DBL_MAX : (double)FLT_MAX, tiny = d ? DBL_TRUE_MIN : (double)FLT_TRUE_MIN;
         nb_tensor *x = nb_tensor_create(dt, 2, (int64_t[]){100, 100});
-        for (int64_t i = 0; i < 10000; i++)
+        nb_tensor *up = nb_tensor_create(dt, 2, (int64_t[]){100, 100});
+        for (int64_t i = 0; i < 10000; i++) {
             nb_tensor_set(x, i, i % 3 == 0 ? big : i % 3 == 1 ? -big : tiny);
+            nb_tensor_set(up, i, i % 3 == 0 ? big : i % 3 == 1 ? -big : tiny);
+        }
+        nb_tensor_set_requires_grad(x, true);
         nb_graph *g = checked_graph();
+        // Forward outputs: ±inf is allowed (a -inf mask is deliberate), NaN is reported.
+        nb_tensor_set(x, 5, (double)INFINITY);
+        nb_tensor_set(x, 7000, -(double)INFINITY);
         assert_non_null(nb_neg(g, x));
         const struct {
             int64_t at;
             double v;
             const char *where;
-        } bad[] = {{9999, -(double)INFINITY, "element 9999 [99, 99]"},
-                   {4097, -(double)NAN, "element 4097 [40, 97]"},
-                   {0, (double)INFINITY, "element 0 [0, 0]"}};
+        } nan_at[] = {{9999, (double)NAN, "element 9999 [99, 99]"},
+                      {4097, -(double)NAN, "element 4097 [40, 97]"},
+                      {0, (double)NAN, "element 0 [0, 0]"}},
+          inf_at[] = {{9999, -(double)INFINITY, "element 9999 [99, 99]"},
+                      {4097, (double)NAN, "element 4097 [40, 97]"},
+                      {0, (double)INFINITY, "element 0 [0, 0]"}};
         for (int k = 0; k < 3; k++) {
-            nb_tensor_set(x, bad[k].at, bad[k].v); // earlier hits stay: each new one is first
+            nb_tensor_set(x, nan_at[k].at, nan_at[k].v); // earlier hits stay: each is first
             nb_graph_reset(g);
             assert_null(nb_neg(g, x));
             assert_int_equal(nb_graph_status(g), NB_ERR_NONFINITE);
-            if (!strstr(nb_graph_error(g), bad[k].where))
-                fprintf(stderr, "expected %s in: %s\n", bad[k].where, nb_graph_error(g));
-            assert_non_null(strstr(nb_graph_error(g), bad[k].where));
+            if (!strstr(nb_graph_error(g), nan_at[k].where))
+                fprintf(stderr, "expected %s in: %s\n", nan_at[k].where, nb_graph_error(g));
+            assert_non_null(strstr(nb_graph_error(g), nan_at[k].where));
+        }
+        // Gradients: ±inf and NaN are both reported (dx = -dy of neg).
+        for (int64_t i = 0; i < 10000; i++)
+            nb_tensor_set(x, i, 1.0);
+        for (int k = 0; k < 3; k++) {
+            nb_tensor_set(up, inf_at[k].at, inf_at[k].v);
+            nb_graph_reset(g);
+            nb_tensor_zero_grad(x);
+            nb_tensor *y = nb_neg(g, x);
+            assert_non_null(y);
+            assert_int_equal(nb_backward_with(g, y, up), NB_ERR_NONFINITE);
+            const char *msg = nb_graph_error(g);
+            if (!strstr(msg, inf_at[k].where) || !strstr(msg, "in backward"))
+                fprintf(stderr, "expected %s in backward in: %s\n", inf_at[k].where, msg);
+            assert_non_null(strstr(msg, inf_at[k].where));
+            assert_non_null(strstr(msg, "in backward"));
         }
         nb_tensor_destroy(x);
+        nb_tensor_destroy(up);
         nb_graph_destroy(g);
     }
 }
@@ -288,7 +377,9 @@ static void healthy_graph_is_unaffected(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(log_of_negative_is_caught_in_forward),
-        cmocka_unit_test(exp_overflow_is_caught_in_forward),
+        cmocka_unit_test(exp_overflow_is_caught_in_backward),
+        cmocka_unit_test(minus_inf_mask_is_not_reported),
+        cmocka_unit_test(shape_errors_carry_the_call_site),
         cmocka_unit_test(nested_calls_keep_their_own_sites),
         cmocka_unit_test(sqrt_at_zero_is_caught_in_backward),
         cmocka_unit_test(pow_at_zero_is_caught_in_an_intermediate_grad),

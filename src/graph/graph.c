@@ -96,8 +96,10 @@ int64_t nb_graph_size(const nb_graph *g) {
     return g ? g->n_nodes : 0;
 }
 
-static nb_status vfail(nb_graph *g, nb_status code, const char *prefix, const char *fmt,
-                       va_list ap) {
+// Formats "<prefix>: <message>" and, when the op's call site is known (the ops.h macros), adds
+// "; op called at <file>:<line>", so a model with five linear calls says which one failed.
+static nb_status vfail(nb_graph *g, nb_status code, const char *prefix, const char *file, int line,
+                       const char *fmt, va_list ap) {
     if (g->status != NB_OK) // first error wins: it is the root cause
         return code;
     g->status = code;
@@ -105,13 +107,21 @@ static nb_status vfail(nb_graph *g, nb_status code, const char *prefix, const ch
     if (k < 0 || (size_t)k >= sizeof g->error)
         k = 0;
     vsnprintf(g->error + k, sizeof g->error - (size_t)k, fmt, ap);
+    size_t len = strlen(g->error);
+    if (file && len < sizeof g->error)
+        snprintf(g->error + len, sizeof g->error - len, "; op called at %s:%d", file, line);
     return code;
 }
 
+// From inside an op call (nb__record's own checks, an op's argument checks) the innermost
+// open call site is the user's line; elsewhere (backward, replay) there is none.
 nb_status nb__graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
+    const char *file;
+    int line;
+    nb__site_current(&file, &line);
     va_list ap;
     va_start(ap, fmt);
-    vfail(g, code, NULL, fmt, ap);
+    vfail(g, code, NULL, file, line, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -129,7 +139,7 @@ nb_status nb_graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
 nb_status nb__node_fail(nb_node *nd, nb_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vfail(nd->graph, code, nd->op->name, fmt, ap);
+    vfail(nd->graph, code, nd->op->name, nd->file, nd->line, fmt, ap);
     va_end(ap);
     return code;
 }

@@ -131,7 +131,7 @@ nb_status nb_graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
         return NB_ERR_NULL;
     va_list ap;
     va_start(ap, fmt);
-    vfail(g, code, NULL, fmt, ap);
+    vfail(g, code, NULL, NULL, 0, fmt, ap); // a layer's own message: no op call site
     va_end(ap);
     return code;
 }

@@ -25,7 +25,7 @@ fi
 
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DNABLA_BUILD_BENCH=ON \
       -DNABLA_BUILD_TESTS=OFF -DNABLA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp bench_overhead bench_eltwise >&2
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp bench_overhead bench_eltwise bench_matmul >&2
 
 exec "$PY" "$ROOT/bench/suite.py" --build "$BUILD_DIR" --out "$BUILD_DIR/bench-results.md" \
      --raw "$BUILD_DIR/bench-raw.jsonl" "$@"

@@ -53,12 +53,13 @@ bool nb_graph_grad_enabled(const nb_graph *g);
 // Anomaly mode, off by default. When on, every op's output is scanned for NaN as the op runs
 // (and again in nb_graph_replay) — ±inf in a forward value is allowed, since it can be
 // deliberate (a -inf attention mask before softmax) — and after each node's backward every
-// input grad it added into is scanned for NaN and ±inf (a gradient never should be infinite). The first hit records NB_ERR_NONFINITE and stops: the op returns NULL, or
-// nb_backward / nb_graph_replay return the status. The message names the op, the pass, the
-// tensor, its shape, the first bad element and value, and the call site captured by the op
-// macros of nabla/ops.h, e.g. "log: non-finite value in forward: output (64, 10) float32 has
-// nan at element 3 [0, 3]; op called at model.c:57". Costs one read of each output and grad
-// (about 2% of a 784-256-10 MLP training step). The setting survives nb_graph_reset.
+// input grad it added into is scanned for NaN and ±inf (a gradient never should be infinite). The
+// first hit records NB_ERR_NONFINITE and stops: the op returns NULL, or nb_backward /
+// nb_graph_replay return the status. The message names the op, the pass, the tensor, its shape, the
+// first bad element and value, and the call site captured by the op macros of nabla/ops.h, e.g.
+// "log: non-finite value in forward: output (64, 10) float32 has nan at element 3 [0, 3]; op called
+// at model.c:57". Costs one read of each output and grad (about 2% of a 784-256-10 MLP training
+// step). The setting survives nb_graph_reset.
 void nb_graph_set_check_finite(nb_graph *g, bool on);
 bool nb_graph_check_finite(const nb_graph *g);
 

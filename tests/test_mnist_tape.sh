@@ -24,7 +24,11 @@ tiny=(--data "$data" --limit 1000 --epochs 1 --val 200 --hidden 16,8 --threads 2
 
 # ---- --dot and --summary -------------------------------------------------------------------------
 echo "old picture" >"$work/tape.dot"
-expect 0 'test accuracy' "${tiny[@]}" --dot "$work/tape.dot" --summary
+# An existing file is only replaced when asked (as --save and --csv), and checked before training.
+expect 1 'tape.dot already exists.*--overwrite' "${tiny[@]}" --dot "$work/tape.dot"
+grep -qx 'old picture' "$work/tape.dot" || fail "--dot without --overwrite changed the file"
+expect 1 'is the dataset file' "${tiny[@]}" --dot "$data/t10k-labels-idx1-ubyte.gz" --overwrite
+expect 0 'test accuracy' "${tiny[@]}" --dot "$work/tape.dot" --summary --overwrite
 dot_file=$work/tape.dot
 grep -q '^digraph nabla {' "$dot_file" || fail "--dot did not replace the file with a digraph"
 for want in 'fc1.weight (p0)' 'fc3.bias (p5)' 'images (x0)' 'labels (x1)' \
@@ -33,7 +37,6 @@ for want in 'fc1.weight (p0)' 'fc3.bias (p5)' 'images (x0)' 'labels (x1)' \
     grep -qF -- "${want//\\/}" "$dot_file" || fail "--dot picture lacks '$want'"
 done
 [[ $(grep -c -- ' -> n' "$dot_file") -eq 13 ]] || fail "--dot: expected 13 edges (3 linear x 3, 2 relu x 1, loss x 2)"
-ls "$work" | grep -q '\.tmp\.' && fail "--dot left a temporary file"
 # The model line's parameter count equals the summary's total.
 params=$(sed -n 's/^model: .*, \([0-9]*\) parameters,.*/\1/p' "$work/out")
 grep -q "parameters: 6 tensors, $params elements" "$work/out" ||
@@ -45,7 +48,8 @@ if command -v dot >/dev/null; then
 else
     echo "note: graphviz not installed, the picture was not rendered"
 fi
-expect 1 'cannot write' "${tiny[@]}" --dot "$work/no-such-dir/tape.dot"
+expect 1 'dot: .*no-such-dir/tape.dot: cannot create files in' "${tiny[@]}" --dot "$work/no-such-dir/tape.dot"
+ls -a "$work" | grep -q 'nabla-tmp' && fail "--dot left a temporary file"
 
 # ---- wait policy ------------------------------------------------------------------------------
 expect 0 'wait passive\)' "${tiny[@]}"

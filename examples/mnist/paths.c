@@ -1,4 +1,4 @@
-// mnist example: the output files (--save, --csv) are checked before any work, so that a run
+// mnist example: the output files (--save, --csv, --dot) are checked before any work, so that a run
 // can never destroy data: an output may not be a dataset file or another input, nor a
 // directory, FIFO, device or symbolic link (nb_check_output_path; links are refused, not
 // followed), and an existing file is only replaced when the user asked for it (--overwrite, or
@@ -89,6 +89,12 @@ int mnist_check_outputs(const mnist_options *o) {
         return 1;
     if (o->csv && check_one(o, "--csv", o->csv))
         return 1;
+    if (o->dot) {
+        if ((o->save && same_file(o->dot, o->save)) || (o->csv && same_file(o->dot, o->csv)))
+            return refuse("--dot", o->dot, "is also the --save or --csv output");
+        if (check_one(o, "--dot", o->dot))
+            return 1;
+    }
     return 0;
 }
 

@@ -1,14 +1,20 @@
 // --dot PATH and --summary: a picture and a table of one recorded training step (forward and
-// backward done, so values and gradients are there to show). The DOT file is written to
-// "<path>.tmp.<pid>" and renamed over PATH, so PATH is whole or untouched.
-#define _POSIX_C_SOURCE 200809L // getpid
-
-#include <errno.h>
+// backward done, so values and gradients are there to show). The DOT file is written with
+// nb_write_file_atomic (like the checkpoint), so PATH is whole or untouched and no temp file
+// is left behind; the path itself was checked before training (mnist_check_outputs).
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "mnist.h"
+
+typedef struct dot_job {
+    const nb_graph *g;
+    nb_dot_options opt;
+} dot_job;
+
+static bool write_dot(FILE *f, void *ctx) {
+    const dot_job *job = ctx;
+    return nb_graph_to_dot(job->g, f, job->opt) == NB_OK;
+}
 
 int mnist_write_tape(const nb_graph *g, const mnist_mlp *m, const nb_tensor *x, const nb_tensor *y,
                      const nb_tensor *loss, const mnist_options *o, char *err, size_t err_size) {
@@ -35,23 +41,9 @@ int mnist_write_tape(const nb_graph *g, const mnist_mlp *m, const nb_tensor *x, 
     nb_dot_options opt = {
         .stats = true, .title = title, .tensors = tensors, .names = names, .n_names = n};
 
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", o->dot, (long)getpid()) >= (int)sizeof tmp) {
-        snprintf(err, err_size, "--dot path is too long");
-        return 1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
-        return 1;
-    }
-    bool ok = nb_graph_to_dot(g, f, opt) == NB_OK;
-    int e = ok ? 0 : errno;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, o->dot) != 0) {
-        e = e ? e : errno;
-        remove(tmp);
-        snprintf(err, err_size, "cannot write %s: %s", o->dot, strerror(e));
+    dot_job job = {g, opt};
+    if (nb_write_file_atomic(o->dot, write_dot, &job) != NB_OK) {
+        snprintf(err, err_size, "--dot: %s", nb_last_error());
         return 1;
     }
     return 0;

@@ -23,10 +23,21 @@
 #define NB_HDR_MIN_RESERVE ((size_t)1 << 26)
 #define NB_HDR_RELEASE ((size_t)1 << 21) // give dead pages back 2 MiB at a time
 
+// Headers go to ever-new addresses, so every fresh 4 KiB page was a page fault (one per ~20
+// op outputs): the recorded per-op overhead rose from 0.25 to 0.37 us (bench_overhead, 1 thread).
+// Transparent huge pages make that one fault per 2 MiB (0.28 us). Advice only: where THP is
+// off, madvise fails and nothing else changes.
+static void huge_pages(void *p, size_t size) {
+    (void)madvise(p, size, MADV_HUGEPAGE);
+}
+
 static void *reserve(size_t size) {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    huge_pages(p, size);
+    return p;
 }
 
 void nb__hdr_init(nb_hdr_pool *p) {
@@ -70,6 +81,7 @@ void nb__hdr_reset(nb_hdr_pool *p, bool poison) {
     if (end > p->released) {
         mmap(p->base + p->released, end - p->released, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+        huge_pages(p->base + p->released, end - p->released); // a fresh mapping: advise again
         p->released = end;
     }
 }

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "graph/graph_impl.h" // only for the deliberately wrong test op below
+#include "support/alloc_count.h"
 #include "support/opcheck.h"
 
 static nb_tensor *param(nb_dtype dt, int ndim, const int64_t *shape, uint64_t seed) {
@@ -228,20 +229,9 @@ static void gradcheck_catches_a_wrong_derivative(void **state) {
     nb_tensor_destroy(f);
 }
 
-// Allocation counting through the pluggable allocator.
-static long n_allocs;
-static void *count_malloc(size_t n) {
-    n_allocs++;
-    return malloc(n);
-}
-static void *count_realloc(void *p, size_t n) {
-    n_allocs++;
-    return realloc(p, n);
-}
-
 static void steady_state_step_allocates_nothing(void **state) {
     (void)state;
-    nb_set_allocator(count_malloc, count_realloc, free);
+    tc_count_allocs_start();
     nb_tensor *x = nb_tensor_create(NB_F32, 2, (int64_t[]){16, 20});
     nb_tensor *t = nb_tensor_create(NB_F32, 2, (int64_t[]){16, 4});
     nb_tensor *w1 = param(NB_F32, 2, (int64_t[]){32, 20}, 15);
@@ -254,7 +244,7 @@ static void steady_state_step_allocates_nothing(void **state) {
     long before_step3 = 0;
     for (int step = 0; step < 4; step++) {
         if (step == 2)
-            before_step3 = n_allocs;
+            before_step3 = tc_allocs();
         nb_graph_reset(g);
         nb_sgd_zero_grad(opt);
         nb_tensor *h = nb_relu(g, nb_linear(g, x, w1, b1));
@@ -263,8 +253,8 @@ static void steady_state_step_allocates_nothing(void **state) {
         assert_int_equal(nb_backward(g, loss), NB_OK);
         assert_int_equal(nb_sgd_step(opt), NB_OK);
     }
-    long steady = n_allocs - before_step3;
-    nb_set_allocator(NULL, NULL, NULL);
+    long steady = tc_allocs() - before_step3;
+    tc_count_allocs_stop();
     assert_int_equal(steady, 0);
     nb_graph_destroy(g);
     nb_sgd_destroy(opt);

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "support/alloc_count.h"
 #include "support/opcheck.h"
 
 // x = sin(0.37 i) (2, 4, 5, 5), w = 0.5 cos(0.11 i) (4, 2, 3, 3), b = sin(1.3 i) (4),
@@ -348,19 +349,10 @@ static void conv2d_bitwise_across_thread_counts(void **state) {
 
 // A training step over conv2d (forward, backward, grads zeroed by hand) allocates nothing once
 // the graph arena has grown: the column buffers come from the arena.
-static long n_allocs;
-static void *count_malloc(size_t n) {
-    n_allocs++;
-    return malloc(n);
-}
-static void *count_realloc(void *p, size_t n) {
-    n_allocs++;
-    return realloc(p, n);
-}
 
 static void conv2d_steady_state_allocates_nothing(void **state) {
     (void)state;
-    nb_set_allocator(count_malloc, count_realloc, free);
+    tc_count_allocs_start();
     nb_tensor *x = pattern(NB_F32, 4, (int64_t[]){8, 3, 9, 9}, sin, 0.37, 1, false);
     nb_tensor *w = pattern(NB_F32, 4, (int64_t[]){8, 3, 3, 3}, cos, 0.11, 0.5, true);
     nb_tensor *b = pattern(NB_F32, 1, (int64_t[]){8}, sin, 1.3, 1, true);
@@ -368,15 +360,15 @@ static void conv2d_steady_state_allocates_nothing(void **state) {
     long before = 0;
     for (int step = 0; step < 4; step++) {
         if (step == 2)
-            before = n_allocs;
+            before = tc_allocs();
         nb_graph_reset(g);
         nb_tensor *y = nb_conv2d(g, x, w, b, 2, 1, 1, 1);
         nb_tensor *loss = nb_sum(g, nb_square(g, y));
         assert_non_null(loss);
         assert_int_equal(nb_backward(g, loss), NB_OK);
     }
-    long steady = n_allocs - before;
-    nb_set_allocator(NULL, NULL, NULL);
+    long steady = tc_allocs() - before;
+    tc_count_allocs_stop();
     assert_int_equal(steady, 0);
     nb_graph_destroy(g);
     nb_tensor_destroy(x);

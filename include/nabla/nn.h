@@ -183,6 +183,61 @@ nb_nn_conv2d *nb_nn_conv2d_of(nb_layer *l);
 nb_layer *nb_nn_relu_create(void);
 nb_layer *nb_nn_flatten_create(int start, int end);
 
+// torch.nn.MaxPool2d(kernel, stride, padding) and torch.nn.AvgPool2d(kernel, stride, padding)
+// (count_include_pad = true, ceil_mode = false: PyTorch's defaults) over nb_max_pool2d /
+// nb_avg_pool2d, square windows; stride 0 means the kernel (PyTorch's default). x (N, C, H, W).
+// No tensors. NULL with nb_last_error for kernel < 1, a negative stride, padding outside
+// [0, kernel / 2].
+nb_layer *nb_nn_max_pool2d_create(int kernel, int stride, int padding);
+nb_layer *nb_nn_avg_pool2d_create(int kernel, int stride, int padding);
+// torch.nn.AdaptiveAvgPool2d((out_h, out_w)); (1, 1) is global average pooling. No tensors.
+nb_layer *nb_nn_adaptive_avg_pool2d_create(int out_h, int out_w);
+
+// torch.nn.Dropout(p) over nb_dropout: active in training mode only (nb_layer_train), masks
+// drawn from rng (borrowed: it must outlive the layer; bitwise reproducible for a seed). A
+// nb_graph_replay reuses the recorded mask (see nb_dropout): record again for a fresh one.
+// NULL with nb_last_error for p outside [0, 1] or a NULL rng.
+nb_layer *nb_nn_dropout_create(double p, nb_rng *rng);
+
+// torch.nn.BatchNorm2d(num_features, eps, momentum, affine) over nb_batch_norm: x (N, C, H, W)
+// with C = num_features. Parameters weight (ones) and bias (zeros) when affine; buffers
+// running_mean (zeros), running_var (ones) and num_batches_tracked (an int32 scalar: nabla has
+// no int64; load_state_dict copies it into PyTorch's int64). Training: batch statistics, and the
+// running statistics updated in place with momentum (r = (1 - momentum) r + momentum s, the
+// variance unbiased, as PyTorch; PyTorch's defaults are eps 1e-5, momentum 0.1), which every
+// nb_graph_replay of the recorded step repeats; num_batches_tracked counts the training
+// forwards through nb_layer_forward (not replays; PyTorch reads it only for momentum=None).
+// Eval: the running statistics, nothing updated. An input that is not (N, C, H, W) records an
+// error naming the layer, its channel count and the input shape.
+typedef struct nb_nn_batch_norm2d {
+    nb_layer base;
+    int64_t num_features;
+    double eps, momentum;
+    nb_tensor *weight, *bias;              // (C) parameters, or NULL (affine = false)
+    nb_tensor *running_mean, *running_var; // (C) buffers
+    nb_tensor *num_batches_tracked;        // () int32 buffer
+} nb_nn_batch_norm2d;
+// NULL with nb_last_error for num_features < 1, eps <= 0, momentum outside [0, 1], a dtype
+// other than NB_F32 / NB_F64.
+nb_layer *nb_nn_batch_norm2d_create(int64_t num_features, double eps, double momentum, bool affine,
+                                    nb_dtype dtype);
+nb_nn_batch_norm2d *nb_nn_batch_norm2d_of(nb_layer *l);
+
+// torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine) over nb_layer_norm: normalises
+// over the trailing ndim axes of x, which must equal shape. weight (ones) and bias (zeros)
+// shaped as shape when affine. NULL with nb_last_error for a NULL shape, ndim outside
+// [1, NB_MAX_DIMS], a size < 1, eps <= 0, a bad dtype.
+typedef struct nb_nn_layer_norm {
+    nb_layer base;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    double eps;
+    nb_tensor *weight, *bias; // shape, or NULL
+} nb_nn_layer_norm;
+nb_layer *nb_nn_layer_norm_create(int ndim, const int64_t *shape, double eps, bool affine,
+                                  nb_dtype dtype);
+nb_nn_layer_norm *nb_nn_layer_norm_of(nb_layer *l);
+
 // torch.nn.Sequential: children applied in order, named "0", "1", ... by position unless a
 // name is given. nb_nn_sequential_add takes ownership of child in every case (a NULL child,
 // e.g. from a failed create, is reported and the container left as it was; on any other error

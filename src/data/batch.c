@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/base_impl.h"
-#include "nabla/data.h"
+#include "data/data_impl.h"
 
 struct nb_batch_iter {
     int64_t *order; // (n) the sample indices in this epoch's visiting order
@@ -70,44 +70,61 @@ nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tenso
     return NB_OK;
 }
 
-// x accepts the flat layout (n, rows*cols) for dense layers and NCHW (n, 1, rows, cols) so a
-// convolution can consume the same batch without a reshape.
-static nb_status check_x(const char *fn, const nb_dataset *ds, const nb_tensor *x, int64_t n) {
-    if (!is_float(nb_tensor_dtype(x)))
-        return nb__set_last_error(NB_ERR_DTYPE, "%s: x is %s, needs f32 or f64", fn,
-                                  nb_dtype_name(nb_tensor_dtype(x)));
-    int nd = nb_tensor_ndim(x);
-    bool flat = nd == 2 && nb_tensor_dim(x, 1) == ds->rows * ds->cols;
-    bool nchw = nd == 4 && nb_tensor_dim(x, 1) == 1 && nb_tensor_dim(x, 2) == ds->rows &&
-                nb_tensor_dim(x, 3) == ds->cols;
-    if (nb_tensor_dim(x, 0) != n || !(flat || nchw))
-        return nb__set_last_error(NB_ERR_SHAPE,
-                                  "%s: x is %s, needs (%" PRId64 ", %" PRId64 ") or (%" PRId64
-                                  ", 1, %" PRId64 ", %" PRId64 ")",
-                                  fn, NB_SHAPE_STR(x), n, ds->rows * ds->cols, n, ds->rows,
-                                  ds->cols);
+// A batch tensor for `what` (x or targets) is float and either flat (n, numel) for dense
+// layers or (n, *shape), e.g. NCHW for a convolution, so both consume the same batch without a
+// reshape.
+static nb_status check_sample_tensor(const char *fn, const char *what, const nb_tensor *t,
+                                     int64_t n, int ndim, const int64_t *shape, int64_t numel) {
+    if (!is_float(nb_tensor_dtype(t)))
+        return nb__set_last_error(NB_ERR_DTYPE, "%s: %s is %s, needs f32 or f64", fn, what,
+                                  nb_dtype_name(nb_tensor_dtype(t)));
+    int nd = nb_tensor_ndim(t);
+    bool flat = nd == 2 && nb_tensor_dim(t, 1) == numel;
+    bool full = nd == ndim + 1;
+    for (int i = 0; full && i < ndim; i++)
+        full = nb_tensor_dim(t, i + 1) == shape[i];
+    if (nd >= 1 && nb_tensor_dim(t, 0) == n && (flat || full))
+        return NB_OK;
+    char want[NB_MAX_DIMS * 22 + 8];
+    int k = snprintf(want, sizeof want, "(%" PRId64, n);
+    for (int i = 0; i < ndim; i++)
+        k += snprintf(want + k, sizeof want - (size_t)k, ", %" PRId64, shape[i]);
+    snprintf(want + k, sizeof want - (size_t)k, ")");
+    return nb__set_last_error(NB_ERR_SHAPE, "%s: %s is %s, needs (%" PRId64 ", %" PRId64 ") or %s",
+                              fn, what, NB_SHAPE_STR(t), n, numel, want);
+}
+
+// Whether the dataset has class labels in a consistent form.
+static nb_status check_labels(const char *fn, const nb_dataset *ds) {
+    const nb_tensor *cl = ds->class_labels;
+    if (cl &&
+        (nb_tensor_dtype(cl) != NB_I32 || nb_tensor_ndim(cl) != 1 || nb_tensor_dim(cl, 0) != ds->n))
+        return nb__set_last_error(NB_ERR_STATE,
+                                  "%s: class_labels is %s %s, not int32 (%" PRId64 ")", fn,
+                                  nb_dtype_name(nb_tensor_dtype(cl)), NB_SHAPE_STR(cl), ds->n);
+    if ((!cl && !ds->labels) || ds->n_classes <= 0)
+        return nb__set_last_error(NB_ERR_STATE,
+                                  "%s: the dataset has no class labels (n_classes %" PRId64
+                                  "; targets: nb_dataset_fill_targets)",
+                                  fn, ds->n_classes);
     return NB_OK;
 }
 
 // Shapes, dtypes, indices and (for one-hot) label ranges, all before any write.
 static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n,
-                             const nb_tensor *x, const nb_tensor *onehot, const nb_tensor *labels) {
+                             const nb_tensor *x, const nb_tensor *onehot, const nb_tensor *labels,
+                             nb__sample_layout *l) {
     static const char fn[] = "nb_dataset_fill_batch";
-    if (!ds || (n > 0 && !idx))
-        return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, ds ? "idx" : "ds");
-    if (ds->n <= 0 || ds->rows <= 0 || ds->cols <= 0 || ds->n_classes <= 0 || !ds->images ||
-        !ds->labels)
-        return nb__set_last_error(NB_ERR_STATE, "%s: dataset is empty or not loaded", fn);
-    // A hand-built dataset: rows * cols must be a real size (images holds n of them).
-    if (ds->rows > INT64_MAX / ds->cols || ds->n > INT64_MAX / (ds->rows * ds->cols))
-        return nb__set_last_error(NB_ERR_STATE,
-                                  "%s: dataset of %" PRId64 " images of %" PRId64 " rows x %" PRId64
-                                  " cols: the size overflows",
-                                  fn, ds->n, ds->rows, ds->cols);
+    if (ds && n > 0 && !idx)
+        return nb__set_last_error(NB_ERR_NULL, "%s: idx is NULL", fn);
+    nb_status st = nb__dataset_check(ds, fn, l);
+    if (st != NB_OK)
+        return st;
     if (n < 0)
         return nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 " is negative", fn, n);
-    nb_status st;
-    if (x && (st = check_x(fn, ds, x, n)) != NB_OK)
+    if (x && (st = check_sample_tensor(fn, "x", x, n, l->ndim, l->shape, l->numel)) != NB_OK)
+        return st;
+    if ((onehot || labels) && (st = check_labels(fn, ds)) != NB_OK)
         return st;
     if (onehot && (st = check_float_2d(fn, "onehot", onehot, n, ds->n_classes)) != NB_OK)
         return st;
@@ -125,46 +142,102 @@ static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n
                 NB_ERR_ARG, "%s: idx[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64 ")", fn, i,
                 idx[i], ds->n);
         // A hand-built dataset may break the loader's label guarantee; do not write past a row.
-        if (onehot && ds->labels[idx[i]] >= ds->n_classes)
+        int64_t y = onehot || labels ? nb__dataset_label(ds, idx[i]) : 0;
+        if ((onehot || labels) && (y < 0 || y >= ds->n_classes))
             return nb__set_last_error(NB_ERR_ARG,
-                                      "%s: sample %" PRId64 " has label %u, outside "
-                                      "[0, %" PRId64 ")",
-                                      fn, idx[i], (unsigned)ds->labels[idx[i]], ds->n_classes);
+                                      "%s: sample %" PRId64 " has label %" PRId64
+                                      ", outside [0, %" PRId64 ")",
+                                      fn, idx[i], y, ds->n_classes);
     }
     return NB_OK;
 }
 
-// x[i, :] = images[idx[i], :] / 255 for one float type. Division (not a multiply by 1/255)
-// keeps each value correctly rounded, so 255 maps to exactly 1.
-#define FILL_PIXELS(T, ds, idx, n, x)                                                              \
+// dst[i, :] = src[idx[i], :] (f values per row) for one pair of element types, with `conv`
+// applied. Division by 255 (not a multiply by 1/255) keeps each pixel correctly rounded, so 255
+// maps to exactly 1.
+#define GATHER_ROWS(TD, TS, dst, src, idx, n, f, conv)                                             \
     do {                                                                                           \
-        int64_t f_ = (ds)->rows * (ds)->cols;                                                      \
-        T *dst_ = (T *)nb_tensor_data(x); /* (n, f) */                                             \
+        TD *d_ = (TD *)(dst);             /* (n, f) */                                             \
+        const TS *s_ = (const TS *)(src); /* (ds->n, f) */                                         \
         for (int64_t i = 0; i < (n); i++) {                                                        \
-            const uint8_t *src_ = (ds)->images + (idx)[i] * f_;                                    \
-            for (int64_t j = 0; j < f_; j++)                                                       \
-                dst_[i * f_ + j] = (T)src_[j] / (T)255;                                            \
+            const TS *r_ = s_ + (idx)[i] * (f);                                                    \
+            for (int64_t j = 0; j < (f); j++)                                                      \
+                d_[i * (f) + j] = conv(TD, r_[j]);                                                 \
         }                                                                                          \
     } while (0)
+#define PIXEL(TD, v) ((TD)(v) / (TD)255)
+#define AS_IS(TD, v) ((TD)(v))
+
+// out (n, f) float := rows idx of a float tensor (n_all, ...) of either float dtype.
+static void gather_float(nb_tensor *out, nb_tensor *src, const int64_t *idx, int64_t n, int64_t f) {
+    void *d = nb_tensor_data(out);
+    const void *s = nb_tensor_data(src);
+    bool d32 = nb_tensor_dtype(out) == NB_F32, s32 = nb_tensor_dtype(src) == NB_F32;
+    if (d32 && s32)
+        GATHER_ROWS(float, float, d, s, idx, n, f, AS_IS);
+    else if (d32)
+        GATHER_ROWS(float, double, d, s, idx, n, f, AS_IS);
+    else if (s32)
+        GATHER_ROWS(double, float, d, s, idx, n, f, AS_IS);
+    else
+        GATHER_ROWS(double, double, d, s, idx, n, f, AS_IS);
+}
 
 nb_status nb_dataset_fill_batch(const nb_dataset *ds, const int64_t *idx, int64_t n, nb_tensor *x,
                                 nb_tensor *onehot, nb_tensor *labels) {
-    nb_status st = check_batch(ds, idx, n, x, onehot, labels);
+    nb__sample_layout l;
+    nb_status st = check_batch(ds, idx, n, x, onehot, labels, &l);
     if (st != NB_OK || n == 0)
         return st;
-    if (x && nb_tensor_dtype(x) == NB_F32)
-        FILL_PIXELS(float, ds, idx, n, x);
+    if (x && ds->samples)
+        gather_float(x, ds->samples, idx, n, l.numel);
+    else if (x && nb_tensor_dtype(x) == NB_F32)
+        GATHER_ROWS(float, uint8_t, nb_tensor_data(x), ds->images, idx, n, l.numel, PIXEL);
     else if (x)
-        FILL_PIXELS(double, ds, idx, n, x);
+        GATHER_ROWS(double, uint8_t, nb_tensor_data(x), ds->images, idx, n, l.numel, PIXEL);
     if (onehot && nb_tensor_dtype(onehot) == NB_F32)
-        FILL_ONE_HOT(float, onehot, n, ds->n_classes, ds->labels[idx[i]]);
+        FILL_ONE_HOT(float, onehot, n, ds->n_classes, nb__dataset_label(ds, idx[i]));
     else if (onehot)
-        FILL_ONE_HOT(double, onehot, n, ds->n_classes, ds->labels[idx[i]]);
+        FILL_ONE_HOT(double, onehot, n, ds->n_classes, nb__dataset_label(ds, idx[i]));
     if (labels) {
         int32_t *y = nb_tensor_data_i32(labels); // (n)
         for (int64_t i = 0; i < n; i++)
-            y[i] = ds->labels[idx[i]];
+            y[i] = (int32_t)nb__dataset_label(ds, idx[i]);
     }
+    return NB_OK;
+}
+
+nb_status nb_dataset_fill_targets(const nb_dataset *ds, const int64_t *idx, int64_t n,
+                                  nb_tensor *targets) {
+    static const char fn[] = "nb_dataset_fill_targets";
+    nb__sample_layout l;
+    if (!targets || (ds && n > 0 && !idx))
+        return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, targets ? "idx" : "targets");
+    nb_status st = nb__dataset_check(ds, fn, &l);
+    if (st != NB_OK)
+        return st;
+    nb_tensor *t = ds->targets;
+    if (!t)
+        return nb__set_last_error(NB_ERR_STATE, "%s: the dataset has no targets", fn);
+    if (!is_float(nb_tensor_dtype(t)) || nb_tensor_ndim(t) < 1 || nb_tensor_dim(t, 0) != ds->n)
+        return nb__set_last_error(NB_ERR_STATE,
+                                  "%s: targets tensor is %s %s, not float (%" PRId64 ", ...)", fn,
+                                  nb_dtype_name(nb_tensor_dtype(t)), NB_SHAPE_STR(t), ds->n);
+    if (n < 0)
+        return nb__set_last_error(NB_ERR_ARG, "%s: n = %" PRId64 " is negative", fn, n);
+    int64_t shape[NB_MAX_DIMS], f = 1;
+    for (int i = 1; i < nb_tensor_ndim(t); i++)
+        f *= shape[i - 1] = nb_tensor_dim(t, i);
+    if ((st = check_sample_tensor(fn, "targets", targets, n, nb_tensor_ndim(t) - 1, shape, f)) !=
+        NB_OK)
+        return st;
+    for (int64_t i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= ds->n)
+            return nb__set_last_error(
+                NB_ERR_ARG, "%s: idx[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64 ")", fn, i,
+                idx[i], ds->n);
+    if (n > 0)
+        gather_float(targets, t, idx, n, f);
     return NB_OK;
 }
 

@@ -250,19 +250,20 @@ static nb_status idx_read_payload(idx_file *f, uint8_t **out, uint64_t n_items, 
 }
 
 // Every label must index a class: report how many do not and the first offender.
-static nb_status check_labels(const char *path, const uint8_t *labels, uint64_t n) {
+static nb_status check_labels(const char *path, const uint8_t *labels, uint64_t n,
+                              int64_t n_classes) {
     uint64_t bad = 0;
     uint64_t first = 0;
     for (uint64_t i = 0; i < n; i++) {
-        if (labels[i] >= NB_MNIST_CLASSES && bad++ == 0)
+        if (labels[i] >= n_classes && bad++ == 0)
             first = i;
     }
     if (bad == 0)
         return NB_OK;
     return nb__set_last_error(NB_ERR_FORMAT,
-                              "idx: %s: %" PRIu64 " bad label(s) for %d classes; "
+                              "idx: %s: %" PRIu64 " bad label(s) for %" PRId64 " classes; "
                               "first: label %u at index %" PRIu64,
-                              path, bad, NB_MNIST_CLASSES, (unsigned)labels[first], first);
+                              path, bad, n_classes, (unsigned)labels[first], first);
 }
 
 nb_status nb_idx_load(const char *images_path, const char *labels_path, nb_dataset *out) {
@@ -283,6 +284,12 @@ nb_status nb_idx_load_ex(const char *images_path, const char *labels_path,
     if (o.limit < 0)
         return nb__set_last_error(NB_ERR_ARG, "nb_idx_load: limit %" PRId64 " is negative",
                                   o.limit);
+    int64_t n_classes = o.n_classes ? o.n_classes : NB_MNIST_CLASSES;
+    if (n_classes < 1 || n_classes > 256)
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "nb_idx_load: n_classes %" PRId64 " is outside [1, 256] (labels "
+                                  "are uint8)",
+                                  o.n_classes);
     uint64_t max_bytes = o.max_bytes ? o.max_bytes : NB_IDX_DEFAULT_MAX_BYTES;
     if ((uint64_t)SIZE_MAX / 2 < max_bytes) // a 32-bit host: the buffer must fit a size_t
         max_bytes = (uint64_t)SIZE_MAX / 2;
@@ -330,7 +337,7 @@ nb_status nb_idx_load_ex(const char *images_path, const char *labels_path,
     n = kept;
     if ((st = idx_read_payload(&lab, &labels, n, 1, "labels", whole)) != NB_OK)
         goto fail;
-    if ((st = check_labels(labels_path, labels, n)) != NB_OK)
+    if ((st = check_labels(labels_path, labels, n, n_classes)) != NB_OK)
         goto fail;
     if ((st = idx_read_payload(&img, &images, n, pixels, "images", whole)) != NB_OK)
         goto fail;
@@ -340,9 +347,13 @@ nb_status nb_idx_load_ex(const char *images_path, const char *labels_path,
     out->n = (int64_t)n;
     out->rows = (int64_t)img.dims[1];
     out->cols = (int64_t)img.dims[2];
-    out->n_classes = NB_MNIST_CLASSES;
+    out->n_classes = n_classes;
     out->images = images;
     out->labels = labels;
+    out->sample_ndim = 3; // one channel: (1, rows, cols)
+    out->sample_shape[0] = 1;
+    out->sample_shape[1] = out->rows;
+    out->sample_shape[2] = out->cols;
     return NB_OK;
 
 fail:
@@ -351,14 +362,6 @@ fail:
     nb__free(labels);
     nb__free(images);
     return st;
-}
-
-void nb_dataset_free(nb_dataset *ds) {
-    if (!ds)
-        return;
-    nb__free(ds->images);
-    nb__free(ds->labels);
-    memset(ds, 0, sizeof *ds);
 }
 
 // *path := "<dir>/<split>-<kind>-ubyte.gz" if that name exists, else the raw name if it exists.

@@ -1,0 +1,26 @@
+// Library-private helpers shared by the data module's files (src/data/*.c).
+#ifndef NABLA_DATA_IMPL_H
+#define NABLA_DATA_IMPL_H
+
+#include "nabla/data.h"
+
+// One sample's layout as the batch functions see it: a hand-built MNIST-style dataset
+// (sample_ndim 0) is (1, rows, cols).
+typedef struct {
+    int ndim;
+    int64_t shape[NB_MAX_DIMS - 1];
+    int64_t numel;
+} nb__sample_layout;
+
+// Whether ds is a usable dataset (n > 0, a sample shape whose sizes do not overflow, exactly one
+// storage, a samples tensor shaped (n, *sample_shape)); if so fills *out. Otherwise
+// NB_ERR_NULL / NB_ERR_STATE with "fn: ..." as the last error.
+nb_status nb__dataset_check(const nb_dataset *ds, const char *fn, nb__sample_layout *out);
+
+// The class label of sample i of a checked dataset that has labels (int32 or uint8).
+static inline int64_t nb__dataset_label(const nb_dataset *ds, int64_t i) {
+    return ds->class_labels ? (int64_t)nb_tensor_data_i32(ds->class_labels)[i]
+                            : (int64_t)ds->labels[i];
+}
+
+#endif

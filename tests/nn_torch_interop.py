@@ -5,10 +5,14 @@ usage: nn_torch_interop.py NN_INTEROP_BINARY WORKDIR
 
 1. nabla saves a model (tests/nn_interop.c) and a fixed input/output pair;
 2. this script reads the file (safetensors parsed here with json + struct + torch.frombuffer,
-   so the `safetensors` package is not needed; it is used as well when installed), loads it with
-   load_state_dict(strict=True) into the matching torch.nn module and checks torch's output on
-   the same input against nabla's;
-3. the script saves the torch module's state_dict (freshly initialised by torch) as safetensors,
+   so the `safetensors` package is not needed (Debian 12 does not package it); its
+   safetensors.torch.load_file is compared as well when installed), loads it with
+   load_state_dict(strict=True) into the matching torch.nn module (conv, batch norm with its
+   running statistics and counter, pooling, dropout, layer norm, linear), checks that two
+   training steps in torch from nabla's initial model give nabla's running statistics, and
+   checks torch's eval output on the same input against nabla's;
+3. the script saves the torch module's state_dict (initialised by torch, batch / layer norm
+   tensors randomised; num_batches_tracked as int32 since nabla has no int64) as safetensors,
    nabla loads it with nb_layer_load and must reproduce torch's output.
 Exit 0 on success, 77 (skipped) when torch is not importable, 1 on any mismatch.
 """
@@ -63,8 +67,9 @@ def write_safetensors(path, tensors):
 def model():
     nn = torch.nn
     return nn.Sequential(collections.OrderedDict([
-        ("features", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                                   nn.Linear(16, 6, bias=False))),
+        ("features", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                   nn.MaxPool2d(2), nn.AvgPool2d(3, 1, 1), nn.Dropout(0.5),
+                                   nn.Flatten(), nn.LayerNorm(16), nn.Linear(16, 6, bias=False))),
         ("act", nn.ReLU()),
         ("head", nn.Linear(6, 3)),
     ]))
@@ -90,6 +95,30 @@ def main():
               % (sorted(state.keys()), sorted(expected)))
         return 1
     m.load_state_dict(state, strict=True)
+    bn = m.features[1]
+    if bn.num_batches_tracked.dtype != torch.int64 or bn.num_batches_tracked.item() != 2:
+        print("nn_torch_interop: num_batches_tracked %s, want int64 2" % bn.num_batches_tracked)
+        return 1
+    if bool((bn.running_mean == 0).any()) or bool((bn.running_var == 1).any()):
+        print("nn_torch_interop: running statistics did not move: %s %s"
+              % (bn.running_mean, bn.running_var))
+        return 1
+    # nabla's running statistics are PyTorch's: the initial model, two training forwards in
+    # torch on the same input (dropout comes after batch norm, so its masks do not matter).
+    m0 = model()
+    m0.load_state_dict(read_safetensors(os.path.join(work, "nabla_init.safetensors")), strict=True)
+    m0.train()
+    with torch.no_grad():
+        for _ in range(2):
+            m0(io["x"])
+    for name in ("running_mean", "running_var"):
+        a, b = getattr(m0.features[1], name), getattr(bn, name)
+        if not torch.allclose(a, b, rtol=1e-5, atol=1e-6):
+            print("nn_torch_interop: %s after two training steps: torch %s, nabla %s" % (name, a, b))
+            return 1
+    print("nn_torch_interop: batch norm's running statistics match torch's after two training "
+          "steps (max diff %.3g)" % max((m0.features[1].running_mean - bn.running_mean).abs().max(),
+                                         (m0.features[1].running_var - bn.running_var).abs().max()))
     m.eval()
     with torch.no_grad():
         y = m(io["x"])
@@ -101,10 +130,19 @@ def main():
 
     # The other way: a torch-initialised module saved from its state_dict, loaded by nabla.
     torch.manual_seed(0)
-    t = model().eval()
+    t = model()
+    with torch.no_grad():  # tensors that start as ones / zeros moved away from their start
+        for name, v in t.state_dict().items():
+            if name.startswith(("features.1.", "features.7.")) and v.is_floating_point():
+                v.uniform_(0.5, 1.5) if name.endswith(("var", "weight")) else v.uniform_(-0.5, 0.5)
+        t.features[1].num_batches_tracked.fill_(7)
+    t.eval()
     with torch.no_grad():
         yt = t(io["x"])
-    write_safetensors(os.path.join(work, "torch_model.safetensors"), t.state_dict())
+    # nabla has no int64: num_batches_tracked goes over as int32 (load_state_dict converts back).
+    sd = collections.OrderedDict((k, v.to(torch.int32) if v.dtype == torch.int64 else v)
+                                 for k, v in t.state_dict().items())
+    write_safetensors(os.path.join(work, "torch_model.safetensors"), sd)
     write_safetensors(os.path.join(work, "torch_io.safetensors"), {"y": yt})
     subprocess.run([binary, "check", work], check=True)
     return 0

@@ -603,8 +603,8 @@ static void test_cnn_checkpoint(void **state) {
     nb_params *ps = nb_params_create();
     assert_int_equal(nb_layer_collect(a, ps, NULL), NB_OK);
     int k = nb_params_count(ps, NB_PARAM) + nb_params_count(ps, NB_BUFFER);
-    const char *names[32];
-    nb_tensor *ts[32];
+    const char *names[33];
+    nb_tensor *ts[33];
     nb_tensor *rv3 = nb_tensor_create(NB_F32, 1, (int64_t[]){3});
     nb_tensor_fill(rv3, 2.0);
     for (int i = 0; i < k; i++) {
@@ -620,6 +620,33 @@ static void test_cnn_checkpoint(void **state) {
     assert_true(unchanged(a, vw, n));
     free(vw);
 
+    // A file with a tensor the model lacks (here: a wider head's extra layer) is refused as
+    // load_state_dict(strict=True) would, naming it; optimizer state beside the model is fine.
+    for (int i = 0; i < k; i++) // the model's own tensors again
+        ts[i] = nb_params_find(ps, names[i], NULL);
+    nb_tensor *extra = nb_tensor_create(NB_F32, 2, (int64_t[]){3, 3});
+    nb_tensor_fill(extra, 0.5);
+    names[k] = "head2.weight";
+    ts[k] = extra;
+    assert_int_equal(nb_save_safetensors(other, names, ts, k + 1), NB_OK);
+    vw = snapshot(a, &n);
+    assert_int_equal(nb_layer_load(a, other), NB_ERR_FORMAT);
+    assert_has(nb_last_error(), "tensor 'head2.weight' (3, 3) is not in the model");
+    assert_true(unchanged(a, vw, n));
+    free(vw);
+    names[k] = "optim.step";
+    assert_int_equal(nb_save_safetensors(other, names, ts, k + 1), NB_OK);
+    assert_int_equal(nb_layer_load(a, other), NB_OK);
+    nb_safetensors *h;
+    assert_int_equal(nb_safetensors_open(other, &h), NB_OK);
+    assert_int_equal(nb_safetensors_count(h), k + 1);
+    assert_string_equal(nb_safetensors_name(h, 0), "features.0.bias"); // strcmp order
+    assert_null(nb_safetensors_name(h, k + 1));
+    assert_null(nb_safetensors_name(h, -1));
+    nb_safetensors_close(h);
+    assert_int_equal(nb_safetensors_count(NULL), 0);
+
+    nb_tensor_destroy(extra);
     nb_params_destroy(ps);
     nb_tensor_destroy(rv3);
     free(va);

@@ -99,6 +99,11 @@ const char *nb_safetensors_meta(const nb_safetensors *f, const char *key);
 bool nb_safetensors_find(const nb_safetensors *f, const char *name, int *dtype, int *ndim,
                          int64_t *shape);
 
+// Number of tensors in the file, and the name of tensor i (0 <= i < count, in strcmp order;
+// NULL out of range), valid until close.
+int nb_safetensors_count(const nb_safetensors *f);
+const char *nb_safetensors_name(const nb_safetensors *f, int i);
+
 // Copy the file's tensor names[i] into tensors[i] (0 <= i < n), bit for bit. Each name must be
 // in the file with exactly the tensor's dtype and shape; other tensors in the file are ignored.
 // All or nothing: the requested bytes are staged in memory, their checksums verified and (unless

@@ -130,7 +130,10 @@ void nb_layer_destroy(nb_layer *layer);
 const char *nb_layer_kind(const nb_layer *layer);
 
 // Whole-model checkpoints in one call: collect into a temporary set, then nb_params_save /
-// nb_params_load (same guarantees: atomic write, all-or-nothing load naming the tensor).
+// nb_params_load (same guarantees: atomic write, all-or-nothing load naming the tensor, e.g.
+// "ckpt.safetensors: 'features.1.running_mean' has shape (32), model expects (64)"). The load
+// is strict as PyTorch's load_state_dict: a tensor in the file that the model lacks (other than
+// optimizer state, "optim.*") is NB_ERR_FORMAT naming it, and nothing is loaded.
 nb_status nb_layer_save(nb_layer *model, const char *path);
 nb_status nb_layer_load(nb_layer *model, const char *path);
 

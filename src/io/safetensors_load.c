@@ -293,6 +293,14 @@ const char *nb_safetensors_meta(const nb_safetensors *h, const char *key) {
     return h && key ? nb__st_meta(&h->h, key) : NULL;
 }
 
+int nb_safetensors_count(const nb_safetensors *h) {
+    return h ? h->h.m : 0;
+}
+
+const char *nb_safetensors_name(const nb_safetensors *h, int i) {
+    return h && i >= 0 && i < h->h.m ? h->h.es[i].name : NULL;
+}
+
 bool nb_safetensors_find(const nb_safetensors *h, const char *name, int *dtype, int *ndim,
                          int64_t *shape) {
     const nb__st_entry *e = h && name ? nb__st_find(&h->h, name) : NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/base_impl.h"
+#include "nabla/io.h"
 #include "nabla/ops.h"
 #include "nn/nn_impl.h"
 
@@ -101,6 +102,36 @@ const char *nb_layer_kind(const nb_layer *layer) {
     return layer && layer->ops && layer->ops->kind ? layer->ops->kind : "?";
 }
 
+// As load_state_dict(strict=True): every tensor of the checkpoint must be the model's, so a
+// file of a larger or different architecture is not half-loaded in silence. Optimizer state
+// saved beside the model ("optim.*", nb_optim_export) is allowed.
+static nb_status unexpected_tensors(const nb_params *set, const char *path) {
+    nb_safetensors *f;
+    nb_status st = nb_safetensors_open(path, &f);
+    if (st != NB_OK)
+        return st;
+    for (int i = 0; st == NB_OK && i < nb_safetensors_count(f); i++) {
+        const char *name = nb_safetensors_name(f, i);
+        if (strncmp(name, "optim.", 6) != 0 && !nb_params_find(set, name, NULL)) {
+            int nd = 0;
+            int64_t shape[NB_MAX_DIMS];
+            nb_safetensors_find(f, name, NULL, &nd, shape);
+            char dims[NB_MAX_DIMS * 22 + 4] = "";
+            for (int d = 0, k = 0; d < nd && d < NB_MAX_DIMS; d++)
+                k += snprintf(dims + k, sizeof dims - (size_t)k, "%s%lld", d ? ", " : "",
+                              (long long)shape[d]);
+            st = nb__set_last_error(NB_ERR_FORMAT,
+                                    "nb_layer_load: %s: tensor '%.200s' (%s) is not in the model "
+                                    "(%d parameters, %d buffers): a checkpoint of another "
+                                    "architecture?",
+                                    path, name, dims, nb_params_count(set, NB_PARAM),
+                                    nb_params_count(set, NB_BUFFER));
+        }
+    }
+    nb_safetensors_close(f);
+    return st;
+}
+
 static nb_status save_or_load(nb_layer *model, const char *path, bool save) {
     const char *fn = save ? "nb_layer_save" : "nb_layer_load";
     if (!model || !path)
@@ -109,6 +140,8 @@ static nb_status save_or_load(nb_layer *model, const char *path, bool save) {
     if (!set)
         return NB_ERR_NOMEM;
     nb_status st = nb_layer_collect(model, set, NULL);
+    if (st == NB_OK && !save)
+        st = unexpected_tensors(set, path);
     if (st == NB_OK)
         st = save ? nb_params_save(set, path) : nb_params_load(set, path);
     nb_params_destroy(set);

@@ -1,8 +1,9 @@
 // nabla data: datasets of N-D samples (images as (C, H, W), feature vectors, ...) stored as
 // uint8 (compact: 47 MB for MNIST train; drawn as v / 255) or as float, with class labels (any
 // number of classes) or float targets; MNIST-style IDX files (raw or gzip) load into one.
-// Mini-batch filling, shuffling and train/validation splits. A dataset's buffers are the
-// library's, released with nb_dataset_free; an nb_batch_iter is freed with its destroy.
+// Text corpora for language modelling (characters or bytes -> int32 tokens). Mini-batch
+// filling, shuffling and train/validation splits. A dataset's buffers are the library's,
+// released with nb_dataset_free; an nb_batch_iter is freed with its destroy.
 // Every function reports failure as an nb_status with the message in nb_last_error().
 //
 //   nb_dataset ds;                                  // 500 RGB 32x32 images, 100 classes
@@ -164,6 +165,122 @@ int64_t nb_batch_iter_next(nb_batch_iter *it, const int64_t **batch);
 int64_t nb_batch_iter_epoch(const nb_batch_iter *it);
 // Batches per epoch: ceil(n / batch_size).
 int64_t nb_batch_iter_num_batches(const nb_batch_iter *it);
+
+// ---- text corpora (language modelling) -----------------------------------------------------
+//
+// A corpus is read whole into memory and tokenised into ids: by default one id per UTF-8
+// character (code point), with bytes = true one id per byte. The vocabulary is the sorted set of
+// symbols that occur (ids ascend with the symbol), so the same text always gives the same ids.
+// Training data are contiguous windows: window w (0 <= w < nb_text_windows) is the inputs
+// tokens[w*T, w*T + T) with next-token targets tokens[w*T + 1, w*T + T + 1).
+//
+//   nb_text txt;
+//   if (nb_text_load_dir("/usr/share/games/fortunes", NULL, &txt) != NB_OK) ... nb_last_error()
+//   int64_t W = nb_text_windows(&txt, 64), nt, nv;
+//   int64_t *train = malloc(W * sizeof *train), *val = malloc(W * sizeof *val);
+//   nb_text_split(&txt, 64, 0.1, seed, train, &nt, val, &nv);  // 10 % of the windows
+//   nb_batch_iter *it = nb_batch_iter_create(train, nt, 32, true, seed);
+//   ... nb_text_fill_batch(&txt, 64, batch, count, x, y);     // x, y: (32, 64) NB_I32
+//
+// Checkpoints: save the vocabulary as a tensor, nb_vocab_to_tensor(&txt.vocab), registered as a
+// buffer (e.g. "vocab", NB_BUFFER) of the model's nb_params, so it travels in the safetensors
+// file next to the weights (PyTorch reads it as an int32 tensor of code points). On resume,
+// read it back and compare with nb_vocab_check before loading the weights: a corpus whose
+// vocabulary differs is refused naming both sizes and the first differing symbol. To run a
+// saved model on new text, rebuild the vocabulary with nb_vocab_from_tensor and pass it as
+// nb_text_options.vocab.
+
+// Default cap on the corpus bytes one load reads (nb_text_options.max_bytes = 0): 256 MiB.
+#define NB_TEXT_DEFAULT_MAX_BYTES ((uint64_t)256 << 20)
+// Default cap on the number of distinct symbols (nb_text_options.max_vocab = 0).
+#define NB_TEXT_DEFAULT_MAX_VOCAB 4096
+// Most files nb_text_load_dir reads.
+#define NB_TEXT_MAX_FILES 4096
+
+// A vocabulary: id i stands for symbols[i], a Unicode code point (or a byte value 0..255 when
+// bytes is set; below 128 both agree). symbols strictly ascend. Plain data; free with
+// nb_vocab_free (or nb_text_free for a corpus's own).
+typedef struct nb_vocab {
+    int32_t size;     // number of ids, >= 1
+    bool bytes;       // symbols are bytes, not code points
+    int32_t *symbols; // (size)
+} nb_vocab;
+
+// A tokenised corpus. Free with nb_text_free.
+typedef struct nb_text {
+    int64_t n;       // number of tokens
+    int32_t *tokens; // (n) ids in [0, vocab.size)
+    nb_vocab vocab;
+} nb_text;
+
+// Options for the loaders; a zeroed struct (or NULL) gives the defaults.
+typedef struct nb_text_options {
+    bool bytes;         // one token per byte (vocabulary <= 256) instead of per UTF-8 character
+    uint64_t max_bytes; // largest total corpus accepted, checked before reading; 0: the default
+    int32_t max_vocab;  // most distinct symbols accepted; 0: NB_TEXT_DEFAULT_MAX_VOCAB
+    // Non-NULL: tokenise with this vocabulary (e.g. one saved with a model; its `bytes` must
+    // equal the option's) instead of building one; a symbol outside it fails naming the
+    // symbol, the file and the offset. The vocabulary is copied into the result.
+    const nb_vocab *vocab;
+} nb_text_options;
+
+// Reads the files paths[0..n_paths) in order as one corpus (their contents concatenated). Only
+// regular files are read (a FIFO, device or directory is refused without blocking). Errors, with
+// the file and byte offset in the message, *out left zeroed: NB_ERR_NULL, NB_ERR_ARG (n_paths <
+// 1, bad options), NB_ERR_IO, NB_ERR_FORMAT (a NUL byte: binary data; invalid UTF-8 unless
+// bytes; more symbols than max_vocab; a symbol not in opts->vocab; an empty corpus; more than
+// max_bytes), NB_ERR_NOMEM.
+nb_status nb_text_load(const char *const *paths, int n_paths, const nb_text_options *opts,
+                       nb_text *out);
+// Every regular file directly in dir, in byte order of their names, skipping names that start
+// with '.' or end in ".dat" (the fortune(6) index files), symbolic links (Debian's fortunes
+// ships "<name>.u8" links to the same files) and subdirectories. NB_ERR_FORMAT when no file is
+// left or more than NB_TEXT_MAX_FILES are; otherwise as nb_text_load.
+nb_status nb_text_load_dir(const char *dir, const nb_text_options *opts, nb_text *out);
+// The same checks and tokenisation over bytes in memory; `name` (may be NULL) is used in
+// messages.
+nb_status nb_text_from_memory(const void *data, size_t len, const char *name,
+                              const nb_text_options *opts, nb_text *out);
+// Releases the tokens and the vocabulary and zeroes *t. NULL or zeroed is a no-op.
+void nb_text_free(nb_text *t);
+
+// Number of windows of T tokens with their targets: (n - 1) / T; 0 when n <= T or T < 1.
+int64_t nb_text_windows(const nb_text *t, int64_t T);
+// A seeded random split of the windows: round(val_fraction * W) of them (at least 1 when
+// val_fraction > 0) into val, the rest into train, each list ascending; *n_train and *n_val get
+// the counts. train and val need room for nb_text_windows(t, T) entries each. The same (corpus,
+// T, val_fraction, seed) always gives the same split. Errors: NB_ERR_NULL; NB_ERR_ARG (T < 1,
+// val_fraction outside [0, 1)); NB_ERR_FORMAT when the corpus is too short for one training
+// window (and one validation window if asked), naming its length and T.
+nb_status nb_text_split(const nb_text *t, int64_t T, double val_fraction, uint64_t seed,
+                        int64_t *train, int64_t *n_train, int64_t *val, int64_t *n_val);
+// x[i, :] := the inputs of window windows[i], y[i, :] := its targets, for 0 <= i < n. x and y
+// are NB_I32 tensors of shape (n, T) (either may be NULL). Everything is checked before anything
+// is written: NB_ERR_SHAPE / NB_ERR_DTYPE for a tensor that does not fit, NB_ERR_ARG for a
+// window outside [0, nb_text_windows(t, T)).
+nb_status nb_text_fill_batch(const nb_text *t, int64_t T, const int64_t *windows, int64_t n,
+                             nb_tensor *x, nb_tensor *y);
+
+// Writes the text of ids[0..n) into buf as UTF-8 (raw bytes for a bytes vocabulary), always
+// NUL-terminated when cap > 0 (truncated at a symbol boundary if it does not fit). Returns the
+// bytes the whole text needs (without the NUL), or -1 with nb_last_error for a NULL argument
+// or an id outside [0, v->size).
+int64_t nb_vocab_decode(const nb_vocab *v, const int32_t *ids, int64_t n, char *buf, size_t cap);
+// Tokenises s[0..len) with v into ids (room for cap). Returns the token count (which may exceed
+// cap: only cap are written), or -1 with nb_last_error (invalid UTF-8, a symbol not in v).
+int64_t nb_vocab_encode(const nb_vocab *v, const char *s, size_t len, int32_t *ids, int64_t cap);
+// A new NB_I32 tensor (v->size) holding the symbols, for checkpoints; NULL with nb_last_error.
+nb_tensor *nb_vocab_to_tensor(const nb_vocab *v);
+// Rebuilds a vocabulary from such a tensor (NB_I32, 1-D, non-empty, strictly ascending, valid
+// code points -- bytes: 0..255). *out zeroed on error (NB_ERR_NULL/DTYPE/SHAPE/FORMAT/NOMEM).
+nb_status nb_vocab_from_tensor(const nb_tensor *t, bool bytes, nb_vocab *out);
+// NB_OK when the saved tensor holds exactly v's symbols; otherwise NB_ERR_FORMAT (NB_ERR_DTYPE
+// for a tensor that is not 1-D NB_I32) with a message naming both sizes and the first id where
+// they differ, e.g. "vocabulary mismatch: checkpoint has 97 symbols, corpus 98; id 40 is 'G'
+// in the checkpoint, 'F' in the corpus".
+nb_status nb_vocab_check(const nb_vocab *v, const nb_tensor *saved);
+// Frees v->symbols and zeroes *v. NULL is a no-op.
+void nb_vocab_free(nb_vocab *v);
 
 #ifdef __cplusplus
 }

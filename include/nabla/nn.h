@@ -252,6 +252,56 @@ int nb_nn_sequential_len(const nb_layer *seq);
 // Child i, or NULL out of range / not a sequential.
 nb_layer *nb_nn_sequential_child(nb_layer *seq, int i);
 
+// torch.nn.RNN / GRU / LSTM (batch_first=False, unidirectional, no dropout, no projections):
+// x (T, B, input_size) -> output (T, B, hidden_size), the last layer's h_t for every t. Each
+// layer l holds PyTorch's tensors under PyTorch's names, so a state_dict loads either way:
+//   weight_ih_l{l} (G*H, in)   in = input_size for l = 0, else hidden_size
+//   weight_hh_l{l} (G*H, H)    bias_ih_l{l}, bias_hh_l{l} (G*H), unless bias is false
+// with G = 1 (RNN), 3 (GRU: gates r, z, n in that order) or 4 (LSTM: i, f, g, o). Per step:
+//   RNN  h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), act tanh (NB_RNN_TANH) or relu
+//   GRU  r = σ(.. r rows ..), z = σ(.. z rows ..), n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ +
+//        b_hn)), h' = (1 - z) ⊙ n + z ⊙ h
+//   LSTM i, f, o = σ(..), g = tanh(..), c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c')
+// Every tensor is initialised U(-1/sqrt(H), 1/sqrt(H)) as PyTorch, drawn layer by layer in the
+// order above. The sequence is unrolled on the tape from existing ops (one GEMM for the input
+// projection of all T steps per layer, then per step a GEMM, adds, slices and the
+// nonlinearities), so its gradients -- to the weights, the input and the initial state -- are
+// those of the ops, first and higher order. NULL with nb_last_error for sizes < 1, num_layers
+// outside [1, 64], a bad dtype or mode, a NULL rng.
+typedef enum { NB_RNN_TANH = 0, NB_RNN_RELU, NB_GRU, NB_LSTM, NB_RNN_MODE_COUNT } nb_rnn_mode;
+#define NB_RNN_MAX_LAYERS 64
+typedef struct nb_nn_rnn {
+    nb_layer base;
+    nb_rnn_mode mode;
+    int64_t input_size, hidden_size;
+    int num_layers;
+    int gates;             // G: 1, 3 or 4
+    nb_tensor **weight_ih; // [num_layers] (G*H, in)
+    nb_tensor **weight_hh; // [num_layers] (G*H, H)
+    nb_tensor **bias_ih;   // [num_layers] (G*H), all NULL without bias
+    nb_tensor **bias_hh;
+    nb_tensor **steps; // internal: per-step outputs of the running forward (steps_cap long)
+    int64_t steps_cap;
+} nb_nn_rnn;
+nb_layer *nb_nn_rnn_create(nb_rnn_mode mode, int64_t input_size, int64_t hidden_size,
+                           int num_layers, bool bias, nb_dtype dtype, nb_rng *rng);
+// The same with the mode fixed (kinds "gru" and "lstm"; nb_nn_rnn_create's are "rnn" for both
+// RNN modes).
+nb_layer *nb_nn_gru_create(int64_t input_size, int64_t hidden_size, int num_layers, bool bias,
+                           nb_dtype dtype, nb_rng *rng);
+nb_layer *nb_nn_lstm_create(int64_t input_size, int64_t hidden_size, int num_layers, bool bias,
+                            nb_dtype dtype, nb_rng *rng);
+// The recurrent layer behind l, or NULL when l is not one.
+nb_nn_rnn *nb_nn_rnn_of(nb_layer *l);
+// The full call: x (T, B, in); h0 and (LSTM only) c0 (num_layers, B, H) initial states, or
+// NULL for zeros; returns the output (T, B, H) and, when the pointers are not NULL, the final
+// states h_n (and c_n for an LSTM) as (num_layers, B, H). nb_layer_forward(g, layer, x) is this
+// with zero initial states. On bad input (not 3-D, a wrong feature count, a state of the wrong
+// shape or dtype, c0 given to a non-LSTM) the graph's error names the layer and the shapes and
+// NULL is returned (*h_n, *c_n too).
+nb_tensor *nb_nn_rnn_forward(nb_graph *g, nb_layer *layer, nb_tensor *x, nb_tensor *h0,
+                             nb_tensor *c0, nb_tensor **h_n, nb_tensor **c_n);
+
 #ifdef __cplusplus
 }
 #endif

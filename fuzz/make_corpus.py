@@ -3,8 +3,8 @@
 
 Usage: fuzz/make_corpus.py OUTDIR
 
-Creates OUTDIR/fuzz_idx/ and OUTDIR/fuzz_safetensors/ (files are overwritten, nothing else
-is touched). IDX seeds use the harness's input layout (see fuzz/fuzz_idx.c): a control byte
+Creates OUTDIR/fuzz_idx/, OUTDIR/fuzz_safetensors/ and OUTDIR/fuzz_text/ (files are
+overwritten, nothing else is touched). IDX seeds use the harness's input layout (see fuzz/fuzz_idx.c): a control byte
 (bit 0/1: the harness gzips the image/label part), the image part's length as a little-endian
 u16, then the image file and the label file. Every seed is deterministic and under 4 KiB
 (libFuzzer's default input size limit); a few gzip ones expand to megabytes.
@@ -183,10 +183,33 @@ def st_seeds():
         tail=w[3])
 
 
+def text_seeds():
+    """fuzz_text: a control byte (bit 0 bytes, bits 1-2 max_vocab, bit 3 fixed vocabulary), then
+    the file."""
+    fortune = (b"A day for firm decisions!!!!!  Or is it?\n%\n"
+               b"Q:\tWhat's yellow and e\x08equivalent to the axiom of choice?\n%\n")
+    utf8 = "na\u00efve caf\u00e9 \u2014 \u00fcber \U0001F600\n".encode()
+    yield "fortune", b"\x00" + fortune
+    yield "fortune_fixed", b"\x08" + fortune
+    yield "fortune_bytes", b"\x01" + fortune
+    yield "utf8", b"\x00" + utf8
+    yield "utf8_bytes_fixed", b"\x09" + utf8
+    yield "utf8_cap3", b"\x04" + utf8
+    yield "abc_cap3", b"\x04abcabcabc"
+    yield "one_char", b"\x00x"
+    yield "empty", b"\x00"
+    yield "nul", b"\x00ab\x00cd"
+    yield "overlong", b"\x00\xc0\xaf"
+    yield "surrogate", b"\x00\xed\xa0\x80"
+    yield "truncated", b"\x00ok\xe2\x82"
+    yield "above_max", b"\x00\xf4\x90\x80\x80"
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    for harness, seeds in (("fuzz_idx", idx_seeds()), ("fuzz_safetensors", st_seeds())):
+    for harness, seeds in (("fuzz_idx", idx_seeds()), ("fuzz_safetensors", st_seeds()),
+                           ("fuzz_text", text_seeds())):
         d = os.path.join(sys.argv[1], harness)
         os.makedirs(d, exist_ok=True)
         for name, blob in seeds:

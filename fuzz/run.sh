@@ -17,8 +17,8 @@ case $secs in '' | *[!0-9]*) echo "usage: fuzz/run.sh [SECONDS]" >&2; exit 2 ;; 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${NB_FUZZ_BUILD:-$root/build-fuzz}
 corpus=$root/fuzz/corpus-run
-harnesses=(fuzz_idx fuzz_safetensors fuzz_api)
-dicts=(idx.dict safetensors.dict "")
+harnesses=(fuzz_idx fuzz_safetensors fuzz_api fuzz_text)
+dicts=(idx.dict safetensors.dict "" "")
 
 # ---- toolchain: Debian 12's clang 14 with its libFuzzer and sanitizer runtimes -----------------
 sanflags=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)

@@ -205,9 +205,9 @@ static nb_status tokenise(const uint8_t *buf, size_t total, const text_part *par
             goto fail;
         }
         int32_t k = 0;
-        for (uint32_t c = 0; c < CODE_POINTS; c++)
-            if (seen[c >> 5] >> (c & 31) & 1u)
-                t.vocab.symbols[k++] = (int32_t)c;
+        for (uint32_t w = 0; w < CODE_POINTS / 32; w++)
+            for (uint32_t bits = seen[w]; bits; bits &= bits - 1) // each set bit, ascending
+                t.vocab.symbols[k++] = (int32_t)(w * 32 + (uint32_t)__builtin_ctz(bits));
     }
     t.vocab.bytes = o->bytes;
     for (int64_t i = 0; i < t.n; i++)

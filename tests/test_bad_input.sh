@@ -306,7 +306,7 @@ for delay in 0.3 0.8 1.3 1.9 2.6; do
             [[ $rc -eq 130 || $rc -eq 0 ]] || fail "SIGINT after ${delay}s: exit $rc; stderr: $(tail -c 300 "$work/err")"
             no_leftovers "$work"
         else
-            n=$(find "$work" -maxdepth 1 -name '*tmp*' | wc -l)
+            n=$(find "$work" -mindepth 1 -maxdepth 1 -name '*tmp*' | wc -l) # not $work (/tmp/tmp.*)
             ((n <= 1)) || fail "kill -9 after ${delay}s left $n temp files: $(ls -a "$work")"
         fi
         expect 0 "test accuracy" "$mnist" --limit 3000 --val 300 --hidden 64 --load "$ck" --eval-only

@@ -152,6 +152,31 @@ static void test_batch_norm2d(void **state) {
     nb_layer_destroy(l);
 }
 
+// A replayed training step updates the running statistics again, as a second step would
+// (num_batches_tracked counts layer forwards only, as documented).
+static void test_batch_norm2d_replay(void **state) {
+    (void)state;
+    nb_layer *a = nb_nn_batch_norm2d_create(2, 1e-5, 0.3, true, NB_F64);
+    nb_layer *b = nb_nn_batch_norm2d_create(2, 1e-5, 0.3, true, NB_F64);
+    nb_tensor *x = filled(NB_F64, 4, (int64_t[]){3, 2, 2, 3}, 0.6);
+    nb_graph *g = nb_graph_create(), *g2 = nb_graph_create();
+    assert_non_null(nb_layer_forward(g, a, x));
+    assert_int_equal(nb_graph_replay(g), NB_OK);
+    assert_non_null(nb_layer_forward(g2, b, x));
+    assert_non_null(nb_layer_forward(g2, b, x));
+    nb_nn_batch_norm2d *ba = nb_nn_batch_norm2d_of(a), *bb = nb_nn_batch_norm2d_of(b);
+    assert_same(ba->running_mean, bb->running_mean);
+    assert_same(ba->running_var, bb->running_var);
+    assert_true(nb_tensor_get(ba->running_var, 0) != 1.0);
+    assert_true(nb_tensor_get(ba->num_batches_tracked, 0) == 1.0);
+    assert_true(nb_tensor_get(bb->num_batches_tracked, 0) == 2.0);
+    nb_graph_destroy(g);
+    nb_graph_destroy(g2);
+    nb_tensor_destroy(x);
+    nb_layer_destroy(a);
+    nb_layer_destroy(b);
+}
+
 static void test_batch_norm2d_bad(void **state) {
     (void)state;
     nb_layer *model = nb_nn_sequential_create();
@@ -661,9 +686,13 @@ static void test_cnn_checkpoint(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batch_norm2d),   cmocka_unit_test(test_batch_norm2d_bad),
-        cmocka_unit_test(test_layer_norm),     cmocka_unit_test(test_dropout),
-        cmocka_unit_test(test_pool_layers),    cmocka_unit_test(test_cnn_names_and_modes),
+        cmocka_unit_test(test_batch_norm2d),
+        cmocka_unit_test(test_batch_norm2d_bad),
+        cmocka_unit_test(test_batch_norm2d_replay),
+        cmocka_unit_test(test_layer_norm),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_pool_layers),
+        cmocka_unit_test(test_cnn_names_and_modes),
         cmocka_unit_test(test_cnn_checkpoint),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

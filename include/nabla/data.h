@@ -42,7 +42,7 @@ typedef enum {
 typedef struct nb_dataset {
     int64_t n;         // number of samples (> 0 once loaded)
     int64_t rows;      // image height: the sample's second-to-last dim (1 for 1-D samples)
-    int64_t cols;      // image width: the sample's last dim; rows * cols for IDX images
+    int64_t cols;      // image width: the sample's last dim
     int64_t n_classes; // every class label is in [0, n_classes); 0: no class labels
     uint8_t *images;   // uint8 storage: (n, sample numel) values 0..255, row-major; else NULL
     uint8_t *labels;   // (n) uint8 class labels as IDX files hold them (unless class_labels)

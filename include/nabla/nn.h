@@ -205,13 +205,14 @@ nb_layer *nb_nn_dropout_create(double p, nb_rng *rng);
 // torch.nn.BatchNorm2d(num_features, eps, momentum, affine) over nb_batch_norm: x (N, C, H, W)
 // with C = num_features. Parameters weight (ones) and bias (zeros) when affine; buffers
 // running_mean (zeros), running_var (ones) and num_batches_tracked (an int32 scalar: nabla has
-// no int64; load_state_dict copies it into PyTorch's int64). Training: batch statistics, and the
-// running statistics updated in place with momentum (r = (1 - momentum) r + momentum s, the
-// variance unbiased, as PyTorch; PyTorch's defaults are eps 1e-5, momentum 0.1), which every
-// nb_graph_replay of the recorded step repeats; num_batches_tracked counts the training
-// forwards through nb_layer_forward (not replays; PyTorch reads it only for momentum=None).
-// Eval: the running statistics, nothing updated. An input that is not (N, C, H, W) records an
-// error naming the layer, its channel count and the input shape.
+// no int64; load_state_dict copies it into PyTorch's int64; a torch state_dict needs it as
+// .int() before saving for nabla, else nb_layer_load refuses it naming the tensor and dtypes).
+// Training: batch statistics, and the running statistics updated in place with momentum (r = (1 -
+// momentum) r + momentum s, the variance unbiased, as PyTorch; PyTorch's defaults are eps 1e-5,
+// momentum 0.1), which every nb_graph_replay of the recorded step repeats; num_batches_tracked
+// counts the training forwards through nb_layer_forward (not replays; PyTorch reads it only for
+// momentum=None). Eval: the running statistics, nothing updated. An input that is not (N, C, H, W)
+// records an error naming the layer, its channel count and the input shape.
 typedef struct nb_nn_batch_norm2d {
     nb_layer base;
     int64_t num_features;

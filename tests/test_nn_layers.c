@@ -192,6 +192,23 @@ static void test_batch_norm2d_bad(void **state) {
     assert_int_equal(nb_graph_status(g), NB_ERR_SHAPE);
     assert_has(nb_graph_error(g), "batch_norm2d 'bn1' (3 channels): input (2, 4, 2, 2) is not "
                                   "(N, 3, H, W)");
+    // Both the layer's own errors and those of the ops it calls end with this file's line
+    // (nb_layer_forward's call site), not a line inside the library.
+    char site[300];
+    nb_graph_reset(g);
+    assert_null(nb_layer_forward(g, model, x4));
+    snprintf(site, sizeof site, "; op called at %s:%d", __FILE__, __LINE__ - 1);
+    assert_has(nb_graph_error(g), site);
+    nb_graph_reset(g);
+    nb_tensor *xd64 = filled(NB_F64, 4, (int64_t[]){2, 3, 2, 2}, 0.3);
+    int line = __LINE__ + 1;
+    assert_null(nb_layer_forward(g, model, xd64));
+    snprintf(site, sizeof site,
+             "batch_norm: mixed dtypes: input 0 is float64, input 1 (3) is float32 (convert "
+             "explicitly); op called at %s:%d",
+             __FILE__, line);
+    assert_has(nb_graph_error(g), site);
+    nb_tensor_destroy(xd64);
     // Not 4-D.
     nb_graph_reset(g);
     nb_tensor *x3 = filled(NB_F32, 3, (int64_t[]){2, 3, 4}, 0.3);

@@ -39,7 +39,8 @@ const char *nb_graph_error(const nb_graph *g);
 void nb_graph_clear_error(nb_graph *g);
 // Records an error on g as an op does (the first error since the last reset or clear wins;
 // later ops then return NULL), for layers and user code that check their own inputs. printf
-// format. Returns code (NB_ERR_NULL if g is NULL).
+// format; "; op called at <file>:<line>" is added when called inside an op or nb_layer_forward
+// macro (the caller's line). Returns code (NB_ERR_NULL if g is NULL).
 nb_status nb_graph_fail(nb_graph *g, nb_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -116,8 +116,13 @@ struct nb_layer {
 
 // y = the layer applied to x on g. NULL if x is NULL, the graph is in error or the layer
 // refuses x (the graph's error names the layer, e.g. "linear 'fc1' (784 -> 128): input
-// (64, 100) has 100 features, expected 784").
+// (64, 100) has 100 features, expected 784; op called at model.c:57"). Like the ops it is a
+// macro capturing the caller's line (NB__SITE): the ops a layer records, their errors and
+// anomaly reports name that line ((nb_layer_forward)(...) calls the plain function).
 nb_tensor *nb_layer_forward(nb_graph *g, nb_layer *layer, nb_tensor *x);
+#ifndef NB_NO_SITE_MACROS
+#define nb_layer_forward(...) NB__SITE(nb_layer_forward, __VA_ARGS__)
+#endif
 // Registers every tensor of the layer and its children in set under prefix; also sets each
 // layer's name. On error the entries added so far stay (clear the set).
 nb_status nb_layer_collect(nb_layer *layer, nb_params *set, const char *prefix);

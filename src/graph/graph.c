@@ -130,8 +130,13 @@ nb_status nb_graph_fail(nb_graph *g, nb_status code, const char *fmt, ...) {
     if (!g || !fmt)
         return NB_ERR_NULL;
     va_list ap;
+    // A layer's own message: inside nb_layer_forward (its macro) the open call site is the
+    // user's line; outside any op call there is none.
+    const char *file;
+    int line;
+    nb__site_current(&file, &line);
     va_start(ap, fmt);
-    vfail(g, code, NULL, NULL, 0, fmt, ap); // a layer's own message: no op call site
+    vfail(g, code, NULL, file, line, fmt, ap);
     va_end(ap);
     return code;
 }

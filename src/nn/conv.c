@@ -1,4 +1,7 @@
 // The 2-D convolution layer (torch.nn.Conv2d) over the nb_conv2d_hw op.
+// Ops called here record the user's nb_layer_forward call site (its macro in nabla/nn.h), not
+// a line of this file.
+#define NB_NO_SITE_MACROS
 #include <math.h>
 #include <stdio.h>
 

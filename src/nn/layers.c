@@ -1,5 +1,8 @@
 // The layer base (dispatch, names, train/eval, whole-model checkpoints) and the basic kinds:
 // linear, relu, flatten, sequential.
+// Ops called here record the user's nb_layer_forward call site (its macro in nabla/nn.h), not
+// a line of this file.
+#define NB_NO_SITE_MACROS
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

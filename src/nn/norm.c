@@ -1,5 +1,8 @@
 // Normalisation and dropout layers: torch.nn.BatchNorm2d (running statistics as buffers),
 // LayerNorm and Dropout, over the fused nb_batch_norm / nb_layer_norm and nb_dropout ops.
+// Ops called here record the user's nb_layer_forward call site (its macro in nabla/nn.h), not
+// a line of this file.
+#define NB_NO_SITE_MACROS
 #include <stdio.h>
 
 #include "base/base_impl.h"

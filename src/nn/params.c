@@ -1,5 +1,8 @@
 // The named parameter set: two ordered lists (parameters, buffers) of (name, borrowed tensor),
 // kept as parallel arrays so optimizers and checkpoints take them without copying.
+// Ops called here record the user's nb_layer_forward call site (its macro in nabla/nn.h), not
+// a line of this file.
+#define NB_NO_SITE_MACROS
 #include <string.h>
 
 #include "base/base_impl.h"

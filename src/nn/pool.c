@@ -1,5 +1,8 @@
 // Pooling layers (torch.nn.MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) over the pooling ops: no
 // tensors, only their window settings.
+// Ops called here record the user's nb_layer_forward call site (its macro in nabla/nn.h), not
+// a line of this file.
+#define NB_NO_SITE_MACROS
 #include <stdio.h>
 
 #include "base/base_impl.h"

@@ -265,11 +265,52 @@ static void pool_bad_input(void **state) {
     nb_tensor_destroy(x3);
 }
 
+// The 2x2 / stride 2 kernel (its own branch-free path) against a scan of each window written
+// here: values, and the gradient of sum(y) on exactly the scan's argmax of each window, on
+// planes full of ties (values in {0, 1, 2}) and NaNs, odd sizes (the last row and column are
+// dropped), float32 and float64.
+static void max_pool_2x2_matches_scan(void **state) {
+    (void)state;
+    const int64_t n = 2, c = 3, h = 7, w = 9, oh = 3, ow = 4;
+    for (int dt = 0; dt < 2; dt++) {
+        nb_tensor *x = nb_tensor_create(dt ? NB_F64 : NB_F32, 4, (int64_t[]){n, c, h, w});
+        assert_non_null(x);
+        for (int64_t i = 0; i < n * c * h * w; i++) {
+            unsigned v = (unsigned)(i * 2654435761u) >> 7;
+            nb_tensor_set(x, i, v % 11 == 0 ? (double)NAN : (double)(v % 3));
+        }
+        assert_int_equal(nb_tensor_set_requires_grad(x, true), NB_OK);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *y = nb_max_pool2d(g, x, 2, 2, 0, 1, false);
+        assert_non_null(y);
+        assert_int_equal(nb_backward(g, nb_sum(g, y)), NB_OK);
+        for (int64_t pl = 0; pl < n * c; pl++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    double best = 0;
+                    int64_t bi = -1;
+                    for (int64_t t = 0; t < 4; t++) {
+                        int64_t at = (2 * oy + t / 2) * w + 2 * ox + t % 2;
+                        double v = nb_tensor_get(x, pl * h * w + at);
+                        if (bi < 0 || v > best || (isnan(v) && !isnan(best)))
+                            best = v, bi = at;
+                    }
+                    double got = nb_tensor_get(y, (pl * oh + oy) * ow + ox);
+                    assert_true(isnan(best) ? isnan(got) : got == best);
+                    for (int64_t t = 0; t < 4; t++) {
+                        int64_t at = (2 * oy + t / 2) * w + 2 * ox + t % 2;
+                        assert_true(nb_tensor_grad_get(x, pl * h * w + at) == (at == bi));
+                    }
+                }
+        nb_graph_destroy(g);
+        nb_tensor_destroy(x);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pools_match_torch),
-        cmocka_unit_test(global_avg_pool),
-        cmocka_unit_test(max_pool_propagates_nan),
+        cmocka_unit_test(pools_match_torch),       cmocka_unit_test(global_avg_pool),
+        cmocka_unit_test(max_pool_propagates_nan), cmocka_unit_test(max_pool_2x2_matches_scan),
         cmocka_unit_test(pool_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,25 +77,61 @@ static bn_geom bn_geometry(const nb_tensor *x) {
     return q;
 }
 
+// Channel sums go to BN_LANES partial sums by position (i mod BN_LANES within each (n, c)
+// row), added up in a fixed order at the end: independent chains the compiler can keep in
+// vector registers instead of one add waiting on the last, and the same bits for any thread
+// count or instruction set.
+#define BN_LANES 8
+static double bn_total(const double *a) {
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 // stat: 2 C doubles, mean then istd.
 #define DEFINE_BN(T, sfx)                                                                          \
+    /* a[i mod BN_LANES] += v_i, v = r - shift, squared when sq */                                 \
+    static void bn_sum_##sfx(const T *r, int64_t s, double shift, double *a, bool sq) {            \
+        int64_t i = 0;                                                                             \
+        for (; i + BN_LANES <= s; i += BN_LANES)                                                   \
+            for (int l = 0; l < BN_LANES; l++) {                                                   \
+                double d = (double)r[i + l] - shift;                                               \
+                a[l] += sq ? d * d : d;                                                            \
+            }                                                                                      \
+        for (int l = 0; i < s; i++, l++) {                                                         \
+            double d = (double)r[i] - shift;                                                       \
+            a[l] += sq ? d * d : d;                                                                \
+        }                                                                                          \
+    }                                                                                              \
+    /* a1[i mod BN_LANES] += g_i, a2[...] += g_i (r_i - mean) */                                   \
+    static void bn_dot_##sfx(const T *g, const T *r, int64_t s, double mean, double *a1,           \
+                             double *a2) {                                                         \
+        int64_t i = 0;                                                                             \
+        for (; i + BN_LANES <= s; i += BN_LANES)                                                   \
+            for (int l = 0; l < BN_LANES; l++) {                                                   \
+                a1[l] += (double)g[i + l];                                                         \
+                a2[l] += (double)g[i + l] * ((double)r[i + l] - mean);                             \
+            }                                                                                      \
+        for (int l = 0; i < s; i++, l++) {                                                         \
+            a1[l] += (double)g[i];                                                                 \
+            a2[l] += (double)g[i] * ((double)r[i] - mean);                                         \
+        }                                                                                          \
+    }                                                                                              \
     static void bn_fwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w, const T *b,    \
                              T *y, double *stat) {                                                 \
         double m = (double)(q.n * q.s);                                                            \
         NB_FOR(q.c, c, {                                                                           \
             double mean, var;                                                                      \
             if (p->training) {                                                                     \
-                double s1 = 0, s2 = 0;                                                             \
-                for (int64_t n = 0; n < q.n; n++)                                                  \
-                    for (int64_t i = 0; i < q.s; i++)                                              \
-                        s1 += (double)x[(n * q.c + c) * q.s + i];                                  \
-                mean = s1 / m;                                                                     \
-                for (int64_t n = 0; n < q.n; n++)                                                  \
-                    for (int64_t i = 0; i < q.s; i++) {                                            \
-                        double d = (double)x[(n * q.c + c) * q.s + i] - mean;                      \
-                        s2 += d * d;                                                               \
-                    }                                                                              \
-                var = s2 / m;                                                                      \
+                double a1[BN_LANES] = {0}, a2[BN_LANES] = {0};                                     \
+                for (int64_t n = 0; n < q.n; n++) {                                                \
+                    const T *r = x + (n * q.c + c) * q.s;                                          \
+                    bn_sum_##sfx(r, q.s, 0.0, a1, false);                                          \
+                }                                                                                  \
+                mean = bn_total(a1) / m;                                                           \
+                for (int64_t n = 0; n < q.n; n++) {                                                \
+                    const T *r = x + (n * q.c + c) * q.s;                                          \
+                    bn_sum_##sfx(r, q.s, mean, a2, true);                                          \
+                }                                                                                  \
+                var = bn_total(a2) / m;                                                            \
                 if (p->running_mean) {                                                             \
                     T *rm = (T *)p->running_mean->data;                                            \
                     rm[c] = (T)((1 - p->momentum) * (double)rm[c] + p->momentum * mean);           \
@@ -113,11 +149,12 @@ static bn_geom bn_geometry(const nb_tensor *x) {
             stat[c] = mean;                                                                        \
             stat[q.c + c] = istd;                                                                  \
             double sc = istd * (w ? (double)w[c] : 1.0), sh = (b ? (double)b[c] : 0.0);            \
-            for (int64_t n = 0; n < q.n; n++)                                                      \
-                for (int64_t i = 0; i < q.s; i++) {                                                \
-                    int64_t k = (n * q.c + c) * q.s + i;                                           \
-                    y[k] = (T)(((double)x[k] - mean) * sc + sh);                                   \
-                }                                                                                  \
+            for (int64_t n = 0; n < q.n; n++) {                                                    \
+                const T *r = x + (n * q.c + c) * q.s;                                              \
+                T *yr = y + (n * q.c + c) * q.s;                                                   \
+                for (int64_t i = 0; i < q.s; i++)                                                  \
+                    yr[i] = (T)(((double)r[i] - mean) * sc + sh);                                  \
+            }                                                                                      \
         });                                                                                        \
     }                                                                                              \
     static void bn_bwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w,                \
@@ -125,13 +162,12 @@ static bn_geom bn_geometry(const nb_tensor *x) {
         double m = (double)(q.n * q.s);                                                            \
         NB_FOR(q.c, c, {                                                                           \
             double mean = stat[c], istd = stat[q.c + c], wc = w ? (double)w[c] : 1.0;              \
-            double sdy = 0, sdyx = 0;                                                              \
-            for (int64_t n = 0; n < q.n; n++)                                                      \
-                for (int64_t i = 0; i < q.s; i++) {                                                \
-                    int64_t k = (n * q.c + c) * q.s + i;                                           \
-                    sdy += (double)gy[k];                                                          \
-                    sdyx += (double)gy[k] * ((double)x[k] - mean) * istd;                          \
-                }                                                                                  \
+            double a1[BN_LANES] = {0}, a2[BN_LANES] = {0};                                         \
+            for (int64_t n = 0; n < q.n; n++) {                                                    \
+                const T *r = x + (n * q.c + c) * q.s, *gr = gy + (n * q.c + c) * q.s;              \
+                bn_dot_##sfx(gr, r, q.s, mean, a1, a2);                                            \
+            }                                                                                      \
+            double sdy = bn_total(a1), sdyx = bn_total(a2) * istd;                                 \
             if (gw)                                                                                \
                 gw[c] += (T)sdyx;                                                                  \
             if (gb)                                                                                \
@@ -140,12 +176,14 @@ static bn_geom bn_geometry(const nb_tensor *x) {
                 /* g = dy wc: mean_M(g) = wc sdy / m, mean_M(g xhat) = wc sdyx / m */              \
                 double a = p->training ? wc * sdy / m : 0.0;                                       \
                 double bq = p->training ? wc * sdyx / m : 0.0;                                     \
-                for (int64_t n = 0; n < q.n; n++)                                                  \
+                for (int64_t n = 0; n < q.n; n++) {                                                \
+                    const T *r = x + (n * q.c + c) * q.s, *gr = gy + (n * q.c + c) * q.s;          \
+                    T *gxr = gx + (n * q.c + c) * q.s;                                             \
                     for (int64_t i = 0; i < q.s; i++) {                                            \
-                        int64_t k = (n * q.c + c) * q.s + i;                                       \
-                        double xh = ((double)x[k] - mean) * istd;                                  \
-                        gx[k] += (T)(istd * (wc * (double)gy[k] - a - xh * bq));                   \
+                        double xh = ((double)r[i] - mean) * istd;                                  \
+                        gxr[i] += (T)(istd * (wc * (double)gr[i] - a - xh * bq));                  \
                     }                                                                              \
+                }                                                                                  \
             }                                                                                      \
         });                                                                                        \
     }

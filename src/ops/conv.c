@@ -2,16 +2,19 @@
 // -> y (N, O, OH, OW), OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1 (and likewise OW).
 // Per sample n and group gi (G groups, Cg = C / G input and Og = O / G output channels):
 //   col (K, OH OW) = im2col(x[n, gi Cg .. +Cg]),   K = Cg KH KW, zero where the tap is padding
-//   y[n, gi Og .. +Og] (Og, OH OW) = w_g (Og, K) col (+ b, folded in as the GEMM's beta C)
+//   y[n, gi Og .. +Og] (Og, OH OW) = w_g (Og, K) col   (+ b, added after the GEMM)
 // Backward, from dy (N, O, OH OW):
-//   dw_g (Og, K) += Σ_n dy_ng col_ngᵀ          (serial in n: the sum order is fixed)
+//   dw_g (Og, K) += Σ_n dy_ng col_ngᵀ   (per chunk of CONV_CHUNK samples, partials added in
+//                                        chunk order: the same bits for any thread count)
 //   dcol (K, OH OW) = w_gᵀ dy_ng;  dx[n] += col2im(dcol)
 //   db[o] += Σ_n Σ_p dy[n, o, p]
-// Scratch (graph arena, via nb__node_save, so a steady-state step allocates nothing): the
-// whole batch's col when a gradient is wanted (backward reuses it for dw instead of redoing
-// im2col), else one col per thread; plus one dcol per thread for backward.
-// Samples run in parallel (one single-threaded GEMM each) when the per-sample GEMMs are small
-// enough that BLAS would barely thread them; otherwise serially with BLAS's own threads.
+// Scratch (graph arena, so a steady-state step allocates nothing; not cleared, every element
+// is written before it is read): the whole batch's col when w's gradient is wanted (backward
+// reuses it for dw instead of redoing im2col), else one col per thread; one dcol per thread
+// and one partial dw per chunk for backward.
+// Samples (forward) and chunks (backward) run in parallel, one single-threaded GEMM each,
+// when the per-sample GEMMs are small enough that BLAS would barely thread them; otherwise
+// serially with BLAS's own threads.
 #include <string.h>
 
 #include "ops/ops_impl.h"
@@ -109,6 +112,17 @@ static nb_status conv_infer(nb_node *nd, nb_shape *out) {
     return NB_OK;
 }
 
+// The output columns ox whose tap ix = ox s + ix0 lies inside [0, w): [lo, hi) (empty when
+// lo >= hi). Lets im2col / col2im run branch-free over the interior of every row.
+static void tap_range(int64_t ix0, int64_t s, int64_t w, int64_t ow, int64_t *lo, int64_t *hi) {
+    int64_t l = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+    int64_t h = ix0 >= w ? 0 : (w - ix0 + s - 1) / s;
+    *lo = l < ow ? l : ow;
+    *hi = h < ow ? h : ow;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 // im2col of one group of one sample: xg (Cg, H, W) -> col (K, OH OW), row r = (c KH + i) KW + j
 // holding the tap (i, j) of channel c for every output position; padding taps are 0.
 // col2im is its adjoint: dx (Cg, H, W) += the taps of dcol summed back onto their pixels.
@@ -121,23 +135,27 @@ static nb_status conv_infer(nb_node *nd, nb_shape *out) {
                 for (int64_t j = 0; j < q->kw; j++) {                                              \
                     T *row = col + ((c * q->kh + i) * q->kw + j) * q->ohw;                         \
                     const T *xc = xg + c * q->h * q->w;                                            \
+                    int64_t ix0 = j * dw - pw, lo, hi;                                             \
+                    tap_range(ix0, sw, q->w, q->ow, &lo, &hi);                                     \
                     for (int64_t oy = 0; oy < q->oh; oy++) {                                       \
                         T *r = row + oy * q->ow;                                                   \
                         int64_t iy = oy * sh - ph + i * dh;                                        \
                         if (iy < 0 || iy >= q->h) {                                                \
-                            memset(r, 0, (size_t)q->ow * sizeof(T));                               \
+                            for (int64_t ox = 0; ox < q->ow; ox++)                                 \
+                                r[ox] = 0;                                                         \
                             continue;                                                              \
                         }                                                                          \
                         const T *xr = xc + iy * q->w;                                              \
-                        int64_t ix0 = j * dw - pw;                                                 \
-                        if (sw == 1 && ix0 >= 0 && ix0 + q->ow <= q->w) {                          \
-                            memcpy(r, xr + ix0, (size_t)q->ow * sizeof(T));                        \
-                            continue;                                                              \
-                        }                                                                          \
-                        for (int64_t ox = 0; ox < q->ow; ox++) {                                   \
-                            int64_t ix = ox * sw + ix0;                                            \
-                            r[ox] = ix >= 0 && ix < q->w ? xr[ix] : (T)0;                          \
-                        }                                                                          \
+                        for (int64_t ox = 0; ox < lo; ox++)                                        \
+                            r[ox] = 0;                                                             \
+                        if (sw == 1)                                                               \
+                            for (int64_t ox = lo; ox < hi; ox++)                                   \
+                                r[ox] = xr[ox + ix0];                                              \
+                        else                                                                       \
+                            for (int64_t ox = lo; ox < hi; ox++)                                   \
+                                r[ox] = xr[ox * sw + ix0];                                         \
+                        for (int64_t ox = hi; ox < q->ow; ox++)                                    \
+                            r[ox] = 0;                                                             \
                     }                                                                              \
                 }                                                                                  \
     }                                                                                              \
@@ -149,41 +167,59 @@ static nb_status conv_infer(nb_node *nd, nb_shape *out) {
                 for (int64_t j = 0; j < q->kw; j++) {                                              \
                     const T *row = col + ((c * q->kh + i) * q->kw + j) * q->ohw;                   \
                     T *dxc = dxg + c * q->h * q->w;                                                \
+                    int64_t ix0 = j * dw - pw, lo, hi;                                             \
+                    tap_range(ix0, sw, q->w, q->ow, &lo, &hi);                                     \
                     for (int64_t oy = 0; oy < q->oh; oy++) {                                       \
                         int64_t iy = oy * sh - ph + i * dh;                                        \
                         if (iy < 0 || iy >= q->h)                                                  \
                             continue;                                                              \
                         const T *r = row + oy * q->ow;                                             \
                         T *dr = dxc + iy * q->w;                                                   \
-                        int64_t ix0 = j * dw - pw;                                                 \
-                        for (int64_t ox = 0; ox < q->ow; ox++) {                                   \
-                            int64_t ix = ox * sw + ix0;                                            \
-                            if (ix >= 0 && ix < q->w)                                              \
-                                dr[ix] += r[ox];                                                   \
-                        }                                                                          \
+                        if (sw == 1)                                                               \
+                            for (int64_t ox = lo; ox < hi; ox++)                                   \
+                                dr[ox + ix0] += r[ox];                                             \
+                        else                                                                       \
+                            for (int64_t ox = lo; ox < hi; ox++)                                   \
+                                dr[ox * sw + ix0] += r[ox];                                        \
                     }                                                                              \
                 }                                                                                  \
     }                                                                                              \
-    static void bias_fill_##sfx(const conv_geom *q, const T *b, T *yn) {                           \
-        for (int64_t o = 0; o < q->o; o++)                                                         \
+    static void bias_add_##sfx(const conv_geom *q, const T *b, T *yn) {                            \
+        for (int64_t o = 0; o < q->o; o++) {                                                       \
+            T bo = b[o], *r = yn + o * q->ohw;                                                     \
             for (int64_t p = 0; p < q->ohw; p++)                                                   \
-                yn[o * q->ohw + p] = b[o];                                                         \
+                r[p] += bo;                                                                        \
+        }                                                                                          \
     }                                                                                              \
+    /* db[o] += Σ_n Σ_p dy[n, o, p], in CONV_LANES partial sums by p mod CONV_LANES (independent \
+       chains, fixed order: the same bits for any thread count or instruction set) */              \
     static void bias_grad_##sfx(const conv_geom *q, const T *gy, T *gb) {                          \
         for (int64_t o = 0; o < q->o; o++) {                                                       \
-            double acc = 0;                                                                        \
+            double acc[CONV_LANES] = {0};                                                          \
             for (int64_t n = 0; n < q->n; n++) {                                                   \
                 const T *r = gy + (n * q->o + o) * q->ohw;                                         \
-                for (int64_t p = 0; p < q->ohw; p++)                                               \
-                    acc += (double)r[p];                                                           \
+                int64_t p = 0;                                                                     \
+                for (; p + CONV_LANES <= q->ohw; p += CONV_LANES)                                  \
+                    for (int l = 0; l < CONV_LANES; l++)                                           \
+                        acc[l] += (double)r[p + l];                                                \
+                for (int l = 0; p < q->ohw; p++, l++)                                              \
+                    acc[l] += (double)r[p];                                                        \
             }                                                                                      \
-            gb[o] += (T)acc;                                                                       \
+            double t = 0;                                                                          \
+            for (int l = 0; l < CONV_LANES; l++)                                                   \
+                t += acc[l];                                                                       \
+            gb[o] += (T)t;                                                                         \
         }                                                                                          \
+    }                                                                                              \
+    static void add_to_##sfx(T *dst, const T *src, int64_t n) {                                    \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            dst[i] += src[i];                                                                      \
     }
+#define CONV_LANES 8
 DEFINE_IM2COL(float, f32)
 DEFINE_IM2COL(double, f64)
 
-// Typed dispatch over the four kernels.
+// Typed dispatch over the kernels.
 static void im2col(nb_dtype dt, const conv_geom *q, const void *xg, void *col) {
     if (dt == NB_F32)
         im2col_f32(q, xg, col);
@@ -212,36 +248,58 @@ static int conv_threads(const conv_geom *q) {
 #endif
 }
 
-// The scratch layout: [col: cols × K OH OW][dcol: threads × K OH OW], cols = N G when the
-// gradient is wanted (kept for dw), else threads. The thread count is fixed at forward and
-// stored in front so backward (and a replayed forward) uses the same partition.
+// dw is summed over the batch in chunks of CONV_CHUNK samples: each chunk's Σ_n dy_n col_nᵀ
+// into its own partial (in parallel), then the partials added in chunk order. The chunks do
+// not depend on the thread count, so neither do the bits of dw.
+#define CONV_CHUNK 8
+
+// The node's scratch (its header saved with the node, the buffers in the graph arena, neither
+// cleared: every element is written before it is read):
+//   cols:  K OH OW per (sample, group) when the gradient of w is wanted (kept for dw), else
+//          one per thread;
+//   dcols: one K OH OW per thread, for backward;
+//   dws:   one G Og K partial dw per chunk of samples, when there is more than one chunk.
+// The thread count is fixed at the first forward so backward and a replayed forward use the
+// same buffers.
 typedef struct {
     int threads;
-    bool keep; // col holds every (sample, group)
+    bool keep; // cols holds every (sample, group)
+    int64_t chunks;
+    char *cols, *dcols, *dws;
 } conv_scratch;
 
-static size_t scratch_bytes(const conv_geom *q, nb_dtype dt, int threads, bool keep) {
-    int64_t cols = keep ? q->n * q->g : threads;
-    return 64 + (size_t)((cols + threads) * q->k * q->ohw) * nb_dtype_size(dt);
+static conv_scratch *conv_scratch_get(nb_node *nd, const conv_geom *q) {
+    conv_scratch *s = nb__node_save(nd, sizeof *s);
+    if (!s || s->cols) // a replay keeps the first forward's buffers
+        return s;
+    s->threads = conv_threads(q);
+    s->keep = nd->needs_grad && nd->in[1]->requires_grad;
+    s->chunks = (q->n + CONV_CHUNK - 1) / CONV_CHUNK;
+    size_t es = nb_dtype_size(nd->out->dtype), colsz = (size_t)(q->k * q->ohw) * es;
+    size_t ncols = s->keep ? (size_t)(q->n * q->g) : (size_t)s->threads;
+    s->cols = nb__graph_alloc(nd->graph, ncols * colsz);
+    if (s->cols && nd->needs_grad)
+        s->dcols = nb__graph_alloc(nd->graph, (size_t)s->threads * colsz);
+    if (s->cols && s->keep && s->chunks > 1)
+        s->dws = nb__graph_alloc(nd->graph, (size_t)(s->chunks * q->o * q->k) * es);
+    if (!s->cols || (nd->needs_grad && !s->dcols) || (s->keep && s->chunks > 1 && !s->dws)) {
+        s->cols = NULL; // the graph holds the out-of-memory error
+        return NULL;
+    }
+    return s;
 }
 
 static void conv_forward(nb_node *nd) {
     const nb_tensor *x = nd->in[0], *w = nd->in[1];
     nb_tensor *y = nd->out;
     conv_geom q = conv_geometry(nd);
-    int threads = conv_threads(&q);
-    bool keep = nd->needs_grad && nd->in[1]->requires_grad;
-    conv_scratch *s = nb__node_save(nd, scratch_bytes(&q, y->dtype, threads, keep));
+    conv_scratch *s = conv_scratch_get(nd, &q);
     if (!s)
         return;
-    if (s->threads == 0) { // first run; a replay keeps the stored partition
-        s->threads = threads;
-        s->keep = keep;
-    }
-    threads = s->threads;
-    keep = s->keep;
+    int threads = s->threads;
+    bool keep = s->keep;
     size_t es = nb_dtype_size(y->dtype), colsz = (size_t)(q.k * q.ohw);
-    char *cols = (char *)s + 64;
+    char *cols = s->cols;
     bool bias = nd->n_in == 3;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -252,21 +310,43 @@ static void conv_forward(nb_node *nd) {
         tid = threads > 1 ? omp_get_thread_num() : 0;
 #endif
         char *yn = (char *)y->data + (size_t)(n * q.o * q.ohw) * es;
-        if (bias) {
-            if (y->dtype == NB_F32)
-                bias_fill_f32(&q, F32(nd->in[2]), (float *)yn);
-            else
-                bias_fill_f64(&q, F64(nd->in[2]), (double *)yn);
-        }
         for (int64_t gi = 0; gi < q.g; gi++) {
             char *col = cols + (keep ? (size_t)(n * q.g + gi) : (size_t)tid) * colsz * es;
             im2col(y->dtype, &q,
                    (const char *)x->data + (size_t)((n * q.c + gi * q.cg) * q.h * q.w) * es, col);
             nb__gemm(y->dtype, false, false, q.og, q.ohw, q.k, 1.0,
-                     (const char *)w->data + (size_t)(gi * q.og * q.k) * es, col, bias ? 1.0 : 0.0,
+                     (const char *)w->data + (size_t)(gi * q.og * q.k) * es, col, 0.0,
                      yn + (size_t)(gi * q.og * q.ohw) * es);
         }
+        if (bias && y->dtype == NB_F32)
+            bias_add_f32(&q, F32(nd->in[2]), (float *)yn);
+        else if (bias)
+            bias_add_f64(&q, F64(nd->in[2]), (double *)yn);
     }
+}
+
+// One chunk of samples [n0, n1) of backward: its partial dw (into dw, overwritten, or added
+// to w's gradient when dw_acc) and, when wanted, dx through dcol and col2im.
+static void conv_backward_chunk(nb_node *nd, const conv_geom *q, const conv_scratch *s, int64_t n0,
+                                int64_t n1, char *dw, bool dw_acc, char *dcol) {
+    nb_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    size_t es = nb_dtype_size(y->dtype), colsz = (size_t)(q->k * q->ohw);
+    bool want_w = NB_WANTS_GRAD(w), want_x = NB_WANTS_GRAD(x);
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t gi = 0; gi < q->g; gi++) {
+            const char *gy =
+                (const char *)y->grad + (size_t)((n * q->o + gi * q->og) * q->ohw) * es;
+            const char *wg = (const char *)w->data + (size_t)(gi * q->og * q->k) * es;
+            if (want_w) // s->keep is set whenever w wanted its gradient at forward
+                nb__gemm(y->dtype, false, true, q->og, q->k, q->ohw, 1.0, gy,
+                         s->cols + (size_t)(n * q->g + gi) * colsz * es,
+                         dw_acc || n > n0 ? 1.0 : 0.0, dw + (size_t)(gi * q->og * q->k) * es);
+            if (want_x) {
+                nb__gemm(y->dtype, true, false, q->k, q->ohw, q->og, 1.0, wg, gy, 0.0, dcol);
+                col2im(y->dtype, q, dcol,
+                       (char *)x->grad + (size_t)((n * q->c + gi * q->cg) * q->h * q->w) * es);
+            }
+        }
 }
 
 static void conv_backward(nb_node *nd) {
@@ -274,43 +354,39 @@ static void conv_backward(nb_node *nd) {
     conv_geom q = conv_geometry(nd);
     conv_scratch *s = nd->saved;
     size_t es = nb_dtype_size(y->dtype), colsz = (size_t)(q.k * q.ohw);
-    int threads = s->threads;
-    char *cols = (char *)s + 64;
-    char *dcols = cols + (size_t)(s->keep ? q.n * q.g : threads) * colsz * es;
     if (nd->n_in == 3 && NB_WANTS_GRAD(nd->in[2])) {
         if (y->dtype == NB_F32)
             bias_grad_f32(&q, G32(y), G32(nd->in[2]));
         else
             bias_grad_f64(&q, G64(y), G64(nd->in[2]));
     }
-    if (NB_WANTS_GRAD(w)) { // s->keep is set whenever w wanted its gradient at forward
-        for (int64_t n = 0; n < q.n; n++)
-            for (int64_t gi = 0; gi < q.g; gi++)
-                nb__gemm(y->dtype, false, true, q.og, q.k, q.ohw, 1.0,
-                         (const char *)y->grad + (size_t)((n * q.o + gi * q.og) * q.ohw) * es,
-                         cols + (size_t)(n * q.g + gi) * colsz * es, 1.0,
-                         (char *)w->grad + (size_t)(gi * q.og * q.k) * es);
-    }
-    if (!NB_WANTS_GRAD(x))
+    bool want_w = NB_WANTS_GRAD(w);
+    if (!want_w && !NB_WANTS_GRAD(x))
         return;
+    // Partials per chunk only when there is more than one chunk and dw is wanted; otherwise
+    // the one chunk accumulates straight into w's gradient.
+    bool partial = want_w && s->chunks > 1;
+    int threads = s->threads < s->chunks ? s->threads : (int)s->chunks;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
-    for (int64_t n = 0; n < q.n; n++) {
+    for (int64_t ch = 0; ch < s->chunks; ch++) {
         int tid = 0;
 #ifdef _OPENMP
         tid = threads > 1 ? omp_get_thread_num() : 0;
 #endif
-        char *dcol = dcols + (size_t)tid * colsz * es;
-        for (int64_t gi = 0; gi < q.g; gi++) {
-            nb__gemm(y->dtype, true, false, q.k, q.ohw, q.og, 1.0,
-                     (const char *)w->data + (size_t)(gi * q.og * q.k) * es,
-                     (const char *)y->grad + (size_t)((n * q.o + gi * q.og) * q.ohw) * es, 0.0,
-                     dcol);
-            col2im(y->dtype, &q, dcol,
-                   (char *)x->grad + (size_t)((n * q.c + gi * q.cg) * q.h * q.w) * es);
-        }
+        int64_t n0 = ch * CONV_CHUNK, n1 = n0 + CONV_CHUNK < q.n ? n0 + CONV_CHUNK : q.n;
+        char *dw = partial ? s->dws + (size_t)(ch * q.o * q.k) * es : (char *)w->grad;
+        conv_backward_chunk(nd, &q, s, n0, n1, dw, !partial, s->dcols + (size_t)tid * colsz * es);
     }
+    if (partial)
+        for (int64_t ch = 0; ch < s->chunks; ch++) {
+            const char *dw = s->dws + (size_t)(ch * q.o * q.k) * es;
+            if (y->dtype == NB_F32)
+                add_to_f32(G32(w), (const float *)dw, q.o * q.k);
+            else
+                add_to_f64(G64(w), (const double *)dw, q.o * q.k);
+        }
 }
 
 // First order only for now: its vjp needs a transposed convolution (dx) and a correlation of x

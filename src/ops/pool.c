@@ -105,6 +105,9 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
     *ext = p->count_include_pad ? padded : *hi - *lo;
 }
 
+// v replaces the current maximum m in a scan: larger, or the first NaN.
+#define POOL_BETTER(v, m) ((v) > (m) || ((v) != (v) && (m) == (m)))
+
 #define DEFINE_POOL(T, sfx)                                                                        \
     static void max_fwd_##sfx(const pool_params *p, pool_geom q, const T *x, T *y, int64_t *idx) { \
         NB_FOR(q.planes, pl, {                                                                     \
@@ -132,6 +135,28 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
                     y[o] = best;                                                                   \
                     idx[o] = bi;                                                                   \
                 }                                                                                  \
+        });                                                                                        \
+    }                                                                                              \
+    /* kernel 2, stride 2, no padding or dilation, every window whole (no ceil_mode tail): a       \
+       tournament (first row's pair, second row's pair, then the two winners) that picks the       \
+       same tap as max_fwd's scan (the first maximum; the first NaN), without branches */          \
+    static void max2_fwd_##sfx(pool_geom q, const T *x, T *y, int64_t *idx) {                      \
+        NB_FOR(q.planes, pl, {                                                                     \
+            const T *xp = x + pl * q.h * q.w;                                                      \
+            T *yp = y + pl * q.oh * q.ow;                                                          \
+            int64_t *ip = idx + pl * q.oh * q.ow;                                                  \
+            for (int64_t oy = 0; oy < q.oh; oy++) {                                                \
+                const T *r0 = xp + 2 * oy * q.w, *r1 = r0 + q.w;                                   \
+                for (int64_t ox = 0; ox < q.ow; ox++) {                                            \
+                    T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];      \
+                    bool tb = POOL_BETTER(b, a), td = POOL_BETTER(d, c);                           \
+                    T m0 = tb ? b : a, m1 = td ? d : c;                                            \
+                    bool t1 = POOL_BETTER(m1, m0);                                                 \
+                    int64_t at = (2 * oy + t1) * q.w + 2 * ox + (t1 ? td : tb);                    \
+                    yp[oy * q.ow + ox] = t1 ? m1 : m0;                                             \
+                    ip[oy * q.ow + ox] = at;                                                       \
+                }                                                                                  \
+            }                                                                                      \
         });                                                                                        \
     }                                                                                              \
     static void max_bwd_##sfx(pool_geom q, const int64_t *idx, const T *gy, T *gx) {               \
@@ -181,7 +206,14 @@ static void pool_forward(nb_node *nd) {
         int64_t *idx = nb__node_save(nd, (size_t)y->numel * sizeof(int64_t));
         if (!idx)
             return;
-        if (y->dtype == NB_F32)
+        bool two = p->k[0] == 2 && p->k[1] == 2 && p->s[0] == 2 && p->s[1] == 2 && p->p[0] == 0 &&
+                   p->p[1] == 0 && p->d[0] == 1 && p->d[1] == 1 && 2 * q.oh <= q.h &&
+                   2 * q.ow <= q.w;
+        if (two && y->dtype == NB_F32)
+            max2_fwd_f32(q, F32(x), F32(y), idx);
+        else if (two)
+            max2_fwd_f64(q, F64(x), F64(y), idx);
+        else if (y->dtype == NB_F32)
             max_fwd_f32(p, q, F32(x), F32(y), idx);
         else
             max_fwd_f64(p, q, F64(x), F64(y), idx);

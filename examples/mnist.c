@@ -20,7 +20,6 @@
 // written. SIGXFSZ is ignored so a file-size limit shows up as a write error with a message.
 #define _POSIX_C_SOURCE 200809L // setenv
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -55,11 +54,6 @@ static void install_signal_handlers(void) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN);
 }
-
-static const char *const fashion_names[10] = {
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot",
-};
 
 typedef struct {
     int epoch;
@@ -143,18 +137,6 @@ static void run_free(run_state *r) {
     free(r->val_idx);
     free(r->test_idx);
     free(r->rows);
-}
-
-static bool is_fashion(const char *dir) {
-    for (const char *s = dir; *s; s++) {
-        const char *w = "fashion";
-        size_t k = 0;
-        while (w[k] && s[k] && tolower((unsigned char)s[k]) == w[k])
-            k++;
-        if (!w[k])
-            return true;
-    }
-    return false;
 }
 
 // Loads the test set (and unless --eval-only the training set), checks they agree, and makes
@@ -575,24 +557,7 @@ static int report_test(run_state *r) {
         return fail("test: %s", err);
     printf("test accuracy: %.2f%% (%" PRId64 "/%" PRId64 ")\n",
            100.0 * (double)ok / (double)r->test.n, ok, r->test.n);
-    bool fashion = is_fashion(r->o.data_dir);
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%*s", fashion ? 15 : 3, "");
-    for (int j = 0; j < C; j++)
-        printf("%6d", j);
-    printf("%8s\n", "recall");
-    for (int i = 0; i < C; i++) {
-        int64_t row = 0;
-        if (fashion)
-            printf("%d %-12s", i, fashion_names[i]);
-        else
-            printf("%d", i);
-        printf("  ");
-        for (int j = 0; j < C; j++) {
-            printf("%6" PRId64, confusion[i * C + j]);
-            row += confusion[i * C + j];
-        }
-        printf("%7.1f%%\n", row ? 100.0 * (double)confusion[i * C + i] / (double)row : 0.0);
-    }
+    mnist_print_confusion(confusion, C, r->o.data_dir);
     return 0;
 }
 

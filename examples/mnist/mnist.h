@@ -1,6 +1,8 @@
 // mnist example, shared declarations: the command line (cli.c), the multi-layer perceptron with
 // its checkpoints and evaluation (model.c) and the stderr progress bar (progress.c).
-// paths.c checks the output files; mnist.c holds main and the training loop.
+// paths.c checks the output files, state.c writes and resumes training checkpoints, report.c
+// prints the confusion matrix; mnist.c holds main and the training loop. examples/cnn.c
+// reuses the progress bar, runtime settings, output checks, checkpoints and report.
 #ifndef NABLA_EXAMPLE_MNIST_H
 #define NABLA_EXAMPLE_MNIST_H
 
@@ -169,6 +171,28 @@ nb_status mnist_checkpoint_save(const char *path, const mnist_mlp *m, nb_optim *
 // exits).
 nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
                                   mnist_train_state *s, char *err, size_t err_size);
+
+// The same for any model: its named tensors (saved in that order) and how to load them back
+// from a checkpoint (0 or a status with the message in err). examples/cnn uses its layers'
+// named parameter set.
+typedef struct {
+    const char *const *names;
+    nb_tensor *const *tensors;
+    int n;
+    nb_status (*load)(void *ctx, const char *path, char *err, size_t err_size);
+    void *ctx;
+} mnist_model_io;
+nb_status mnist_checkpoint_save_model(const char *path, const mnist_model_io *model, nb_optim *opt,
+                                      const mnist_train_state *s);
+nb_status mnist_checkpoint_resume_model(const char *path, const mnist_model_io *model,
+                                        nb_optim *opt, mnist_train_state *s, char *err,
+                                        size_t err_size);
+
+// ---- test report (report.c) ------------------------------------------------------------------
+
+// The confusion matrix (confusion[true * classes + predicted]) with each class's recall, on
+// stdout; Fashion-MNIST's class names when data_dir names a Fashion-MNIST directory.
+void mnist_print_confusion(const int64_t *confusion, int classes, const char *data_dir);
 
 // ---- progress (progress.c) -------------------------------------------------------------------
 

@@ -6,15 +6,16 @@
 //   "train.rng"   int32 (8): the --augment stream's xoshiro state (4 x 64 bits, low word first)
 // The shuffling needs no saving: the batch iterator's order for epoch k depends only on the
 // seed, so the resumed run replays the iterator to its epoch. A plain --load reads only the
-// parameters and ignores the rest.
+// parameters and ignores the rest. The model part is any set of named tensors with a loader
+// (mnist_model_io): the MLP's here, the CNN's layers in examples/cnn.c.
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mnist.h"
 
 #define STATE_VERSION 1
-#define MAX_TENSORS (2 * (MNIST_MAX_HIDDEN + 1) * 5 + 8) // params, their optimizer slots, extras
 
 static void pack(const mnist_train_state *s, double *v, int32_t *rng) {
     double x[8] = {STATE_VERSION,
@@ -29,36 +30,60 @@ static void pack(const mnist_train_state *s, double *v, int32_t *rng) {
     memcpy(rng, s->aug_rng.s, 8 * sizeof *rng);
 }
 
-nb_status mnist_checkpoint_save(const char *path, const mnist_mlp *m, nb_optim *opt,
-                                const mnist_train_state *s) {
-    const char *names[MAX_TENSORS];
-    nb_tensor *ts[MAX_TENSORS];
-    int n = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        names[n] = m->names[2 * l], ts[n++] = m->w[l];
-        names[n] = m->names[2 * l + 1], ts[n++] = m->b[l];
-    }
+nb_status mnist_checkpoint_save_model(const char *path, const mnist_model_io *model, nb_optim *opt,
+                                      const mnist_train_state *s) {
     const char *const *onames;
     nb_tensor *const *ots;
     int n_opt = nb_optim_state_export(opt, &onames, &ots);
-    if (n + n_opt + 2 > MAX_TENSORS)
+    if (n_opt < 0)
         return NB_ERR_ARG;
-    for (int k = 0; k < n_opt; k++)
-        names[n] = onames[k], ts[n++] = ots[k];
+    int cap = model->n + n_opt + 2, n = 0;
+    const char **names = malloc((size_t)cap * sizeof *names);
+    nb_tensor **ts = malloc((size_t)cap * sizeof *ts);
     double v[8];
     int32_t rng[8];
     pack(s, v, rng);
     nb_tensor *tv = nb_tensor_wrap(NB_F64, 1, (int64_t[]){8}, v);
     nb_tensor *tr = nb_tensor_wrap(NB_I32, 1, (int64_t[]){8}, rng);
     nb_status st = NB_ERR_NOMEM;
-    if (tv && tr) {
+    if (names && ts && tv && tr) {
+        for (int k = 0; k < model->n; k++)
+            names[n] = model->names[k], ts[n++] = model->tensors[k];
+        for (int k = 0; k < n_opt; k++)
+            names[n] = onames[k], ts[n++] = ots[k];
         names[n] = "train.state", ts[n++] = tv;
         names[n] = "train.rng", ts[n++] = tr;
         st = nb_save_safetensors(path, names, ts, n);
     }
     nb_tensor_destroy(tv);
     nb_tensor_destroy(tr);
+    free(names);
+    free(ts);
     return st;
+}
+
+// The MLP's side of mnist_model_io.
+static nb_status mlp_load(void *ctx, const char *path, char *err, size_t err_size) {
+    bool unchecked = false; // a nabla checkpoint always has checksums; resume needs ours
+    return mnist_mlp_load(ctx, path, &unchecked, err, err_size);
+}
+
+// The MLP's tensors in checkpoint order (weight, bias, weight, ...); the loader is set by resume.
+static mnist_model_io mlp_io(const mnist_mlp *m, const char **names, nb_tensor **ts) {
+    int n = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        names[n] = m->names[2 * l], ts[n++] = m->w[l];
+        names[n] = m->names[2 * l + 1], ts[n++] = m->b[l];
+    }
+    return (mnist_model_io){names, ts, n, NULL, NULL};
+}
+
+nb_status mnist_checkpoint_save(const char *path, const mnist_mlp *m, nb_optim *opt,
+                                const mnist_train_state *s) {
+    const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
+    nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
+    mnist_model_io io = mlp_io(m, names, ts);
+    return mnist_checkpoint_save_model(path, &io, opt, s);
 }
 
 static nb_status file_loader(void *ctx, const char *const *names, nb_tensor *const *ts, int n) {
@@ -75,8 +100,9 @@ static nb_status load_vec(const char *path, const char *name, nb_dtype dt, void 
     return st;
 }
 
-nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
-                                  mnist_train_state *s, char *err, size_t err_size) {
+nb_status mnist_checkpoint_resume_model(const char *path, const mnist_model_io *model,
+                                        nb_optim *opt, mnist_train_state *s, char *err,
+                                        size_t err_size) {
     double v[8], want[8];
     int32_t rng[8], unused[8];
     nb_status st = load_vec(path, "train.state", NB_F64, v, 8);
@@ -106,8 +132,7 @@ nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
                  s->batch, s->n_train, s->seed);
         return NB_ERR_ARG;
     }
-    bool unchecked = false; // a nabla checkpoint always has checksums; resume needs ours
-    if ((st = mnist_mlp_load(m, path, &unchecked, err, err_size)) != NB_OK)
+    if ((st = model->load(model->ctx, path, err, err_size)) != NB_OK)
         return st;
     if ((st = nb_optim_state_import(opt, file_loader, (void *)(uintptr_t)path)) != NB_OK ||
         (st = load_vec(path, "train.rng", NB_I32, rng, 8)) != NB_OK) {
@@ -118,4 +143,14 @@ nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
     s->step = (int64_t)v[2];
     memcpy(s->aug_rng.s, rng, sizeof rng);
     return NB_OK;
+}
+
+nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
+                                  mnist_train_state *s, char *err, size_t err_size) {
+    const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
+    nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
+    mnist_model_io io = mlp_io(m, names, ts);
+    io.load = mlp_load;
+    io.ctx = m;
+    return mnist_checkpoint_resume_model(path, &io, opt, s, err, err_size);
 }

@@ -85,6 +85,9 @@ const char *mnist_schedule_name(mnist_schedule s);
 
 // ---- output files (paths.c) ------------------------------------------------------------------
 
+// The program name that starts the messages below ("mnist"; examples/cnn sets "cnn").
+extern const char *mnist_program;
+
 // Refuses (message on stderr, returns 1) a --save or --csv that is a dataset file, the other
 // output, a non-regular file or a link, in a missing or read-only directory, or an existing
 // file the run has no permission to replace (--overwrite, or --save equal to --load).
@@ -128,8 +131,6 @@ nb_status mnist_mlp_load(mnist_mlp *m, const char *path, bool *unchecked, char *
 // number of correct predictions, or -1 with the message in err.
 int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds, const int64_t *idx,
                        int64_t n, int64_t *confusion, char *err, size_t err_size);
-// Index of the largest of the n values of row `row` of logits (first one on ties).
-int mnist_argmax_row(const nb_tensor *logits, int64_t row);
 
 // ---- runtime settings (runtime.c) ------------------------------------------------------------
 
@@ -193,6 +194,8 @@ nb_status mnist_checkpoint_resume_model(const char *path, const mnist_model_io *
 // The confusion matrix (confusion[true * classes + predicted]) with each class's recall, on
 // stdout; Fashion-MNIST's class names when data_dir names a Fashion-MNIST directory.
 void mnist_print_confusion(const int64_t *confusion, int classes, const char *data_dir);
+// Index of the largest of the n values of row `row` of logits (first one on ties).
+int mnist_argmax_row(const nb_tensor *logits, int64_t row);
 
 // ---- progress (progress.c) -------------------------------------------------------------------
 

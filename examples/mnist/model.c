@@ -152,20 +152,6 @@ nb_status mnist_mlp_load(mnist_mlp *m, const char *path, bool *unchecked, char *
     return st;
 }
 
-int mnist_argmax_row(const nb_tensor *logits, int64_t row) {
-    int64_t c = nb_tensor_dim(logits, 1);
-    int best = 0;
-    double best_v = nb_tensor_get(logits, row * c);
-    for (int64_t j = 1; j < c; j++) {
-        double v = nb_tensor_get(logits, row * c + j);
-        if (v > best_v) {
-            best_v = v;
-            best = (int)j;
-        }
-    }
-    return best;
-}
-
 int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds, const int64_t *idx,
                        int64_t n, int64_t *confusion, char *err, size_t err_size) {
     int64_t features = m->width[0], classes = m->width[m->n_layers];
@@ -207,4 +193,40 @@ int64_t mnist_evaluate(nb_graph *g, const mnist_mlp *m, const nb_dataset *ds, co
     nb_graph_reset(g);
     nb_tensor_destroy(x);
     return correct;
+}
+
+// ---- training checkpoints of the MLP (the format is state.c's) ----
+
+// The MLP's side of mnist_model_io.
+static nb_status mlp_load(void *ctx, const char *path, char *err, size_t err_size) {
+    bool unchecked = false; // a nabla checkpoint always has checksums; resume needs ours
+    return mnist_mlp_load(ctx, path, &unchecked, err, err_size);
+}
+
+// The MLP's tensors in checkpoint order (weight, bias, weight, ...); the loader is set by resume.
+static mnist_model_io mlp_io(const mnist_mlp *m, const char **names, nb_tensor **ts) {
+    int n = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        names[n] = m->names[2 * l], ts[n++] = m->w[l];
+        names[n] = m->names[2 * l + 1], ts[n++] = m->b[l];
+    }
+    return (mnist_model_io){names, ts, n, NULL, NULL};
+}
+
+nb_status mnist_checkpoint_save(const char *path, const mnist_mlp *m, nb_optim *opt,
+                                const mnist_train_state *s) {
+    const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
+    nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
+    mnist_model_io io = mlp_io(m, names, ts);
+    return mnist_checkpoint_save_model(path, &io, opt, s);
+}
+
+nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
+                                  mnist_train_state *s, char *err, size_t err_size) {
+    const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
+    nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
+    mnist_model_io io = mlp_io(m, names, ts);
+    io.load = mlp_load;
+    io.ctx = m;
+    return mnist_checkpoint_resume_model(path, &io, opt, s, err, err_size);
 }

@@ -13,6 +13,8 @@
 
 #include "mnist.h"
 
+const char *mnist_program = "mnist";
+
 // Whether a and b name the same file: same inode when both exist, else the same name in the
 // same (resolved) directory.
 static bool same_file(const char *a, const char *b) {
@@ -42,7 +44,7 @@ static const char *dataset_file(const mnist_options *o, const char *out, char *b
 }
 
 static int refuse(const char *flag, const char *path, const char *why) {
-    fprintf(stderr, "mnist: %s %s: %s\n", flag, path, why);
+    fprintf(stderr, "%s: %s %s: %s\n", mnist_program, flag, path, why);
     return 1;
 }
 
@@ -50,14 +52,14 @@ static int check_one(const mnist_options *o, const char *flag, const char *out) 
     if (nb_check_output_path(out) != NB_OK) {
         const char *msg = nb_last_error();
         const char *colon = strstr(msg, ": ");
-        fprintf(stderr, "mnist: %s: %s\n", flag, colon ? colon + 2 : msg);
+        fprintf(stderr, "%s: %s: %s\n", mnist_program, flag, colon ? colon + 2 : msg);
         return 1;
     }
     char buf[PATH_MAX + 64];
     const char *data = dataset_file(o, out, buf, sizeof buf);
     if (data) {
-        fprintf(stderr, "mnist: %s %s is the dataset file %s; refusing to overwrite input data\n",
-                flag, out, data);
+        fprintf(stderr, "%s: %s %s is the dataset file %s; refusing to overwrite input data\n",
+                mnist_program, flag, out, data);
         return 1;
     }
     bool is_save = out == o->save;
@@ -71,9 +73,9 @@ static int check_one(const mnist_options *o, const char *flag, const char *out) 
                               (o->resume && same_file(out, o->resume)));
     if (stat(out, &sb) == 0 && !o->overwrite && !resume) {
         fprintf(stderr,
-                "mnist: %s %s already exists and this run would replace it; pass --overwrite "
+                "%s: %s %s already exists and this run would replace it; pass --overwrite "
                 "to allow that%s\n",
-                flag, out,
+                mnist_program, flag, out,
                 is_save ? " (or --load it to continue training it; either way it is only "
                           "written after the first finished epoch)"
                         : "");

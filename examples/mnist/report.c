@@ -1,5 +1,5 @@
-// mnist example (and examples/cnn): the test report's confusion matrix, rows the true class,
-// columns the prediction, each row's recall at the end.
+// mnist example (and examples/cnn): predictions (the argmax of a row of logits) and the test
+// report's confusion matrix, rows the true class, columns the prediction, each row's recall.
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -43,4 +43,18 @@ void mnist_print_confusion(const int64_t *confusion, int classes, const char *da
         }
         printf("%7.1f%%\n", row ? 100.0 * (double)confusion[i * classes + i] / (double)row : 0.0);
     }
+}
+
+int mnist_argmax_row(const nb_tensor *logits, int64_t row) {
+    int64_t c = nb_tensor_dim(logits, 1);
+    int best = 0;
+    double best_v = nb_tensor_get(logits, row * c);
+    for (int64_t j = 1; j < c; j++) {
+        double v = nb_tensor_get(logits, row * c + j);
+        if (v > best_v) {
+            best_v = v;
+            best = (int)j;
+        }
+    }
+    return best;
 }

@@ -7,7 +7,7 @@
 // The shuffling needs no saving: the batch iterator's order for epoch k depends only on the
 // seed, so the resumed run replays the iterator to its epoch. A plain --load reads only the
 // parameters and ignores the rest. The model part is any set of named tensors with a loader
-// (mnist_model_io): the MLP's here, the CNN's layers in examples/cnn.c.
+// (mnist_model_io): the MLP's (model.c) or the CNN's layers (examples/cnn.c).
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,30 +60,6 @@ nb_status mnist_checkpoint_save_model(const char *path, const mnist_model_io *mo
     free(names);
     free(ts);
     return st;
-}
-
-// The MLP's side of mnist_model_io.
-static nb_status mlp_load(void *ctx, const char *path, char *err, size_t err_size) {
-    bool unchecked = false; // a nabla checkpoint always has checksums; resume needs ours
-    return mnist_mlp_load(ctx, path, &unchecked, err, err_size);
-}
-
-// The MLP's tensors in checkpoint order (weight, bias, weight, ...); the loader is set by resume.
-static mnist_model_io mlp_io(const mnist_mlp *m, const char **names, nb_tensor **ts) {
-    int n = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        names[n] = m->names[2 * l], ts[n++] = m->w[l];
-        names[n] = m->names[2 * l + 1], ts[n++] = m->b[l];
-    }
-    return (mnist_model_io){names, ts, n, NULL, NULL};
-}
-
-nb_status mnist_checkpoint_save(const char *path, const mnist_mlp *m, nb_optim *opt,
-                                const mnist_train_state *s) {
-    const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
-    nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
-    mnist_model_io io = mlp_io(m, names, ts);
-    return mnist_checkpoint_save_model(path, &io, opt, s);
 }
 
 static nb_status file_loader(void *ctx, const char *const *names, nb_tensor *const *ts, int n) {
@@ -143,14 +119,4 @@ nb_status mnist_checkpoint_resume_model(const char *path, const mnist_model_io *
     s->step = (int64_t)v[2];
     memcpy(s->aug_rng.s, rng, sizeof rng);
     return NB_OK;
-}
-
-nb_status mnist_checkpoint_resume(const char *path, mnist_mlp *m, nb_optim *opt,
-                                  mnist_train_state *s, char *err, size_t err_size) {
-    const char *names[2 * (MNIST_MAX_HIDDEN + 1)];
-    nb_tensor *ts[2 * (MNIST_MAX_HIDDEN + 1)];
-    mnist_model_io io = mlp_io(m, names, ts);
-    io.load = mlp_load;
-    io.ctx = m;
-    return mnist_checkpoint_resume_model(path, &io, opt, s, err, err_size);
 }

@@ -111,6 +111,24 @@ nb_tensor *nb_layer_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight,
 // shaped as those axes, or NULL); as nb_layer_norm otherwise.
 nb_tensor *nb_rms_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight, double eps);
 
+// ---- attention --------------------------------------------------------------------------------
+
+// Fused scaled dot-product attention (F.scaled_dot_product_attention): q (..., tq, d),
+// k (..., tk, d), v (..., tk, dv) with the same leading dims, e.g. (B, H) -> (..., tq, dv):
+//   S = q kᵀ / sqrt(d) + mask,  P = softmax(S) over the keys,  y = dropout(P) v.
+// mask: NULL, or an additive float mask (q's dtype) broadcasting to (..., tq, tk) (PyTorch's
+// float attn_mask: 0 keeps, -inf hides; it receives a gradient when it requires grad). causal:
+// query i sees keys j <= i (top-left aligned, as is_causal); it may be combined with a mask. A
+// query that sees no key (all -inf) gives 0, not NaN. dropout_p in [0, 1] on P with the
+// inverted scaling, its mask drawn from rng (one seed per call: bitwise reproducible, any
+// thread count); pass 0 in eval. Numerically stable (row max subtracted); backward recomputes
+// P from the saved log-sum-exp in blocks of query rows, never holding the whole (tq, tk) P of
+// the batch. NB_ERR_SHAPE naming the shapes for mismatched q / k / v or a mask that does not
+// broadcast, NB_ERR_ARG for p outside [0, 1], NB_ERR_NULL for a NULL rng with p > 0.
+nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v,
+                                           nb_tensor *mask, bool causal, double dropout_p,
+                                           nb_rng *rng);
+
 // ---- elementwise arithmetic, NumPy broadcasting on trailing dims ------------------------------
 
 nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b);
@@ -366,6 +384,7 @@ const char *nb_op_first_order_reason(int i);
 #define nb_batch_norm(...) NB__SITE(nb_batch_norm, __VA_ARGS__)
 #define nb_layer_norm(...) NB__SITE(nb_layer_norm, __VA_ARGS__)
 #define nb_rms_norm(...) NB__SITE(nb_rms_norm, __VA_ARGS__)
+#define nb_scaled_dot_product_attention(...) NB__SITE(nb_scaled_dot_product_attention, __VA_ARGS__)
 #define nb_add(...) NB__SITE(nb_add, __VA_ARGS__)
 #define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)
 #define nb_mul(...) NB__SITE(nb_mul, __VA_ARGS__)

@@ -177,8 +177,9 @@ static void matches_torch(void **state) {
 }
 
 // The unfused math on the tape: the reference for the fused op at larger sizes.
+// The causal mask it makes is returned in *cm_out (the caller destroys it after backward).
 static nb_tensor *composed(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v, nb_tensor *m,
-                           bool causal) {
+                           bool causal, nb_tensor **cm_out) {
     int r = nb_tensor_ndim(q);
     int64_t tq = nb_tensor_dim(q, r - 2), tk = nb_tensor_dim(k, r - 2);
     nb_tensor *s =
@@ -193,8 +194,8 @@ static nb_tensor *composed(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v
                 nb_tensor_set(cm, i * tk + j, j > i);
         s = nb_masked_fill(g, s, cm, -INFINITY);
     }
-    nb_tensor *y = nb_matmul(g, nb_softmax(g, s), v);
-    return y;
+    *cm_out = cm;
+    return nb_matmul(g, nb_softmax(g, s), v);
 }
 
 static nb_tensor *rand_t(nb_dtype dt, int ndim, const int64_t *shape, nb_rng *rng, bool grad) {
@@ -223,9 +224,10 @@ static void matches_composed_ops(void **state) {
                 for (int i = 0; i < 4; i++)
                     nb_tensor_zero_grad(x[i]);
                 nb_graph *g = nb_graph_create();
+                nb_tensor *cm = NULL;
                 nb_tensor *o = pass ? nb_scaled_dot_product_attention(g, x[0], x[1], x[2], x[3],
                                                                       causal, 0.0, NULL)
-                                    : composed(g, x[0], x[1], x[2], x[3], causal);
+                                    : composed(g, x[0], x[1], x[2], x[3], causal, &cm);
                 assert_int_equal(nb_backward(g, nb_sum(g, nb_mul(g, o, gy))), NB_OK);
                 for (int i = 0; i < 5; i++) {
                     const nb_tensor *t = i < 4 ? x[i] : o;
@@ -240,6 +242,7 @@ static void matches_composed_ops(void **state) {
                     }
                 }
                 nb_graph_destroy(g);
+                nb_tensor_destroy(cm);
             }
             for (int i = 0; i < 4; i++)
                 nb_tensor_destroy(x[i]);
@@ -295,7 +298,8 @@ static void backward_memory_is_blockwise(void **state) {
     assert_non_null(o);
     assert_int_equal(nb_backward(g, nb_sum(g, o)), NB_OK);
     nb_graph_reset(g);
-    assert_null(nb_sum(g, composed(g, q, k, v, NULL, false)));
+    nb_tensor *cm = NULL;
+    assert_null(nb_sum(g, composed(g, q, k, v, NULL, false, &cm)));
     nb_graph_destroy(g);
     nb_tensor_destroy(q), nb_tensor_destroy(k), nb_tensor_destroy(v);
 }

@@ -308,6 +308,48 @@ nb_nn_rnn *nb_nn_rnn_of(nb_layer *l);
 nb_tensor *nb_nn_rnn_forward(nb_graph *g, nb_layer *layer, nb_tensor *x, nb_tensor *h0,
                              nb_tensor *c0, nb_tensor **h_n, nb_tensor **c_n);
 
+// ---- sequence layers ---------------------------------------------------------------------------
+
+// torch.nn.Embedding: ids (I...) int32 -> (I..., embedding_dim) rows of weight
+// (num_embeddings, embedding_dim), initialised N(0, 1) from rng as PyTorch. An id outside
+// [0, num_embeddings) or non-int32 ids record an error naming the layer, the id and the table
+// size. NULL with nb_last_error for sizes < 1, a bad dtype or a NULL rng.
+typedef struct nb_nn_embedding {
+    nb_layer base;
+    int64_t num_embeddings, embedding_dim;
+    nb_tensor *weight; // (num_embeddings, embedding_dim)
+} nb_nn_embedding;
+nb_layer *nb_nn_embedding_create(int64_t num_embeddings, int64_t embedding_dim, nb_dtype dtype,
+                                 nb_rng *rng);
+nb_nn_embedding *nb_nn_embedding_of(nb_layer *l);
+
+// torch.nn.MultiheadAttention(embed_dim, num_heads, dropout, bias, batch_first=True) as
+// self-attention: x (B, T, E) -> (B, T, E). One fused projection qkv = x in_proj_weightᵀ +
+// in_proj_bias ((3E, E), (3E): q, k, v stacked in that order, as PyTorch), split into heads of
+// E / H, nb_scaled_dot_product_attention (causal if asked; dropout on the attention weights in
+// training, drawn from the rng given at create, which must outlive the layer), heads joined,
+// out_proj (E, E). Names: "in_proj_weight", "in_proj_bias", "out_proj.weight",
+// "out_proj.bias", so a PyTorch state_dict loads. Init as PyTorch: xavier-uniform
+// in_proj_weight, out_proj.weight U(±1/sqrt(E)), biases 0. NULL with nb_last_error for sizes
+// < 1, num_heads not dividing embed_dim, dropout outside [0, 1], a bad dtype, a NULL rng.
+typedef struct nb_nn_mha_options {
+    bool causal;    // query i attends to keys j <= i
+    double dropout; // on the attention weights, in training
+    bool no_bias;   // bias=False
+} nb_nn_mha_options;
+typedef struct nb_nn_multihead_attention {
+    nb_layer base;
+    int64_t embed_dim, num_heads;
+    bool causal;
+    double dropout;
+    nb_rng *rng;                                // borrowed, for dropout
+    nb_tensor *in_proj_weight, *in_proj_bias;   // (3E, E), (3E) or NULL
+    nb_tensor *out_proj_weight, *out_proj_bias; // (E, E), (E) or NULL
+} nb_nn_multihead_attention;
+nb_layer *nb_nn_multihead_attention_create(int64_t embed_dim, int64_t num_heads,
+                                           nb_nn_mha_options opt, nb_dtype dtype, nb_rng *rng);
+nb_nn_multihead_attention *nb_nn_multihead_attention_of(nb_layer *l);
+
 #ifdef __cplusplus
 }
 #endif

@@ -61,6 +61,21 @@ AXES_BUILD(sp_default, nb_softplus_bt(g, x, 1, 20))
 AXES_BUILD(sp_beta, nb_softplus_bt(g, x, 2.5, 3))
 AXES_BUILD(sp_exact, nb_softplus_bt(g, x, 0.5, INFINITY))
 
+// cast to the input's own dtype (float64 here, float32 in the agreement run); the cross-dtype
+// gradient is checked exactly in test_ops_create.c (finite differences cannot cross float32).
+AXES_BUILD(cast_same, nb_cast(g, x, nb_tensor_dtype(x)))
+// Constants carry no gradient: the cases multiply x by one.
+AXES_BUILD(mul_full,
+           nb_mul(g, x,
+                  nb_full(g, nb_tensor_dtype(x), nb_tensor_ndim(x), nb_tensor_shape(x), -2.5)))
+AXES_BUILD(mul_ones,
+           nb_mul(g, x, nb_ones(g, nb_tensor_dtype(x), nb_tensor_ndim(x), nb_tensor_shape(x))))
+AXES_BUILD(add_zeros, nb_add(g, x, nb_zeros(g, nb_tensor_dtype(x), 1, (int64_t[]){1})))
+AXES_BUILD(mul_arange,
+           nb_mul(g, x,
+                  nb_arange(g, nb_tensor_dtype(x), 1,
+                            0.9 + (double)nb_tensor_dim(x, nb_tensor_ndim(x) - 1) * 0.5, 0.5)))
+
 static nb_tensor *max_all(nb_graph *g, nb_tensor *const *in, int n) {
     (void)n;
     return nb_max(g, in[0]);
@@ -333,6 +348,18 @@ const oc_case oc_cases_reduce_shape[] = {
     {"softplus_bt", "(1) beta 1 threshold 20", ax_sp_default, 1, {V1(1)}},
     {"softplus_bt", "(2, 3, 4) beta 2.5 threshold 3 (both sides)", ax_sp_beta, 1, {T3(2, 3, 4)}},
     {"softplus_bt", "(3, 5) beta 0.5 exact", ax_sp_exact, 1, {M2(3, 5)}},
+    {"cast", "(3, 5)", ax_cast_same, 1, {M2(3, 5)}},
+    {"cast", "(1)", ax_cast_same, 1, {V1(1)}},
+    {"cast", "(2, 3, 4)", ax_cast_same, 1, {T3(2, 3, 4)}},
+    {"full", "(3, 5) * full", ax_mul_full, 1, {M2(3, 5)}},
+    {"full", "(2, 3, 4) * full", ax_mul_full, 1, {T3(2, 3, 4)}},
+    {"full", "() * full", ax_mul_full, 1, {S0}},
+    {"arange", "(3, 5) * arange(1, .., 0.5) broadcast", ax_mul_arange, 1, {M2(3, 5)}},
+    {"arange", "(1) * arange", ax_mul_arange, 1, {V1(1)}},
+    {"ones", "(2, 3, 4) * ones", ax_mul_ones, 1, {T3(2, 3, 4)}},
+    {"ones", "(1) * ones", ax_mul_ones, 1, {V1(1)}},
+    {"zeros", "(3, 5) + zeros (1) broadcast", ax_add_zeros, 1, {M2(3, 5)}},
+    {"zeros", "() + zeros (1)", ax_add_zeros, 1, {S0}},
     {"max", "(1)", max_all, 1, {V1(1)}},
     {"max", "(3, 5)", max_all, 1, {M2(3, 5)}},
     {"max", "(2, 3, 4)", max_all, 1, {T3(2, 3, 4)}},
@@ -437,7 +464,7 @@ static nb_tensor *bad_unsqueeze(nb_graph *g, nb_tensor *const *in, int n) {
 
 #define BAD_BUILD(name, expr)                                                                      \
     static nb_tensor *bad_##name(nb_graph *g, nb_tensor *const *in, int n) {                       \
-        (void)n;                                                                                   \
+        (void)in, (void)n;                                                                         \
         return expr;                                                                               \
     }
 BAD_BUILD(min_axis, nb_min_axis(g, in[0], 5, false))
@@ -455,6 +482,11 @@ BAD_BUILD(gather, nb_gather(g, in[0], 0, in[1]))
 BAD_BUILD(one_hot, nb_one_hot_tensor(g, in[0], 3, NB_F64))
 
 BAD_BUILD(softplus_bt, nb_softplus_bt(g, in[0], -1, 20))
+BAD_BUILD(cast, nb_cast(g, in[0], NB_I32))
+BAD_BUILD(full, nb_full(g, NB_F32, 2, (int64_t[]){2, -3}, 1.0))
+BAD_BUILD(zeros, nb_zeros(g, NB_I32, 1, (int64_t[]){2}))
+BAD_BUILD(ones, nb_ones(g, NB_F64, 2, NULL))
+BAD_BUILD(arange, nb_arange(g, NB_F32, 0, 1, 0))
 BAD_BUILD(softmax_axis, nb_softmax_axis(g, in[0], 5))
 BAD_BUILD(log_softmax_axis, nb_log_softmax_axis(g, in[0], -5))
 
@@ -529,6 +561,11 @@ const oc_bad_case oc_bad_reduce_shape[] = {
     {"one_hot", "float indices", bad_one_hot, 1, {V1(4)}, NB_ERR_DTYPE, {"int32"}},
     {"embedding", "float indices", b_embedding, 2, {M2(4, 3), V1(2)}, NB_ERR_DTYPE, {"int32"}},
     {"softplus_bt", "beta -1", bad_softplus_bt, 1, {M2(2, 3)}, NB_ERR_ARG, {"beta"}},
+    {"cast", "to int32", bad_cast, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)", "float32 or float64"}},
+    {"full", "dim -3", bad_full, 0, {{0}}, NB_ERR_ARG, {"full", "dim 1 is -3"}},
+    {"zeros", "int32 dtype", bad_zeros, 0, {{0}}, NB_ERR_ARG, {"full", "dtype"}},
+    {"ones", "shape NULL", bad_ones, 0, {{0}}, NB_ERR_ARG, {"full", "ndim"}},
+    {"arange", "step 0", bad_arange, 0, {{0}}, NB_ERR_ARG, {"arange", "step 0"}},
     {"softmax_axis", "axis 5 of 2 dims", bad_softmax_axis, 1, {M2(2, 3)}, NB_ERR_ARG, {"(2, 3)"}},
     {"log_softmax_axis",
      "axis -5 of 2 dims",

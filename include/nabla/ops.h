@@ -283,6 +283,20 @@ nb_tensor *nb_pad(nb_graph *g, nb_tensor *x, int axis, int64_t before, int64_t a
 // The adjoint of nb_expand: x summed down to `shape`, which must broadcast to x's shape:
 // (4, 3) -> (3) sums the rows, (4, 3) -> (4, 1) sums each row, -> () sums everything.
 nb_tensor *nb_sum_to(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
+// ---- creation and dtype ------------------------------------------------------------------------
+
+// x converted to dtype (NB_F32 or NB_F64; the same dtype gives a copy), differentiable: the
+// gradient is converted back. The way to mix dtypes (ops refuse mixed inputs).
+nb_tensor *nb_cast(nb_graph *g, nb_tensor *x, nb_dtype dtype);
+// Constants made on the tape (owned by g, no gradient, re-made by replay): `shape` (ndim
+// entries, each >= 0) filled with value / 0 / 1 in dtype (NB_F32 or NB_F64, else NB_ERR_ARG).
+nb_tensor *nb_full(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape, double value);
+nb_tensor *nb_zeros(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape);
+nb_tensor *nb_ones(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape);
+// (n) with start + i step, n = ceil((stop - start) / step) (0 if negative), as torch.arange;
+// step 0 or a non-finite bound is NB_ERR_ARG. A causal mask: nb_gt(g, arange(T),
+// reshape(arange(T), (T, 1))).
+nb_tensor *nb_arange(nb_graph *g, nb_dtype dtype, double start, double stop, double step);
 
 // ---- activations ------------------------------------------------------------------------------
 
@@ -449,6 +463,11 @@ const char *nb_op_first_order_reason(int i);
 #define nb_expand(...) NB__SITE(nb_expand, __VA_ARGS__)
 #define nb_sum_to(...) NB__SITE(nb_sum_to, __VA_ARGS__)
 #define nb_erf(...) NB__SITE(nb_erf, __VA_ARGS__)
+#define nb_cast(...) NB__SITE(nb_cast, __VA_ARGS__)
+#define nb_full(...) NB__SITE(nb_full, __VA_ARGS__)
+#define nb_zeros(...) NB__SITE(nb_zeros, __VA_ARGS__)
+#define nb_ones(...) NB__SITE(nb_ones, __VA_ARGS__)
+#define nb_arange(...) NB__SITE(nb_arange, __VA_ARGS__)
 #define nb_sigmoid(...) NB__SITE(nb_sigmoid, __VA_ARGS__)
 #define nb_tanh(...) NB__SITE(nb_tanh, __VA_ARGS__)
 #define nb_relu(...) NB__SITE(nb_relu, __VA_ARGS__)

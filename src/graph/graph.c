@@ -299,7 +299,9 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     }
     if (g->status != NB_OK)
         return NULL; // sticky: keep the first message
-    if (n_in < 1 || (op->arity >= 0 && n_in != op->arity) || !in) {
+    // arity 0: a constant made on the tape (zeros, arange), recorded with in NULL, n_in 0.
+    if ((n_in < 1 && op->arity != 0) || (op->arity >= 0 && n_in != op->arity) ||
+        (!in && n_in > 0)) {
         if (op->arity >= 0)
             nb__graph_fail(g, NB_ERR_ARG, "%s: expected %d inputs, got %d", op->name, op->arity,
                            n_in);
@@ -326,7 +328,10 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
 
     nb_node nd = {.op = op, .graph = g, .in = in, .n_in = n_in, .params = params};
     nb__site_current(&nd.file, &nd.line);
-    nb_shape shape = {.dtype = op->index_arg == 1 && n_in > 1 ? in[1]->dtype : in[0]->dtype};
+    // A constant (n_in 0) has no input to take a default dtype from: its infer sets one.
+    nb_shape shape = {.dtype = n_in == 0                        ? NB_F32
+                               : op->index_arg == 1 && n_in > 1 ? in[1]->dtype
+                                                                : in[0]->dtype};
     if (op->infer(&nd, &shape) != NB_OK) {
         if (g->status == NB_OK) // infer forgot to say why: still never fail silently
             nb__graph_fail(g, NB_ERR_SHAPE, "%s: invalid input", op->name);
@@ -334,14 +339,15 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     }
 
     // Everything the node keeps lives in the arena.
-    nb_tensor **in_copy = galloc(g, (size_t)n_in * sizeof *in_copy);
+    nb_tensor **in_copy = n_in ? galloc(g, (size_t)n_in * sizeof *in_copy) : NULL;
     void *params_copy = params_size ? galloc(g, params_size) : NULL;
     nb_tensor *out = nb__hdr_alloc(&g->hdrs); // never at an earlier step's header address
     if (!out)
         out = galloc(g, sizeof *out); // no reserved range: the arena, as before
-    if (!in_copy || (params_size && !params_copy) || !out)
+    if ((n_in && !in_copy) || (params_size && !params_copy) || !out)
         return NULL;
-    memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
+    if (n_in)
+        memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
     if (params_size)
         memcpy(params_copy, params, params_size);
     nd.in = in_copy;
@@ -349,7 +355,10 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
 
     char err[128];
     memset(out, 0, sizeof *out);
-    out->dtype = shape.set_dtype ? shape.dtype : op->index_arg == 1 ? in[1]->dtype : in[0]->dtype;
+    out->dtype = shape.set_dtype      ? shape.dtype
+                 : n_in == 0          ? NB_F32 // a constant's infer always sets it
+                 : op->index_arg == 1 ? in[1]->dtype
+                                      : in[0]->dtype;
     if (nb__shape_check(shape.ndim, shape.dim, &out->numel, err, sizeof err) != NB_OK) {
         nb__graph_fail(g, NB_ERR_SHAPE, "%s: output shape: %s", op->name, err);
         return NULL;

@@ -247,6 +247,13 @@ CONCAT_BUILD(m2, -2)
     { .ndim = 2, .shape = {a, b}, .role = OC_INDEX, .classes = c }
 #define I3(a, b, c, k)                                                                             \
     { .ndim = 3, .shape = {a, b, c}, .role = OC_INDEX, .classes = k }
+// int64 indices (PyTorch's dtype): the same ops, index tensors of NB_I64.
+#define L1(a, c)                                                                                   \
+    { .ndim = 1, .shape = {a}, .role = OC_INDEX64, .classes = c }
+#define L2(a, b, c)                                                                                \
+    { .ndim = 2, .shape = {a, b}, .role = OC_INDEX64, .classes = c }
+#define L3(a, b, c, k)                                                                             \
+    { .ndim = 3, .shape = {a, b, c}, .role = OC_INDEX64, .classes = k }
 #define K2(a, b)                                                                                   \
     { .ndim = 2, .shape = {a, b}, .role = OC_CONST }
 
@@ -384,6 +391,24 @@ const oc_case oc_cases_reduce_shape[] = {
     {"gather", "(2, 3, 4) axis 1, idx (2, 5, 3)", gather_1, 2, {T3(2, 3, 4), I3(2, 5, 3, 3)}},
     {"one_hot", "x (5, 4) * one_hot(labels (5))", one_hot_mul, 2, {M2(5, 4), I1(5, 4)}},
     {"one_hot", "x (2, 3, 4) * one_hot(labels (2, 3))", one_hot_mul, 2, {T3(2, 3, 4), I2(2, 3, 4)}},
+    {"index_select", "int64 idx: (1) axis 0, idx (1)", isel_0, 2, {V1(1), L1(1, 1)}},
+    {"index_select",
+     "int64 idx: (2, 3, 4) axis 1, idx (2, 3)",
+     isel_1,
+     2,
+     {T3(2, 3, 4), L2(2, 3, 3)}},
+    {"embedding", "int64 idx: weight (6, 2), idx (2, 3)", b_embedding, 2, {M2(6, 2), L2(2, 3, 6)}},
+    {"gather", "int64 idx: (3, 4) axis 0, idx (6, 2)", gather_0, 2, {M2(3, 4), L2(6, 2, 3)}},
+    {"gather",
+     "int64 idx: (2, 3, 4) axis 1, idx (2, 5, 3)",
+     gather_1,
+     2,
+     {T3(2, 3, 4), L3(2, 5, 3, 3)}},
+    {"one_hot",
+     "int64 labels: x (2, 3, 4) * one_hot(labels (2, 3))",
+     one_hot_mul,
+     2,
+     {T3(2, 3, 4), L2(2, 3, 4)}},
     {"reshape", "(2, 3) -> (3, 2)", reshape_3x2, 1, {M2(2, 3)}},
     {"reshape", "(2, 3, 4) -> (-1, 4)", reshape_m1x4, 1, {T3(2, 3, 4)}},
     {"reshape", "(1) -> ()", reshape_scalar, 1, {V1(1)}},

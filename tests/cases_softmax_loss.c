@@ -46,6 +46,8 @@ LOSS(sparse_cross_entropy_logits)
     { shape, .role = OC_SIMPLEX }
 #define INDEX(n, c)                                                                                \
     { S1(n), .role = OC_INDEX, .classes = c }
+#define INDEX64(n, c)                                                                              \
+    { S1(n), .role = OC_INDEX64, .classes = c }
 #define PROB(shape)                                                                                \
     { shape, .lo = 0.05, .hi = 0.95 }
 
@@ -220,6 +222,16 @@ const oc_case oc_cases_softmax_loss[] = {
      b_sparse_cross_entropy_logits_mean,
      2,
      {VALR(S2(5, 10), -20, 20), INDEX(5, 10)}},
+    {"sparse_cross_entropy_logits",
+     "int64 labels: (4, 3) mean",
+     b_sparse_cross_entropy_logits_mean,
+     2,
+     {VAL(S2(4, 3)), INDEX64(4, 3)}},
+    {"sparse_cross_entropy_logits",
+     "int64 labels: (1, 1) sum",
+     b_sparse_cross_entropy_logits_sum,
+     2,
+     {VAL(S2(1, 1)), INDEX64(1, 1)}},
     {0},
 };
 

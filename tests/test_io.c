@@ -97,12 +97,12 @@ static void round_trip_is_bitwise_exact(void **state) {
     (void)state;
     char path[256];
     in_dir(path, "rt.safetensors");
-    const char *names[] = {"f32", "f64", "i32", "scalar", "one_f32", "one_i32", "empty"};
-    nb_tensor *src[7] = {
+    const char *names[] = {"f32", "f64", "i32", "scalar", "one_f32", "one_i32", "empty", "i64"};
+    nb_tensor *src[8] = {
         make(NB_F32, 2, (int64_t[]){3, 4}, 0), make(NB_F64, 3, (int64_t[]){2, 3, 2}, 0),
         make(NB_I32, 1, (int64_t[]){5}, 0),    make(NB_F64, 0, NULL, 0),
         make(NB_F32, 1, (int64_t[]){1}, 0),    make(NB_I32, 2, (int64_t[]){1, 1}, 0),
-        make(NB_F32, 2, (int64_t[]){0, 3}, 0),
+        make(NB_F32, 2, (int64_t[]){0, 3}, 0), make(NB_I64, 1, (int64_t[]){5}, 0),
     };
     // Bit patterns a text or double round trip would lose: NaN payloads, -0, denormals, inf.
     const uint32_t f32_bits[12] = {0x7fc01234, 0x80000000, 0x00000001, 0x7f800000,
@@ -115,24 +115,29 @@ static void round_trip_is_bitwise_exact(void **state) {
         nb_tensor_data_f64(src[1])[i] = nb_rng_normal(&rng) * 1e-300 * (i % 2 ? 1e300 : 1);
     const int32_t i32[5] = {INT32_MIN, -1, 0, 1, INT32_MAX};
     memcpy(nb_tensor_data(src[2]), i32, sizeof i32);
+    const int64_t i64[5] = {INT64_MIN, -1, 0, (int64_t)1 << 53 | 1, INT64_MAX}; // beyond double
+    memcpy(nb_tensor_data(src[7]), i64, sizeof i64);
     nb_tensor_set(src[3], 0, 3.141592653589793);
     nb_tensor_set(src[4], 0, -0.1);
     nb_tensor_set(src[5], 0, 123456789);
-    assert_int_equal(nb_save_safetensors(path, names, src, 7), NB_OK);
+    assert_int_equal(nb_save_safetensors(path, names, src, 8), NB_OK);
     assert_int_equal(count_temp_files(), 0);
 
-    nb_tensor *dst[7];
-    for (int i = 0; i < 7; i++)
+    nb_tensor *dst[8];
+    for (int i = 0; i < 8; i++)
         dst[i] = make(nb_tensor_dtype(src[i]), nb_tensor_ndim(src[i]), nb_tensor_shape(src[i]), 0);
     // NaN and inf are refused by default; the flag lets a debugging session load them.
-    assert_int_equal(nb_load_safetensors(path, names, dst, 7), NB_ERR_NONFINITE);
+    assert_int_equal(nb_load_safetensors(path, names, dst, 8), NB_ERR_NONFINITE);
     assert_msg_has("rt.safetensors: 'f32' holds nan at element 0");
     nb_safetensors *h = NULL;
     assert_int_equal(nb_safetensors_open(path, &h), NB_OK);
     assert_true(nb_safetensors_checked(h));
-    assert_int_equal(nb_safetensors_read(h, names, dst, 7, NB_LOAD_ALLOW_NONFINITE), NB_OK);
+    assert_int_equal(nb_safetensors_read(h, names, dst, 8, NB_LOAD_ALLOW_NONFINITE), NB_OK);
+    int dt = -1;
+    assert_true(nb_safetensors_find(h, "i64", &dt, NULL, NULL));
+    assert_int_equal(dt, NB_I64);
     nb_safetensors_close(h);
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         size_t bytes = (size_t)nb_tensor_numel(src[i]) * nb_dtype_size(nb_tensor_dtype(src[i]));
         if (bytes) // the (0, 3) tensor has no bytes to compare
             assert_memory_equal(nb_tensor_data(dst[i]), nb_tensor_data(src[i]), bytes);

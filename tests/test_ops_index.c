@@ -130,6 +130,76 @@ static void arg_and_extrema(void **state) {
     }
 }
 
+// int64 index and label tensors (PyTorch's dtype for them) work wherever int32 ones do, with
+// the same results.
+static nb_tensor *ints64(int ndim, const int64_t *shape, const int64_t *v) {
+    nb_tensor *t = nb_tensor_create(NB_I64, ndim, shape);
+    nb_tensor_copy_in(t, v, NB_I64, nb_tensor_numel(t));
+    return t;
+}
+
+static void int64_indices_and_labels(void **state) {
+    (void)state;
+    nb_tensor *x = iota(NB_F64, 2, (int64_t[]){3, 4}, true);
+    nb_tensor *i32 = ints(2, (int64_t[]){3, 2}, (int32_t[]){3, 0, 1, 1, 2, 3});
+    nb_tensor *i64 = ints64(2, (int64_t[]){3, 2}, (int64_t[]){3, 0, 1, 1, 2, 3});
+    nb_tensor *l32 = ints(1, (int64_t[]){3}, (int32_t[]){1, 3, 0});
+    nb_tensor *l64 = ints64(1, (int64_t[]){3}, (int64_t[]){1, 3, 0});
+    assert_int_equal(nb_tensor_dtype(i64), NB_I64);
+    assert_true(nb_tensor_get(i64, 4) == 2.0);
+    assert_int_equal(nb_tensor_set_requires_grad(i64, true), NB_ERR_DTYPE);
+    nb_tensor_set(i64, 0, 1e300); // does not fit: refused, left unchanged
+    assert_true(nb_tensor_get(i64, 0) == 3.0);
+    assert_int_equal(nb_tensor_copy_in(i64, (double[]){1, 2, 3, 4, 5, NAN}, NB_F64, 6), NB_ERR_ARG);
+    assert_true(nb_tensor_get(i64, 5) == 3.0);
+    double grads[2][12], vals[2][4];
+    for (int w = 0; w < 2; w++) {
+        nb_tensor *idx = w ? i64 : i32, *lab = w ? l64 : l32;
+        nb_tensor_zero_grad(x);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *a = nb_index_select(g, x, 1, idx);         // (3, 3, 2)
+        nb_tensor *b = nb_gather(g, x, 1, idx);               // (3, 2)
+        nb_tensor *oh = nb_one_hot_tensor(g, lab, 4, NB_F64); // (3, 4)
+        nb_tensor *ce = nb_sparse_cross_entropy_logits(g, x, lab, NB_REDUCE_MEAN);
+        nb_tensor *emb = nb_embedding(g, nb_transpose(g, x), lab); // columns 1, 3, 0
+        assert_true(a && b && oh && ce && emb);
+        vals[w][0] = nb_tensor_get(nb_sum(g, a), 0);
+        vals[w][1] = nb_tensor_get(nb_sum(g, b), 0);
+        vals[w][2] = nb_tensor_get(nb_sum(g, nb_mul(g, oh, x)), 0);
+        vals[w][3] = nb_tensor_get(ce, 0);
+        nb_tensor *loss =
+            nb_add(g, nb_add(g, nb_sum(g, a), nb_sum(g, b)), nb_add(g, ce, nb_sum(g, emb)));
+        assert_int_equal(nb_backward(g, loss), NB_OK);
+        for (int i = 0; i < 12; i++)
+            grads[w][i] = nb_tensor_grad_get(x, i);
+        nb_graph_destroy(g);
+    }
+    for (int k = 0; k < 4; k++)
+        assert_true(vals[0][k] == vals[1][k]);
+    for (int i = 0; i < 12; i++)
+        assert_true(grads[0][i] == grads[1][i]);
+    // A large int64 index is reported with its value, not truncated.
+    nb_tensor *big = ints64(1, (int64_t[]){2}, (int64_t[]){0, (int64_t)1 << 40});
+    nb_graph *g = nb_graph_create();
+    assert_true(oc_expect_error(g, nb_index_select(g, x, 0, big), NB_ERR_ARG, "index_select",
+                                "index 1099511627776", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, x, big, NB_REDUCE_SUM),
+                                NB_ERR_SHAPE, "labels (2)", NULL));
+    nb_graph_reset(g);
+    nb_tensor *big3 = ints64(1, (int64_t[]){3}, (int64_t[]){0, 1, -((int64_t)1 << 33)});
+    assert_true(oc_expect_error(g, nb_sparse_cross_entropy_logits(g, x, big3, NB_REDUCE_SUM),
+                                NB_ERR_ARG, "label -8589934592 at index 2", NULL));
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(i32);
+    nb_tensor_destroy(i64);
+    nb_tensor_destroy(l32);
+    nb_tensor_destroy(l64);
+    nb_tensor_destroy(big);
+    nb_tensor_destroy(big3);
+}
+
 #define EXPECT_ERR(call, st, ...)                                                                  \
     do {                                                                                           \
         nb_graph_reset(g);                                                                         \
@@ -183,11 +253,9 @@ static void bad_indices(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(index_select_with_repeats),
-        cmocka_unit_test(embedding_rows),
-        cmocka_unit_test(gather_along_axis),
-        cmocka_unit_test(arg_and_extrema),
-        cmocka_unit_test(bad_indices),
+        cmocka_unit_test(index_select_with_repeats), cmocka_unit_test(embedding_rows),
+        cmocka_unit_test(gather_along_axis),         cmocka_unit_test(arg_and_extrema),
+        cmocka_unit_test(int64_indices_and_labels),  cmocka_unit_test(bad_indices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

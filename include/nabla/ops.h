@@ -226,19 +226,19 @@ nb_tensor *nb_min(nb_graph *g, nb_tensor *x);
 nb_tensor *nb_argmax(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 nb_tensor *nb_argmin(nb_graph *g, nb_tensor *x, int axis, bool keepdim);
 
-// ---- indexing (int32 index tensors; an index out of range is NB_ERR_ARG naming it) ----------
+// ---- indexing (int32 or int64 index tensors; an index out of range is NB_ERR_ARG naming it) --
 
 // NumPy take along one axis: x (A..., L, B...), idx (I...) -> (A..., I..., B...),
 // y[a, i, b] = x[a, idx[i], b]. Backward scatter-adds: a repeated index receives the sum.
 nb_tensor *nb_index_select(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx);
-// Embedding lookup: weight (V, D), idx (I...) int32 token ids -> (I..., D); index_select on
+// Embedding lookup: weight (V, D), idx (I...) token ids -> (I..., D); index_select on
 // axis 0 (errors name index_select).
 nb_tensor *nb_embedding(nb_graph *g, nb_tensor *weight, nb_tensor *idx);
 // torch.gather: idx has x's ndim and is no larger than x except along axis; y has idx's
 // shape, y[.., i, ..] = x[.., idx[.., i, ..], ..] along axis. Backward scatter-adds.
 nb_tensor *nb_gather(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx);
 // One-hot rows on the tape (op "one_hot"; nb_one_hot in nabla/data.h fills a batch tensor
-// from a C array): idx (I...) int32 in [0, classes) -> (I..., classes) of 0 / 1 in dtype
+// from a C array): idx (I...) in [0, classes) -> (I..., classes) of 0 / 1 in dtype
 // (NB_F32 or NB_F64). No gradient.
 nb_tensor *nb_one_hot_tensor(nb_graph *g, nb_tensor *idx, int64_t classes, nb_dtype dtype);
 
@@ -361,7 +361,7 @@ nb_tensor *nb_cross_entropy_loss(nb_graph *g, nb_tensor *probs, nb_tensor *targe
 // (= softmax - y for one-hot or probability rows).
 nb_tensor *nb_cross_entropy_logits(nb_graph *g, nb_tensor *logits, nb_tensor *target,
                                    nb_reduction r);
-// Sparse categorical cross-entropy from logits (batch, classes) and NB_I32 labels (batch)
+// Sparse categorical cross-entropy from logits (batch, classes) and NB_I32 or NB_I64 labels (batch)
 // holding class indices in [0, classes): logsumexp(z) - z_label per row, fused with
 // log-softmax. The labels are read when the op is called: one outside [0, classes) records
 // NB_ERR_ARG naming the label and its index. Float labels record NB_ERR_DTYPE.

@@ -1,4 +1,4 @@
-// nabla tensors: contiguous row-major arrays of float32 or float64 (int32 for class indices),
+// nabla tensors: contiguous row-major arrays of float32 or float64 (int32 / int64 for indices),
 // with an optional gradient buffer of the same shape and dtype, plus the explicit random
 // generator and weight initialisers. Tensors made by nb_tensor_create* / nb_tensor_wrap are the
 // caller's and are freed with nb_tensor_destroy; tensors returned by ops belong to their graph.
@@ -21,6 +21,7 @@ typedef enum {
     NB_F32 = 0, // float: training speed
     NB_F64,     // double: gradient checks and reference runs
     NB_I32,     // int32: class indices (labels for sparse cross-entropy); not differentiable
+    NB_I64,     // int64: the same, as PyTorch stores them; accepted wherever int32 indices are
     NB_DTYPE_COUNT
 } nb_dtype;
 
@@ -63,6 +64,7 @@ void *nb_tensor_data(nb_tensor *t);
 float *nb_tensor_data_f32(nb_tensor *t);
 double *nb_tensor_data_f64(nb_tensor *t);
 int32_t *nb_tensor_data_i32(nb_tensor *t);
+int64_t *nb_tensor_data_i64(nb_tensor *t);
 // Gradient buffer, NULL until a backward pass has reached the tensor.
 void *nb_tensor_grad(nb_tensor *t);
 float *nb_tensor_grad_f32(nb_tensor *t);
@@ -77,7 +79,7 @@ double nb_tensor_grad_get(const nb_tensor *t, int64_t i);
 nb_status nb_tensor_set(nb_tensor *t, int64_t i, double v);
 
 // Mark a leaf tensor as a parameter whose gradient backward must compute. Refused
-// (NB_ERR_DTYPE) for NB_I32.
+// (NB_ERR_DTYPE) for NB_I32 and NB_I64.
 nb_status nb_tensor_set_requires_grad(nb_tensor *t, bool requires_grad);
 bool nb_tensor_requires_grad(const nb_tensor *t);
 // True for tensors the caller created (parameters, inputs); false for op outputs, which belong

@@ -74,6 +74,8 @@ static double elem(const nb_tensor *t, const void *buf, int64_t i) {
         return ((const double *)buf)[i];
     case NB_I32:
         return ((const int32_t *)buf)[i];
+    case NB_I64:
+        return (double)((const int64_t *)buf)[i];
     default:
         return (double)NAN;
     }

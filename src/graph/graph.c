@@ -257,9 +257,9 @@ static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in
         const nb_tensor *t = in[i];
         bool is_index = (op->index_arg == i + 1);
         if (is_index) {
-            if (t->dtype != NB_I32)
+            if (t->dtype != NB_I32 && t->dtype != NB_I64)
                 return nb__graph_fail(g, NB_ERR_DTYPE,
-                                      "%s: input %d %s must be int32 class indices, got %s",
+                                      "%s: input %d %s must be int32 or int64 indices, got %s",
                                       op->name, i, NB_SHAPE_STR(t), nb_dtype_name(t->dtype));
             continue;
         }
@@ -377,7 +377,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     bool any_grad = false;
     for (int i = 0; i < n_in; i++)
         any_grad = any_grad || in[i]->requires_grad;
-    nd.needs_grad = g->grad_enabled && any_grad && out->dtype != NB_I32;
+    nd.needs_grad = g->grad_enabled && any_grad && out->dtype != NB_I32 && out->dtype != NB_I64;
     if (nd.needs_grad) {
         out->requires_grad = true;
         out->grad = galloc(g, nbytes); // zeroed by backward when needed

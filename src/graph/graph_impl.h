@@ -27,7 +27,7 @@ typedef struct nb_shape {
 typedef struct nb_op {
     const char *name; // used in error messages and tests; also the key in ops.def
     int arity;        // number of tensor inputs, or -1 for variadic (concat)
-    int index_arg;    // 1-based position of an NB_I32 (class index) input, 0 if none
+    int index_arg;    // 1-based position of an int32 / int64 index input, 0 if none
     // Validate inputs and params, compute the output shape. No allocation; no data access
     // except for index inputs, whose range it may check (sparse cross-entropy labels).
     // On failure call nb__node_fail(nd, ...) and return its status.

@@ -30,6 +30,8 @@ const char *nb__st_dtype_name(nb_dtype d) {
         return "F64";
     case NB_I32:
         return "I32";
+    case NB_I64:
+        return "I64";
     default:
         return NULL;
     }

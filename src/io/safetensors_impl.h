@@ -14,7 +14,7 @@
 // reader allocate.
 #define NB_ST_MAX_HEADER 100000000u
 
-// The format's name for a nabla dtype ("F32", "F64", "I32"); NULL for anything else.
+// The format's name for a nabla dtype ("F32", "F64", "I32", "I64"); NULL for anything else.
 const char *nb__st_dtype_name(nb_dtype d);
 // Thread-safe text for errno e (EIO when e is 0: a short read or write without errno).
 const char *nb__os_reason(int e, char *buf, size_t size);

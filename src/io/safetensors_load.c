@@ -311,6 +311,7 @@ bool nb_safetensors_find(const nb_safetensors *h, const char *name, int *dtype, 
         *dtype = !strcmp(s, "F32")   ? NB_F32
                  : !strcmp(s, "F64") ? NB_F64
                  : !strcmp(s, "I32") ? NB_I32
+                 : !strcmp(s, "I64") ? NB_I64
                                      : -1;
     }
     if (ndim)

@@ -1,5 +1,5 @@
-// Indexing with int32 index tensors (read when the op is recorded: an index out of range is an
-// error naming it; a replay that meets one writes 0 there and reads nothing out of bounds).
+// Indexing with int32 or int64 index tensors (read when the op is recorded: an index out of range
+// is an error naming it; a replay that meets one writes 0 there and reads nothing out of bounds).
 //   index_select(x, axis, idx): y = x with axis replaced by idx's dims (NumPy take):
 //       x (A, L, B), idx (I...) -> y (A, I..., B),  y[a, i, b] = x[a, idx[i], b]
 //   gather(x, axis, idx):       torch.gather: idx has x's ndim, y has idx's shape,
@@ -22,16 +22,18 @@ typedef struct {
     bool min;       // argmin rather than argmax
 } ix_params;
 
-static const int32_t *idx_data(const nb_tensor *t) {
-    return (const int32_t *)t->data;
+// Element i of an int32 or int64 index tensor.
+static int64_t idx_at(const nb_tensor *t, int64_t i) {
+    return nb__index_at(t->data, t->dtype == NB_I64, i);
 }
 
 // The first index outside [0, len), or -1.
 static int64_t bad_index(const nb_tensor *idx, int64_t len) {
-    const int32_t *v = idx_data(idx);
-    for (int64_t i = 0; i < idx->numel; i++)
-        if (v[i] < 0 || v[i] >= len)
+    for (int64_t i = 0; i < idx->numel; i++) {
+        int64_t v = idx_at(idx, i);
+        if (v < 0 || v >= len)
             return i;
+    }
     return -1;
 }
 
@@ -48,9 +50,9 @@ static void ix_view(const nb_tensor *x, int ax, int64_t *outer, int64_t *len, in
 static nb_status fail_index(nb_node *nd, const nb_tensor *idx, int64_t at, int64_t len,
                             const nb_tensor *x, int axis) {
     return nb__node_fail(nd, NB_ERR_ARG,
-                         "index %" PRId32 " at position %" PRId64
+                         "index %" PRId64 " at position %" PRId64
                          " of idx %s is outside [0, %" PRId64 ") (axis %d of x %s)",
-                         idx_data(idx)[at], at, NB_SHAPE_STR(idx), len, axis, NB_SHAPE_STR(x));
+                         idx_at(idx, at), at, NB_SHAPE_STR(idx), len, axis, NB_SHAPE_STR(x));
 }
 
 #define T float
@@ -95,9 +97,11 @@ static void isel_forward(nb_node *nd) {
     int64_t outer, len, inner;
     ix_view(x, ax, &outer, &len, &inner);
     if (x->dtype == NB_F32)
-        isel_fwd_f32(F32(x), idx_data(idx), idx->numel, F32(nd->out), outer, len, inner);
+        isel_fwd_f32(F32(x), idx->data, idx->dtype == NB_I64, idx->numel, F32(nd->out), outer, len,
+                     inner);
     else
-        isel_fwd_f64(F64(x), idx_data(idx), idx->numel, F64(nd->out), outer, len, inner);
+        isel_fwd_f64(F64(x), idx->data, idx->dtype == NB_I64, idx->numel, F64(nd->out), outer, len,
+                     inner);
 }
 
 static void isel_backward(nb_node *nd) {
@@ -111,9 +115,11 @@ static void isel_backward(nb_node *nd) {
     int64_t outer, len, inner;
     ix_view(x, ax, &outer, &len, &inner);
     if (x->dtype == NB_F32)
-        isel_bwd_f32(G32(x), idx_data(idx), idx->numel, G32(nd->out), outer, len, inner);
+        isel_bwd_f32(G32(x), idx->data, idx->dtype == NB_I64, idx->numel, G32(nd->out), outer, len,
+                     inner);
     else
-        isel_bwd_f64(G64(x), idx_data(idx), idx->numel, G64(nd->out), outer, len, inner);
+        isel_bwd_f64(G64(x), idx->data, idx->dtype == NB_I64, idx->numel, G64(nd->out), outer, len,
+                     inner);
 }
 
 const nb_op nb_op_index_select = {
@@ -165,12 +171,11 @@ static nb_status gather_infer(nb_node *nd, nb_shape *out) {
 // Element offsets in x of y's element e: along axis, the index; elsewhere y's coordinate.
 static int64_t gather_offset(const nb_tensor *x, const nb_tensor *idx, int ax, int64_t e) {
     int64_t off = 0, stride = 1, r = e;
-    const int32_t *v = idx_data(idx);
     for (int d = x->ndim - 1; d >= 0; d--) {
         int64_t c = r % idx->shape[d];
         r /= idx->shape[d];
         if (d == ax) {
-            c = v[e];
+            c = idx_at(idx, e);
             if (c < 0 || c >= x->shape[d])
                 return -1; // only after a replay changed idx
         }
@@ -310,9 +315,9 @@ static nb_status one_hot_infer(nb_node *nd, nb_shape *out) {
     int64_t at = bad_index(idx, p->classes);
     if (at >= 0)
         return nb__node_fail(nd, NB_ERR_ARG,
-                             "index %" PRId32 " at position %" PRId64 " of idx %s is outside "
+                             "index %" PRId64 " at position %" PRId64 " of idx %s is outside "
                              "[0, %" PRId64 ")",
-                             idx_data(idx)[at], at, NB_SHAPE_STR(idx), p->classes);
+                             idx_at(idx, at), at, NB_SHAPE_STR(idx), p->classes);
     out->set_dtype = true;
     out->dtype = p->dtype;
     out->ndim = idx->ndim + 1;
@@ -325,12 +330,11 @@ static nb_status one_hot_infer(nb_node *nd, nb_shape *out) {
 static void one_hot_forward(nb_node *nd) {
     const ix_params *p = nd->params;
     const nb_tensor *idx = nd->in[0];
-    const int32_t *v = idx_data(idx);
     int64_t c = p->classes;
     NB_PARALLEL_FOR(nd->out->numel)
     for (int64_t i = 0; i < idx->numel; i++)
         for (int64_t k = 0; k < c; k++) {
-            double one = v[i] == k ? 1.0 : 0.0;
+            double one = idx_at(idx, i) == k ? 1.0 : 0.0;
             if (nd->out->dtype == NB_F32)
                 F32(nd->out)[i * c + k] = (float)one;
             else

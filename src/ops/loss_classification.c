@@ -5,11 +5,11 @@
 //   bce_logits_loss      z, t same shape:   max(z, 0) - z t + ln(1 + e^-|z|)
 //   cross_entropy_loss   p, t (batch, C):   -Σ_c t_c ln p_c,                p clamped
 //   cross_entropy_logits z, t (batch, C):   Σ_c t_c (lse(z) - z_c),  lse = m + ln Σ e^(z - m)
-//   sparse_cross_entropy_logits z (batch, C), labels int32 (batch): lse(z) - z_label
+//   sparse_cross_entropy_logits z (batch, C), labels int32 or int64 (batch): lse(z) - z_label
 // Terms are computed and summed in double for both dtypes. "Clamped" means clamp(p) to
 // [NB_PROB_EPS, 1 - NB_PROB_EPS]: a saturated p gives a large finite loss, and since the clamp
 // is flat there, the gradient wrt p is 0 outside that range (the honest derivative). A float
-// target that requires grad gets its gradient too; int32 labels have none.
+// target that requires grad gets its gradient too; integer labels have none.
 #include <math.h>
 
 #include "ops/ops_impl.h"
@@ -99,8 +99,8 @@ static double ce_dt(double p, double t) {
             name##_bwd_f64(F64(a), F64(t), wa ? G64(a) : NULL, wt ? G64(t) : NULL, a->numel, k);   \
     }
 
-// Softmax cross-entropy over rows of n logits, with dense targets t or int32 labels lab (the
-// other NULL). Saves the log-probabilities lp (when not NULL) for backward.
+// Softmax cross-entropy over rows of n logits, with dense targets t or int32 or int64 labels lab
+// (the other NULL). Saves the log-probabilities lp (when not NULL) for backward.
 #define T float
 #define SFX f32
 #include "ops/loss_logits_kernels.inc"
@@ -137,12 +137,14 @@ static double upstream(const nb_tensor *y) {
 // labels never reads outside a row.
 static nb_status check_labels(nb_node *nd) {
     const nb_tensor *z = nd->in[0], *lab = nd->in[1];
-    const int32_t *l = lab->data;
-    for (int64_t i = 0; i < lab->numel; i++)
-        if (l[i] < 0 || l[i] >= z->shape[1])
-            return nb__node_fail(nd, NB_ERR_ARG,
-                                 "label %d at index %lld is outside [0, %lld) for logits %s",
-                                 (int)l[i], (long long)i, (long long)z->shape[1], NB_SHAPE_STR(z));
+    bool i64 = lab->dtype == NB_I64;
+    for (int64_t i = 0; i < lab->numel; i++) {
+        int64_t l = nb__index_at(lab->data, i64, i);
+        if (l < 0 || l >= z->shape[1])
+            return nb__node_fail(
+                nd, NB_ERR_ARG, "label %lld at index %lld is outside [0, %lld) for logits %s",
+                (long long)l, (long long)i, (long long)z->shape[1], NB_SHAPE_STR(z));
+    }
     return NB_OK;
 }
 
@@ -202,9 +204,11 @@ static void logits_forward(nb_node *nd) {
         if (!lp)
             return; // out of memory, recorded on the graph
     }
-    const int32_t *lab = sparse ? t->data : NULL;
-    double sum = z->dtype == NB_F32 ? cel_fwd_f32(F32(z), sparse ? NULL : F32(t), lab, lp, rows, n)
-                                    : cel_fwd_f64(F64(z), sparse ? NULL : F64(t), lab, lp, rows, n);
+    const void *lab = sparse ? t->data : NULL;
+    bool l64 = t->dtype == NB_I64;
+    double sum = z->dtype == NB_F32
+                     ? cel_fwd_f32(F32(z), sparse ? NULL : F32(t), lab, l64, lp, rows, n)
+                     : cel_fwd_f64(F64(z), sparse ? NULL : F64(t), lab, l64, lp, rows, n);
     set_scalar(nd->out, scale(nd) * sum);
 }
 
@@ -216,13 +220,14 @@ static void logits_backward(nb_node *nd) {
         return;
     double k = scale(nd) * upstream(nd->out);
     int64_t rows = z->shape[0], n = z->shape[1];
-    const int32_t *lab = sparse ? t->data : NULL;
+    const void *lab = sparse ? t->data : NULL;
+    bool l64 = t->dtype == NB_I64;
     if (z->dtype == NB_F32)
-        cel_bwd_f32(nd->saved, sparse ? NULL : F32(t), lab, wz ? G32(z) : NULL, wt ? G32(t) : NULL,
-                    rows, n, k);
+        cel_bwd_f32(nd->saved, sparse ? NULL : F32(t), lab, l64, wz ? G32(z) : NULL,
+                    wt ? G32(t) : NULL, rows, n, k);
     else
-        cel_bwd_f64(nd->saved, sparse ? NULL : F64(t), lab, wz ? G64(z) : NULL, wt ? G64(t) : NULL,
-                    rows, n, k);
+        cel_bwd_f64(nd->saved, sparse ? NULL : F64(t), lab, l64, wz ? G64(z) : NULL,
+                    wt ? G64(t) : NULL, rows, n, k);
 }
 
 // ---- vjps: the kernels' partials as public ops, times k = s dy (dy a 0-dim scalar). The
@@ -300,7 +305,7 @@ const nb_op nb_op_cross_entropy_loss = {"cross_entropy_loss", 2,           0,   
                                         ce_forward,           ce_backward, ce_vjp, NULL};
 const nb_op nb_op_cross_entropy_logits = {
     "cross_entropy_logits", 2, 0, loss_infer, logits_forward, logits_backward, logits_vjp, NULL};
-// index_arg 2: the labels are an int32 input, exempt from the float dtype agreement check.
+// index_arg 2: the labels are an int32 or int64 input, exempt from the float dtype agreement check.
 const nb_op nb_op_sparse_cross_entropy_logits = {"sparse_cross_entropy_logits",
                                                  2,
                                                  2,

@@ -30,6 +30,11 @@
 #define G32(t) ((float *)(t)->grad)
 #define G64(t) ((double *)(t)->grad)
 
+// Element i of an index tensor's data, int32 or int64 (i64).
+static inline int64_t nb__index_at(const void *data, bool i64, int64_t i) {
+    return i64 ? ((const int64_t *)data)[i] : (int64_t)((const int32_t *)data)[i];
+}
+
 // Does input i need its gradient accumulated?
 #define NB_WANTS_GRAD(t) ((t)->requires_grad && (t)->grad != NULL)
 

@@ -7,8 +7,9 @@
 static nb_status init_check(const char *fn, nb_tensor *t, nb_rng *rng) {
     if (!t || !rng)
         return nb__set_last_error(NB_ERR_NULL, "%s: NULL argument", fn);
-    if (t->dtype == NB_I32)
-        return nb__set_last_error(NB_ERR_DTYPE, "%s: int32 tensor %s", fn, NB_SHAPE_STR(t));
+    if (t->dtype == NB_I32 || t->dtype == NB_I64)
+        return nb__set_last_error(NB_ERR_DTYPE, "%s: %s tensor %s", fn, nb_dtype_name(t->dtype),
+                                  NB_SHAPE_STR(t));
     return NB_OK;
 }
 

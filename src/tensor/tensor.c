@@ -14,6 +14,8 @@ size_t nb_dtype_size(nb_dtype dtype) {
         return sizeof(double);
     case NB_I32:
         return sizeof(int32_t);
+    case NB_I64:
+        return sizeof(int64_t);
     default:
         return 0;
     }
@@ -27,6 +29,8 @@ const char *nb_dtype_name(nb_dtype dtype) {
         return "float64";
     case NB_I32:
         return "int32";
+    case NB_I64:
+        return "int64";
     default:
         return "invalid";
     }
@@ -176,6 +180,9 @@ double *nb_tensor_data_f64(nb_tensor *t) {
 int32_t *nb_tensor_data_i32(nb_tensor *t) {
     return t && t->dtype == NB_I32 ? t->data : NULL;
 }
+int64_t *nb_tensor_data_i64(nb_tensor *t) {
+    return t && t->dtype == NB_I64 ? t->data : NULL;
+}
 void *nb_tensor_grad(nb_tensor *t) {
     return t ? t->grad : NULL;
 }
@@ -194,6 +201,8 @@ static double load(const void *p, nb_dtype dtype, int64_t i) {
         return ((const double *)p)[i];
     case NB_I32:
         return (double)((const int32_t *)p)[i];
+    case NB_I64:
+        return (double)((const int64_t *)p)[i];
     default:
         return 0;
     }
@@ -203,6 +212,13 @@ static double load(const void *p, nb_dtype dtype, int64_t i) {
 // infinities and larger values have no int32 (converting them is undefined behaviour in C).
 static bool fits_i32(double v) {
     return v > -2147483649.0 && v < 2147483648.0;
+}
+// The same for int64: truncation in [-2^63, 2^63).
+static bool fits_i64(double v) {
+    return v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+}
+static bool fits_int(nb_dtype dt, double v) {
+    return dt == NB_I32 ? fits_i32(v) : dt == NB_I64 ? fits_i64(v) : true;
 }
 
 static void store(void *p, nb_dtype dtype, int64_t i, double v) {
@@ -215,6 +231,9 @@ static void store(void *p, nb_dtype dtype, int64_t i, double v) {
         break;
     case NB_I32:
         ((int32_t *)p)[i] = (int32_t)v;
+        break;
+    case NB_I64:
+        ((int64_t *)p)[i] = (int64_t)v;
         break;
     default:
         break;
@@ -248,12 +267,12 @@ double nb_tensor_grad_get(const nb_tensor *t, int64_t i) {
     return t->grad ? load(t->grad, t->dtype, i) : 0;
 }
 
-// Records why v cannot be stored into an int32 tensor; false when it can.
+// Records why v cannot be stored into an int32 / int64 tensor; false when it can.
 static bool refuse_i32(const char *fn, const nb_tensor *t, double v) {
-    if (t->dtype != NB_I32 || fits_i32(v))
+    if (fits_int(t->dtype, v))
         return false;
-    nb__set_last_error(NB_ERR_ARG, "%s: %g does not fit int32 tensor %s (left unchanged)", fn, v,
-                       NB_SHAPE_STR(t));
+    nb__set_last_error(NB_ERR_ARG, "%s: %g does not fit %s tensor %s (left unchanged)", fn, v,
+                       nb_dtype_name(t->dtype), NB_SHAPE_STR(t));
     return true;
 }
 
@@ -270,11 +289,11 @@ nb_status nb_tensor_set(nb_tensor *t, int64_t i, double v) {
 nb_status nb_tensor_set_requires_grad(nb_tensor *t, bool requires_grad) {
     if (!t)
         return nb__set_last_error(NB_ERR_NULL, "nb_tensor_set_requires_grad: tensor is NULL");
-    if (requires_grad && t->dtype == NB_I32)
+    if (requires_grad && (t->dtype == NB_I32 || t->dtype == NB_I64))
         return nb__set_last_error(NB_ERR_DTYPE,
-                                  "nb_tensor_set_requires_grad: int32 tensor %s cannot require "
+                                  "nb_tensor_set_requires_grad: %s tensor %s cannot require "
                                   "grad",
-                                  NB_SHAPE_STR(t));
+                                  nb_dtype_name(t->dtype), NB_SHAPE_STR(t));
     if (t->graph)
         return nb__set_last_error(NB_ERR_STATE,
                                   "nb_tensor_set_requires_grad: %s is an op output; only leaf "
@@ -331,14 +350,14 @@ static nb_status copy_elems(const char *fn, void *dst, nb_dtype dd, const void *
             memcpy(dst, src, (size_t)n * nb_dtype_size(dd));
         return NB_OK;
     }
-    if (dd == NB_I32) { // all or nothing: check every value before writing any
+    if (dd == NB_I32 || dd == NB_I64) { // all or nothing: check every value before writing
         for (int64_t i = 0; i < n; i++) {
             double v = load(src, sd, i);
-            if (!fits_i32(v))
+            if (!fits_int(dd, v))
                 return nb__set_last_error(NB_ERR_ARG,
-                                          "%s: element %" PRId64 " (%g) does not fit int32; "
+                                          "%s: element %" PRId64 " (%g) does not fit %s; "
                                           "nothing was copied",
-                                          fn, i, v);
+                                          fn, i, v, nb_dtype_name(dd));
         }
     }
     for (int64_t i = 0; i < n; i++)

@@ -52,7 +52,7 @@ static bool near_kink(const oc_input *spec, double v) {
 }
 
 nb_tensor *oc_make_input(const oc_input *spec, nb_dtype dt, nb_rng *rng) {
-    nb_dtype make_dt = spec->role == OC_INDEX ? NB_I32 : dt;
+    nb_dtype make_dt = spec->role == OC_INDEX ? NB_I32 : spec->role == OC_INDEX64 ? NB_I64 : dt;
     nb_tensor *t = nb_tensor_create(make_dt, spec->ndim, spec->shape);
     if (!t)
         return NULL;
@@ -91,6 +91,7 @@ nb_tensor *oc_make_input(const oc_input *spec, nb_dtype dt, nb_rng *rng) {
         }
         break;
     case OC_INDEX:
+    case OC_INDEX64:
         for (int64_t i = 0; i < n; i++)
             nb_tensor_set(t, i, spec->lo + (double)nb_rng_below(rng, (uint64_t)spec->classes));
         break;
@@ -128,7 +129,8 @@ static bool f32_agreement(const oc_case *c, nb_tensor *const *in64) {
     nb_tensor *in32[4] = {0};
     bool ok = true;
     for (int i = 0; i < c->n_in; i++) {
-        nb_dtype dt = nb_tensor_dtype(in64[i]) == NB_I32 ? NB_I32 : NB_F32;
+        nb_dtype dt = nb_tensor_dtype(in64[i]);
+        dt = dt == NB_I32 || dt == NB_I64 ? dt : NB_F32; // indices keep their dtype
         in32[i] = nb_tensor_create(dt, nb_tensor_ndim(in64[i]), nb_tensor_shape(in64[i]));
         nb_tensor_copy(in32[i], in64[i]);
         nb_tensor_set_requires_grad(in32[i], nb_tensor_requires_grad(in64[i]));

@@ -19,6 +19,7 @@ typedef enum {
     OC_ONEHOT,     // one-hot rows (last dim = classes), no grad
     OC_SIMPLEX,    // positive rows summing to 1 (probabilities), requires grad
     OC_INDEX,      // NB_I32 class indices in [lo, lo + classes) (lo 0 normally), no grad
+    OC_INDEX64,    // the same as NB_I64 (PyTorch's index dtype)
 } oc_role;
 
 typedef struct oc_input {
@@ -32,7 +33,7 @@ typedef struct oc_input {
     double min_abs;
     double kinks[OC_MAX_KINKS];
     int n_kinks;
-    int64_t classes; // for OC_INDEX
+    int64_t classes; // for OC_INDEX, OC_INDEX64
 } oc_input;
 
 typedef struct oc_case {
@@ -44,8 +45,8 @@ typedef struct oc_case {
 } oc_case;
 
 // A bad-input case: the op called on inputs (or arguments, fixed in build) it must refuse.
-// oc_run_bad_case makes the inputs in float64 (OC_INDEX ones int32), calls build, and passes
-// when the result is NULL, the graph's status is `status` and its message starts with
+// oc_run_bad_case makes the inputs in float64 (OC_INDEX ones int32, OC_INDEX64 int64), calls build,
+// and passes when the result is NULL, the graph's status is `status` and its message starts with
 // "<op>:" (or the op a composite records, e.g. "matmul:" for matmul_t) and contains every
 // non-NULL needle (e.g. the offending shapes).
 typedef struct oc_bad_case {

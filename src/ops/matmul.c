@@ -212,6 +212,22 @@ static void matmul_forward(nb_node *nd) {
     mm_batched(&g, &c);
 }
 
+// Both gradient products of one batch element in one parallel loop, when each output element
+// owns its da and db matrices (no broadcast): one fork-join instead of two.
+static bool mm_batched_pair(const mm_geom *g, const mm_call *ca, const mm_call *cb) {
+    if (g->a_count != g->batch || g->b_count != g->batch ||
+        !mm_batch_parallel(g->batch, ca->m, ca->n, ca->k))
+        return false;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int64_t o = 0; o < g->batch; o++) {
+        mm_run(ca, g, o);
+        mm_run(cb, g, o);
+    }
+    return true;
+}
+
 static void matmul_backward(nb_node *nd) {
     nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
     const mm_params *p = mm_prm(nd);
@@ -219,34 +235,34 @@ static void matmul_backward(nb_node *nd) {
     NB_ASSERT(mm_geometry(a, b, p, &g) == NULL);
     nb_dtype dt = y->dtype;
     bool fold = mm_folds(&g, p);
-    if (NB_WANTS_GRAD(a)) {
-        if (fold) { // da (batch·m, k) += dy (batch·m, n) · op(b)ᵀ
+    bool wa = NB_WANTS_GRAD(a), wb = NB_WANTS_GRAD(b);
+    // Per batch element (when not folded):
+    //   da (m, k) += dy (m, n) · op(b)ᵀ, or for a stored (k, m): da += op(b) (k, n) · dyᵀ (n, m)
+    //   db (k, n) += op(a)ᵀ (k, m) · dy (m, n), or for b stored (n, k): db += dyᵀ · op(a)
+    mm_call ca = !p->ta ? (mm_call){dt,      false,   !p->tb, g.m,  g.k,  g.n, y->grad,
+                                    b->data, a->grad, MM_O,   MM_B, MM_A, 1.0}
+                        : (mm_call){dt,      p->tb,   true, g.k,  g.m,  g.n, b->data,
+                                    y->grad, a->grad, MM_B, MM_O, MM_A, 1.0};
+    mm_call cb = !p->tb ? (mm_call){dt,      !p->ta,  false, g.k,  g.n,  g.m, a->data,
+                                    y->grad, b->grad, MM_A,  MM_O, MM_B, 1.0}
+                        : (mm_call){dt,      true,    p->ta, g.n,  g.k,  g.m, y->grad,
+                                    a->data, b->grad, MM_O,  MM_A, MM_B, 1.0};
+    if (!fold && wa && wb && mm_batched_pair(&g, &ca, &cb))
+        return;
+    if (wa) {
+        if (fold) // da (batch·m, k) += dy (batch·m, n) · op(b)ᵀ
             nb__gemm(dt, false, !p->tb, g.batch * g.m, g.k, g.n, 1.0, y->grad, b->data, 1.0,
                      a->grad);
-        } else if (!p->ta) { // da (m, k) += dy (m, n) · op(b)ᵀ
-            mm_call c = {dt,      false,   !p->tb, g.m,  g.k,  g.n, y->grad,
-                         b->data, a->grad, MM_O,   MM_B, MM_A, 1.0};
-            mm_batched(&g, &c);
-        } else { // a stored (k, m): da += op(b) (k, n) · dyᵀ (n, m)
-            mm_call c = {dt,      p->tb,   true, g.k,  g.m,  g.n, b->data,
-                         y->grad, a->grad, MM_B, MM_O, MM_A, 1.0};
-            mm_batched(&g, &c);
-        }
+        else
+            mm_batched(&g, &ca);
     }
-    if (NB_WANTS_GRAD(b)) {
-        if (fold && !p->tb) { // db (k, n) += aᵀ (k, batch·m) · dy (batch·m, n)
+    if (wb) {
+        if (fold && !p->tb) // db (k, n) += aᵀ (k, batch·m) · dy (batch·m, n)
             nb__gemm(dt, true, false, g.k, g.n, g.batch * g.m, 1.0, a->data, y->grad, 1.0, b->grad);
-        } else if (fold) { // b stored (n, k): db += dyᵀ (n, batch·m) · a (batch·m, k)
+        else if (fold) // b stored (n, k): db += dyᵀ (n, batch·m) · a (batch·m, k)
             nb__gemm(dt, true, false, g.n, g.k, g.batch * g.m, 1.0, y->grad, a->data, 1.0, b->grad);
-        } else if (!p->tb) { // db (k, n) += op(a)ᵀ (k, m) · dy (m, n)
-            mm_call c = {dt,      !p->ta,  false, g.k,  g.n,  g.m, a->data,
-                         y->grad, b->grad, MM_A,  MM_O, MM_B, 1.0};
-            mm_batched(&g, &c);
-        } else { // b stored (n, k): db += dyᵀ (n, m) · op(a) (m, k)
-            mm_call c = {dt,      true,    p->ta, g.n,  g.k,  g.m, y->grad,
-                         a->data, b->grad, MM_O,  MM_A, MM_B, 1.0};
-            mm_batched(&g, &c);
-        }
+        else
+            mm_batched(&g, &cb);
     }
 }
 

@@ -402,6 +402,7 @@ static void bad_input(void **state) {
     assert_null(nb_layer_forward(g, l, x2));
     assert_has(nb_graph_error(g),
                "lstm 'enc' (3 -> 4): input (5, 3), expected (seq_len, batch, 3)");
+    assert_has(nb_graph_error(g), "test_nn_rnn.c:");
     nb_graph_reset(g);
     nb_tensor *xf = nb_tensor_create(NB_F32, 3, (int64_t[]){5, 2, 6});
     assert_null(nb_layer_forward(g, l, xf));
@@ -418,6 +419,7 @@ static void bad_input(void **state) {
     assert_null(hn);
     assert_has(nb_graph_error(g), "h0 has shape (1, 2, 4), expected (num_layers, batch, hidden) = "
                                   "(2, 2, 4)");
+    assert_has(nb_graph_error(g), "test_nn_rnn.c:"); // the caller's line, not src/nn/rnn.c
     nb_graph_reset(g);
     nb_tensor *c_bad = nb_tensor_create(NB_F64, 3, (int64_t[]){2, 2, 4});
     assert_null(nb_nn_rnn_forward(g, l, x, NULL, c_bad, NULL, NULL));

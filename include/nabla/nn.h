@@ -305,8 +305,12 @@ nb_nn_rnn *nb_nn_rnn_of(nb_layer *l);
 // with zero initial states. On bad input (not 3-D, a wrong feature count, a state of the wrong
 // shape or dtype, c0 given to a non-LSTM) the graph's error names the layer and the shapes and
 // NULL is returned (*h_n, *c_n too).
+// A call-site macro like nb_layer_forward: errors and the recorded ops name the caller's line.
 nb_tensor *nb_nn_rnn_forward(nb_graph *g, nb_layer *layer, nb_tensor *x, nb_tensor *h0,
                              nb_tensor *c0, nb_tensor **h_n, nb_tensor **c_n);
+#ifndef NB_NO_SITE_MACROS
+#define nb_nn_rnn_forward(...) NB__SITE(nb_nn_rnn_forward, __VA_ARGS__)
+#endif
 
 // ---- sequence layers ---------------------------------------------------------------------------
 

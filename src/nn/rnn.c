@@ -3,6 +3,9 @@
 // (T, B, G*H), one GEMM; then per step t: xp_t (B, G*H) = slice of xp, hh = h W_hhᵀ + b_hh
 // (B, G*H), the gate chunks sliced off along axis 1 in PyTorch's order. A NULL state means
 // zeros, so the first step needs no h W_hhᵀ GEMM (hh = b_hh, broadcast over the batch).
+// Ops called here record the user's call site (the nb_layer_forward / nb_nn_rnn_forward macros
+// in nabla/nn.h), not a line of this file.
+#define NB_NO_SITE_MACROS
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

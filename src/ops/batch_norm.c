@@ -118,7 +118,7 @@ static double bn_total(const double *a) {
     static void bn_fwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w, const T *b,    \
                              T *y, double *stat) {                                                 \
         double m = (double)(q.n * q.s);                                                            \
-        NB_FOR(q.c, c, {                                                                           \
+        NB_FOR_WORK(q.c, q.n *q.c *q.s, c, {                                                       \
             double mean, var;                                                                      \
             if (p->training) {                                                                     \
                 double a1[BN_LANES] = {0}, a2[BN_LANES] = {0};                                     \
@@ -160,7 +160,7 @@ static double bn_total(const double *a) {
     static void bn_bwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w,                \
                              const double *stat, const T *gy, T *gx, T *gw, T *gb) {               \
         double m = (double)(q.n * q.s);                                                            \
-        NB_FOR(q.c, c, {                                                                           \
+        NB_FOR_WORK(q.c, q.n *q.c *q.s, c, {                                                       \
             double mean = stat[c], istd = stat[q.c + c], wc = w ? (double)w[c] : 1.0;              \
             double a1[BN_LANES] = {0}, a2[BN_LANES] = {0};                                         \
             for (int64_t n = 0; n < q.n; n++) {                                                    \

@@ -8,7 +8,8 @@
 // avg: y = Σ window / divisor, divisor = the window clipped to the padded input when
 //   count_include_pad, else clipped to the input (PyTorch's rule); no dilation.
 // adaptive avg: window i of OH spans [floor(i H / OH), ceil((i + 1) H / OH)), no padding.
-// Planes run in parallel (NB_FOR over N C); every output is computed by one thread.
+// Planes run in parallel (NB_FOR_WORK over N C, when the input is large enough); every output
+// is computed by one thread.
 #include <math.h>
 
 #include "ops/ops_impl.h"
@@ -110,7 +111,7 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
 
 #define DEFINE_POOL(T, sfx)                                                                        \
     static void max_fwd_##sfx(const pool_params *p, pool_geom q, const T *x, T *y, int64_t *idx) { \
-        NB_FOR(q.planes, pl, {                                                                     \
+        NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
             const T *xp = x + pl * q.h * q.w;                                                      \
             for (int64_t oy = 0; oy < q.oh; oy++)                                                  \
                 for (int64_t ox = 0; ox < q.ow; ox++) {                                            \
@@ -141,7 +142,7 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
        tournament (first row's pair, second row's pair, then the two winners) that picks the       \
        same tap as max_fwd's scan (the first maximum; the first NaN), without branches */          \
     static void max2_fwd_##sfx(pool_geom q, const T *x, T *y, int64_t *idx) {                      \
-        NB_FOR(q.planes, pl, {                                                                     \
+        NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
             const T *xp = x + pl * q.h * q.w;                                                      \
             T *yp = y + pl * q.oh * q.ow;                                                          \
             int64_t *ip = idx + pl * q.oh * q.ow;                                                  \
@@ -160,7 +161,7 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
         });                                                                                        \
     }                                                                                              \
     static void max_bwd_##sfx(pool_geom q, const int64_t *idx, const T *gy, T *gx) {               \
-        NB_FOR(q.planes, pl, {                                                                     \
+        NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
             T *gp = gx + pl * q.h * q.w;                                                           \
             for (int64_t o = pl * q.oh * q.ow; o < (pl + 1) * q.oh * q.ow; o++)                    \
                 if (idx[o] >= 0)                                                                   \
@@ -169,7 +170,7 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
     }                                                                                              \
     /* avg forward (bwd = 0) or backward (bwd = 1: gx += gy / divisor over the window) */          \
     static void avg_##sfx(const pool_params *p, pool_geom q, T *x, T *y, bool bwd) {               \
-        NB_FOR(q.planes, pl, {                                                                     \
+        NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
             for (int64_t oy = 0; oy < q.oh; oy++) {                                                \
                 int64_t y0, y1, ey;                                                                \
                 avg_window(p, 0, oy, q.h, q.oh, &y0, &y1, &ey);                                    \

@@ -49,7 +49,7 @@ typedef struct {
 static const char usage_text[] =
     "usage: cnn [options]\n"
     "  --data DIR          MNIST-format directory (default " MNIST_DEFAULT_DATA ")\n"
-    "  --epochs N          training epochs (default 12)\n"
+    "  --epochs N          training epochs (default 10)\n"
     "  --batch B           mini-batch size (default 64)\n"
     "  --optim NAME        adam | adamw | sgd (momentum 0.9) (default adam)\n"
     "  --lr LR             peak learning rate (default 2e-3 for adam/adamw, 0.05 for sgd)\n"
@@ -106,7 +106,7 @@ static bool parse_real(const char *s, double lo, double hi, double *out) {
 // 0 to run, -1 after --help, 2 after a usage error (printed).
 static int parse_args(int argc, char **argv, cnn_options *o) {
     *o = (cnn_options){.data_dir = MNIST_DEFAULT_DATA,
-                       .epochs = 12,
+                       .epochs = 10,
                        .batch = 64,
                        .c1 = 32,
                        .c2 = 64,

@@ -1,13 +1,14 @@
 // Library-private vectorised transcendental kernels over contiguous arrays (issue 17).
 //
 // Why our own polynomials and not SLEEF (Debian libsleef-dev): the kernels below are plain C
-// that GCC vectorises under `#pragma omp simd`, built three times (AVX-512, AVX2, SSE2 baseline)
-// by target_clones and picked once at load time, so the portable build (no -march) still runs
-// 16 floats per instruction on this CPU. Four reasons decided it:
+// that GCC vectorises under `#pragma omp simd`, built three times (AVX-512, AVX2 (+ FMA for
+// float32), SSE2 baseline) and picked once at load time, so the portable build (no -march) still
+// runs 16 floats per instruction on this CPU. Four reasons decided it:
 //  1. Bitwise reproducibility. The kernels use only IEEE +, -, ×, ÷, bit casts and selects, with
-//     FMA contraction off, so every lane, the scalar remainder and every ISA clone give the same
-//     bits for the same input: results cannot depend on the thread count (which moves the
-//     chunk boundaries between vector body and remainder) nor on the CPU. SLEEF's scalar and
+//     FMA contraction off (float32: explicit fmaf, correctly rounded everywhere), so every lane,
+//     the scalar remainder and every ISA build give the same bits for the same input: results
+//     cannot depend on the thread count (which moves the chunk boundaries between vector body
+//     and remainder) nor on the CPU. SLEEF's scalar and
 //     vector entry points (and its FMA and non-FMA variants) may differ in the last bit.
 //  2. Fusion. The element functions inline into each loop, so GELU backward computes Φ and φ
 //     from one exp(-x²/2), softplus and its derivative share one exp, and softmax sums as it

@@ -1,14 +1,16 @@
-// float32 vectorised transcendentals (see vmath.h for the design and why not SLEEF).
+// float32 vectorised transcendentals (see vmath.h for the design and why not SLEEF). Every
+// multiply-add of the polynomials and reductions is an explicit fmaf (one rounding on every
+// build, see vmath_impl.h), so the kernels still give the same bits on every ISA and lane.
 // Max error in ulps of the exact result: the bound tests/test_vmath.c asserts, then in
 // brackets the max over a 2^24-point sweep (the test's own sweep is 2^17 points):
-//   exp 1.5 [1.00]   log 1 [0.81]   tanh 2.5 [2.32]   sigmoid 3 [2.64]   erf 2.5 [2.04]
-//   gelu 8 [7.04]   silu 4 [3.28]   softplus 3 [2.55]   elu 1.5 [0.85]
+//   exp 1.5 [1.05]   log 1 [0.81]   tanh 2.5 [2.32]   sigmoid 3 [2.64]   erf 2.5 [1.95]
+//   gelu 8 [6.15]   silu 4 [3.28]   softplus 3 [2.42]   elu 1.5 [0.85]
 //   gelu_tanh 4 [3.62] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
 //     |x f'/f| of ~230 at x = -10, so this bounds the backward error (the result is f at an
 //     input within ~4 ulps of x), the best evaluating u in float can do.
-//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 7 [5.89]
+//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 7 [5.39]
 //     gelu_tanh 6 [5.44] (also of |x f''|, as above)   silu 5 [4.36]   softplus (= σ) 3 [2.71]
-// Subnormal results: within 8 subnormal spacings (measured 3.2).
+// Subnormal results: within 8 subnormal spacings (measured 2.6).
 // Inputs: NaN gives NaN; ±inf and huge values give the limits (exp(-inf) = 0, tanh(±inf) = ±1,
 // log(0) = -inf, log(x < 0) = NaN); subnormal inputs and outputs are handled.
 #include <math.h>
@@ -31,10 +33,11 @@ NB_VM_INLINE float u2f(uint32_t u) {
     return b.f;
 }
 
-#define SHIFT 0x1.8p23f        // adding it rounds |v| < 2^22 to an integer held in the low bits
-#define LOG2E 1.44269504f      // 1/ln 2
-#define LN2_HI 0x1.62ep-1f     // ln 2 to 12 bits: k LN2_HI is exact for |k| < 4096
-#define LN2_LO 3.19461833e-05f // ln 2 - LN2_HI
+#define FMA(a, b, c) fmaf(a, b, c) // one rounding on every build (see vmath_impl.h)
+#define SHIFT 0x1.8p23f            // adding it rounds |v| < 2^22 to an integer held in the low bits
+#define LOG2E 1.44269504f          // 1/ln 2
+#define LN2_HI 0x1.62ep-1f         // ln 2 to 12 bits: k LN2_HI is exact for |k| < 4096
+#define LN2_LO 3.19461833e-05f     // ln 2 - LN2_HI
 #define INV_SQRT2 0.707106781f
 #define INV_SQRT_2PI 0.398942280f
 #define SQRT_2_OVER_PI 0.797884561f
@@ -53,20 +56,20 @@ NB_VM_INLINE float pow2i(int32_t k) {
 // leading term so tiny r keeps full relative accuracy.
 NB_VM_INLINE float em1_poly(float r) {
     float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    return r + r * r * p;
+    p = FMA(p, r, 1.0f / 720);
+    p = FMA(p, r, 1.0f / 120);
+    p = FMA(p, r, 1.0f / 24);
+    p = FMA(p, r, 1.0f / 6);
+    p = FMA(p, r, 0.5f);
+    return FMA(r * r, p, r);
 }
 
 // x = k ln2 + r (Cody-Waite, two-part ln 2). Needs |x| < 2^21; returns r, sets *k.
 NB_VM_INLINE float reduce(float x, int32_t *k) {
-    float t = x * LOG2E + SHIFT;
+    float t = FMA(x, LOG2E, SHIFT);
     float n = t - SHIFT;
     *k = (int32_t)(f2u(t) - f2u(SHIFT));
-    return (x - n * LN2_HI) - n * LN2_LO;
+    return FMA(-n, LN2_LO, FMA(-n, LN2_HI, x));
 }
 
 // e^x. The scale 2^k is applied as two factors so results down in the subnormals (k = -150)
@@ -90,11 +93,6 @@ NB_VM_INLINE float vexp_s(float x) {
     return x < -150.0f ? 0.0f : e; // e^-150 x (any float x) is below the subnormals
 }
 
-// e^d for |d| <= ln2/2, without range reduction.
-NB_VM_INLINE float exp_small(float d) {
-    return 1.0f + em1_poly(d);
-}
-
 // e^x - 1 for x in [-30, 40] (clamped): 2^k (e^r - 1) + (2^k - 1), exact at k = 0.
 NB_VM_INLINE float vexpm1(float x) {
     int32_t k;
@@ -113,7 +111,7 @@ NB_VM_INLINE float vlog(float x) {
     float f = u2f((ix & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
     float s = f / (2.0f + f);
     float z = s * s;
-    float R = z * (2.0f / 3 + z * (2.0f / 5 + z * (2.0f / 7 + z * (2.0f / 9))));
+    float R = z * FMA(z, FMA(z, FMA(z, 2.0f / 9, 2.0f / 7), 2.0f / 5), 2.0f / 3);
     float hfsq = 0.5f * f * f;
     float kf = (float)k;
     float y = kf * LN2_HI - ((hfsq - (s * (hfsq + R) + kf * LN2_LO)) - f);
@@ -128,16 +126,16 @@ NB_VM_INLINE float vlog(float x) {
 NB_VM_INLINE float log1p01(float e) {
     float w = e - 0.5f;
     float p = 1.986696618e-03f;
-    p = p * w - 3.254343523e-03f;
-    p = p * w + 4.011690617e-03f;
-    p = p * w - 6.744104438e-03f;
-    p = p * w + 1.184775587e-02f;
-    p = p * w - 2.057138458e-02f;
-    p = p * w + 3.661122173e-02f;
-    p = p * w - 6.768762320e-02f;
-    p = p * w + 1.326097548e-01f;
-    p = p * w - 2.885271013e-01f;
-    return e * (p * w + 8.109301925e-01f);
+    p = FMA(p, w, -3.254343523e-03f);
+    p = FMA(p, w, 4.011690617e-03f);
+    p = FMA(p, w, -6.744104438e-03f);
+    p = FMA(p, w, 1.184775587e-02f);
+    p = FMA(p, w, -2.057138458e-02f);
+    p = FMA(p, w, 3.661122173e-02f);
+    p = FMA(p, w, -6.768762320e-02f);
+    p = FMA(p, w, 1.326097548e-01f);
+    p = FMA(p, w, -2.885271013e-01f);
+    return e * FMA(p, w, 8.109301925e-01f);
 }
 
 NB_VM_INLINE float vtanh(float x) {
@@ -181,12 +179,12 @@ NB_VM_INLINE float sigmoid_grad_form(float a, float x) {
 NB_VM_INLINE float erf_small(float x2) {
     float w = x2 - 0.5f;
     float p = 7.87587487e-05f;
-    p = p * w - 5.65410184e-04f;
-    p = p * w + 3.48021672e-03f;
-    p = p * w - 1.82833560e-02f;
-    p = p * w + 7.94099867e-02f;
-    p = p * w - 2.81072199e-01f;
-    return p * w + 9.65468764e-01f;
+    p = FMA(p, w, -5.65410184e-04f);
+    p = FMA(p, w, 3.48021672e-03f);
+    p = FMA(p, w, -1.82833560e-02f);
+    p = FMA(p, w, 7.94099867e-02f);
+    p = FMA(p, w, -2.81072199e-01f);
+    return FMA(p, w, 9.65468764e-01f);
 }
 
 // G(z) = erfc(z) e^(z²) for z in [0, 10] as t H(t), t = 2/(2+z), H a 12-term fit centred at
@@ -195,28 +193,34 @@ NB_VM_INLINE float erfc_scaled(float z) {
     float t = 2.0f / (2.0f + z);
     float w = t - 0.583333333f;
     float p = -3.233045340e-02f;
-    p = p * w + 3.221277148e-02f;
-    p = p * w + 3.285368532e-02f;
-    p = p * w - 7.229956985e-02f;
-    p = p * w - 4.436109448e-04f;
-    p = p * w + 1.138783470e-01f;
-    p = p * w - 4.914887249e-02f;
-    p = p * w - 2.041774243e-01f;
-    p = p * w + 8.242423832e-02f;
-    p = p * w + 5.876915455e-01f;
-    p = p * w + 7.829340696e-01f;
-    return t * (p * w + 5.720119476e-01f);
+    p = FMA(p, w, 3.221277148e-02f);
+    p = FMA(p, w, 3.285368532e-02f);
+    p = FMA(p, w, -7.229956985e-02f);
+    p = FMA(p, w, -4.436109448e-04f);
+    p = FMA(p, w, 1.138783470e-01f);
+    p = FMA(p, w, -4.914887249e-02f);
+    p = FMA(p, w, -2.041774243e-01f);
+    p = FMA(p, w, 8.242423832e-02f);
+    p = FMA(p, w, 5.876915455e-01f);
+    p = FMA(p, w, 7.829340696e-01f);
+    return t * FMA(p, w, 5.720119476e-01f);
 }
 
-// e^(-v²) and e^(-v²/2) without the error a rounded v² would bring (it grows with v² as an
-// absolute error in the exponent): v = vh + vl with vh's 12 leading bits, so vh² is exact
-// and v² = vh² + (v - vh)(v + vh), the second part small.
-NB_VM_INLINE float hi_half(float v) {
-    return u2f(f2u(v) & 0xfffff000u);
+// e^(-s v²) 2^SC for s = 1 or ½ without the error a rounded v² would bring (it grows with v² as
+// an absolute error in the exponent): v² = h + l exactly, h = v v rounded, l = fma(v, v, -h),
+// and the tiny -s l joins the reduced argument.
+NB_VM_INLINE float exp_neg_sq_s(float v, float s) {
+    float h = v * v;
+    float l = FMA(v, v, -h);
+    float a = -(s * h); // exact: s is a power of two
+    int32_t k;
+    float r = reduce(clampf(a, -150.0f, 0.0f), &k) - s * l;
+    int32_t k1 = k / 2;
+    float e = (1.0f + em1_poly(r)) * pow2i(k1) * pow2i(k - k1 + SC);
+    return a < -150.0f ? 0.0f : e;
 }
 NB_VM_INLINE float exp_neg_sq(float v) {
-    float vh = hi_half(v); // |v - vh| < 2^-11 |v|, so for v <= 10 the small part is <= 0.1
-    return vexp_s(-(vh * vh)) * exp_small((vh - v) * (vh + v)) * UNSCALE;
+    return exp_neg_sq_s(v, 1.0f) * UNSCALE;
 }
 NB_VM_INLINE float verf(float x) {
     float z = fabsf(x);
@@ -228,10 +232,9 @@ NB_VM_INLINE float verf(float x) {
 // a Φ(x) + b φ(x) for the clamped x, Φ the standard normal CDF and φ = e^(-x²/2)/√(2π) its
 // density, on one path for every x: with z = |x|/√2, ½ erfc(z) = ½ e^(-x²/2) G(z) is Φ(x) for
 // x < 0 (keeping relative accuracy far into the tail) and 1 - Φ(x) for x >= 0. e^(-x²/2) comes
-// as the split product (exact x²/2, see exp_neg_sq), scaled by 2^SC until the last multiply.
+// from the exact x² (exp_neg_sq_s), scaled by 2^SC until the last multiply.
 NB_VM_INLINE float normal_form(float a, float b, float x) {
-    float xh = hi_half(x);
-    float e = exp_small(0.5f * ((xh - x) * (xh + x))) * vexp_s(0.5f * -(xh * xh));
+    float e = exp_neg_sq_s(x, 0.5f);
     float hg = 0.5f * erfc_scaled(clampf(fabsf(x) * INV_SQRT2, 0.0f, 10.0f));
     float bphi = b * INV_SQRT_2PI;
     float lo = (a * hg + bphi) * e * UNSCALE;
@@ -278,28 +281,30 @@ NB_VM_INLINE float vsoftplus(float x) {
     return (x > 0.0f ? x : 0.0f) + log1p01(vexp(-fabsf(x)));
 }
 
-NB_VM_MAP(nb_vm_exp_f32, float, vexp)
-NB_VM_MAP(nb_vm_log_f32, float, vlog)
-NB_VM_MAP(nb_vm_tanh_f32, float, vtanh)
-NB_VM_MAP(nb_vm_sigmoid_f32, float, vsigmoid)
-NB_VM_MAP(nb_vm_erf_f32, float, verf)
-NB_VM_MAP(nb_vm_gelu_f32, float, vgelu)
-NB_VM_MAP(nb_vm_gelu_tanh_f32, float, vgelu_tanh)
-NB_VM_MAP(nb_vm_silu_f32, float, vsilu)
-NB_VM_MAP(nb_vm_softplus_f32, float, vsoftplus)
-NB_VM_GRAD(nb_vm_gelu_bwd_f32, float, dgelu)
-NB_VM_GRAD(nb_vm_gelu_tanh_bwd_f32, float, dgelu_tanh)
-NB_VM_GRAD(nb_vm_silu_bwd_f32, float, dsilu)
-NB_VM_GRAD(nb_vm_softplus_bwd_f32, float, vsigmoid)
+NB_VM_MAP_FMA(nb_vm_exp_f32, float, vexp)
+NB_VM_MAP_FMA(nb_vm_log_f32, float, vlog)
+NB_VM_MAP_FMA(nb_vm_tanh_f32, float, vtanh)
+NB_VM_MAP_FMA(nb_vm_sigmoid_f32, float, vsigmoid)
+NB_VM_MAP_FMA(nb_vm_erf_f32, float, verf)
+NB_VM_MAP_FMA(nb_vm_gelu_f32, float, vgelu)
+NB_VM_MAP_FMA(nb_vm_gelu_tanh_f32, float, vgelu_tanh)
+NB_VM_MAP_FMA(nb_vm_silu_f32, float, vsilu)
+NB_VM_MAP_FMA(nb_vm_softplus_f32, float, vsoftplus)
+NB_VM_GRAD_FMA(nb_vm_gelu_bwd_f32, float, dgelu)
+NB_VM_GRAD_FMA(nb_vm_gelu_tanh_bwd_f32, float, dgelu_tanh)
+NB_VM_GRAD_FMA(nb_vm_silu_bwd_f32, float, dsilu)
+NB_VM_GRAD_FMA(nb_vm_softplus_bwd_f32, float, vsigmoid)
 
-NB_VM_CLONES void nb_vm_elu_f32(const float *x, float *y, int64_t n, float alpha) {
+NB_VM_KERNEL(void, , nb_vm_elu_f32, (const float *x, float *y, int64_t n, float alpha),
+             (x, y, n, alpha)) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         y[i] = v > 0.0f ? v : alpha * vexpm1(v);
     }
 }
 
-NB_VM_CLONES double nb_vm_exp_shift_sum_f32(const float *x, float m, float *y, int64_t n) {
+NB_VM_KERNEL(double, return, nb_vm_exp_shift_sum_f32,
+             (const float *x, float m, float *y, int64_t n), (x, m, y, n)) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = vexp(x[i] - m);
     double acc[8] = {0};
     int64_t i = 0;
@@ -311,12 +316,13 @@ NB_VM_CLONES double nb_vm_exp_shift_sum_f32(const float *x, float m, float *y, i
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-NB_VM_CLONES void nb_vm_log_softmax_bwd_f32(const float *y, const float *gy, float *gx, float d,
-                                            int64_t n) {
+NB_VM_KERNEL(void, , nb_vm_log_softmax_bwd_f32,
+             (const float *y, const float *gy, float *gx, float d, int64_t n), (y, gy, gx, d, n)) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] - vexp(y[i]) * d;
 }
 
-NB_VM_CLONES void nb_vm_add_scaled_exp_f32(const float *x, float c, float *y, int64_t n) {
+NB_VM_KERNEL(void, , nb_vm_add_scaled_exp_f32, (const float *x, float c, float *y, int64_t n),
+             (x, c, y, n)) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] += c * vexp(x[i]);
 }
 

@@ -21,6 +21,58 @@
 #define NB_VM_HAVE_CLONES 0
 #endif
 
+// The float32 kernels use fmaf: a fused multiply-add is correctly rounded, so it gives the same
+// bits in every lane, the scalar remainder, every ISA and at -O0 (where it is a libm call), and
+// it halves the polynomial work. Their builds must therefore have FMA: AVX-512 (which implies
+// it), AVX2 + FMA, and the baseline, where fmaf stays a libm call (slow, same bits).
+// target_clones cannot name "avx2,fma" as one clone, so the three builds and the ifunc resolver
+// are written out. NB_VM_KERNEL(ret, retkw, name, params, args) defines `ret name params` and
+// opens the always-inlined body the builds share; retkw is `return`, or empty for void.
+#define NB_VM_BODY(ret, name, params)                                                              \
+    static inline __attribute__((always_inline)) ret name##_body params
+#if NB_VM_HAVE_CLONES
+// The resolver runs while the dynamic loader relocates, before the sanitizer runtimes are up:
+// it must not be instrumented (an ASan check of __cpu_model would fault).
+#define NB_VM_RESOLVER __attribute__((no_sanitize("address", "undefined"), no_instrument_function))
+#define NB_VM_KERNEL(ret, retkw, name, params, args)                                               \
+    NB_VM_BODY(ret, name, params);                                                                 \
+    __attribute__((target("avx512f"))) static ret name##_avx512 params {                           \
+        retkw name##_body args;                                                                    \
+    }                                                                                              \
+    __attribute__((target("avx2,fma"))) static ret name##_avx2 params {                            \
+        retkw name##_body args;                                                                    \
+    }                                                                                              \
+    static ret name##_base params {                                                                \
+        retkw name##_body args;                                                                    \
+    }                                                                                              \
+    NB_VM_RESOLVER static ret(*name##_pick(void)) params {                                         \
+        __builtin_cpu_init();                                                                      \
+        if (__builtin_cpu_supports("avx512f"))                                                     \
+            return name##_avx512;                                                                  \
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))                       \
+            return name##_avx2;                                                                    \
+        return name##_base;                                                                        \
+    }                                                                                              \
+    ret name params __attribute__((ifunc(#name "_pick")));                                         \
+    NB_VM_BODY(ret, name, params)
+#else
+#define NB_VM_KERNEL(ret, retkw, name, params, args)                                               \
+    NB_VM_BODY(ret, name, params);                                                                 \
+    ret name params {                                                                              \
+        retkw name##_body args;                                                                    \
+    }                                                                                              \
+    NB_VM_BODY(ret, name, params)
+#endif
+// y[i] = F(x[i]) and gx[i] += gy[i] D(x[i]) on the FMA builds
+#define NB_VM_MAP_FMA(name, T, F)                                                                  \
+    NB_VM_KERNEL(void, , name, (const T *x, T *y, int64_t n), (x, y, n)) {                         \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                 \
+    }
+#define NB_VM_GRAD_FMA(name, T, D)                                                                 \
+    NB_VM_KERNEL(void, , name, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {      \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * D(x[i]);                       \
+    }
+
 // Element functions must inline into the loops or the loops stay scalar (GCC's size limits
 // keep the larger ones, like the GELU core, out otherwise).
 #if defined(__GNUC__)

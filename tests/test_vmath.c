@@ -99,6 +99,31 @@ static LD s_dsilu(LD x) {
     return fmaxl(s, fabsl(x * s * (1 - s)));
 }
 
+// softplus with β = 0.7 (not a float: exercises the split product) and threshold 40 (where the
+// jump PyTorch's threshold makes, ln(1 + e^-40)/β, is far below an ulp of x)
+#define BT_BETA 0.7
+#define BT_THR 40.0
+static LD r_softplus_bt(LD x) {
+    LD z = (LD)BT_BETA * x;
+    return z > BT_THR ? x : (fmaxl(z, 0) + log1pl(expl(-fabsl(z)))) / (LD)BT_BETA;
+}
+static LD r_dsoftplus_bt(LD x) {
+    LD z = (LD)BT_BETA * x;
+    return z > BT_THR ? 1 : r_sigmoid(z);
+}
+static void spbt32(const float *x, float *y, int64_t n) {
+    nb_vm_softplus_bt_f32(x, y, n, BT_BETA, BT_THR);
+}
+static void spbt64(const double *x, double *y, int64_t n) {
+    nb_vm_softplus_bt_f64(x, y, n, BT_BETA, BT_THR);
+}
+static void spbt_bwd32(const float *x, const float *gy, float *gx, int64_t n) {
+    nb_vm_softplus_bt_bwd_f32(x, gy, gx, n, BT_BETA, BT_THR);
+}
+static void spbt_bwd64(const double *x, const double *gy, double *gx, int64_t n) {
+    nb_vm_softplus_bt_bwd_f64(x, gy, gx, n, BT_BETA, BT_THR);
+}
+
 // elu with alpha = 1 in the map shape
 static void elu32(const float *x, float *y, int64_t n) {
     nb_vm_elu_f32(x, y, n, 1.0f);
@@ -135,6 +160,9 @@ static const vm_case cases[] = {
     FWD(silu, r_silu, 4, 4, -40, 20),
     FWD(softplus, r_softplus, 3, 2.5, -40, 40),
     {"elu", elu32, elu64, NULL, NULL, r_elu, NULL, 0, 1.5, 1.5, -40, 5, 0},
+    {"softplus_bt", spbt32, spbt64, NULL, NULL, r_softplus_bt, NULL, 0, 3.5, 3.5, -60, 80, 0},
+    {"softplus_bt_bwd", NULL, NULL, spbt_bwd32, spbt_bwd64, r_dsoftplus_bt, NULL, 0, 3, 3, -60, 80,
+     0},
     {"gelu_bwd", NULL, NULL, nb_vm_gelu_bwd_f32, nb_vm_gelu_bwd_f64, r_dgelu, s_dgelu, 0, 7, 6, -40,
      10, 0},
     {"gelu_tanh_bwd", NULL, NULL, nb_vm_gelu_tanh_bwd_f32, nb_vm_gelu_tanh_bwd_f64, r_dgelu_tanh,

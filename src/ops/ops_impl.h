@@ -49,4 +49,33 @@ bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k);
 // 0): the mask of clamp's derivative, for vjps (select.c).
 nb_tensor *nb__inside(nb_graph *g, nb_tensor *x, double lo, double hi);
 
+// Runs CALL (which uses lo and len) over [0, n) in blocks of VM_BLOCK elements, the blocks split
+// statically across the OpenMP team above NB_OMP_MIN; below, one call on one thread. The vmath
+// kernels give the same bits wherever a block boundary falls, so the split cannot change the
+// results.
+#define VM_BLOCK 8192
+#ifdef _OPENMP
+#define VM_CHUNKS(n, CALL)                                                                         \
+    do {                                                                                           \
+        if ((n) > NB_OMP_MIN) {                                                                    \
+            const int64_t nblk_ = ((n) + VM_BLOCK - 1) / VM_BLOCK;                                 \
+            NB_PRAGMA(omp parallel for schedule(static))                                           \
+            for (int64_t b_ = 0; b_ < nblk_; b_++) {                                               \
+                const int64_t lo = b_ * VM_BLOCK;                                                  \
+                const int64_t len = (n)-lo < VM_BLOCK ? (n)-lo : VM_BLOCK;                         \
+                CALL;                                                                              \
+            }                                                                                      \
+        } else {                                                                                   \
+            const int64_t lo = 0, len = (n);                                                       \
+            CALL;                                                                                  \
+        }                                                                                          \
+    } while (0)
+#else
+#define VM_CHUNKS(n, CALL)                                                                         \
+    do {                                                                                           \
+        const int64_t lo = 0, len = (n);                                                           \
+        CALL;                                                                                      \
+    } while (0)
+#endif
+
 #endif

@@ -53,35 +53,6 @@ static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
         NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER);                      \
                gx[i] += gy[i] * d;);                                                               \
     }
-// Runs CALL (which uses lo and len) over [0, n) in blocks of VM_BLOCK elements, the blocks split
-// statically across the OpenMP team above NB_OMP_MIN; below, one call on one thread. The vmath
-// kernels give the same bits wherever a block boundary falls, so the split cannot change the
-// results.
-#define VM_BLOCK 8192
-#ifdef _OPENMP
-#define VM_CHUNKS(n, CALL)                                                                         \
-    do {                                                                                           \
-        if ((n) > NB_OMP_MIN) {                                                                    \
-            const int64_t nblk_ = ((n) + VM_BLOCK - 1) / VM_BLOCK;                                 \
-            NB_PRAGMA(omp parallel for schedule(static))                                           \
-            for (int64_t b_ = 0; b_ < nblk_; b_++) {                                               \
-                const int64_t lo = b_ * VM_BLOCK;                                                  \
-                const int64_t len = (n)-lo < VM_BLOCK ? (n)-lo : VM_BLOCK;                         \
-                CALL;                                                                              \
-            }                                                                                      \
-        } else {                                                                                   \
-            const int64_t lo = 0, len = (n);                                                       \
-            CALL;                                                                                  \
-        }                                                                                          \
-    } while (0)
-#else
-#define VM_CHUNKS(n, CALL)                                                                         \
-    do {                                                                                           \
-        const int64_t lo = 0, len = (n);                                                           \
-        CALL;                                                                                      \
-    } while (0)
-#endif
-
 // Typed kernels on vmath: forward y = nb_vm_<name>(x); backward either an expression DER as in
 // PW_KERNELS (PW_VM_FWD) or nb_vm_<name>_bwd (PW_VM_BOTH).
 #define PW_VM_FWD_ONLY(name, T, sfx)                                                               \

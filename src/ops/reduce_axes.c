@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/ops_impl.h"
+#include "ops/vmath.h"
 
 enum { RA_SUM, RA_MEAN, RA_VAR, RA_STD, RA_LSE };
 

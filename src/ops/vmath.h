@@ -30,28 +30,33 @@
 
 #include <stdint.h>
 
-#define NB_VM_UNARY(sfx, T)                                                                        \
-    void nb_vm_exp_##sfx(const T *x, T *y, int64_t n);                                             \
-    void nb_vm_log_##sfx(const T *x, T *y, int64_t n);                                             \
-    void nb_vm_tanh_##sfx(const T *x, T *y, int64_t n);                                            \
-    void nb_vm_sigmoid_##sfx(const T *x, T *y, int64_t n);                                         \
-    void nb_vm_erf_##sfx(const T *x, T *y, int64_t n);                                             \
-    void nb_vm_gelu_##sfx(const T *x, T *y, int64_t n);                                            \
-    void nb_vm_gelu_tanh_##sfx(const T *x, T *y, int64_t n);                                       \
-    void nb_vm_silu_##sfx(const T *x, T *y, int64_t n);                                            \
-    void nb_vm_softplus_##sfx(const T *x, T *y, int64_t n);                                        \
-    void nb_vm_elu_##sfx(const T *x, T *y, int64_t n, T alpha);                                    \
-    void nb_vm_gelu_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                          \
-    void nb_vm_gelu_tanh_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                     \
-    void nb_vm_silu_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                          \
-    void nb_vm_softplus_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                      \
-    /* y = e^(x - m); returns Σ y accumulated in double (8 fixed partial sums, so the order  */   \
-    /* and the result do not depend on the ISA).                                             */    \
-    double nb_vm_exp_shift_sum_##sfx(const T *x, T m, T *y, int64_t n);                            \
-    /* log_softmax backward row: gx += gy - e^y d */                                               \
-    void nb_vm_log_softmax_bwd_##sfx(const T *y, const T *gy, T *gx, T d, int64_t n);              \
-    /* y += c e^x (cross-entropy backward: c p from log-probabilities x) */                        \
-    void nb_vm_add_scaled_exp_##sfx(const T *x, T c, T *y, int64_t n);
+#define NB_VM_UNARY(sfx, T)                                                                         \
+    void nb_vm_exp_##sfx(const T *x, T *y, int64_t n);                                              \
+    void nb_vm_log_##sfx(const T *x, T *y, int64_t n);                                              \
+    void nb_vm_tanh_##sfx(const T *x, T *y, int64_t n);                                             \
+    void nb_vm_sigmoid_##sfx(const T *x, T *y, int64_t n);                                          \
+    void nb_vm_erf_##sfx(const T *x, T *y, int64_t n);                                              \
+    void nb_vm_gelu_##sfx(const T *x, T *y, int64_t n);                                             \
+    void nb_vm_gelu_tanh_##sfx(const T *x, T *y, int64_t n);                                        \
+    void nb_vm_silu_##sfx(const T *x, T *y, int64_t n);                                             \
+    void nb_vm_softplus_##sfx(const T *x, T *y, int64_t n);                                         \
+    void nb_vm_elu_##sfx(const T *x, T *y, int64_t n, T alpha);                                     \
+    void nb_vm_gelu_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                           \
+    void nb_vm_gelu_tanh_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                      \
+    void nb_vm_silu_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                           \
+    void nb_vm_softplus_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                       \
+    /* y = e^(x - m); returns Σ y accumulated in double (8 fixed partial sums, so the order  */    \
+    /* and the result do not depend on the ISA).                                             */     \
+    double nb_vm_exp_shift_sum_##sfx(const T *x, T m, T *y, int64_t n);                             \
+    /* log_softmax backward row: gx += gy - e^y d */                                                \
+    void nb_vm_log_softmax_bwd_##sfx(const T *y, const T *gy, T *gx, T d, int64_t n);               \
+    /* y += c e^x (cross-entropy backward: c p from log-probabilities x) */                         \
+    void nb_vm_add_scaled_exp_##sfx(const T *x, T c, T *y, int64_t n);                              \
+    /* softplus with β > 0 and threshold (PyTorch's Softplus): y = x where βx > thr, else    */   \
+    /* ln(1 + e^(βx))/β; backward gx += gy (βx > thr ? 1 : σ(βx)).                          */ \
+    void nb_vm_softplus_bt_##sfx(const T *x, T *y, int64_t n, double beta, double thr);             \
+    void nb_vm_softplus_bt_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n, double beta,        \
+                                     double thr);
 
 NB_VM_UNARY(f32, float)
 NB_VM_UNARY(f64, double)

@@ -5,6 +5,7 @@
 //   exp 1.5 [0.96]   log 1 [0.82]   tanh 2.5 [2.41]   sigmoid 3 [2.74]   erf 2.5 [2.01]
 //   gelu 7 [6.21]   silu 4 [3.35]   softplus 2.5 [1.83]   elu 1.5 [1.08]   gelu_tanh 4 [3.69]
 //   backward: gelu 6 [5.22]   gelu_tanh 6 [5.77]   silu 5 [4.79]   softplus (= σ) 3 [2.62]
+//   softplus with β = 0.7, threshold 40: 3.5 [2.83], its backward 3 [2.16] (2^16 points)
 // Subnormal results: within 8 subnormal spacings (measured 2.0).
 #include <math.h>
 
@@ -300,6 +301,52 @@ NB_VM_INLINE double dsilu(double x) {
 // softplus = max(x, 0) + ln(1 + e^-|x|): never overflows; its derivative is σ(x).
 NB_VM_INLINE double vsoftplus(double x) {
     return (x > 0.0 ? x : 0.0) + log1p01(vexp(-fabs(x)));
+}
+
+// softplus(βx)/β = x⁺ + ln(1 + e^-|βx|)/β (exact identity; x⁺ stays exact, nothing
+// overflows). βx = zh + zl by Dekker's product (26-bit halves, so the partial products are
+// exact): e^-|βx| keeps the accuracy of e^-|x| even for large |βx|, where a rounded βx would
+// cost |βx|/2 ulps. The threshold compares the rounded zh, as PyTorch compares its product.
+NB_VM_INLINE double hi26(double v) {
+    return u2f(f2u(v) & 0xfffffffff8000000u);
+}
+// e^(a + c) 2^SC for a <= 0 and a tiny correction c joining the reduced argument
+NB_VM_INLINE double vexp_sc(double a, double c) {
+    int64_t k;
+    double r = reduce(clampd(a, -800.0, 0.0), &k) + c;
+    int64_t k1 = (int64_t)(f2u(0.5 * i2d(k) + SHIFT) - f2u(SHIFT));
+    double e = (1.0 + em1_poly(r)) * pow2i(k1) * pow2i(k - k1 + SC);
+    return a < -800.0 ? 0.0 : e;
+}
+// e^-|βv| 2^SC; *zh = the rounded βv
+NB_VM_INLINE double bt_exp(double beta, double v, double *zh) {
+    double h = beta * v;
+    double bh = hi26(beta), bl = beta - bh, vh = hi26(v), vl = v - vh;
+    double l = (((bh * vh - h) + bh * vl) + bl * vh) + bl * vl;
+    l = fabs(h) < 1000.0 ? l : 0.0; // beyond, e is 0 (and the products may overflow)
+    *zh = h;
+    return vexp_sc(-fabs(h), v > 0.0 ? -l : l);
+}
+NB_VM_CLONES void nb_vm_softplus_bt_f64(const double *x, double *y, int64_t n, double beta,
+                                        double thr) {
+    double inv = 1.0 / beta;
+    NB_VM_SIMD for (int64_t i = 0; i < n; i++) {
+        double v = x[i], z;
+        double e = bt_exp(beta, v, &z) * UNSCALE;
+        double s = (v > 0.0 ? v : 0.0) + log1p01(e) * inv;
+        y[i] = z > thr ? v : s;
+    }
+}
+// σ(βx) = 1/(1 + e) for x >= 0, e/(1 + e) below, e = e^-|βx| (scaled until the last multiply)
+NB_VM_CLONES void nb_vm_softplus_bt_bwd_f64(const double *x, const double *gy, double *gx,
+                                            int64_t n, double beta, double thr) {
+    NB_VM_SIMD for (int64_t i = 0; i < n; i++) {
+        double v = x[i], z;
+        double es = bt_exp(beta, v, &z);
+        double sp = 1.0 / (1.0 + es * UNSCALE);
+        double d = v >= 0.0 ? sp : sp * es * UNSCALE;
+        gx[i] += gy[i] * (z > thr ? 1.0 : d);
+    }
 }
 
 NB_VM_MAP(nb_vm_exp_f64, double, vexp)

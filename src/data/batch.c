@@ -168,6 +168,32 @@ static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n
 #define PIXEL(TD, v) ((TD)(v) / (TD)255)
 #define AS_IS(TD, v) ((TD)(v))
 
+// Pixel rows of a uint8 dataset into float32 [0, 1] (the training hot path): the division
+// vectorised (correctly rounded in every lane, so the values are those of the scalar loop) in
+// an AVX-512 / AVX2 / baseline build, and the rows a few samples ahead prefetched, since a
+// shuffled batch reads rows scattered over the whole dataset.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define BATCH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BATCH_CLONES
+#endif
+#define GATHER_AHEAD 4 // rows prefetched ahead of the one converted
+BATCH_CLONES static void gather_pixels_f32(float *d, const uint8_t *s, const int64_t *idx,
+                                           int64_t n, int64_t f) {
+    for (int64_t i = 0; i < n; i++) {
+        if (i + GATHER_AHEAD < n) {
+            const uint8_t *p = s + idx[i + GATHER_AHEAD] * f;
+            for (int64_t j = 0; j < f; j += 64)
+                __builtin_prefetch(p + j);
+        }
+        const uint8_t *r = s + idx[i] * f;
+        float *o = d + i * f;
+#pragma omp simd
+        for (int64_t j = 0; j < f; j++)
+            o[j] = (float)r[j] / 255.0f;
+    }
+}
+
 // out (n, f) float := rows idx of a float tensor (n_all, ...) of either float dtype.
 static void gather_float(nb_tensor *out, nb_tensor *src, const int64_t *idx, int64_t n, int64_t f) {
     void *d = nb_tensor_data(out);
@@ -192,7 +218,7 @@ nb_status nb_dataset_fill_batch(const nb_dataset *ds, const int64_t *idx, int64_
     if (x && ds->samples)
         gather_float(x, ds->samples, idx, n, l.numel);
     else if (x && nb_tensor_dtype(x) == NB_F32)
-        GATHER_ROWS(float, uint8_t, nb_tensor_data(x), ds->images, idx, n, l.numel, PIXEL);
+        gather_pixels_f32(nb_tensor_data(x), ds->images, idx, n, l.numel);
     else if (x)
         GATHER_ROWS(double, uint8_t, nb_tensor_data(x), ds->images, idx, n, l.numel, PIXEL);
     if (onehot && nb_tensor_dtype(onehot) == NB_F32)

@@ -19,10 +19,14 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"  # Debian's python3 with python3-torch, not a pyenv one
-# (net, hidden, batch, nabla replay must be >= this x PyTorch, and >= this % of the GEMM limit)
-MLP = [("A", "512,512", 256, 1.0, 95), ("A", "512,512", 64, 1.2, 90), ("B", "64", 64, 2.5, 80)]
+# (net, hidden, batch, nabla replay must be >= this x PyTorch (None: no target), and >= this %
+# of the GEMM limit, or (% at 1 thread, % at 2 threads)). Issue 17 dropped net B's x PyTorch
+# target (PyTorch itself reaches ~51 % of the limit there) and raised its limit share.
+MLP = [("A", "512,512", 256, 1.0, 95), ("A", "512,512", 64, 1.2, 90), ("B", "64", 64, None, (90, 85))]
 THREADS = (1, 2)
 NEVER_SLOWER = 0.95  # "2 threads never slower": t2/t1 >= this (5% allowance for noise)
+LIBTORCH_MLP = 1.0  # issue 17: nabla replay >= this x libtorch on every MLP row
+LIBTORCH_OVERHEAD = 10.0  # and per-op overhead >= this x faster than libtorch
 
 
 BASE_ENV = dict(os.environ)  # every child's environment (see --openblas-coretype)
@@ -34,6 +38,14 @@ def run(cmd, env=None):
     if p.returncode != 0:
         sys.exit("suite: %s failed (%d):\n%s" % (" ".join(cmd), p.returncode, p.stderr))
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def libtorch_cmd(bench, family, args):
+    """The libtorch program of a family (bench/libtorch_<family>.cpp, built by CMake when Torch
+    is found) with its arguments, or None when it was not built: the libtorch column is then
+    left out. Families add their own program and call this with their torch_*.py arguments."""
+    exe = os.path.join(bench, "libtorch_" + family)
+    return [exe] + args if os.access(exe, os.X_OK) else None
 
 
 def torch_env(threads):
@@ -83,6 +95,10 @@ def measure_mlp(bench, a, log):
                              torch_env(threads)):
                     rows[key].setdefault("torch", []).append(r)
                     log.write(json.dumps(r) + "\n")
+                lt = libtorch_cmd(bench, "bench", ["mlp"] + common)
+                for r in run(lt, torch_env(threads)) if lt else []:
+                    rows[key].setdefault("libtorch", []).append(r)
+                    log.write(json.dumps(r) + "\n")
                 print("  mlp %s batch %d threads %d rep %d done" % (hidden, batch, threads,
                                                                     rep + 1), file=sys.stderr)
     return rows
@@ -94,6 +110,10 @@ def measure_overhead(bench, a, log):
         for r in run([os.path.join(bench, "bench_overhead"), "--iters", "1000000", "--reps",
                       "1"]) + run([PY, os.path.join(HERE, "torch_bench.py"), "overhead",
                                    "--iters", "20000", "--reps", "1"], torch_env(1)):
+            res.setdefault(r["impl"], []).append(r["us_per_iter"])
+            log.write(json.dumps(r) + "\n")
+        lt = libtorch_cmd(bench, "bench", ["overhead", "--iters", "20000", "--reps", "1"])
+        for r in run(lt, torch_env(1)) if lt else []:
             res.setdefault(r["impl"], []).append(r["us_per_iter"])
             log.write(json.dumps(r) + "\n")
     return res
@@ -118,27 +138,34 @@ def ratio_list(num, den, f=lambda r: r["samples_per_s"], g=None):
 
 def table_mlp(rows, out):
     out.append("### 1. MLP training throughput (samples/s)\n")
-    out.append("| net | batch | thr | nabla recorded | nabla replay | PyTorch | replay ÷ PyTorch "
-               "| recorded ÷ PyTorch | target | verdict |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| net | batch | thr | nabla recorded | nabla replay | PyTorch | libtorch "
+               "| replay ÷ PyTorch | recorded ÷ PyTorch | target | verdict | replay ÷ libtorch "
+               "| target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for net, hidden, batch, target, _ in MLP:
         for t in THREADS:
             d = rows[(hidden, batch, t)]
             rec, rep, tor = d["nabla-rec"], d["nabla-replay"], d["torch"]
             sp = lambda v: [x["samples_per_s"] for x in v]
             q = ratio_list(rep, tor)
-            out.append("| %s %s | %d | %d | %s | %s | %s | %s | %s | ≥ %.1f× | %s |" % (
-                net, hidden.replace(",", "-"), batch, t, fmt(sp(rec)), fmt(sp(rep)),
-                fmt(sp(tor)), fmt(q, 2), fmt(ratio_list(rec, tor), 2), target,
-                verdict(statistics.median(q) >= target)))
+            lt = d.get("libtorch", [])
+            ql = ratio_list(rep, lt)
+            out.append("| %s %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | "
+                       "≥ %.1f× | %s |" % (
+                           net, hidden.replace(",", "-"), batch, t, fmt(sp(rec)), fmt(sp(rep)),
+                           fmt(sp(tor)), fmt(sp(lt)), fmt(q, 2), fmt(ratio_list(rec, tor), 2),
+                           "≥ %.1f×" % target if target else "—",
+                           verdict(statistics.median(q) >= target) if target else "—",
+                           fmt(ql, 2), LIBTORCH_MLP,
+                           verdict(statistics.median(ql) >= LIBTORCH_MLP) if ql else "—"))
     out.append("")
 
 
 def table_limit(rows, out):
     out.append("### 2. The GEMM limit (raw cblas_sgemm, same products, same process)\n")
     out.append("| net | batch | thr | limit samples/s | nabla recorded % | nabla replay % "
-               "| PyTorch % | target | verdict |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+               "| PyTorch % | libtorch % | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
     lim = lambda r: r["limit_samples_per_s"]
     for net, hidden, batch, _, target in MLP:
         for t in THREADS:
@@ -147,29 +174,39 @@ def table_limit(rows, out):
             # PyTorch runs in its own process: compare with the limit measured next to it.
             pct = lambda v, l: [100 * x for x in ratio_list(v, l, g=lim)]
             p_rep = pct(rep, rep)
-            out.append("| %s | %d | %d | %s | %s | %s | %s | ≥ %d%% | %s |" % (
+            goal = target[t - 1] if isinstance(target, tuple) else target
+            out.append("| %s | %d | %d | %s | %s | %s | %s | %s | ≥ %d%% | %s |" % (
                 net, batch, t, fmt([lim(x) for x in rec + rep]), fmt(pct(rec, rec), 0, True),
-                fmt(p_rep, 0, True), fmt(pct(tor, rep), 0, True), target,
-                verdict(statistics.median(p_rep) >= target)))
+                fmt(p_rep, 0, True), fmt(pct(tor, rep), 0, True),
+                fmt(pct(d.get("libtorch", []), rep), 0, True), goal,
+                verdict(statistics.median(p_rep) >= goal)))
     out.append("")
 
 
 def table_overhead(res, out):
     out.append("### 3. Per-op overhead: y = relu(x·w + b), 1-element tensors, forward + "
                "backward (µs/iteration)\n")
-    out.append("| implementation | µs/iter | × faster than PyTorch | target | verdict |")
-    out.append("|---|---|---|---|---|")
+    out.append("| implementation | µs/iter | × faster than PyTorch | × faster than libtorch "
+               "| target | verdict |")
+    out.append("|---|---|---|---|---|---|")
     tor = statistics.median(res["torch"])
+    lt = statistics.median(res["libtorch"]) if res.get("libtorch") else None
     rows = [("nabla recorded (matmul + add + relu)", "nabla-rec", 0.2),
             ("nabla replayed", "nabla-replay", 0.1),
             ("nabla recorded, fused (linear + relu)", "nabla-rec-linear", None),
-            ("PyTorch", "torch", None)]
+            ("PyTorch", "torch", None), ("libtorch (C++)", "libtorch", None)]
     for name, key, target in rows:
-        v = res[key]
-        out.append("| %s | %s | %.0f× | %s | %s |" % (
-            name, fmt(v, 3), tor / statistics.median(v),
-            "≤ %.1f" % target if target else "—",
-            verdict(statistics.median(v) <= target) if target else "—"))
+        v = res.get(key)
+        if not v:
+            continue
+        m = statistics.median(v)
+        goals = (["≤ %.1f µs" % target] if target else []) + (
+            ["≥ %.0f× libtorch" % LIBTORCH_OVERHEAD] if lt and key.startswith("nabla") else [])
+        ok = (not target or m <= target) and (not lt or not key.startswith("nabla")
+                                              or lt / m >= LIBTORCH_OVERHEAD)
+        out.append("| %s | %s | %.0f× | %s | %s | %s |" % (
+            name, fmt(v, 3), tor / m, "%.1f×" % (lt / m) if lt else "—",
+            ", ".join(goals) or "—", verdict(ok) if goals else "—"))
     out.append("")
 
 

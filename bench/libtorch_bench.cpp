@@ -1,0 +1,204 @@
+// The libtorch (PyTorch's C++ frontend, Debian libtorch-dev) side of the nabla benchmarks: the
+// same MLP and per-op workloads as bench/torch_bench.py, without Python in the loop. This is a
+// C/C++ user's real alternative to nabla. Built by bench/CMakeLists.txt only when CMake finds
+// Torch; bench/suite.py runs it when the binary exists.
+//
+//   libtorch_bench mlp --hidden 512,512 --batch 64 --threads 1 [--warmup N] [--samples N]
+//                      [--data DIR]
+//   libtorch_bench overhead [--iters N] [--reps R]
+//
+// The caller sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (Debian's torch sends Linear to the
+// system OpenBLAS); this program also calls torch::set_num_threads. One JSON line per
+// measurement, with "impl": "libtorch", in the fields torch_bench.py prints.
+#include <torch/torch.h>
+
+#include <sys/resource.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+double max_rss_mib() {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+// The bytes of an IDX file (gzip or plain: gzread reads both) after its header.
+std::vector<uint8_t> load_idx(const std::string &dir, const std::string &stem, size_t header) {
+    std::string path = dir + "/" + stem + ".gz";
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (!f)
+        f = gzopen((dir + "/" + stem).c_str(), "rb");
+    if (!f) {
+        std::fprintf(stderr, "libtorch_bench: cannot open %s(.gz) in %s\n", stem.c_str(),
+                     dir.c_str());
+        std::exit(1);
+    }
+    std::vector<uint8_t> out;
+    uint8_t buf[1 << 16];
+    int n;
+    while ((n = gzread(f, buf, sizeof buf)) > 0)
+        out.insert(out.end(), buf, buf + n);
+    gzclose(f);
+    if (out.size() < header) {
+        std::fprintf(stderr, "libtorch_bench: %s is truncated\n", stem.c_str());
+        std::exit(1);
+    }
+    out.erase(out.begin(), out.begin() + (long)header);
+    return out;
+}
+
+struct Args {
+    std::string cmd, hidden = "512,512", data = "/usr/share/datasets/fashion-mnist";
+    long batch = 64, threads = 1, warmup = 50, samples = 60000, iters = 20000, reps = 3;
+};
+
+Args parse(int argc, char **argv) {
+    Args a;
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: libtorch_bench mlp|overhead [--option value ...]\n");
+        std::exit(2);
+    }
+    a.cmd = argv[1];
+    for (int i = 2; i + 1 < argc; i += 2) {
+        std::string k = argv[i], v = argv[i + 1];
+        char *end = nullptr;
+        long n = std::strtol(v.c_str(), &end, 10);
+        bool num = end && *end == 0 && n > 0;
+        if (k == "--hidden")
+            a.hidden = v;
+        else if (k == "--data")
+            a.data = v;
+        else if (num && k == "--batch")
+            a.batch = n;
+        else if (num && k == "--threads")
+            a.threads = n;
+        else if (num && k == "--warmup")
+            a.warmup = n;
+        else if (num && k == "--samples")
+            a.samples = n;
+        else if (num && k == "--iters")
+            a.iters = n;
+        else if (num && k == "--reps")
+            a.reps = n;
+        else {
+            std::fprintf(stderr, "libtorch_bench: bad option %s %s\n", k.c_str(), v.c_str());
+            std::exit(2);
+        }
+    }
+    if (a.cmd != "mlp" && a.cmd != "overhead") {
+        std::fprintf(stderr, "libtorch_bench: unknown command %s\n", a.cmd.c_str());
+        std::exit(2);
+    }
+    return a;
+}
+
+// 784-h...-10, ReLU between layers, softmax cross-entropy from logits, SGD lr 0.01, float32;
+// uint8 images gathered and converted per shuffled batch; the short last batch is skipped.
+void bench_mlp(const Args &a) {
+    torch::set_num_threads((int)a.threads);
+    torch::manual_seed(42);
+    std::vector<uint8_t> img = load_idx(a.data, "train-images-idx3-ubyte", 16);
+    std::vector<uint8_t> lab = load_idx(a.data, "train-labels-idx1-ubyte", 8);
+    const long n = (long)lab.size();
+    torch::Tensor images = torch::from_blob(img.data(), {n, 784}, torch::kUInt8);
+    torch::Tensor labels = torch::from_blob(lab.data(), {n}, torch::kUInt8).to(torch::kLong);
+
+    std::vector<long> dims{784};
+    std::stringstream hs(a.hidden);
+    for (std::string h; std::getline(hs, h, ',');)
+        dims.push_back(std::atol(h.c_str()));
+    dims.push_back(10);
+    torch::nn::Sequential model;
+    for (size_t i = 0; i + 1 < dims.size(); i++) {
+        model->push_back(torch::nn::Linear(dims[i], dims[i + 1]));
+        if (i + 2 < dims.size())
+            model->push_back(torch::nn::ReLU());
+    }
+    torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01));
+
+    std::mt19937_64 rng(7);
+    std::vector<long> order((size_t)n);
+    std::iota(order.begin(), order.end(), 0L);
+    long pos = n; // start a new epoch at the first step
+    torch::Tensor loss;
+    auto step = [&]() {
+        if (pos + a.batch > n) {
+            std::shuffle(order.begin(), order.end(), rng);
+            pos = 0;
+        }
+        torch::Tensor idx = torch::from_blob(order.data() + pos, {a.batch}, torch::kLong);
+        pos += a.batch;
+        torch::Tensor x = images.index_select(0, idx).to(torch::kFloat).div_(255.0);
+        torch::Tensor y = labels.index_select(0, idx);
+        for (auto &p : model->parameters()) // zero_grad(set_to_none=True), as torch_bench.py
+            p.mutable_grad() = torch::Tensor();
+        loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+        loss.backward();
+        opt.step();
+    };
+    for (long i = 0; i < a.warmup; i++)
+        step();
+    long steps = (a.samples + a.batch - 1) / a.batch;
+    double t0 = now();
+    for (long i = 0; i < steps; i++)
+        step();
+    double dt = now() - t0;
+    long done = steps * a.batch;
+    std::printf("{\"bench\": \"mlp\", \"impl\": \"libtorch\", \"hidden\": \"%s\", \"batch\": %ld, "
+                "\"threads\": %ld, \"samples\": %ld, \"samples_per_s\": %.1f, "
+                "\"max_rss_mib\": %.1f, \"loss\": %.4f}\n",
+                a.hidden.c_str(), a.batch, a.threads, done, done / dt, max_rss_mib(),
+                loss.item<float>());
+}
+
+// y = relu(x·w + b) on 1-element tensors, forward + backward; gradients accumulate.
+void bench_overhead(const Args &a) {
+    torch::set_num_threads(1);
+    auto opt = torch::TensorOptions().requires_grad(true);
+    torch::Tensor x = torch::full({1, 1}, 0.5, opt), w = torch::full({1, 1}, 0.75, opt),
+                  b = torch::full({1}, 0.25, opt);
+    auto run = [&](long iters) {
+        double t0 = now();
+        for (long i = 0; i < iters; i++) {
+            torch::Tensor y = torch::relu(x.mm(w) + b);
+            y.backward();
+        }
+        return now() - t0;
+    };
+    run(a.iters / 10 + 1);
+    for (long r = 0; r < a.reps; r++) {
+        double dt = run(a.iters);
+        std::printf("{\"bench\": \"overhead\", \"impl\": \"libtorch\", \"iters\": %ld, "
+                    "\"us_per_iter\": %.4f}\n",
+                    a.iters, dt * 1e6 / (double)a.iters);
+        std::fflush(stdout);
+    }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    Args a = parse(argc, argv);
+    if (a.cmd == "mlp")
+        bench_mlp(a);
+    else
+        bench_overhead(a);
+    return 0;
+}

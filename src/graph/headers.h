@@ -13,14 +13,26 @@ typedef struct nb_hdr_pool {
     size_t size;         // bytes reserved
     size_t next;         // offset of the next header
     size_t step_start;   // offset of the current step's first header
-    size_t released;     // [0, released) has been given back (reads as zeros)
+    size_t released;     // [0, released) has been taken away (reads as zeros)
+    size_t ready;        // blocks up to here were moved ahead for the next headers
 } nb_hdr_pool;
 
 void nb__hdr_init(nb_hdr_pool *p);
 void nb__hdr_free(nb_hdr_pool *p);
 // A header for a new op output, or NULL when the pool has no range (the caller then uses
-// the arena, as before). Not zeroed.
-nb_tensor *nb__hdr_alloc(nb_hdr_pool *p);
+// the arena, as before). Not zeroed. Inline: one per op (per-op overhead, bench_overhead).
+static inline nb_tensor *nb__hdr_alloc(nb_hdr_pool *p) {
+    if (!p->base)
+        return NULL;
+    if (p->size - p->next < sizeof(nb_tensor)) { // wrapped: the oldest headers are reused
+        p->next = 0;
+        p->released = 0;
+        p->ready = 0;
+    }
+    nb_tensor *t = (nb_tensor *)(void *)(p->base + p->next);
+    p->next += sizeof(nb_tensor);
+    return t;
+}
 // End of a step: its headers are dead (poisoned first when `poison`, in debug builds).
 void nb__hdr_reset(nb_hdr_pool *p, bool poison);
 

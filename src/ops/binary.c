@@ -40,6 +40,18 @@ static nb_status bin_infer(nb_node *nd, nb_shape *out) {
 // Walks y's dims from the innermost, skipping size-1 dims and folding a dim into the previous
 // (inner) one when every tensor's stride continues across the pair. Requires y->numel > 0.
 static void make_plan(const nb_tensor *y, const nb_tensor *a, const nb_tensor *b, bc_plan *p) {
+    // Shortcut for the common plans, the same result as the walk below: an operand with y's
+    // element count broadcasts along no dim of y, so it is laid out as y (stride 1 on one
+    // merged dim); one with a single element has stride 0. Size-1 dims are skipped, so a
+    // 1-element y has no dim at all. This runs for every binary op and its backward.
+    if ((a->numel == y->numel || a->numel == 1) && (b->numel == y->numel || b->numel == 1)) {
+        p->nd = y->numel > 1;
+        p->dim[0] = y->numel;
+        p->st[0][0] = 1;
+        p->st[1][0] = a->numel == y->numel;
+        p->st[2][0] = b->numel == y->numel;
+        return;
+    }
     const nb_tensor *t[3] = {y, a, b};
     int64_t run[3] = {1, 1, 1}; // each tensor's contiguous stride at the current dim
     p->nd = 0;

@@ -64,8 +64,3 @@ void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, do
         cblas_dgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b,
                     ldb, beta, c, ldc);
 }
-
-bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {
-    // blasint is 32-bit in Debian's OpenBLAS: refuse rather than truncate.
-    return m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX;
-}

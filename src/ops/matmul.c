@@ -42,8 +42,9 @@ static const mm_params *mm_prm(const nb_node *nd) {
 }
 
 // Fills g from the shapes; returns a message (static text) when they do not fit, NULL if ok.
-static const char *mm_geometry(const nb_tensor *a, const nb_tensor *b, const mm_params *p,
-                               mm_geom *g) {
+// Any ranks (mm_geometry below takes the plain matrix product apart).
+static const char *mm_geometry_nd(const nb_tensor *a, const nb_tensor *b, const mm_params *p,
+                                  mm_geom *g) {
     if (a->ndim < 1 || b->ndim < 1)
         return "operands must have at least 1 dim";
     if ((p->ta && a->ndim < 2) || (p->tb && b->ndim < 2))
@@ -83,6 +84,27 @@ static const char *mm_geometry(const nb_tensor *a, const nb_tensor *b, const mm_
     if (__builtin_mul_overflow(g->batch, g->m, &bm))
         return "batch dimensions too large";
     if (!nb__gemm_dims_ok(g->m, g->n, g->k) || !nb__gemm_dims_ok(bm, g->n, g->k))
+        return "dimensions exceed BLAS int range";
+    return NULL;
+}
+
+// The geometry is derived in infer, forward and backward alike (nothing saved between
+// passes), so the common (m, k) x (k, n) product is done inline with the same checks and
+// results as mm_geometry_nd (no batch dims, one matrix each): the per-op overhead of a small
+// matmul is mostly this bookkeeping (bench_overhead).
+static inline __attribute__((always_inline)) const char *
+mm_geometry(const nb_tensor *a, const nb_tensor *b, const mm_params *p, mm_geom *g) {
+    if (a->ndim != 2 || b->ndim != 2)
+        return mm_geometry_nd(a, b, p, g);
+    g->a_vec = g->b_vec = false;
+    g->m = a->shape[p->ta ? 1 : 0];
+    g->k = a->shape[p->ta ? 0 : 1];
+    g->n = b->shape[p->tb ? 0 : 1];
+    if (g->k != b->shape[p->tb ? 1 : 0])
+        return "inner dimensions differ";
+    g->nbd = 0;
+    g->batch = g->a_count = g->b_count = 1;
+    if (!nb__gemm_dims_ok(g->m, g->n, g->k))
         return "dimensions exceed BLAS int range";
     return NULL;
 }

@@ -42,8 +42,11 @@ static inline int64_t nb__index_at(const void *data, bool i64, int64_t i) {
 // op(A) is (m, k) and op(B) is (k, n); ta / tb select a transpose by GEMM flag (no copy).
 void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
               const void *a, const void *b, double beta, void *c);
-// False if a dimension does not fit BLAS's 32-bit int.
-bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k);
+// False if a dimension does not fit BLAS's 32-bit int (blasint is 32-bit in Debian's
+// OpenBLAS: refuse rather than truncate). Inline: matmul checks it on every call.
+static inline bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {
+    return m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX;
+}
 
 // [lo <= x <= hi] (1 or 0, x's shape), recorded with public ops; a constant (its derivative is
 // 0): the mask of clamp's derivative, for vjps (select.c).

@@ -55,13 +55,14 @@ nb_status nb__shape_check(int ndim, const int64_t *shape, int64_t *numel, char *
         }
         empty = empty || shape[i] == 0;
     }
+    // At most INT64_MAX / 8 elements, so a byte count of any dtype fits int64. A multiply
+    // with an overflow check instead of a division per dim: every op output passes here.
     int64_t count = 1;
     for (int i = 0; i < ndim && !empty; i++) {
-        if (count > INT64_MAX / 8 / shape[i]) {
+        if (__builtin_mul_overflow(count, shape[i], &count) || count > INT64_MAX / 8) {
             snprintf(err, n, "too many elements");
             return NB_ERR_SHAPE;
         }
-        count *= shape[i];
     }
     *numel = empty ? 0 : count;
     return NB_OK;

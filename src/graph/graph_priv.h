@@ -16,8 +16,9 @@ struct nb_graph {
     bool check_finite; // anomaly mode (anomaly.c)
     uint64_t epoch;    // unique to this graph and step (a process-wide counter); op outputs
                        // remember theirs, so one compare tells a live output of this step
-    nb_hdr_pool hdrs;  // the op outputs' headers (headers.c)
-    int64_t max_ops;   // tape budget between resets (nb_graph_set_limits)
+    uint64_t epoch_next, epoch_end; // the block of epochs this graph reserved (graph.c)
+    nb_hdr_pool hdrs;               // the op outputs' headers (headers.c)
+    int64_t max_ops;                // tape budget between resets (nb_graph_set_limits)
     size_t max_bytes;
     const char *cur_op; // name of the op being recorded, or of the last one
     nb_status status;   // first error since reset / clear (sticky)

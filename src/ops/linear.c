@@ -8,6 +8,15 @@
 
 #include "ops/ops_impl.h"
 
+// Rows of the GEMM: the product of x's leading dims (x has numel = rows · in; no division:
+// this runs for every linear op).
+static int64_t linear_rows(const nb_tensor *x) {
+    int64_t rows = 1;
+    for (int i = 0; i < x->ndim - 1; i++)
+        rows *= x->shape[i];
+    return rows;
+}
+
 static nb_status linear_infer(nb_node *nd, nb_shape *out) {
     const nb_tensor *x = nd->in[0], *w = nd->in[1];
     if (nd->n_in < 2 || nd->n_in > 3)
@@ -25,7 +34,7 @@ static nb_status linear_infer(nb_node *nd, nb_shape *out) {
                                  NB_SHAPE_STR(b), NB_SHAPE_STR(w));
     }
     int64_t in = w->shape[1];
-    if (!nb__gemm_dims_ok(in ? x->numel / in : 0, w->shape[0], in))
+    if (!nb__gemm_dims_ok(in ? linear_rows(x) : 0, w->shape[0], in))
         return nb__node_fail(nd, NB_ERR_SHAPE, "dimensions exceed BLAS int range: %s, %s",
                              NB_SHAPE_STR(x), NB_SHAPE_STR(w));
     out->ndim = x->ndim;
@@ -33,14 +42,6 @@ static nb_status linear_infer(nb_node *nd, nb_shape *out) {
         out->dim[i] = x->shape[i];
     out->dim[x->ndim - 1] = w->shape[0];
     return NB_OK;
-}
-
-// Rows of the GEMM: the product of x's leading dims (x has numel = rows · in).
-static int64_t linear_rows(const nb_tensor *x) {
-    int64_t rows = 1;
-    for (int i = 0; i < x->ndim - 1; i++)
-        rows *= x->shape[i];
-    return rows;
 }
 
 static void linear_forward(nb_node *nd) {

@@ -70,6 +70,7 @@ install(FILES ${PROJECT_BINARY_DIR}/include/nabla/version.h
 
 # ---- CMake package ---------------------------------------------------------------------------
 set(NABLA_CONFIG_OPENMP ${OpenMP_C_FOUND})
+set(NABLA_CONFIG_MPI ${NABLA_HAVE_MPI})
 install(EXPORT nablaTargets NAMESPACE nabla:: DESTINATION ${NABLA_CMAKEDIR} COMPONENT dev)
 configure_package_config_file(cmake/nablaConfig.cmake.in
   ${PROJECT_BINARY_DIR}/nablaConfig.cmake INSTALL_DESTINATION ${NABLA_CMAKEDIR})
@@ -91,6 +92,9 @@ if(NABLA_OPENBLAS_OPENMP)
   string(APPEND NB_PC_LIBS_PRIVATE " ${NABLA_OPENBLAS_OPENMP}")
 else()
   string(APPEND NB_PC_REQUIRES_PRIVATE ", openblas")
+endif()
+if(NABLA_HAVE_MPI)
+  string(APPEND NB_PC_REQUIRES_PRIVATE ", mpi-c") # Debian's pkg-config name of the MPI in use
 endif()
 string(APPEND NB_PC_LIBS_PRIVATE " -lm")
 string(STRIP "${NB_PC_LIBS_PRIVATE}" NB_PC_LIBS_PRIVATE)
@@ -127,6 +131,9 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libopenblas-dev, zlib1g-dev, libcjson-dev")
 if(NABLA_OPENBLAS_OPENMP)
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenblas0-openmp")
+endif()
+if(NABLA_HAVE_MPI)
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenmpi-dev")
 endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "pkg-config, cmake")
 include(CPack)

@@ -82,6 +82,12 @@ typedef struct {
     double loss0;    // loss of the run's first batch: the reference for divergence
     int saved_epoch; // last epoch written to --save by this run (0: none yet)
     bool save_existed;
+    // --distributed: the ranks, the model as a parameter set, its gradient all-reduce and the
+    // per-rank batch views. dist is NULL in a plain run.
+    nb_dist *dist;
+    nb_params *ps;
+    nb_dist_reducer *red;
+    mnist_views views;
 } run_state;
 
 // Divergence: a batch loss above max(DIVERGE_BATCH x start, start + DIVERGE_BATCH_ADD) or an
@@ -137,6 +143,9 @@ static void run_free(run_state *r) {
     free(r->val_idx);
     free(r->test_idx);
     free(r->rows);
+    nb_dist_reducer_destroy(r->red);
+    nb_params_destroy(r->ps);
+    mnist_views_free(&r->views);
 }
 
 // Loads the test set (and unless --eval-only the training set), checks they agree, and makes
@@ -284,10 +293,19 @@ static int setup_schedule_and_resume(run_state *r, int64_t batch) {
                                 .n_train = r->n_train,
                                 .seed = o->seed,
                                 .aug_rng = r->aug_rng};
+    char err[1024] = "";
+    nb_status st = NB_OK;
+    if (o->resume && nb_dist_is_root(r->dist)) // a distributed run: rank 0 reads, then sends
+        st = mnist_checkpoint_resume(o->resume, &r->model, r->opt, &r->ts, err, sizeof err);
+    if (r->dist) {
+        if (nb_dist_agree(r->dist, st, "reading the checkpoint") != NB_OK && st == NB_OK)
+            return fail("cannot resume: %s", nb_last_error());
+        if (st == NB_OK &&
+            mnist_dist_sync(r->dist, r->ps, r->opt, &r->ts, o->resume != NULL) != NB_OK)
+            return fail("--distributed: %s", nb_last_error());
+    }
     if (!o->resume)
         return 0;
-    char err[1024];
-    nb_status st = mnist_checkpoint_resume(o->resume, &r->model, r->opt, &r->ts, err, sizeof err);
     if (st != NB_OK)
         return fail("cannot resume: %s%s", err,
                     st == NB_ERR_SHAPE || st == NB_ERR_DTYPE
@@ -323,6 +341,11 @@ static int setup_training(run_state *r, int64_t features) {
     nb_graph_set_check_finite(r->g, o->detect_anomaly);
     if (setup_optimizer(r))
         return 1;
+    if (r->dist) {
+        if (!(r->ps = nb_params_create()) || mnist_dist_params(&r->model, r->ps) != NB_OK ||
+            !(r->red = nb_dist_reducer_create(r->dist, r->ps, 0)))
+            return fail_lib(nb_last_error());
+    }
     r->it = nb_batch_iter_create(r->train_idx, r->n_train, batch, true, o->seed ^ SHUFFLE_STREAM);
     nb_rng_seed(&r->aug_rng, o->seed ^ AUGMENT_STREAM);
     if (o->augment > 0 && r->train.rows * r->train.cols > MNIST_MAX_PIXELS)
@@ -410,22 +433,33 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, double *
                      save_state(r, state, sizeof state));
             return epoch_fail(pg, msg);
         }
+        // --distributed: this rank's slice [off, off + n) of the global batch.
+        int64_t off = 0, n = count;
+        nb_dist_slice(count, nb_dist_rank(r->dist), nb_dist_size(r->dist), &off, &n);
         bool full = count == nb_tensor_dim(r->x, 0);
         nb_tensor *x = full ? r->x : r->x_tail;
         nb_tensor *y = full ? r->y : r->y_tail;
-        if (nb_dataset_fill_batch(&r->train, idx, count, x, NULL, y) != NB_OK)
+        if (r->dist && !mnist_views_get(&r->views, r->x, r->y, n, &x, &y))
+            return epoch_fail(pg, "out of memory");
+        if (nb_dataset_fill_batch(&r->train, idx + off, n, x, NULL, y) != NB_OK)
             return epoch_fail(pg, nb_last_error());
         if (r->o.augment > 0)
-            augment(r, x, count);
+            augment(r, x, n);
         nb_optim_set_lr(r->opt, nb_schedule_lr(&r->sched, (*step)++));
         nb_graph_reset(r->g);
-        nb_tensor *logits = mnist_mlp_forward(r->g, &r->model, x); // (count, classes)
-        nb_tensor *loss = nb_sparse_cross_entropy_logits(r->g, logits, y, NB_REDUCE_MEAN);
-        if (!loss)
-            return epoch_fail(pg, nb_graph_error(r->g));
         nb_optim_zero_grad(r->opt);
-        if (nb_backward(r->g, loss) != NB_OK)
-            return epoch_fail(pg, nb_graph_error(r->g));
+        nb_tensor *logits = NULL, *loss = NULL;
+        if (n > 0) { // a rank gets no samples only in a last batch smaller than the world
+            logits = mnist_mlp_forward(r->g, &r->model, x); // (n, classes)
+            loss = nb_sparse_cross_entropy_logits(r->g, logits, y, NB_REDUCE_MEAN);
+            if (!loss)
+                return epoch_fail(pg, nb_graph_error(r->g));
+            if (nb_backward(r->g, loss) != NB_OK)
+                return epoch_fail(pg, nb_graph_error(r->g));
+        }
+        // The global batch's mean gradient on every rank (weights: the ranks' sample counts).
+        if (r->red && nb_dist_allreduce_grads(r->red, (double)n) != NB_OK)
+            return epoch_fail(pg, nb_last_error());
         if (*step == 1 && (r->o.dot || r->o.summary)) {
             char err[512];
             if (mnist_write_tape(r->g, &r->model, x, y, loss, &r->o, err, sizeof err))
@@ -440,7 +474,17 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, double *
         }
         if (nb_optim_step(r->opt) != NB_OK)
             return epoch_fail(pg, nb_last_error());
-        double l = nb_tensor_get(loss, 0);
+        const int32_t *labels = nb_tensor_data_i32(y);
+        int64_t batch_correct = 0;
+        for (int64_t i = 0; i < n; i++)
+            batch_correct += mnist_argmax_row(logits, i) == labels[i];
+        double l = n > 0 ? nb_tensor_get(loss, 0) : 0;
+        if (r->dist) { // the global batch's loss and accuracy, the same on every rank
+            double m[2] = {l * (double)n, (double)batch_correct};
+            if (nb_dist_allreduce_sum(r->dist, m, 2) != NB_OK)
+                return epoch_fail(pg, nb_last_error());
+            l = m[0] / (double)count, batch_correct = (int64_t)m[1];
+        }
         if (isnan(r->loss0))
             r->loss0 = l;
         double limit = fmax(DIVERGE_BATCH * r->loss0, r->loss0 + DIVERGE_BATCH_ADD);
@@ -453,9 +497,7 @@ static int train_epoch(run_state *r, mnist_progress *pg, int64_t *step, double *
             return epoch_fail(pg, msg);
         }
         loss_sum += l * (double)count;
-        const int32_t *labels = nb_tensor_data_i32(y);
-        for (int64_t i = 0; i < count; i++)
-            correct += mnist_argmax_row(logits, i) == labels[i];
+        correct += batch_correct;
         done++;
         seen += count;
         mnist_progress_update(pg, done, seen, loss_sum / (double)seen);
@@ -472,6 +514,7 @@ static int train(run_state *r) {
     int64_t step = r->ts.step;
     mnist_progress pg;
     mnist_progress_init(&pg, o->epochs, n_batches);
+    pg.quiet = !nb_dist_is_root(r->dist);
     char err[768];
     int epoch_digits = snprintf(NULL, 0, "%d", o->epochs); // aligns the per-epoch lines
     double t_start = mnist_now();
@@ -499,12 +542,18 @@ static int train(run_state *r) {
                         e, loss, r->loss0, save_state(r, state, sizeof state));
         }
         double val_acc = -1;
-        if (r->n_val > 0) {
-            int64_t ok = mnist_evaluate(r->eval_g, &r->model, &r->train, r->val_idx, r->n_val, NULL,
-                                        err, sizeof err);
+        if (r->n_val > 0) { // --distributed: each rank its slice, then the sum
+            int64_t off = 0, n = r->n_val;
+            nb_dist_slice(r->n_val, nb_dist_rank(r->dist), nb_dist_size(r->dist), &off, &n);
+            int64_t ok = n > 0 ? mnist_evaluate(r->eval_g, &r->model, &r->train, r->val_idx + off,
+                                                n, NULL, err, sizeof err)
+                               : 0;
             if (ok < 0)
                 return fail("validation: %s", err);
-            val_acc = (double)ok / (double)r->n_val;
+            double sum = (double)ok;
+            if (r->dist && nb_dist_allreduce_sum(r->dist, &sum, 1) != NB_OK)
+                return fail("validation: %s", nb_last_error());
+            val_acc = sum / (double)r->n_val;
         }
         double secs = mnist_now() - t0;
         r->rows[e - 1] = (epoch_row){e, loss, acc, val_acc, secs};
@@ -538,6 +587,15 @@ static int train(run_state *r) {
     int ran = last >= first ? last - first + 1 : 0;
     printf("trained %d epochs in %.1f s (%.1f s in all), %.0f samples/s\n", ran, train_seconds,
            mnist_now() - t_start, (double)r->n_train * ran / train_seconds);
+    if (r->red) {
+        nb_dist_stats st;
+        nb_dist_reducer_stats(r->red, &st);
+        printf("distributed: %d ranks, gradient all-reduce %.3f ms/step (%.1f%% of training "
+               "time, %d bucket(s), %.1f MB/step)\n",
+               nb_dist_size(r->dist), 1e3 * st.seconds / (double)(st.calls ? st.calls : 1),
+               100 * st.seconds / train_seconds, nb_dist_reducer_buckets(r->red),
+               st.bytes / 1e6 / (double)(st.calls ? st.calls : 1));
+    }
     if (o->save)
         printf("checkpoint: %s (after epoch %d)\n", o->save, last);
     if (last < o->epochs)
@@ -566,7 +624,14 @@ static int run(run_state *r) {
     nb_set_num_threads(o->threads);
     if (!o->eval_only && mnist_check_outputs(o))
         return 1;
-    if (load_data(r))
+    int lrc = load_data(r);
+    // --distributed: a rank that cannot read its data stops every rank, each saying so.
+    if (r->dist && nb_dist_agree(r->dist, lrc ? NB_ERR_IO : NB_OK, "loading the data") != NB_OK) {
+        if (!lrc)
+            fail("%s", nb_last_error());
+        return 1;
+    }
+    if (lrc)
         return interrupted ? 130 : 1;
     int64_t features = r->test.rows * r->test.cols;
     if (setup_model(r, features))
@@ -604,7 +669,30 @@ static int run(run_state *r) {
         if (rc)
             return rc; // 1 error, 130 interrupted
     }
-    return report_test(r);
+    return nb_dist_is_root(r->dist) ? report_test(r) : 0;
+}
+
+// --distributed: join the MPI job. Rank 0 alone prints, writes --save / --csv / --dot and
+// reads --load / --resume (the others get the state by broadcast).
+static int setup_distributed(run_state *r, int *argc, char ***argv) {
+    if (r->o.eval_only)
+        return fail("--distributed trains; --eval-only runs in one process");
+    if (!(r->dist = nb_dist_init(argc, argv)))
+        return fail("--distributed: %s", nb_last_error());
+    int size = nb_dist_size(r->dist);
+    if (r->o.batch < size) {
+        fail("--batch %" PRId64 " (the global batch) is smaller than the %d ranks", r->o.batch,
+             size);
+        nb_dist_finalize(r->dist);
+        return 2;
+    }
+    if (!nb_dist_is_root(r->dist)) {
+        r->o.save = r->o.csv = r->o.dot = r->o.load = NULL;
+        r->o.summary = false;
+        if (!freopen("/dev/null", "w", stdout))
+            return fail("cannot redirect stdout on rank %d", nb_dist_rank(r->dist));
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -614,8 +702,11 @@ int main(int argc, char **argv) {
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     mnist_prepare_runtime(argv, r.o.wait_policy);
+    if (r.o.distributed && (rc = setup_distributed(&r, &argc, &argv)) != 0)
+        return rc;
     install_signal_handlers();
     rc = run(&r);
     run_free(&r);
+    nb_dist_finalize(r.dist);
     return rc;
 }

@@ -11,5 +11,6 @@
 #include "nabla/data.h"
 #include "nabla/io.h"
 #include "nabla/nn.h"
+#include "nabla/dist.h"
 
 #endif

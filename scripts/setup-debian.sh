@@ -9,5 +9,6 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config file \
     libopenblas-dev libopenblas0-openmp libcmocka-dev libcjson-dev zlib1g-dev \
+    libopenmpi-dev openmpi-bin \
     dataset-fashion-mnist fortunes python3 graphviz clang-format >/dev/null
 echo "setup-debian: dependencies installed"

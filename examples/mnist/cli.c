@@ -64,7 +64,13 @@ static void usage(FILE *f) {
         "  --overwrite          let --save / --csv replace an existing file (without it, only\n"
         "                       --save equal to --load, continuing that checkpoint, may)\n"
         "  --load PATH          start from (or with --eval-only, evaluate) a checkpoint\n"
-        "  --eval-only          only evaluate the --load checkpoint on the test set\n"
+        "  --eval-only          only evaluate the --load checkpoint on the test set\n");
+    // Two literals: C99 compilers need only support 4095 characters in one.
+    fprintf(
+        f,
+        "  --distributed        data-parallel training on the ranks of mpirun -np N: --batch is\n"
+        "                       the global batch, split over the ranks; rank 0 prints, writes\n"
+        "                       and alone reads --load / --resume (use --threads 1 per core)\n"
         "  --resume PATH        continue the run whose --save checkpoint is PATH: parameters,\n"
         "                       optimizer state, step, epoch and random streams, bit for bit\n"
         "                       (give the same flags as that run)\n"
@@ -192,6 +198,10 @@ int mnist_parse_args(int argc, char **argv, mnist_options *o) {
         }
         if (!strcmp(a, "--overwrite")) {
             o->overwrite = true;
+            continue;
+        }
+        if (!strcmp(a, "--distributed")) {
+            o->distributed = true;
             continue;
         }
         static const char *const valued[] = {

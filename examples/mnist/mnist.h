@@ -75,6 +75,7 @@ typedef struct {
     int64_t max_data_mb;     // cap on the image bytes loaded per split, in MiB
     int64_t max_model_mb;    // cap on the model's memory (weights, grads, momentum), in MiB
     bool overwrite;          // --save / --csv may replace an existing file
+    bool distributed;        // data-parallel over the MPI ranks (mpirun -np N mnist ...)
 } mnist_options;
 
 // Fills *o from argv. Returns 0 to run, -1 when --help was printed (exit 0), or 2 after
@@ -197,11 +198,33 @@ void mnist_print_confusion(const int64_t *confusion, int classes, const char *da
 // Index of the largest of the n values of row `row` of logits (first one on ties).
 int mnist_argmax_row(const nb_tensor *logits, int64_t row);
 
+// ---- --distributed (distrib.c) ---------------------------------------------------------------
+
+// The model's tensors as a named parameter set (what nabla dist reduces and broadcasts).
+nb_status mnist_dist_params(const mnist_mlp *m, nb_params *ps);
+// Rank 0's parameters, optimizer state (after a resume) and run position to every rank.
+nb_status mnist_dist_sync(nb_dist *d, nb_params *ps, nb_optim *opt, mnist_train_state *ts,
+                          bool resumed);
+
+// Batch tensors for the few per-rank batch sizes a run meets (the slices of a full and of the
+// short last global batch): views over the front of x / y, made once, then reused.
+#define MNIST_MAX_VIEWS 4
+typedef struct {
+    int n_views;
+    int64_t count[MNIST_MAX_VIEWS];
+    nb_tensor *x[MNIST_MAX_VIEWS], *y[MNIST_MAX_VIEWS];
+} mnist_views;
+// *x, *y := (count, features) / (count) views over x / y; false (nb_last_error) on failure.
+bool mnist_views_get(mnist_views *v, nb_tensor *x, nb_tensor *y, int64_t count, nb_tensor **xv,
+                     nb_tensor **yv);
+void mnist_views_free(mnist_views *v);
+
 // ---- progress (progress.c) -------------------------------------------------------------------
 
 typedef struct {
-    bool tty;  // stderr is a terminal: redraw one line with \r
-    int epoch; // 1-based
+    bool tty;   // stderr is a terminal: redraw one line with \r
+    bool quiet; // print nothing (ranks other than 0 of a --distributed run)
+    int epoch;  // 1-based
     int epochs;
     int64_t n_batches;   // per epoch
     double run_start;    // when training began (for the run's ETA)

@@ -26,6 +26,7 @@ void mnist_progress_init(mnist_progress *p, int epochs, int64_t n_batches) {
     p->run_start = mnist_now();
     p->run_batches = 0;
     p->epoch = 0;
+    p->quiet = false;
 }
 
 void mnist_progress_epoch(mnist_progress *p, int epoch) {
@@ -48,6 +49,8 @@ static const char *clock_str(double s, char *buf, size_t size) {
 }
 
 void mnist_progress_update(mnist_progress *p, int64_t done, int64_t samples, double loss) {
+    if (p->quiet)
+        return;
     double now = mnist_now();
     bool last = done == p->n_batches;
     if (p->tty ? (!last && now - p->last_draw < REDRAW_SECONDS)
@@ -84,7 +87,7 @@ void mnist_progress_update(mnist_progress *p, int64_t done, int64_t samples, dou
 }
 
 void mnist_progress_finish(mnist_progress *p) {
-    if (p->tty) {
+    if (p->tty && !p->quiet) {
         fputs("\r\033[K", stderr);
         fflush(stderr);
     }

@@ -16,9 +16,9 @@
 //
 // MPI is optional at build time (NABLA_WITH_MPI). Without it nb_dist_init gives a one-rank
 // world whose collectives are identities, and refuses (clear error) to run under mpirun with
-// more than one rank. Collectives fail loudly instead of hanging: one that makes no progress
-// for the timeout (a rank died, hung or took another code path) prints what it was waiting
-// for, on which rank, and aborts the whole job (MPI_Abort).
+// more than one rank. Collectives fail loudly instead of hanging: a watchdog thread aborts the
+// whole job (MPI_Abort) when one lasts longer than the timeout (a rank died, hung or took
+// another code path), after printing which collective it was, on which rank.
 // Every call is collective (all ranks call it in the same order) unless it says "local".
 #ifndef NABLA_DIST_H
 #define NABLA_DIST_H

@@ -110,10 +110,16 @@ static const char *save_state(const run_state *r, char *buf, size_t size) {
     return buf;
 }
 
+// --distributed with several ranks: this process's rank, named in its error messages.
+static int message_rank = -1;
+
 static int fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("mnist: ", stderr);
+    if (message_rank >= 0)
+        fprintf(stderr, "mnist: rank %d: ", message_rank);
+    else
+        fputs("mnist: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -680,6 +686,8 @@ static int setup_distributed(run_state *r, int *argc, char ***argv) {
     if (!(r->dist = nb_dist_init(argc, argv)))
         return fail("--distributed: %s", nb_last_error());
     int size = nb_dist_size(r->dist);
+    if (size > 1)
+        message_rank = nb_dist_rank(r->dist);
     if (r->o.batch < size) {
         fail("--batch %" PRId64 " (the global batch) is smaller than the %d ranks", r->o.batch,
              size);

@@ -715,6 +715,9 @@ int main(int argc, char **argv) {
     install_signal_handlers();
     rc = run(&r);
     run_free(&r);
+    // Output written after MPI_Finalize can be lost by mpirun's forwarding: flush first.
+    fflush(stdout);
+    fflush(stderr);
     nb_dist_finalize(r.dist);
     return rc;
 }

@@ -252,6 +252,7 @@ static void sdpa_backward(nb_node *nd) {
     if (!wq && !wk && !wv && !wm)
         return;
     int threads = wm ? 1 : s->threads; // slices share the mask's gradient entries
+    (void)threads;                     // read only by the OpenMP pragma in a build without OpenMP
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif

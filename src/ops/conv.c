@@ -297,6 +297,7 @@ static void conv_forward(nb_node *nd) {
     if (!s)
         return;
     int threads = s->threads;
+    (void)threads; // read only by the OpenMP pragma in a build without OpenMP
     bool keep = s->keep;
     size_t es = nb_dtype_size(y->dtype), colsz = (size_t)(q.k * q.ohw);
     char *cols = s->cols;
@@ -367,6 +368,7 @@ static void conv_backward(nb_node *nd) {
     // the one chunk accumulates straight into w's gradient.
     bool partial = want_w && s->chunks > 1;
     int threads = s->threads < s->chunks ? s->threads : (int)s->chunks;
+    (void)threads; // read only by the OpenMP pragma in a build without OpenMP
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif

@@ -22,11 +22,13 @@ if [[ -z $mpiexec ]]; then
     exit 0
 fi
 
-# Root in CI containers; --oversubscribe: more ranks than this machine's 2 cores.
+# Root in CI containers; --oversubscribe: more ranks than this machine's 2 cores. TMPDIR: Open
+# MPI's session directory private to this test (ctest -j runs the other mpirun test at the same
+# time; sharing /tmp/ompi.<host>.<uid> failed once with "orte_session_dir failed").
 run() { # run NP ARGS...: dist_train on NP ranks
     local np=$1
     shift
-    "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" "$bin" "$@"
+    TMPDIR="$work" "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" "$bin" "$@"
 }
 hash_of() { sed -n 's/^params //p' "$work/out"; }
 

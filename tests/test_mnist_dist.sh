@@ -12,6 +12,8 @@ source "$here/cli_lib.sh"
 mnist=$1 mpiexec=$2
 plain=(--threads 1 --limit 3000 --val 500 --hidden 64)
 common=(--distributed "${plain[@]}")
+# TMPDIR: Open MPI's session directory private to this test (see test_dist.sh).
+export TMPDIR="$work"
 mpi=("$mpiexec" --allow-run-as-root --oversubscribe)
 
 expect_run 0 'distributed: 2 ranks, gradient all-reduce' \

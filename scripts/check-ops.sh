@@ -33,7 +33,7 @@ for op in $renamed; do
     grep -qx -- "$op" <<<"$ops" || say "ALIAS names op '$op', which has no X($op) line in src/ops/ops.def"
 done
 
-for op in $declared $macros; do
+for op in $(printf '%s\n%s\n' "$declared" "$macros" | sort -u); do # each op once
     in_list "$op" "$listed" && continue
     say "op '$op' is in include/nabla/ops.h but has no X($op) line in src/ops/ops.def" \
         "(step 1 of $doc: without it the op is missing from nb_op_count and the gradient-check coverage)"

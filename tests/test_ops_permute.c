@@ -1,6 +1,7 @@
-// permute, transpose (any two axes), expand and the reshape conveniences (squeeze, unsqueeze,
-// flatten): values against index arithmetic done here, gradients (including the sum over
-// expanded copies), the plain, run-copy and tiled paths, and every bad input.
+// src/ops/permute.c: permute, transpose (the last two axes, any two axes), expand, and the
+// reshape conveniences (squeeze, unsqueeze, flatten) that permute and expand are used with:
+// values against index arithmetic done here and by hand, gradients (including the sum over
+// expanded copies), the plain, run-copy, tiled and multi-threaded paths, and every bad input.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,10 @@
 
 #include <cmocka.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
+
+static const double X23[] = {1, 2, 3, 4, 5, 6}; // [[1, 2, 3], [4, 5, 6]]
 
 static nb_tensor *iota(nb_dtype dt, int ndim, const int64_t *shape, bool grad) {
     nb_tensor *t = nb_tensor_create(dt, ndim, shape);
@@ -176,6 +180,56 @@ static void bad_input(void **state) {
     nb_tensor_destroy(lab);
 }
 
+static void transpose_values_and_grad(void **state) {
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dt = d ? NB_F64 : NB_F32;
+        nb_tensor *x = mk(dt, SHAPE(2, 3), X23, true);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *y = nb_transpose(g, x);
+        expect_shape(y, SHAPE(3, 2));
+        expect_values(y, (double[]){1, 4, 2, 5, 3, 6}, 6);
+        nb_tensor *up = mk(dt, SHAPE(3, 2), (double[]){1, 2, 3, 4, 5, 6}, false);
+        assert_int_equal(nb_backward_with(g, y, up), NB_OK);
+        expect_grad(x, (double[]){1, 3, 5, 2, 4, 6}, 6);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(x);
+        nb_tensor_destroy(up);
+    }
+}
+
+// Above NB_OMP_MIN elements the kernels run multi-threaded: results must match a plain loop.
+static void large_transpose_matches_plain_loop(void **state) {
+    (void)state;
+    enum { R = 300, C = 200 };
+    nb_tensor *x = mk(NB_F64, SHAPE(R, C), NULL, true);
+    double *v = nb_tensor_data_f64(x);
+    for (int i = 0; i < R * C; i++)
+        v[i] = (i * 7919) % 1009;
+    nb_graph *g = nb_graph_create();
+    nb_tensor *t = nb_transpose(g, x);
+    assert_non_null(t);
+    for (int i = 0; i < R * C; i++)
+        assert_true(nb_tensor_get(t, (i % C) * R + i / C) == v[i]);
+    // Two backward passes accumulate: d Σ transpose(x) / dx twice = 2.
+    assert_int_equal(nb_backward(g, nb_sum(g, t)), NB_OK);
+    assert_int_equal(nb_backward(g, nb_sum(g, t)), NB_OK);
+    for (int i = 0; i < R * C; i++)
+        assert_true(nb_tensor_grad_get(x, i) == 2.0);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+}
+
+static void transpose_errors(void **state) {
+    (void)state;
+    nb_tensor *v = mk(NB_F64, SHAPE(3), NULL, false);
+    nb_graph *g = nb_graph_create();
+    EXPECT_ERR(nb_transpose(g, v), NB_ERR_ARG, "transpose", "(3)", "(-2, -1) out of range");
+    EXPECT_ERR(nb_transpose(g, NULL), NB_ERR_NULL, "transpose");
+    nb_graph_destroy(g);
+    nb_tensor_destroy(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(permute_matches_index_arithmetic),
@@ -183,6 +237,9 @@ int main(void) {
         cmocka_unit_test(expand_repeats_and_sums_back),
         cmocka_unit_test(conveniences_shapes),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(transpose_values_and_grad),
+        cmocka_unit_test(large_transpose_matches_plain_loop),
+        cmocka_unit_test(transpose_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,19 @@ static const oc_bad_case *const bad_tables[] = {
 #include "cases.def"
 #undef FAMILY
 };
+static const char *const family_names[] = {
+#define FAMILY(f) #f,
+#include "cases.def"
+#undef FAMILY
+};
 #define N_TABLES (sizeof tables / sizeof tables[0])
+
+// `--family <name>` runs only that family's cases (ctest registers one test per family, so the
+// families run in parallel and each stays far below the timeout); NULL runs them all.
+static const char *only_family;
+static bool family_selected(size_t t) {
+    return !only_family || strcmp(only_family, family_names[t]) == 0;
+}
 
 static int n_cases(const char *op) {
     int n = 0;
@@ -121,7 +133,7 @@ static void every_gradcheck_case_passes(void **state) {
     (void)state;
     int failed = 0, run = 0;
     for (size_t t = 0; t < N_TABLES; t++)
-        for (const oc_case *c = tables[t]; c->op; c++) {
+        for (const oc_case *c = tables[t]; c->op && family_selected(t); c++) {
             run++;
             if (!oc_run_case(c, case_seed(c)))
                 failed++;
@@ -134,7 +146,7 @@ static void every_bad_input_case_is_refused(void **state) {
     (void)state;
     int failed = 0, run = 0;
     for (size_t t = 0; t < N_TABLES; t++)
-        for (const oc_bad_case *c = bad_tables[t]; c->op; c++) {
+        for (const oc_bad_case *c = bad_tables[t]; c->op && family_selected(t); c++) {
             run++;
             if (!oc_run_bad_case(c))
                 failed++;
@@ -143,14 +155,35 @@ static void every_bad_input_case_is_refused(void **state) {
     assert_int_equal(failed, 0);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
+// No arguments: every check and every case. `--coverage`: the coverage checks only.
+// `--family <name>`: that family's gradient-check and bad-input cases only.
+int main(int argc, char **argv) {
+    const struct CMUnitTest coverage[] = {
         cmocka_unit_test(op_list_matches_registry),
         cmocka_unit_test(every_op_has_a_gradcheck_case),
         cmocka_unit_test(every_op_has_a_bad_input_case),
         cmocka_unit_test(every_case_names_a_real_op),
+    };
+    const struct CMUnitTest cases[] = {
         cmocka_unit_test(every_gradcheck_case_passes),
         cmocka_unit_test(every_bad_input_case_is_refused),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (argc == 2 && strcmp(argv[1], "--coverage") == 0)
+        return cmocka_run_group_tests(coverage, NULL, NULL);
+    if (argc == 3 && strcmp(argv[1], "--family") == 0) {
+        only_family = argv[2];
+        bool known = false;
+        for (size_t t = 0; t < N_TABLES; t++)
+            known = known || strcmp(family_names[t], only_family) == 0;
+        if (!known) {
+            fprintf(stderr, "test_ops_registry: no family '%s' in tests/cases.def\n", only_family);
+            return 2;
+        }
+        return cmocka_run_group_tests(cases, NULL, NULL);
+    }
+    if (argc != 1) {
+        fprintf(stderr, "usage: test_ops_registry [--coverage | --family <name>]\n");
+        return 2;
+    }
+    return cmocka_run_group_tests(coverage, NULL, NULL) | cmocka_run_group_tests(cases, NULL, NULL);
 }

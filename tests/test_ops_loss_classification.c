@@ -1,6 +1,8 @@
-// softmax, log_softmax and the losses: values computed by hand, numerical stability with
-// logits of ±1000 in both dtypes, agreement between equivalent formulations, and error paths.
-// Gradients are checked against finite differences in tests/cases_softmax_loss.c.
+// src/ops/loss_classification.c: binary cross-entropy (probabilities, logits) and cross-entropy
+// (probabilities, logits, class indices): values computed by hand, the probability clamp,
+// numerical stability with logits of ±1000 in both dtypes, agreement between equivalent
+// formulations, eval mode, and error paths. Gradients are checked against finite differences in
+// tests/cases_loss_classification.c.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,111 +43,6 @@ static bool all_finite(const nb_tensor *t, bool grad) {
 static void near(double a, double b, double tol) {
     if (!(fabs(a - b) <= tol * fmax(1.0, fabs(b))))
         fail_msg("got %.12g, expected %.12g", a, b);
-}
-
-static void softmax_hand_values(void **state) {
-    (void)state;
-    // e^0 : e^ln2 : e^ln3 = 1 : 2 : 3, so softmax = (1, 2, 3) / 6; shifting a row changes nothing.
-    const double x[] = {0, log(2.0), log(3.0), 10, 10 + log(2.0), 10 + log(3.0)};
-    for (int d = 0; d < 2; d++) {
-        nb_tensor *t = mk2(dtypes[d], 2, 3, x, false);
-        nb_graph *g = nb_graph_create();
-        nb_tensor *y = nb_softmax(g, t), *ly = nb_log_softmax(g, t);
-        assert_non_null(y);
-        assert_non_null(ly);
-        assert_int_equal(nb_tensor_ndim(y), 2);
-        for (int i = 0; i < 6; i++) {
-            near(nb_tensor_get(y, i), (i % 3 + 1) / 6.0, 1e-6);
-            near(nb_tensor_get(ly, i), log((i % 3 + 1) / 6.0), 1e-6);
-        }
-        nb_graph_destroy(g);
-        nb_tensor_destroy(t);
-    }
-}
-
-// Rows with ±1000 would overflow e^x without the max shift.
-static void softmax_extreme_logits_are_finite(void **state) {
-    (void)state;
-    const double x[] = {1000, -1000, 0, 1000, 1000, 1000, -1000, -1000, -1000};
-    const double up[] = {0.3, -0.2, 0.5, 1, 2, 3, -1, 0.5, 0.25};
-    for (int d = 0; d < 2; d++) {
-        for (int lg = 0; lg < 2; lg++) {
-            nb_tensor *t = mk2(dtypes[d], 3, 3, x, true);
-            nb_tensor *u = mk2(dtypes[d], 3, 3, up, false);
-            nb_graph *g = nb_graph_create();
-            nb_tensor *y = lg ? nb_log_softmax(g, t) : nb_softmax(g, t);
-            assert_non_null(y);
-            assert_true(all_finite(y, false));
-            if (lg) { // (0, -2000, -1000), then ln(1/3) three times per row
-                near(nb_tensor_get(y, 0), 0, 1e-6);
-                near(nb_tensor_get(y, 1), -2000, 1e-6);
-                near(nb_tensor_get(y, 2), -1000, 1e-6);
-                for (int i = 3; i < 9; i++)
-                    near(nb_tensor_get(y, i), -log(3.0), 1e-6);
-            } else {
-                near(nb_tensor_get(y, 0), 1, 1e-6);
-                near(nb_tensor_get(y, 1), 0, 1e-6);
-                near(nb_tensor_get(y, 2), 0, 1e-6);
-                for (int i = 3; i < 9; i++)
-                    near(nb_tensor_get(y, i), 1 / 3.0, 1e-6);
-            }
-            assert_int_equal(nb_backward_with(g, y, u), NB_OK);
-            assert_true(all_finite(t, true));
-            if (!lg) // a saturated row has a zero Jacobian
-                for (int i = 0; i < 3; i++)
-                    near(nb_tensor_grad_get(t, i), 0, 1e-6);
-            nb_graph_destroy(g);
-            nb_tensor_destroy(t);
-            nb_tensor_destroy(u);
-        }
-    }
-}
-
-static void softmax_1d_and_3d(void **state) {
-    (void)state;
-    nb_tensor *v = mk(NB_F64, 1, (int64_t[]){4}, (double[]){1, 1, 1, 1}, false);
-    nb_tensor *c = mk(NB_F64, 3, (int64_t[]){2, 2, 2}, (double[]){0, 0, 1, 1, 5, 5, 0, 0}, false);
-    nb_graph *g = nb_graph_create();
-    nb_tensor *y = nb_softmax(g, v), *z = nb_softmax(g, c);
-    for (int i = 0; i < 4; i++)
-        near(nb_tensor_get(y, i), 0.25, 1e-12);
-    for (int i = 0; i < 8; i++) // every row of the last axis is constant
-        near(nb_tensor_get(z, i), 0.5, 1e-12);
-    assert_int_equal(nb_tensor_ndim(z), 3);
-    nb_graph_destroy(g);
-    nb_tensor_destroy(v);
-    nb_tensor_destroy(c);
-}
-
-static void mse_and_half_sse_hand_values(void **state) {
-    (void)state;
-    // d = pred - target = (1, 0, -2, 0): Σ d² = 5.
-    const double p[] = {1, 2, 3, 4}, t[] = {0, 2, 5, 4};
-    for (int d = 0; d < 2; d++) {
-        nb_tensor *pred = mk2(dtypes[d], 2, 2, p, true), *tgt = mk2(dtypes[d], 2, 2, t, true);
-        nb_graph *g = nb_graph_create();
-        nb_tensor *l = nb_mse_loss(g, pred, tgt, NB_REDUCE_MEAN);
-        assert_int_equal(nb_tensor_ndim(l), 0); // a 0-dim scalar
-        near(nb_tensor_get(l, 0), 5.0 / 4, 1e-7);
-        assert_int_equal(nb_backward(g, l), NB_OK);
-        for (int i = 0; i < 4; i++) { // 2 d / 4, and the target gets the opposite
-            near(nb_tensor_grad_get(pred, i), 0.5 * (p[i] - t[i]), 1e-7);
-            near(nb_tensor_grad_get(tgt, i), -0.5 * (p[i] - t[i]), 1e-7);
-        }
-        nb_graph_reset(g);
-        near(nb_tensor_get(nb_mse_loss(g, pred, tgt, NB_REDUCE_SUM), 0), 5, 1e-7);
-        // The article's cost ½ Σ_j (y_j - ŷ_j)² per sample: ½·1 + ½·4 = 2.5 summed, /2 averaged.
-        near(nb_tensor_get(nb_half_sse_loss(g, pred, tgt, NB_REDUCE_SUM), 0), 2.5, 1e-7);
-        nb_tensor_zero_grad(pred);
-        nb_tensor *h = nb_half_sse_loss(g, pred, tgt, NB_REDUCE_MEAN);
-        near(nb_tensor_get(h, 0), 1.25, 1e-7);
-        assert_int_equal(nb_backward(g, h), NB_OK);
-        for (int i = 0; i < 4; i++) // d / batch
-            near(nb_tensor_grad_get(pred, i), (p[i] - t[i]) / 2, 1e-7);
-        nb_graph_destroy(g);
-        nb_tensor_destroy(pred);
-        nb_tensor_destroy(tgt);
-    }
 }
 
 static void bce_hand_values_and_clamp(void **state) {
@@ -323,15 +220,8 @@ static void errors_are_recorded(void **state) {
     nb_tensor *l3 = labels(3, (const int32_t[]){0, 1, 2});
     nb_tensor *hi = labels(2, (const int32_t[]){0, 4}), *neg = labels(2, (const int32_t[]){-1, 0});
     nb_tensor *v = mk(NB_F32, 1, (int64_t[]){4}, NULL, false);
-    nb_tensor *s = mk(NB_F32, 0, NULL, NULL, false);
     nb_graph *g = nb_graph_create();
 
-    assert_true(oc_expect_error(g, nb_mse_loss(g, a, b, NB_REDUCE_MEAN), NB_ERR_SHAPE, "mse_loss",
-                                "(2, 3)", "(3, 2)", NULL));
-    nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_half_sse_loss(g, a, b, NB_REDUCE_SUM), NB_ERR_SHAPE,
-                                "half_sse_loss", "(2, 3)", "(3, 2)", NULL));
-    nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_bce_logits_loss(g, a, b, NB_REDUCE_SUM), NB_ERR_SHAPE,
                                 "bce_logits_loss", "(2, 3)", "(3, 2)", NULL));
     nb_graph_reset(g);
@@ -343,10 +233,6 @@ static void errors_are_recorded(void **state) {
     nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_bce_loss(g, a, z64, NB_REDUCE_MEAN), NB_ERR_DTYPE, "bce_loss",
                                 "float64", NULL));
-    nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_softmax(g, s), NB_ERR_SHAPE, "softmax", "0-dim", NULL));
-    nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_log_softmax(g, s), NB_ERR_SHAPE, "log_softmax", NULL));
 
     // Sparse labels: shape, range (naming the bad label and where it is), dtype.
     nb_graph_reset(g);
@@ -373,9 +259,6 @@ static void errors_are_recorded(void **state) {
     assert_true(oc_expect_error(g, nb_bce_loss(g, a, a, (nb_reduction)7), NB_ERR_ARG, "bce_loss",
                                 "reduction 7", NULL));
     nb_graph_reset(g);
-    assert_true(oc_expect_error(g, nb_mse_loss(g, a, a, NB_REDUCTION_COUNT), NB_ERR_ARG, "mse_loss",
-                                "reduction", NULL));
-    nb_graph_reset(g);
     assert_true(oc_expect_error(g, nb_cross_entropy_logits(g, z, z, (nb_reduction)-1), NB_ERR_ARG,
                                 "cross_entropy_logits", "reduction -1", NULL));
 
@@ -386,23 +269,17 @@ static void errors_are_recorded(void **state) {
     assert_null(nb_softmax(g, a));
     assert_null(nb_mse_loss(g, a, a, NB_REDUCE_MEAN));
     assert_true(oc_expect_error(g, NULL, NB_ERR_NULL, "cross_entropy_logits", NULL));
-    assert_null(nb_softmax(NULL, a));
-    assert_non_null(strstr(nb_last_error(), "softmax"));
     assert_null(nb_sparse_cross_entropy_logits(NULL, z, hi, NB_REDUCE_MEAN));
     assert_non_null(strstr(nb_last_error(), "sparse_cross_entropy_logits"));
 
     nb_graph_destroy(g);
-    nb_tensor *all[] = {a, b, z, z64, flab, l3, hi, neg, v, s};
+    nb_tensor *all[] = {a, b, z, z64, flab, l3, hi, neg, v};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         nb_tensor_destroy(all[i]);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(softmax_hand_values),
-        cmocka_unit_test(softmax_extreme_logits_are_finite),
-        cmocka_unit_test(softmax_1d_and_3d),
-        cmocka_unit_test(mse_and_half_sse_hand_values),
         cmocka_unit_test(bce_hand_values_and_clamp),
         cmocka_unit_test(bce_logits_matches_bce_of_sigmoid),
         cmocka_unit_test(bce_logits_extreme_is_finite),

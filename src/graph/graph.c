@@ -236,30 +236,37 @@ void *nb__node_save(nb_node *nd, size_t nbytes) {
 
 // Dtype and ownership rules every op shares, checked before the op's own infer.
 // Why input i (whose epoch is neither this step's nor a leaf's) cannot be used.
-static nb_status lifetime_error(nb_graph *g, const nb_op *op, const nb_tensor *t, int i) {
+static nb_status lifetime_error(nb_graph *g, const char *op_name, const nb_tensor *t, int i) {
     if (t->epoch == NB_POISON_EPOCH || t->epoch == 0) // a dead header, poisoned or released
         return nb__graph_fail(g, NB_ERR_STATE,
                               "%s: input %d is an op output used after nb_graph_reset (its "
                               "memory was released); keep values across steps in your own "
                               "tensors (nb_tensor_copy)",
-                              op->name, i);
+                              op_name, i);
     if (t->graph == g || !t->graph)
         return nb__graph_fail(g, NB_ERR_STATE,
                               "%s: input %d %s is a stale op output, used after "
                               "nb_graph_reset (made before it); keep values across steps in "
                               "your own tensors (nb_tensor_copy)",
-                              op->name, i, NB_SHAPE_STR(t));
-    return nb__graph_fail(g, NB_ERR_STATE, "%s: input %d %s was made on another graph", op->name, i,
+                              op_name, i, NB_SHAPE_STR(t));
+    return nb__graph_fail(g, NB_ERR_STATE, "%s: input %d %s was made on another graph", op_name, i,
                           NB_SHAPE_STR(t));
+}
+
+// Alive on g now: made on this step of g, or a leaf (a user tensor belongs to no graph).
+static inline bool is_live(const nb_graph *g, const nb_tensor *t) {
+    return t->epoch == g->epoch || (t->epoch == NB_LEAF_EPOCH && !t->graph);
+}
+
+nb_status nb__graph_check_live(nb_graph *g, const char *op_name, const nb_tensor *t, int i) {
+    return is_live(g, t) ? NB_OK : lifetime_error(g, op_name, t, i);
 }
 
 static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_in) {
     // Lifetimes first, for every input: a stale tensor is reported as such, never read.
-    for (int i = 0; i < n_in; i++) {
-        const nb_tensor *t = in[i];
-        if (t->epoch != g->epoch && (t->epoch != NB_LEAF_EPOCH || t->graph))
-            return lifetime_error(g, op, t, i);
-    }
+    for (int i = 0; i < n_in; i++)
+        if (!is_live(g, in[i]))
+            return lifetime_error(g, op->name, in[i], i);
     nb_dtype dt = NB_DTYPE_COUNT;
     for (int i = 0; i < n_in; i++) {
         const nb_tensor *t = in[i];

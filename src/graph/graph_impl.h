@@ -83,6 +83,13 @@ nb_status nb__node_fail(nb_node *nd, nb_status code, const char *fmt, ...)
 nb_status nb__graph_fail(nb_graph *g, nb_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// Whether input i of op `op_name` may be used on g now: a leaf, or an output of g's current step.
+// Otherwise records why not (a stale output, a released header, another graph's tensor) and
+// returns NB_ERR_STATE. nb__record checks every input this way; an op that computes an argument
+// from x's shape before recording (flatten, squeeze) calls it first, so a stale x is reported
+// as such and its shape never read.
+nb_status nb__graph_check_live(nb_graph *g, const char *op_name, const nb_tensor *t, int i);
+
 // Normalise an axis (negative counts from the end). Returns false if out of range.
 bool nb__axis(int axis, int ndim, int *out);
 

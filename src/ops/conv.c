@@ -424,6 +424,10 @@ nb_tensor *nb_conv1d(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, int 
         return NULL;
     if (!x || !w)
         return nb__graph_fail(g, NB_ERR_NULL, "conv1d: %s is NULL", x ? "w" : "x"), NULL;
+    // Stale inputs are refused before their shapes are read.
+    if (nb__graph_check_live(g, "conv1d", x, 0) || nb__graph_check_live(g, "conv1d", w, 1) ||
+        (b && nb__graph_check_live(g, "conv1d", b, 2)))
+        return NULL;
     if (x->ndim != 3 || w->ndim != 3)
         return nb__graph_fail(g, NB_ERR_SHAPE,
                               "conv1d: x %s must be (N, C, L) and w %s (O, C/groups, K)",

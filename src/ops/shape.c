@@ -142,9 +142,15 @@ nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape)
 
 // False (with the error recorded on g unless one is already there) when there is nothing to do.
 static bool conv_ok(nb_graph *g, const nb_tensor *x, const char *name) {
-    if (g && !x)
+    if (!g) {
+        nb__set_last_error(NB_ERR_NULL, "%s: graph is NULL", name);
+        return false;
+    }
+    if (nb_graph_status(g) != NB_OK)
+        return false; // sticky: the graph keeps its first error
+    if (!x)
         nb__graph_fail(g, NB_ERR_NULL, "%s: x is NULL", name);
-    return g && x && nb_graph_status(g) == NB_OK;
+    return x && nb__graph_check_live(g, name, x, 0) == NB_OK;
 }
 
 nb_tensor *nb_squeeze(nb_graph *g, nb_tensor *x, int axis) {
@@ -195,11 +201,8 @@ nb_tensor *nb_flatten(nb_graph *g, nb_tensor *x, int start, int end) {
     for (int d = 0; d < x->ndim; d++) {
         if (d <= s || d > e) {
             shape[n++] = x->shape[d];
-        } else if (__builtin_mul_overflow(shape[n - 1], x->shape[d], &shape[n - 1])) {
-            // Only an empty x (a 0 elsewhere) can have such dims.
-            nb__graph_fail(g, NB_ERR_SHAPE, "flatten: dims %d..%d of x %s multiply past int64", s,
-                           e, NB_SHAPE_STR(x));
-            return NULL;
+        } else {
+            shape[n - 1] *= x->shape[d]; // fits: any product of x's dims does (nb__shape_check)
         }
     }
     return nb_reshape(g, x, n, shape);

@@ -45,22 +45,30 @@ nb_status nb__shape_check(int ndim, const int64_t *shape, int64_t *numel, char *
         snprintf(err, n, "shape is NULL");
         return NB_ERR_NULL;
     }
-    // A zero dim anywhere makes an empty tensor, valid whatever its other dims (the limit is
-    // on elements, so (2^40, 2^40, 0) is as valid as (0, 2^40, 2^40)); ops do no work for it.
+    // The limit (INT64_MAX / 8, so a byte count of any dtype fits int64) is on the product of
+    // the nonzero dims, for empty tensors too: then every product of some of a tensor's dims
+    // (an op's outer/inner/row counts, strides) fits int64, and no op needs its own overflow
+    // check. (2^40, 2^40, 0) is refused like (2^40, 2^40, 1), as PyTorch refuses it ("Storage
+    // size calculation overflowed").
+    // A multiply with an overflow check instead of a division per dim: every op output
+    // passes here.
     bool empty = false;
+    int64_t count = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             snprintf(err, n, "dim %d is negative (%" PRId64 ")", i, shape[i]);
             return NB_ERR_SHAPE;
         }
-        empty = empty || shape[i] == 0;
-    }
-    // At most INT64_MAX / 8 elements, so a byte count of any dtype fits int64. A multiply
-    // with an overflow check instead of a division per dim: every op output passes here.
-    int64_t count = 1;
-    for (int i = 0; i < ndim && !empty; i++) {
+        if (shape[i] == 0) {
+            empty = true;
+            continue;
+        }
         if (__builtin_mul_overflow(count, shape[i], &count) || count > INT64_MAX / 8) {
-            snprintf(err, n, "too many elements");
+            bool has_zero = empty;
+            for (int j = i; j < ndim; j++)
+                has_zero = has_zero || shape[j] == 0;
+            snprintf(err, n, "too many elements: the %sdims multiply past 2^60",
+                     has_zero ? "nonzero " : "");
             return NB_ERR_SHAPE;
         }
     }

@@ -33,8 +33,9 @@ struct nb_tensor {
 // reads 0 and a poisoned one NB_POISON_EPOCH (graph/arena.h): neither is a leaf's.
 #define NB_LEAF_EPOCH 1u
 
-// Checks a shape (0 <= ndim <= NB_MAX_DIMS, dims >= 0, numel fits int64 and memory) and
-// computes numel. Writes a message into err (size n) on failure.
+// Checks a shape (0 <= ndim <= NB_MAX_DIMS, dims >= 0, the product of the nonzero dims at most
+// 2^60, so every product of some dims fits int64 even for an empty tensor) and computes numel.
+// Writes a message into err (size n) on failure.
 nb_status nb__shape_check(int ndim, const int64_t *shape, int64_t *numel, char *err, size_t n);
 
 #endif

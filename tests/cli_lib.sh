@@ -1,6 +1,8 @@
 # Shared by the command-line test scripts (sourced, not run): a temporary work directory,
 # failure counting, and expect_run. The caller sets nothing; it reads $work and $failures.
-work=$(mktemp -d)
+# A named template, not /tmp/tmp.*: a cleanup of stray mktemp directories elsewhere on the
+# machine removed this one mid-run more than once while the suite ran under ctest -j.
+work=$(mktemp -d "${TMPDIR:-/tmp}/nabla-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failures=0
 

@@ -470,6 +470,22 @@ static void one_hot_values_and_errors(void **state) {
     nb_tensor *i32 = nb_tensor_create(NB_I32, 2, (int64_t[]){3, 4});
     assert_int_equal(nb_one_hot(y, 3, 4, i32), NB_ERR_DTYPE);
     assert_int_equal(nb_one_hot(NULL, 3, 4, f), NB_ERR_NULL);
+    // int64 labels: the same rows and the same checks, values named in full.
+    const int64_t y64[] = {2, 0, 3};
+    nb_tensor_fill(d, -7.0);
+    assert_int_equal(nb_one_hot_i64(y64, 3, 4, d), NB_OK);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 4; k++)
+            assert_true(nb_tensor_get(d, i * 4 + k) == (k == y64[i] ? 1.0 : 0.0));
+    nb_tensor_fill(f, -7.0);
+    assert_int_equal(nb_one_hot_i64((int64_t[]){1, (int64_t)1 << 32, 0}, 3, 4, f), NB_ERR_ARG);
+    assert_msg_has("nb_one_hot_i64: labels[1] = 4294967296 is outside [0, 4)");
+    assert_int_equal(nb_one_hot_i64((int64_t[]){1, 0, -2}, 3, 4, f), NB_ERR_ARG);
+    assert_msg_has("labels[2] = -2 is outside [0, 4)");
+    assert_true(nb_tensor_get(f, 0) == -7.0);
+    assert_int_equal(nb_one_hot_i64(y64, 3, 4, i32), NB_ERR_DTYPE);
+    assert_int_equal(nb_one_hot_i64(y64, 3, 5, d), NB_ERR_SHAPE);
+    assert_int_equal(nb_one_hot_i64(NULL, 3, 4, f), NB_ERR_NULL);
     nb_tensor_destroy(f);
     nb_tensor_destroy(d);
     nb_tensor_destroy(i32);

@@ -11,13 +11,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nabla/data.h"
+#include "nabla.h"
 
 #define FORTUNES_DIR "/usr/share/games/fortunes"
 
@@ -286,6 +287,52 @@ static void windows_and_batches(void **state) {
     assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, f, NULL), NB_ERR_DTYPE);
     assert_int_equal(nb_text_fill_batch(&t, 5, NULL, 2, x, NULL), NB_ERR_NULL);
     assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, NULL, y), NB_OK); // targets only
+    // int64 batches (PyTorch's index dtype), alone or mixed with int32: the same ids.
+    nb_tensor *x64 = nb_tensor_create(NB_I64, 2, shape);
+    nb_tensor *y64 = nb_tensor_create(NB_I64, 2, shape);
+    assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, x64, y64), NB_OK);
+    nb_tensor_fill(y, -1);
+    assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, x64, y), NB_OK);
+    assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, x, NULL), NB_OK);
+    for (int i = 0; i < 10; i++) {
+        int64_t want = w[i / 5] * 5 + i % 5;
+        assert_int_equal(nb_tensor_data_i64(x64)[i], want);
+        assert_int_equal(xd[i], want);
+        assert_int_equal(nb_tensor_data_i64(y64)[i], want + 1);
+        assert_int_equal(nb_tensor_data_i32(y)[i], want + 1);
+    }
+    // They feed embedding and sparse cross-entropy as int32 ones do: same loss.
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        nb_graph *g = nb_graph_create();
+        nb_tensor *emb = nb_tensor_create(NB_F64, 2, (int64_t[]){t.vocab.size, t.vocab.size});
+        for (int64_t i = 0; i < nb_tensor_numel(emb); i++)
+            nb_tensor_data_f64(emb)[i] = cos(0.3 * (double)i);
+        nb_tensor *z = nb_embedding(g, emb, k ? x64 : x); // (2, 5, V)
+        z = nb_reshape(g, z, 2, (int64_t[]){10, t.vocab.size});
+        nb_tensor *yk = k ? y64 : y; // labels as a (10) view of the (2, 5) batch
+        nb_tensor *lab =
+            nb_tensor_wrap(nb_tensor_dtype(yk), 1, (int64_t[]){10}, nb_tensor_data(yk));
+        nb_tensor *l = nb_sparse_cross_entropy_logits(g, z, lab, NB_REDUCE_MEAN);
+        if (!l)
+            fail_msg("%s", nb_graph_error(g));
+        loss[k] = nb_tensor_get(l, 0);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(lab);
+        nb_tensor_destroy(emb);
+    }
+    assert_true(loss[0] == loss[1] && loss[0] > 0);
+    // Bad: a 1-D int64 tensor, int64 with the wrong T; nothing written.
+    nb_tensor_fill(x64, -5);
+    nb_tensor *v64 = nb_tensor_create(NB_I64, 1, (int64_t[]){10});
+    assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, v64, NULL), NB_ERR_SHAPE);
+    assert_int_equal(nb_text_fill_batch(&t, 4, w, 2, x64, NULL), NB_ERR_SHAPE);
+    assert_int_equal(nb_text_fill_batch(&t, 5, w, 2, x64, f), NB_ERR_DTYPE);
+    assert_msg_has("y is float32, expected int32 or int64");
+    assert_int_equal(nb_tensor_data_i64(x64)[0], -5);
+    nb_tensor_destroy(x64);
+    nb_tensor_destroy(y64);
+    nb_tensor_destroy(v64);
     nb_tensor_destroy(x);
     nb_tensor_destroy(y);
     nb_tensor_destroy(f);

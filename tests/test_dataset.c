@@ -265,6 +265,143 @@ static void test_bad_datasets(void **state) {
     nb_tensor_destroy(y);
 }
 
+static nb_tensor *i64_labels(int64_t n, const int64_t *v) {
+    nb_tensor *t = nb_tensor_create(NB_I64, 1, (int64_t[]){n});
+    assert_non_null(t);
+    memcpy(nb_tensor_data_i64(t), v, (size_t)n * sizeof *v);
+    return t;
+}
+
+// Sparse cross-entropy of logits = x w against labels y, and d/dw, on a fresh graph.
+static double sparse_ce(nb_tensor *x, nb_tensor *w, nb_tensor *y, double *dw, int64_t ndw) {
+    nb_graph *g = nb_graph_create();
+    assert_non_null(g);
+    nb_tensor_zero_grad(w);
+    nb_tensor *loss = nb_sparse_cross_entropy_logits(g, nb_matmul(g, x, w), y, NB_REDUCE_MEAN);
+    assert_non_null(loss);
+    assert_int_equal(nb_backward(g, loss), NB_OK);
+    double v = nb_tensor_get(loss, 0);
+    memcpy(dw, nb_tensor_grad(w), (size_t)ndw * sizeof(double));
+    nb_graph_destroy(g);
+    return v;
+}
+
+// int64 class labels (PyTorch's dtype) work wherever int32 ones do: attached to a dataset,
+// drawn into int64 or int32 batch labels and one-hot rows, and fed to the ops that take
+// indices (sparse cross-entropy, one_hot) with the same results as the int32 route.
+static void test_int64_labels(void **state) {
+    (void)state;
+    nb_dataset ds;
+    assert_int_equal(nb_dataset_create(6, 1, (int64_t[]){3}, NB_DATA_F64, &ds), NB_OK);
+    for (int64_t i = 0; i < 18; i++)
+        nb_tensor_data_f64(ds.samples)[i] = sin(0.7 * (double)i);
+    const int64_t want[6] = {3, 0, 2, 1, 3, 0};
+    nb_tensor *lab = i64_labels(6, want);
+    assert_int_equal(nb_dataset_set_labels(&ds, lab, 4), NB_OK);
+    assert_int_equal(nb_tensor_dtype(ds.class_labels), NB_I64); // kept, not narrowed
+    nb_tensor_data_i64(lab)[0] = 1;                             // the dataset holds a copy
+    assert_int_equal(nb_tensor_data_i64(ds.class_labels)[0], 3);
+
+    const int64_t idx[4] = {4, 1, 5, 2};
+    nb_tensor *x = nb_tensor_create(NB_F64, 2, (int64_t[]){4, 3});
+    nb_tensor *oh = nb_tensor_create(NB_F64, 2, (int64_t[]){4, 4});
+    nb_tensor *y64 = nb_tensor_create(NB_I64, 1, (int64_t[]){4});
+    nb_tensor *y32 = nb_tensor_create(NB_I32, 1, (int64_t[]){4});
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, x, oh, y64), NB_OK);
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y32), NB_OK);
+    for (int b = 0; b < 4; b++) {
+        assert_int_equal(nb_tensor_data_i64(y64)[b], want[idx[b]]);
+        assert_int_equal(nb_tensor_data_i32(y32)[b], want[idx[b]]);
+        for (int c = 0; c < 4; c++)
+            assert_true(nb_tensor_data_f64(oh)[b * 4 + c] == (c == want[idx[b]] ? 1.0 : 0.0));
+    }
+    // int32 dataset labels drawn into int64 batch labels too.
+    nb_dataset d32;
+    assert_int_equal(nb_dataset_create(6, 1, (int64_t[]){3}, NB_DATA_F64, &d32), NB_OK);
+    nb_tensor *lab32 = i32_labels(6, 1, 4);
+    assert_int_equal(nb_dataset_set_labels(&d32, lab32, 4), NB_OK);
+    nb_tensor_fill(y64, -9);
+    assert_int_equal(nb_dataset_fill_batch(&d32, idx, 4, NULL, NULL, y64), NB_OK);
+    for (int b = 0; b < 4; b++)
+        assert_int_equal(nb_tensor_data_i64(y64)[b], idx[b] % 4);
+    nb_dataset_free(&d32);
+
+    // The batch feeds sparse cross-entropy: same loss and gradient from either label dtype.
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y64), NB_OK);
+    nb_tensor *w = nb_tensor_create(NB_F64, 2, (int64_t[]){3, 4});
+    for (int64_t i = 0; i < 12; i++)
+        nb_tensor_data_f64(w)[i] = 0.1 * (double)(i % 5) - 0.2;
+    assert_int_equal(nb_tensor_set_requires_grad(w, true), NB_OK);
+    double g64[12], g32[12];
+    double l64 = sparse_ce(x, w, y64, g64, 12), l32 = sparse_ce(x, w, y32, g32, 12);
+    assert_true(l64 == l32 && l64 > 0);
+    for (int i = 0; i < 12; i++)
+        assert_true(g64[i] == g32[i]);
+    // And one_hot on the tape gives the rows fill_batch wrote.
+    nb_graph *g = nb_graph_create();
+    nb_tensor *ohg = nb_one_hot_tensor(g, y64, 4, NB_F64);
+    assert_non_null(ohg);
+    for (int i = 0; i < 16; i++)
+        assert_true(nb_tensor_get(ohg, i) == nb_tensor_get(oh, i));
+    nb_graph_destroy(g);
+
+    // Bad int64 labels: negative, past n_classes, past int32 (named with the full value), a
+    // class count past 2^31; nothing changes.
+    nb_tensor_data_i64(lab)[0] = 3;
+    nb_tensor_data_i64(lab)[4] = -3;
+    assert_int_equal(nb_dataset_set_labels(&ds, lab, 4), NB_ERR_ARG);
+    assert_has("labels[4] = -3 is outside [0, 4)");
+    nb_tensor_data_i64(lab)[4] = 4;
+    assert_int_equal(nb_dataset_set_labels(&ds, lab, 4), NB_ERR_ARG);
+    assert_has("labels[4] = 4 is outside [0, 4)");
+    nb_tensor_data_i64(lab)[4] = (int64_t)1 << 40;
+    assert_int_equal(nb_dataset_set_labels(&ds, lab, 4), NB_ERR_ARG);
+    assert_has("labels[4] = 1099511627776 is outside [0, 4)");
+    assert_int_equal(nb_dataset_set_labels(&ds, lab, (int64_t)1 << 41), NB_ERR_ARG);
+    assert_has("n_classes 2199023255552 is outside [1, 2^31)");
+    assert_int_equal(ds.n_classes, 4);
+    assert_int_equal(nb_tensor_data_i64(ds.class_labels)[4], 3);
+    // Mixed dtypes: batch labels must be an index dtype, whatever the dataset holds.
+    nb_tensor *yf = nb_tensor_create(NB_F32, 1, (int64_t[]){4});
+    nb_tensor_fill(y64, -9);
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, yf), NB_ERR_DTYPE);
+    assert_has("labels is float32, needs int32 or int64");
+    nb_tensor *y64s = nb_tensor_create(NB_I64, 1, (int64_t[]){3});
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y64s), NB_ERR_SHAPE);
+    assert_has("labels is (3), needs (4)");
+    // A hand-edited dataset: int64 labels past int32 fit int64 batch labels only.
+    ds.n_classes = (int64_t)1 << 33;
+    nb_tensor_data_i64(ds.class_labels)[1] = ((int64_t)1 << 32) + 5;
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y32), NB_ERR_ARG);
+    assert_has("sample 1 has label 4294967301, which int32 labels cannot hold");
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y64), NB_OK);
+    assert_true(nb_tensor_data_i64(y64)[1] == ((int64_t)1 << 32) + 5);
+    ds.n_classes = 4;
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y64), NB_ERR_ARG);
+    assert_has("sample 1 has label 4294967301, outside [0, 4)");
+    nb_tensor_data_i64(ds.class_labels)[1] = -1;
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, oh, NULL), NB_ERR_ARG);
+    assert_has("sample 1 has label -1, outside [0, 4)");
+    // class_labels replaced by hand with a float tensor is refused as a state error.
+    nb_tensor *keep = ds.class_labels;
+    ds.class_labels = yf;
+    assert_int_equal(nb_dataset_fill_batch(&ds, idx, 4, NULL, NULL, y64), NB_ERR_STATE);
+    assert_has("not int32 or int64");
+    ds.class_labels = keep;
+    assert_int_equal(nb_tensor_data_i64(y64)[0], want[idx[0]]); // failures wrote nothing
+
+    nb_dataset_free(&ds);
+    nb_tensor_destroy(lab);
+    nb_tensor_destroy(lab32);
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(oh);
+    nb_tensor_destroy(y64);
+    nb_tensor_destroy(y32);
+    nb_tensor_destroy(yf);
+    nb_tensor_destroy(y64s);
+    nb_tensor_destroy(w);
+}
+
 // An IDX pair: images (n, rows, cols) and labels (n).
 static void write_idx_pair(const char *im, const char *lb, uint32_t n, uint32_t rows, uint32_t cols,
                            const uint8_t *labels) {
@@ -338,9 +475,8 @@ static void test_idx_general_form(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_u8_images_many_classes),
-        cmocka_unit_test(test_float_samples_targets),
-        cmocka_unit_test(test_bad_datasets),
+        cmocka_unit_test(test_u8_images_many_classes), cmocka_unit_test(test_float_samples_targets),
+        cmocka_unit_test(test_bad_datasets),           cmocka_unit_test(test_int64_labels),
         cmocka_unit_test(test_idx_general_form),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -9,8 +9,8 @@
 //   nb_dataset ds;                                  // 500 RGB 32x32 images, 100 classes
 //   nb_dataset_create(500, 3, (int64_t[]){3, 32, 32}, NB_DATA_U8, &ds);
 //   memcpy(ds.images, pixels, 500 * 3 * 32 * 32);   // or nb_tensor_data(ds.samples) for float
-//   nb_dataset_set_labels(&ds, labels_i32_tensor, 100);
-//   nb_dataset_fill_batch(&ds, idx, 64, x /* (64, 3, 32, 32) f32 */, NULL, y /* (64) i32 */);
+//   nb_dataset_set_labels(&ds, labels, 100);      // (500) NB_I32 or NB_I64
+//   nb_dataset_fill_batch(&ds, idx, 64, x /* (64, 3, 32, 32) f32 */, NULL, y /* (64) i32/i64 */);
 //   nb_dataset_free(&ds);
 #ifndef NABLA_DATA_H
 #define NABLA_DATA_H
@@ -51,7 +51,7 @@ typedef struct nb_dataset {
     int sample_ndim;                       // rank of one sample, 1 .. NB_MAX_DIMS - 1
     int64_t sample_shape[NB_MAX_DIMS - 1]; // e.g. (C, H, W); IDX images: (1, rows, cols)
     nb_tensor *samples;      // float storage: (n, *sample_shape) NB_F32 / NB_F64; else NULL
-    nb_tensor *class_labels; // (n) NB_I32 class indices (used instead of labels), or NULL
+    nb_tensor *class_labels; // (n) NB_I32 / NB_I64 class indices (instead of labels), or NULL
     nb_tensor *targets;      // (n, ...) NB_F32 / NB_F64 targets (e.g. regression), or NULL
 } nb_dataset;
 
@@ -62,8 +62,9 @@ typedef struct nb_dataset {
 // NB_ERR_NOMEM.
 nb_status nb_dataset_create(int64_t n, int sample_ndim, const int64_t *sample_shape,
                             nb_data_storage storage, nb_dataset *out);
-// Attaches class labels: labels is (n) NB_I32, each in [0, n_classes), n_classes >= 1 (any
-// number). Copied into ds->class_labels, which then takes precedence over ds->labels (uint8
+// Attaches class labels: labels is (n) NB_I32 or NB_I64 (PyTorch's dtype for labels), each in
+// [0, n_classes), 1 <= n_classes < 2^31 for either dtype. Copied (dtype kept) into
+// ds->class_labels, which then takes precedence over ds->labels (uint8
 // labels stay until nb_dataset_free; batches read class_labels when it is set).
 // All or nothing: NB_ERR_NULL, NB_ERR_STATE (ds not created or loaded), NB_ERR_DTYPE,
 // NB_ERR_SHAPE, NB_ERR_ARG (the first label out of range, with its index), NB_ERR_NOMEM.
@@ -125,12 +126,13 @@ void nb_dataset_free(nb_dataset *ds);
 // ---- batches -------------------------------------------------------------------------------
 
 // For the n samples idx[0..n): x := the samples (uint8 storage: v / 255) as (n, *sample_shape)
-// or flat (n, sample numel); onehot := (n, n_classes) one-hot rows; labels := (n) NB_I32 class
-// indices. x and onehot are NB_F32 or NB_F64; any of the three may be NULL (onehot and labels
-// need class labels). Everything is checked before anything is written: NB_ERR_SHAPE /
-// NB_ERR_DTYPE for a tensor that does not fit, NB_ERR_ARG for an index outside [0, ds->n),
-// NB_ERR_STATE for a dataset that is empty, inconsistent or has no class labels. For a short
-// last batch, wrap a (count, ...) view over the full tensors.
+// or flat (n, sample numel); onehot := (n, n_classes) one-hot rows; labels := (n) NB_I32 or
+// NB_I64 class indices (either, whatever dtype the dataset's labels have). x and onehot are NB_F32
+// or NB_F64; any of the three may be NULL (onehot and labels need class labels). Everything is
+// checked before anything is written: NB_ERR_SHAPE / NB_ERR_DTYPE for a tensor that does not fit,
+// NB_ERR_ARG for an index outside [0, ds->n), NB_ERR_STATE for a dataset that is empty,
+// inconsistent or has no class labels. For a short last batch, wrap a (count, ...) view over the
+// full tensors.
 nb_status nb_dataset_fill_batch(const nb_dataset *ds, const int64_t *idx, int64_t n, nb_tensor *x,
                                 nb_tensor *onehot, nb_tensor *labels);
 // targets := the samples' targets as (n, *target shape) or flat (n, target numel), NB_F32 or
@@ -140,6 +142,8 @@ nb_status nb_dataset_fill_targets(const nb_dataset *ds, const int64_t *idx, int6
 // out := (n, classes) NB_F32/NB_F64 with out[i, labels[i]] = 1, zeros elsewhere. A label
 // outside [0, classes) is NB_ERR_ARG and leaves out untouched.
 nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tensor *out);
+// The same for int64 labels.
+nb_status nb_one_hot_i64(const int64_t *labels, int64_t n, int64_t classes, nb_tensor *out);
 
 // ---- shuffling and splitting ---------------------------------------------------------------
 
@@ -180,7 +184,7 @@ int64_t nb_batch_iter_num_batches(const nb_batch_iter *it);
 //   int64_t *train = malloc(W * sizeof *train), *val = malloc(W * sizeof *val);
 //   nb_text_split(&txt, 64, 0.1, seed, train, &nt, val, &nv);  // 10 % of the windows
 //   nb_batch_iter *it = nb_batch_iter_create(train, nt, 32, true, seed);
-//   ... nb_text_fill_batch(&txt, 64, batch, count, x, y);     // x, y: (32, 64) NB_I32
+//   ... nb_text_fill_batch(&txt, 64, batch, count, x, y);     // x, y: (32, 64) NB_I32 / I64
 //
 // Checkpoints: save the vocabulary as a tensor, nb_vocab_to_tensor(&txt.vocab), registered as a
 // buffer (e.g. "vocab", NB_BUFFER) of the model's nb_params, so it travels in the safetensors
@@ -255,9 +259,9 @@ int64_t nb_text_windows(const nb_text *t, int64_t T);
 nb_status nb_text_split(const nb_text *t, int64_t T, double val_fraction, uint64_t seed,
                         int64_t *train, int64_t *n_train, int64_t *val, int64_t *n_val);
 // x[i, :] := the inputs of window windows[i], y[i, :] := its targets, for 0 <= i < n. x and y
-// are NB_I32 tensors of shape (n, T) (either may be NULL). Everything is checked before anything
-// is written: NB_ERR_SHAPE / NB_ERR_DTYPE for a tensor that does not fit, NB_ERR_ARG for a
-// window outside [0, nb_text_windows(t, T)).
+// are NB_I32 or NB_I64 tensors of shape (n, T) (either may be NULL, each its own dtype). Everything
+// is checked before anything is written: NB_ERR_SHAPE / NB_ERR_DTYPE for a tensor that does not
+// fit, NB_ERR_ARG for a window outside [0, nb_text_windows(t, T)).
 nb_status nb_text_fill_batch(const nb_text *t, int64_t T, const int64_t *windows, int64_t n,
                              nb_tensor *x, nb_tensor *y);
 

@@ -44,9 +44,10 @@ static nb_status check_float_2d(const char *fn, const char *what, const nb_tenso
             y_[i * (classes) + (hot)] = 1;                                                         \
     } while (0)
 
-nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tensor *out) {
-    static const char fn[] = "nb_one_hot";
-    if (!out || (n > 0 && !labels))
+// nb_one_hot and nb_one_hot_i64: exactly one of l32 / l64 is used (labels of either width).
+static nb_status one_hot_any(const char *fn, const int32_t *l32, const int64_t *l64, int64_t n,
+                             int64_t classes, nb_tensor *out) {
+    if (!out || (n > 0 && !l32 && !l64))
         return nb__set_last_error(NB_ERR_NULL, "%s: %s is NULL", fn, out ? "labels" : "out");
     if (n < 0 || classes <= 0)
         return nb__set_last_error(
@@ -55,19 +56,29 @@ nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tenso
     nb_status st = check_float_2d(fn, "out", out, n, classes);
     if (st != NB_OK)
         return st;
+#define LABEL(i) (l64 ? l64[i] : (int64_t)l32[i])
     for (int64_t i = 0; i < n; i++) {
-        if (labels[i] < 0 || labels[i] >= classes)
+        if (LABEL(i) < 0 || LABEL(i) >= classes)
             return nb__set_last_error(
-                NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId32 " is outside [0, %" PRId64 ")", fn,
-                i, labels[i], classes);
+                NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64 ")", fn,
+                i, LABEL(i), classes);
     }
     if (n == 0)
         return NB_OK;
     if (nb_tensor_dtype(out) == NB_F32)
-        FILL_ONE_HOT(float, out, n, classes, labels[i]);
+        FILL_ONE_HOT(float, out, n, classes, LABEL(i));
     else
-        FILL_ONE_HOT(double, out, n, classes, labels[i]);
+        FILL_ONE_HOT(double, out, n, classes, LABEL(i));
+#undef LABEL
     return NB_OK;
+}
+
+nb_status nb_one_hot(const int32_t *labels, int64_t n, int64_t classes, nb_tensor *out) {
+    return one_hot_any("nb_one_hot", labels, NULL, n, classes, out);
+}
+
+nb_status nb_one_hot_i64(const int64_t *labels, int64_t n, int64_t classes, nb_tensor *out) {
+    return one_hot_any("nb_one_hot_i64", NULL, labels, n, classes, out);
 }
 
 // A batch tensor for `what` (x or targets) is float and either flat (n, numel) for dense
@@ -97,10 +108,10 @@ static nb_status check_sample_tensor(const char *fn, const char *what, const nb_
 // Whether the dataset has class labels in a consistent form.
 static nb_status check_labels(const char *fn, const nb_dataset *ds) {
     const nb_tensor *cl = ds->class_labels;
-    if (cl &&
-        (nb_tensor_dtype(cl) != NB_I32 || nb_tensor_ndim(cl) != 1 || nb_tensor_dim(cl, 0) != ds->n))
+    if (cl && (!nb__is_index_dtype(nb_tensor_dtype(cl)) || nb_tensor_ndim(cl) != 1 ||
+               nb_tensor_dim(cl, 0) != ds->n))
         return nb__set_last_error(NB_ERR_STATE,
-                                  "%s: class_labels is %s %s, not int32 (%" PRId64 ")", fn,
+                                  "%s: class_labels is %s %s, not int32 or int64 (%" PRId64 ")", fn,
                                   nb_dtype_name(nb_tensor_dtype(cl)), NB_SHAPE_STR(cl), ds->n);
     if ((!cl && !ds->labels) || ds->n_classes <= 0)
         return nb__set_last_error(NB_ERR_STATE,
@@ -129,8 +140,8 @@ static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n
     if (onehot && (st = check_float_2d(fn, "onehot", onehot, n, ds->n_classes)) != NB_OK)
         return st;
     if (labels) {
-        if (nb_tensor_dtype(labels) != NB_I32)
-            return nb__set_last_error(NB_ERR_DTYPE, "%s: labels is %s, needs i32", fn,
+        if (!nb__is_index_dtype(nb_tensor_dtype(labels)))
+            return nb__set_last_error(NB_ERR_DTYPE, "%s: labels is %s, needs int32 or int64", fn,
                                       nb_dtype_name(nb_tensor_dtype(labels)));
         if (nb_tensor_ndim(labels) != 1 || nb_tensor_dim(labels, 0) != n)
             return nb__set_last_error(NB_ERR_SHAPE, "%s: labels is %s, needs (%" PRId64 ")", fn,
@@ -148,6 +159,12 @@ static nb_status check_batch(const nb_dataset *ds, const int64_t *idx, int64_t n
                                       "%s: sample %" PRId64 " has label %" PRId64
                                       ", outside [0, %" PRId64 ")",
                                       fn, idx[i], y, ds->n_classes);
+        // Only a hand-edited n_classes lets an int64 label reach past int32.
+        if (labels && nb_tensor_dtype(labels) == NB_I32 && y > INT32_MAX)
+            return nb__set_last_error(NB_ERR_ARG,
+                                      "%s: sample %" PRId64 " has label %" PRId64
+                                      ", which int32 labels cannot hold",
+                                      fn, idx[i], y);
     }
     return NB_OK;
 }
@@ -225,8 +242,12 @@ nb_status nb_dataset_fill_batch(const nb_dataset *ds, const int64_t *idx, int64_
         FILL_ONE_HOT(float, onehot, n, ds->n_classes, nb__dataset_label(ds, idx[i]));
     else if (onehot)
         FILL_ONE_HOT(double, onehot, n, ds->n_classes, nb__dataset_label(ds, idx[i]));
-    if (labels) {
-        int32_t *y = nb_tensor_data_i32(labels); // (n)
+    if (labels && nb_tensor_dtype(labels) == NB_I64) {
+        int64_t *y = nb_tensor_data_i64(labels); // (n)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = nb__dataset_label(ds, idx[i]);
+    } else if (labels) {
+        int32_t *y = nb_tensor_data_i32(labels); // (n), each checked to fit
         for (int64_t i = 0; i < n; i++)
             y[i] = (int32_t)nb__dataset_label(ds, idx[i]);
     }

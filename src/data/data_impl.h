@@ -17,10 +17,18 @@ typedef struct {
 // NB_ERR_NULL / NB_ERR_STATE with "fn: ..." as the last error.
 nb_status nb__dataset_check(const nb_dataset *ds, const char *fn, nb__sample_layout *out);
 
-// The class label of sample i of a checked dataset that has labels (int32 or uint8).
+// The class label of sample i of a checked dataset that has labels (int32, int64 or uint8).
 static inline int64_t nb__dataset_label(const nb_dataset *ds, int64_t i) {
-    return ds->class_labels ? (int64_t)nb_tensor_data_i32(ds->class_labels)[i]
-                            : (int64_t)ds->labels[i];
+    nb_tensor *cl = ds->class_labels;
+    if (!cl)
+        return (int64_t)ds->labels[i];
+    return nb_tensor_dtype(cl) == NB_I64 ? nb_tensor_data_i64(cl)[i]
+                                         : (int64_t)nb_tensor_data_i32(cl)[i];
+}
+
+// Whether dt is a class-index dtype (NB_I32 or NB_I64).
+static inline bool nb__is_index_dtype(nb_dtype dt) {
+    return dt == NB_I32 || dt == NB_I64;
 }
 
 #endif

@@ -152,27 +152,31 @@ nb_status nb_dataset_set_labels(nb_dataset *ds, const nb_tensor *labels, int64_t
     nb_status st = nb__dataset_check(ds, fn, &l);
     if (st != NB_OK)
         return st;
-    if (nb_tensor_dtype(labels) != NB_I32)
-        return nb__set_last_error(NB_ERR_DTYPE, "%s: labels is %s, needs int32", fn,
+    if (!nb__is_index_dtype(nb_tensor_dtype(labels)))
+        return nb__set_last_error(NB_ERR_DTYPE, "%s: labels is %s, needs int32 or int64", fn,
                                   nb_dtype_name(nb_tensor_dtype(labels)));
     if (nb_tensor_ndim(labels) != 1 || nb_tensor_dim(labels, 0) != ds->n)
         return nb__set_last_error(NB_ERR_SHAPE, "%s: labels is %s, needs (%" PRId64 ")", fn,
                                   NB_SHAPE_STR(labels), ds->n);
+    // The same bound for both dtypes: a batch may be drawn into int32 labels either way.
     if (n_classes < 1 || n_classes > INT32_MAX)
         return nb__set_last_error(NB_ERR_ARG, "%s: n_classes %" PRId64 " is outside [1, 2^31)", fn,
                                   n_classes);
     nb_tensor *c = copy_of(labels, fn); // checked on the copy (the caller's is const)
     if (!c)
         return NB_ERR_NOMEM;
-    const int32_t *y = nb_tensor_data_i32(c);
-    for (int64_t i = 0; i < ds->n; i++)
-        if (y[i] < 0 || y[i] >= n_classes) {
-            int32_t bad = y[i];
+    bool i64 = nb_tensor_dtype(c) == NB_I64;
+    const int32_t *y32 = i64 ? NULL : nb_tensor_data_i32(c);
+    const int64_t *y64 = i64 ? nb_tensor_data_i64(c) : NULL;
+    for (int64_t i = 0; i < ds->n; i++) {
+        int64_t y = i64 ? y64[i] : (int64_t)y32[i];
+        if (y < 0 || y >= n_classes) {
             nb_tensor_destroy(c);
             return nb__set_last_error(
-                NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId32 " is outside [0, %" PRId64 ")", fn,
-                i, bad, n_classes);
+                NB_ERR_ARG, "%s: labels[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64 ")", fn,
+                i, y, n_classes);
         }
+    }
     // uint8 labels are not freed here: a hand-built dataset's are the caller's memory.
     nb_tensor_destroy(ds->class_labels);
     ds->class_labels = c;

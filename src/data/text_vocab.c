@@ -54,9 +54,10 @@ nb_status nb_text_split(const nb_text *t, int64_t T, double val_fraction, uint64
 static nb_status check_batch_tensor(const char *what, nb_tensor *x, int64_t n, int64_t T) {
     if (!x)
         return NB_OK;
-    if (nb_tensor_dtype(x) != NB_I32)
-        return nb__set_last_error(NB_ERR_DTYPE, "nb_text_fill_batch: %s is %s, expected int32",
-                                  what, nb_dtype_name(nb_tensor_dtype(x)));
+    if (nb_tensor_dtype(x) != NB_I32 && nb_tensor_dtype(x) != NB_I64)
+        return nb__set_last_error(NB_ERR_DTYPE,
+                                  "nb_text_fill_batch: %s is %s, expected int32 or int64", what,
+                                  nb_dtype_name(nb_tensor_dtype(x)));
     if (nb_tensor_ndim(x) != 2 || nb_tensor_dim(x, 0) != n || nb_tensor_dim(x, 1) != T)
         return nb__set_last_error(NB_ERR_SHAPE,
                                   "nb_text_fill_batch: %s has %d dims (%" PRId64 ", %" PRId64
@@ -64,6 +65,17 @@ static nb_status check_batch_tensor(const char *what, nb_tensor *x, int64_t n, i
                                   what, nb_tensor_ndim(x), nb_tensor_dim(x, 0),
                                   nb_tensor_ndim(x) > 1 ? nb_tensor_dim(x, 1) : 0, n, T);
     return NB_OK;
+}
+
+// Row i of a checked (n, T) int32 or int64 batch tensor (or none) := T tokens from src.
+static void put_window(nb_tensor *x, int64_t i, int64_t T, const int32_t *src) {
+    if (x && nb_tensor_dtype(x) == NB_I64) {
+        int64_t *d = nb_tensor_data_i64(x) + i * T;
+        for (int64_t j = 0; j < T; j++)
+            d[j] = src[j];
+    } else if (x) {
+        memcpy(nb_tensor_data_i32(x) + i * T, src, (size_t)T * sizeof *src);
+    }
 }
 
 nb_status nb_text_fill_batch(const nb_text *t, int64_t T, const int64_t *windows, int64_t n,
@@ -85,14 +97,10 @@ nb_status nb_text_fill_batch(const nb_text *t, int64_t T, const int64_t *windows
                                       "%s: windows[%" PRId64 "] = %" PRId64 " outside [0, %" PRId64
                                       ") (corpus of %" PRId64 " tokens, T = %" PRId64 ")",
                                       fn, i, windows[i], w, t->n, T);
-    int32_t *xd = x ? nb_tensor_data_i32(x) : NULL;
-    int32_t *yd = y ? nb_tensor_data_i32(y) : NULL;
     for (int64_t i = 0; i < n; i++) {
         const int32_t *src = t->tokens + windows[i] * T;
-        if (xd)
-            memcpy(xd + i * T, src, (size_t)T * sizeof *xd);
-        if (yd)
-            memcpy(yd + i * T, src + 1, (size_t)T * sizeof *yd);
+        put_window(x, i, T, src);
+        put_window(y, i, T, src + 1);
     }
     return NB_OK;
 }

@@ -157,6 +157,8 @@ static void every_bad_input_case_is_refused(void **state) {
 
 // No arguments: every check and every case. `--coverage`: the coverage checks only.
 // `--family <name>`: that family's gradient-check and bad-input cases only.
+// `--list-ops`: one line per registered op, "<name> 2nd" or "<name> 1st" (first-order only),
+// read by tests/check_op_table.sh to check README's op table.
 int main(int argc, char **argv) {
     const struct CMUnitTest coverage[] = {
         cmocka_unit_test(op_list_matches_registry),
@@ -170,6 +172,11 @@ int main(int argc, char **argv) {
     };
     if (argc == 2 && strcmp(argv[1], "--coverage") == 0)
         return cmocka_run_group_tests(coverage, NULL, NULL);
+    if (argc == 2 && strcmp(argv[1], "--list-ops") == 0) {
+        for (int i = 0; i < nb_op_count(); i++)
+            printf("%s %s\n", nb_op_name(i), nb_op_first_order_reason(i) ? "1st" : "2nd");
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--family") == 0) {
         only_family = argv[2];
         bool known = false;
@@ -182,7 +189,7 @@ int main(int argc, char **argv) {
         return cmocka_run_group_tests(cases, NULL, NULL);
     }
     if (argc != 1) {
-        fprintf(stderr, "usage: test_ops_registry [--coverage | --family <name>]\n");
+        fprintf(stderr, "usage: test_ops_registry [--coverage | --family <name> | --list-ops]\n");
         return 2;
     }
     return cmocka_run_group_tests(coverage, NULL, NULL) | cmocka_run_group_tests(cases, NULL, NULL);

@@ -24,6 +24,7 @@ LOSS(sparse_cross_entropy_logits)
 #define S1(a) .ndim = 1, .shape = {a}
 #define S2(a, b) .ndim = 2, .shape = {a, b}
 #define S3(a, b, c) .ndim = 3, .shape = {a, b, c}
+#define S3(a, b, c) .ndim = 3, .shape = {a, b, c}
 #define VAL(shape)                                                                                 \
     { shape }
 #define VALR(shape, l, h)                                                                          \
@@ -46,6 +47,16 @@ const oc_case oc_cases_loss_classification[] = {
     {"bce_loss", "(1, 1) sum", b_bce_loss_sum, 2, {PROB(S2(1, 1)), CONST(S2(1, 1), 0, 1)}},
     {"bce_loss", "(1, 5) one-hot, mean", b_bce_loss_mean, 2, {PROB(S2(1, 5)), ONEHOT(S2(1, 5))}},
     {"bce_loss", "(3, 7) sum", b_bce_loss_sum, 2, {PROB(S2(3, 7)), CONST(S2(3, 7), 0, 1)}},
+    {"bce_loss",
+     "(2, 3, 4) mean, rank 3",
+     b_bce_loss_mean,
+     2,
+     {PROB(S3(2, 3, 4)), CONST(S3(2, 3, 4), 0, 1)}},
+    {"bce_logits_loss",
+     "(2, 3, 4) sum, rank 3",
+     b_bce_logits_loss_sum,
+     2,
+     {VAL(S3(2, 3, 4)), CONST(S3(2, 3, 4), 0, 1)}},
     {"bce_loss",
      "(3, 7) mean, target grad",
      b_bce_loss_mean,

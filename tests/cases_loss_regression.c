@@ -18,6 +18,7 @@ LOSS(half_sse_loss)
 
 #define S1(a) .ndim = 1, .shape = {a}
 #define S2(a, b) .ndim = 2, .shape = {a, b}
+#define S3(a, b, c) .ndim = 3, .shape = {a, b, c}
 #define VAL(shape)                                                                                 \
     { shape }
 #define CONST(shape, l, h)                                                                         \
@@ -29,6 +30,16 @@ const oc_case oc_cases_loss_regression[] = {
     {"mse_loss", "(3, 7) sum", b_mse_loss_sum, 2, {VAL(S2(3, 7)), CONST(S2(3, 7), -2, 2)}},
     {"mse_loss", "(1) mean", b_mse_loss_mean, 2, {VAL(S1(1)), CONST(S1(1), -2, 2)}},
     {"mse_loss", "(3, 7) mean, target grad", b_mse_loss_mean, 2, {VAL(S2(3, 7)), VAL(S2(3, 7))}},
+    {"mse_loss",
+     "(2, 3, 4) mean, rank 3",
+     b_mse_loss_mean,
+     2,
+     {VAL(S3(2, 3, 4)), VAL(S3(2, 3, 4))}},
+    {"half_sse_loss",
+     "(2, 3, 4) mean, rank 3",
+     b_half_sse_loss_mean,
+     2,
+     {VAL(S3(2, 3, 4)), CONST(S3(2, 3, 4), -2, 2)}},
     {"half_sse_loss",
      "(4, 3) mean",
      b_half_sse_loss_mean,

@@ -38,6 +38,7 @@ const oc_case oc_cases_permute[] = {
     {"transpose", "(2, 3, 4) last two", transpose, 1, {T3(2, 3, 4)}},
     {"transpose_axes", "(2, 3, 4) axes 0, 2", transpose_02, 1, {T3(2, 3, 4)}},
     {"transpose_axes", "(2, 3, 1, 4) axes -3, -1", transpose_m3m1, 1, {T4(2, 3, 1, 4)}},
+    {"transpose_axes", "(1, 1, 1) axes 0, 2, 1 element", transpose_02, 1, {T3(1, 1, 1)}},
     // x's inner axis moves and both axes are >= 8: the tiled path, with a partial tile.
     {"transpose", "(9, 40) tiled", transpose, 1, {M2(9, 40)}},
     {"transpose", "(2, 35, 12) tiled, batch", transpose, 1, {T3(2, 35, 12)}},

@@ -44,6 +44,7 @@ SLICE_BUILD(m1_2_3, -1, 2, 3)
 SLICE_BUILD(a1_2_5, 1, 2, 5)
 SLICE_BUILD(a2_0_4, 2, 0, 4)
 SLICE_BUILD(a0_3_4, 0, 3, 4)
+SLICE_BUILD(a0_0_1, 0, 0, 1)
 
 #define CONCAT_BUILD(tag, axis)                                                                    \
     static nb_tensor *concat_##tag(nb_graph *g, nb_tensor *const *in, int n) {                     \
@@ -76,6 +77,11 @@ const oc_case oc_cases_shape[] = {
     {"squeeze", "(2, 1, 3) axis 1", squeeze_1, 1, {T3(2, 1, 3)}},
     {"unsqueeze", "(2, 3) axis -1", unsqueeze_m1, 1, {M2(2, 3)}},
     {"flatten", "(2, 3, 4, 5) axes 1..2", flatten_12, 1, {T4(2, 3, 4, 5)}},
+    {"squeeze", "(1, 1, 1) axis 1, 1 element", squeeze_1, 1, {T3(1, 1, 1)}},
+    {"unsqueeze", "(1) axis -1, 1 element", unsqueeze_m1, 1, {V1(1)}},
+    {"unsqueeze", "(2, 3, 4) axis -1", unsqueeze_m1, 1, {T3(2, 3, 4)}},
+    {"flatten", "(1, 1, 1, 1) axes 1..2, 1 element", flatten_12, 1, {T4(1, 1, 1, 1)}},
+    {"slice", "(1, 1, 1) axis 0 [0, 1), 1 element", slice_a0_0_1, 1, {T3(1, 1, 1)}},
     {"slice", "(5, 3) axis 0 [0, 2) start", slice_a0_0_2, 1, {M2(5, 3)}},
     {"slice", "(5, 3) axis 0 [1, 4) middle", slice_a0_1_4, 1, {M2(5, 3)}},
     {"slice", "(5, 3) axis -1 [2, 3) end", slice_m1_2_3, 1, {M2(5, 3)}},

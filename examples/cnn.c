@@ -13,6 +13,13 @@
 // --resume continues a stopped run bit for bit. At the end: test accuracy and confusion matrix.
 // The progress bar, output-path checks, runtime settings, checkpoint format and confusion
 // matrix are examples/mnist's (mnist/*.c), shared.
+// --distributed (under mpirun -np N): data parallel over the ranks, as examples/mnist: each
+// rank trains on its slice of every global batch (same shuffled order and flips everywhere),
+// the gradients are averaged across ranks, rank 0 alone prints and writes checkpoints, which
+// resume on any number of ranks. Batch norm normalises with each rank's own batch statistics
+// (PyTorch's DistributedDataParallel without SyncBatchNorm); its running statistics are rank 0's,
+// sent to every rank after each epoch, before testing and saving. Dropout masks come from a
+// per-rank, per-step stream.
 // Exit: 0 done, 1 runtime error (data, checkpoint, I/O, divergence), 2 bad usage,
 // 130 interrupted (SIGINT / SIGTERM are checked between steps, so a checkpoint being written
 // is finished first).
@@ -41,7 +48,7 @@ typedef struct {
     double lr, weight_decay, momentum, dropout;
     nb_optim_kind optim;
     nb_schedule_kind schedule;
-    bool bn, flip, overwrite, detect_anomaly, eval_only;
+    bool bn, flip, overwrite, detect_anomaly, eval_only, distributed;
     uint64_t seed;
     const char *wait_policy;
 } cnn_options;
@@ -70,6 +77,7 @@ static const char usage_text[] =
     "  --resume PATH       continue a stopped run (same flags) from its checkpoint\n"
     "  --stop-after N      stop after epoch N, as if interrupted\n"
     "  --detect-anomaly    name the first op whose output or gradient is NaN / inf\n"
+    "  --distributed       data parallel over MPI ranks (mpirun -np N cnn --distributed)\n"
     "  --wait-policy P     OMP_WAIT_POLICY: passive | active | unset (default passive)\n";
 
 static int usage_error(const char *fmt, ...) {
@@ -128,6 +136,7 @@ static int parse_args(int argc, char **argv, cnn_options *o) {
                      : !strcmp(a, "--overwrite")      ? &o->overwrite
                      : !strcmp(a, "--detect-anomaly") ? &o->detect_anomaly
                      : !strcmp(a, "--eval-only")      ? &o->eval_only
+                     : !strcmp(a, "--distributed")    ? &o->distributed
                                                       : NULL;
         if (flag) {
             *flag = true;
@@ -217,6 +226,8 @@ static int parse_args(int argc, char **argv, cnn_options *o) {
         return usage_error("--eval-only trains nothing: --save and --resume do not apply");
     if (o->stop_after && !o->save)
         return usage_error("--stop-after needs --save PATH (to --resume from)");
+    if (o->distributed && o->eval_only)
+        return usage_error("--distributed trains; --eval-only runs in one process");
     return 0;
 }
 
@@ -225,10 +236,15 @@ static void on_signal(int sig) {
     interrupted = sig;
 }
 
+// --distributed with several ranks: this process's rank, named in its error messages.
+static int message_rank = -1;
+
 static int fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("cnn: ", stderr);
+    if (message_rank >= 0)
+        fprintf(stderr, "rank %d: ", message_rank);
     vfprintf(stderr, fmt, ap);
     fputs("\n", stderr);
     va_end(ap);
@@ -253,9 +269,13 @@ typedef struct {
     nb_rng init_rng, rng; // rng: flips and dropout masks, saved in checkpoints
     double loss0;         // the run's first batch loss: the reference for divergence
     int saved_epoch;
+    nb_dist *dist; // --distributed: the ranks and the gradient all-reduce (NULL otherwise)
+    nb_dist_reducer *red;
+    nb_rng drop_rng; // --distributed: dropout masks, reseeded per rank and step
 } run_state;
 
 static void run_free(run_state *r) {
+    nb_dist_reducer_destroy(r->red);
     nb_batch_iter_destroy(r->it);
     nb_optim_destroy(r->opt);
     nb_graph_destroy(r->g);
@@ -308,13 +328,32 @@ static nb_status load_model(void *ctx, const char *path, char *err, size_t err_s
     return st;
 }
 
+// --distributed: v[0..n) := their sums over the ranks (counts: exact in float64).
+static nb_status dist_sum_counts(nb_dist *d, int64_t *v, int n) {
+    for (int k = 0; k < n; k += 64) {
+        double buf[64];
+        int m = n - k < 64 ? n - k : 64;
+        for (int i = 0; i < m; i++)
+            buf[i] = (double)v[k + i];
+        nb_status st = nb_dist_allreduce_sum(d, buf, m);
+        if (st != NB_OK)
+            return st;
+        for (int i = 0; i < m; i++)
+            v[k + i] = (int64_t)buf[i];
+    }
+    return NB_OK;
+}
+
 // Accuracy over the whole test set in eval mode; adds into confusion when not NULL. -1 on
-// error (printed).
+// error (printed). --distributed: each rank tests its slice, the counts are summed.
 static double evaluate(run_state *r, int64_t *confusion) {
-    int64_t idx[EVAL_CHUNK], correct = 0;
+    int64_t idx[EVAL_CHUNK], tally[1 + CLASSES * CLASSES] = {0}, lo = 0, cnt = r->test.n;
+    int64_t *correct = tally, *conf = tally + 1;
+    nb_dist_slice(r->test.n, nb_dist_rank(r->dist), nb_dist_size(r->dist), &lo, &cnt);
+    nb_status bad = NB_OK;
     nb_layer_train(r->model, false);
-    for (int64_t s = 0; s < r->test.n; s += EVAL_CHUNK) {
-        int64_t n = r->test.n - s < EVAL_CHUNK ? r->test.n - s : EVAL_CHUNK;
+    for (int64_t s = lo; s < lo + cnt; s += EVAL_CHUNK) {
+        int64_t n = lo + cnt - s < EVAL_CHUNK ? lo + cnt - s : EVAL_CHUNK;
         for (int64_t i = 0; i < n; i++)
             idx[i] = s + i;
         nb_tensor *x = r->xe, *y = r->ye;
@@ -329,24 +368,29 @@ static double evaluate(run_state *r, int64_t *confusion) {
             logits = nb_layer_forward(r->eval_g, r->model, x);
         for (int64_t i = 0; logits && i < n; i++) {
             int pred = mnist_argmax_row(logits, i), truth = nb_tensor_data_i32(y)[i];
-            correct += pred == truth;
-            if (confusion)
-                confusion[truth * CLASSES + pred]++;
+            *correct += pred == truth;
+            conf[truth * CLASSES + pred]++;
         }
         if (x != r->xe) {
             nb_tensor_destroy(x);
             nb_tensor_destroy(y);
         }
         if (!logits) {
-            nb_layer_train(r->model, true);
-            return fail("evaluating: %s", nb_graph_status(r->eval_g) != NB_OK
-                                              ? nb_graph_error(r->eval_g)
-                                              : nb_last_error()),
-                   -1;
+            fail("evaluating: %s",
+                 nb_graph_status(r->eval_g) != NB_OK ? nb_graph_error(r->eval_g) : nb_last_error());
+            bad = NB_ERR_STATE;
+            break;
         }
     }
     nb_layer_train(r->model, true);
-    return (double)correct / (double)r->test.n;
+    if (r->dist && (nb_dist_agree(r->dist, bad, "evaluating") != NB_OK ||
+                    dist_sum_counts(r->dist, tally, 1 + CLASSES * CLASSES) != NB_OK))
+        return bad ? -1 : fail("evaluating: %s", nb_last_error()), -1;
+    if (bad)
+        return -1;
+    for (int k = 0; confusion && k < CLASSES * CLASSES; k++)
+        confusion[k] += conf[k];
+    return (double)*correct / (double)r->test.n;
 }
 
 static int setup(run_state *r) {
@@ -370,8 +414,10 @@ static int setup(run_state *r) {
     nb_rng_seed(&r->rng, o->seed ^ RANDOM_STREAM);
     r->model = nb_nn_sequential_create();
     r->ps = nb_params_create();
-    if (!r->model || !r->ps || !build(r->model, o, rows, cols, &r->init_rng, &r->rng) ||
-        nb_layer_collect(r->model, r->ps, NULL) != NB_OK)
+    nb_rng *drop = r->dist ? &r->drop_rng : &r->rng;
+    if (!r->model || !r->ps || !build(r->model, o, rows, cols, &r->init_rng, drop) ||
+        nb_layer_collect(r->model, r->ps, NULL) != NB_OK ||
+        (r->dist && !(r->red = nb_dist_reducer_create(r->dist, r->ps, 0))))
         return fail("cannot build the model: %s", nb_last_error());
     int np = nb_params_count(r->ps, NB_PARAM), nbuf = nb_params_count(r->ps, NB_BUFFER);
     r->names = malloc((size_t)(np + nbuf) * sizeof *r->names);
@@ -420,12 +466,23 @@ static int setup_training(run_state *r) {
         return fail("schedule: %s", nb_last_error());
     r->ts = (mnist_train_state){
         .total_steps = total, .batch = batch, .n_train = n, .seed = o->seed, .aug_rng = r->rng};
+    char err[1024] = "";
+    nb_status st = NB_OK;
+    mnist_model_io io = {r->names, r->tensors, r->n_tensors, load_model, r->ps};
+    if (o->resume && nb_dist_is_root(r->dist)) // --distributed: rank 0 reads, then sends
+        st = mnist_checkpoint_resume_model(o->resume, &io, r->opt, &r->ts, err, sizeof err);
+    if (r->dist) { // the same model, optimizer state and position on every rank
+        if (nb_dist_agree(r->dist, st, "reading the checkpoint") != NB_OK && st == NB_OK)
+            return fail("cannot resume: %s", nb_last_error());
+        if (st == NB_OK && (nb_dist_broadcast_params(r->dist, r->ps) != NB_OK ||
+                            (o->resume && nb_dist_broadcast_optim(r->dist, r->opt) != NB_OK) ||
+                            nb_dist_broadcast_bytes(r->dist, &r->ts, sizeof r->ts) != NB_OK))
+            return fail("--distributed: %s", nb_last_error());
+    }
+    if (st != NB_OK)
+        return fail("cannot resume: %s", err);
     if (!o->resume)
         return 0;
-    char err[1024];
-    mnist_model_io io = {r->names, r->tensors, r->n_tensors, load_model, r->ps};
-    if (mnist_checkpoint_resume_model(o->resume, &io, r->opt, &r->ts, err, sizeof err) != NB_OK)
-        return fail("cannot resume: %s", err);
     if (r->ts.epoch >= o->epochs)
         return fail("cannot resume: %s holds epoch %" PRId64 " of a run of %d: nothing left",
                     o->resume, r->ts.epoch, o->epochs);
@@ -439,15 +496,16 @@ static int setup_training(run_state *r) {
     return 0;
 }
 
-// Mirrors a random half of the count images left to right.
-static void flip_images(run_state *r, nb_tensor *x, int64_t count) {
+// Mirrors a random half of the global batch's count images left to right: the draws cover
+// all of them (the same stream on every rank), x holds images [off, off + n).
+static void flip_images(run_state *r, nb_tensor *x, int64_t off, int64_t n, int64_t count) {
     int64_t rows = r->train.rows, cols = r->train.cols;
     float *p = nb_tensor_data_f32(x);
     for (int64_t i = 0; i < count; i++) {
-        if (nb_rng_below(&r->rng, 2) == 0)
+        if (nb_rng_below(&r->rng, 2) == 0 || i < off || i >= off + n)
             continue;
         for (int64_t y = 0; y < rows; y++) {
-            float *row = p + (i * rows + y) * cols;
+            float *row = p + ((i - off) * rows + y) * cols;
             for (int64_t a = 0, b = cols - 1; a < b; a++, b--) {
                 float t = row[a];
                 row[a] = row[b];
@@ -474,32 +532,49 @@ static int train_epoch(run_state *r, mnist_progress *pg, double *loss_out, doubl
         done++;
         if (count == 1 && r->o.bn) // batch norm needs two samples: skip a last batch of one
             continue;
-        bool full = count == nb_tensor_dim(r->x, 0);
+        // --distributed: this rank's slice [off, off + n) of the global batch (n may be 0).
+        int64_t off = 0, n = count, batch_correct = 0;
+        nb_dist_slice(count, nb_dist_rank(r->dist), nb_dist_size(r->dist), &off, &n);
+        bool full = n == nb_tensor_dim(r->x, 0);
         nb_tensor *x = r->x, *y = r->y;
         if (!full) {
-            x = nb_tensor_wrap(NB_F32, 4, (int64_t[]){count, 1, r->train.rows, r->train.cols},
+            x = nb_tensor_wrap(NB_F32, 4, (int64_t[]){n, 1, r->train.rows, r->train.cols},
                                nb_tensor_data(r->x));
-            y = nb_tensor_wrap(NB_I32, 1, (int64_t[]){count}, nb_tensor_data(r->y));
+            y = nb_tensor_wrap(NB_I32, 1, (int64_t[]){n}, nb_tensor_data(r->y));
         }
         nb_status st =
-            x && y ? nb_dataset_fill_batch(&r->train, idx, count, x, NULL, y) : NB_ERR_NOMEM;
+            x && y ? nb_dataset_fill_batch(&r->train, idx + off, n, x, NULL, y) : NB_ERR_NOMEM;
         nb_tensor *loss = NULL, *logits = NULL;
         if (st == NB_OK) {
             if (r->o.flip)
-                flip_images(r, x, count);
+                flip_images(r, x, off, n, count);
+            if (r->dist) // masks differ across ranks and steps, whatever the rank count
+                nb_rng_seed(&r->drop_rng, (r->o.seed ^ RANDOM_STREAM) +
+                                              0x9e3779b97f4a7c15u * (uint64_t)(step + 1) +
+                                              (uint64_t)nb_dist_rank(r->dist));
             nb_optim_set_lr(r->opt, nb_schedule_lr(&r->sched, step));
             nb_graph_reset(r->g);
-            logits = nb_layer_forward(r->g, r->model, x);
-            loss = nb_sparse_cross_entropy_logits(r->g, logits, y, NB_REDUCE_MEAN);
-            nb_optim_zero_grad(r->opt);
-            if (loss && nb_backward(r->g, loss) == NB_OK)
-                st = nb_optim_step(r->opt);
-            else
+            nb_optim_zero_grad(r->opt); // a rank without samples adds zeros to the all-reduce
+            if (n > 0) {
+                logits = nb_layer_forward(r->g, r->model, x);
+                loss = nb_sparse_cross_entropy_logits(r->g, logits, y, NB_REDUCE_MEAN);
+                st = loss && nb_backward(r->g, loss) == NB_OK ? NB_OK : NB_ERR_STATE;
+            }
+            // Every rank's grads := the global batch's mean gradient (weights: sample counts).
+            if (st == NB_OK && r->red && nb_dist_allreduce_grads(r->red, (double)n) != NB_OK)
                 st = NB_ERR_STATE;
+            if (st == NB_OK)
+                st = nb_optim_step(r->opt);
         }
-        double l = st == NB_OK ? nb_tensor_get(loss, 0) : (double)NAN;
-        for (int64_t i = 0; st == NB_OK && i < count; i++)
-            correct += mnist_argmax_row(logits, i) == nb_tensor_data_i32(y)[i];
+        double l = st == NB_OK && n > 0 ? nb_tensor_get(loss, 0) : 0;
+        for (int64_t i = 0; st == NB_OK && i < n; i++)
+            batch_correct += mnist_argmax_row(logits, i) == nb_tensor_data_i32(y)[i];
+        if (st == NB_OK && r->dist) { // the global batch's loss and accuracy, on every rank
+            double m[2] = {l * (double)n, (double)batch_correct};
+            st = nb_dist_allreduce_sum(r->dist, m, 2);
+            l = m[0] / (double)count, batch_correct = (int64_t)m[1];
+        }
+        correct += batch_correct;
         if (!full) {
             nb_tensor_destroy(x);
             nb_tensor_destroy(y);
@@ -530,6 +605,7 @@ static int train(run_state *r) {
     const cnn_options *o = &r->o;
     mnist_progress pg;
     mnist_progress_init(&pg, o->epochs, nb_batch_iter_num_batches(r->it));
+    pg.quiet = !nb_dist_is_root(r->dist);
     int first = (int)r->ts.epoch + 1,
         last = o->stop_after && o->stop_after < o->epochs ? o->stop_after : o->epochs;
     double t_start = mnist_now();
@@ -538,6 +614,10 @@ static int train(run_state *r) {
         double t0 = mnist_now(), loss = 0, acc = 0;
         if (train_epoch(r, &pg, &loss, &acc))
             return interrupted ? 130 : 1;
+        // --distributed: rank 0's batch-norm running statistics everywhere (the parameters
+        // are equal already), so every rank tests and would save the same model.
+        if (r->dist && nb_dist_broadcast_params(r->dist, r->ps) != NB_OK)
+            return fail("--distributed: %s", nb_last_error());
         double t1 = mnist_now(), test_acc = evaluate(r, NULL);
         if (test_acc < 0)
             return 1;
@@ -560,6 +640,16 @@ static int train(run_state *r) {
         }
     }
     printf("trained %d epochs in %.1f s\n", last - first + 1, mnist_now() - t_start);
+    if (r->red) {
+        nb_dist_stats st;
+        nb_dist_reducer_stats(r->red, &st);
+        int64_t calls = st.calls ? st.calls : 1;
+        printf("distributed: %d ranks, gradient all-reduce %.3f ms/step (%.1f%% of the time, "
+               "%d bucket(s), %.2f MB/step)\n",
+               nb_dist_size(r->dist), 1e3 * st.seconds / (double)calls,
+               100 * st.seconds / (mnist_now() - t_start), nb_dist_reducer_buckets(r->red),
+               st.bytes / 1e6 / (double)calls);
+    }
     if (last < o->epochs)
         printf("stopped after epoch %d of %d (--stop-after): continue with --resume %s\n", last,
                o->epochs, o->save);
@@ -575,9 +665,12 @@ static int run(run_state *r) {
                            .load = o->load,
                            .resume = o->resume,
                            .overwrite = o->overwrite};
-    if (!o->eval_only && mnist_check_outputs(&paths))
-        return 1;
-    if (setup(r))
+    int rc = !o->eval_only && mnist_check_outputs(&paths) ? 1 : setup(r);
+    // --distributed: a rank that cannot read its data or build the model stops every rank.
+    if (r->dist && nb_dist_agree(r->dist, rc ? NB_ERR_IO : NB_OK, "loading the data") != NB_OK &&
+        !rc)
+        return fail("%s", nb_last_error());
+    if (rc)
         return interrupted ? 130 : 1;
     printf("data: %s: %" PRId64 " train, %" PRId64 " test, %" PRId64 "x%" PRId64 "\n", o->data_dir,
            r->train.n, r->test.n, r->test.rows, r->test.cols);
@@ -597,7 +690,7 @@ static int run(run_state *r) {
         fflush(stdout);
         if (setup_training(r))
             return 1;
-        int rc = train(r);
+        rc = train(r);
         if (rc)
             return rc;
         if (o->stop_after && o->stop_after < o->epochs)
@@ -614,6 +707,28 @@ static int run(run_state *r) {
     return 0;
 }
 
+// --distributed: join the MPI job. Rank 0 alone prints and writes --save, and reads --load /
+// --resume (the others get the state by broadcast).
+static int setup_distributed(run_state *r, int *argc, char ***argv) {
+    if (!(r->dist = nb_dist_init(argc, argv)))
+        return fail("--distributed: %s", nb_last_error());
+    int size = nb_dist_size(r->dist);
+    if (size > 1)
+        message_rank = nb_dist_rank(r->dist);
+    if (r->o.batch < size) {
+        fail("--batch %" PRId64 " (the global batch) is smaller than the %d ranks", r->o.batch,
+             size);
+        nb_dist_finalize(r->dist);
+        return 2;
+    }
+    if (!nb_dist_is_root(r->dist)) {
+        r->o.save = r->o.load = NULL;
+        if (!freopen("/dev/null", "w", stdout))
+            return fail("cannot redirect stdout");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     run_state r;
     memset(&r, 0, sizeof r);
@@ -623,6 +738,8 @@ int main(int argc, char **argv) {
     if (rc)
         return rc < 0 ? 0 : rc;
     mnist_prepare_runtime(argv, r.o.wait_policy);
+    if (r.o.distributed && (rc = setup_distributed(&r, &argc, &argv)) != 0)
+        return rc;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -632,5 +749,9 @@ int main(int argc, char **argv) {
     signal(SIGXFSZ, SIG_IGN);
     rc = run(&r);
     run_free(&r);
+    // Output written after MPI_Finalize can be lost by mpirun's forwarding: flush first.
+    fflush(stdout);
+    fflush(stderr);
+    nb_dist_finalize(r.dist);
     return rc;
 }

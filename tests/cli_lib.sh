@@ -20,7 +20,9 @@ expect_run() {
     local rc=$?
     if [[ $rc -ne $code ]]; then
         fail "$* exited $rc, expected $code; stderr: $(tail -c 400 "$work/err")"
-    elif ! cat "$work/out" "$work/err" | grep -Eq -- "$pattern"; then
+    # grep reads the files itself: `cat out err | grep -q` under `set -o pipefail` failed when
+    # grep quit at an early match while cat still wrote a long progress log (SIGPIPE).
+    elif ! grep -Eq -- "$pattern" "$work/out" "$work/err"; then
         fail "$* output does not match /$pattern/; stderr: $(tail -c 400 "$work/err")"
     fi
 }

@@ -5,6 +5,11 @@
 // after every epoch, --resume continues from one, and the run ends by sampling text
 // (temperature, top-k, seeded).
 //   charlm [--data DIR] [--epochs N] [--save FILE] [--resume FILE] [--sample N] ...
+// --distributed (under mpirun -np N): data parallel over the ranks, as examples/mnist: each rank
+// trains on its slice of every global batch of windows (the same shuffled order everywhere), the
+// gradients are averaged across ranks, the losses summed; rank 0 alone prints, saves and
+// samples; a checkpoint resumes on any number of ranks. Dropout masks come from a per-rank,
+// per-step stream.
 // Exit status: 0 done, 1 runtime error (data, checkpoint, training), 2 usage error.
 #define _POSIX_C_SOURCE 200809L // clock_gettime, isatty, fileno
 
@@ -26,7 +31,7 @@ typedef struct opts {
     int64_t batch, context, width, heads, layers;
     double lr, wd, dropout, val_frac, temperature, warmup, max_minutes;
     uint64_t seed;
-    bool quiet;
+    bool quiet, distributed;
 } opts;
 
 static void usage(FILE *f) {
@@ -51,7 +56,8 @@ static void usage(FILE *f) {
                "  --temperature X   (default 0.8)  --top-k K (default 20, 0: all)\n"
                "  --prompt TEXT     start of the sample (default \"Q: \")\n"
                "  --steps N         at most N steps per epoch (default: all windows)\n"
-               "  --quiet           no progress bar\n");
+               "  --quiet           no progress bar\n"
+               "  --distributed     data parallel over MPI ranks (mpirun -np N charlm ...)\n");
 }
 
 static bool num(const char *s, double lo, double hi, double *out) {
@@ -88,8 +94,8 @@ static int parse(int argc, char **argv, opts *o) {
             usage(stdout);
             exit(0);
         }
-        if (!strcmp(a, "--quiet")) {
-            o->quiet = true;
+        if (!strcmp(a, "--quiet") || !strcmp(a, "--distributed")) {
+            *(a[2] == 'q' ? &o->quiet : &o->distributed) = true;
             continue;
         }
         static const char *const known[] = {
@@ -218,6 +224,12 @@ typedef struct run {
     nb_rng rng;
     int64_t step, total_steps;
     int epoch;
+    // --distributed: the ranks, the gradient all-reduce, this rank's rows [off, off + rows) of
+    // every global batch (x and y hold `rows`), its dropout stream. dist is NULL otherwise.
+    nb_dist *dist;
+    nb_dist_reducer *red;
+    int64_t off, rows;
+    nb_rng drop_rng;
 } run;
 
 static int64_t charlm_steps_per_epoch(const run *r) {
@@ -242,7 +254,8 @@ static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
     for (int64_t i = 0; i + b <= n; i += b) {
         nb_graph_reset(r->g);
         nb_graph_set_grad_enabled(r->g, false);
-        if (nb_text_fill_batch(&r->txt, r->o.context, list + i, b, r->x, r->y) != NB_OK)
+        if (nb_text_fill_batch(&r->txt, r->o.context, list + i + r->off, r->rows, r->x, r->y) !=
+            NB_OK)
             return 1;
         nb_tensor *yf = r->yflat;
         nb_tensor *loss = nb_sparse_cross_entropy_logits(r->g, charlm_logits(r->g, r->model, r->x),
@@ -251,11 +264,17 @@ static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
             fprintf(stderr, "charlm: %s\n", nb_graph_error(r->g));
             return 1;
         }
-        sum += nb_tensor_get(loss, 0);
+        // --distributed: this rank's share of the batch's summed loss (rows of b windows)
+        sum +=
+            r->dist ? nb_tensor_get(loss, 0) * (double)r->rows / (double)b : nb_tensor_get(loss, 0);
         count++;
     }
     nb_graph_set_grad_enabled(r->g, true);
     nb_layer_train(&r->model->base, true);
+    if (r->dist && nb_dist_allreduce_sum(r->dist, &sum, 1) != NB_OK) {
+        fprintf(stderr, "charlm: %s\n", nb_last_error());
+        return 1;
+    }
     *bits = count ? sum / (double)count / log(2.0) : (double)NAN;
     return 0;
 }
@@ -436,8 +455,12 @@ static int train(run *r) {
         int tenth = 1;
         for (int64_t s = 0; s < steps_per_epoch; s++) {
             nb_graph_reset(r->g);
-            if (nb_text_fill_batch(&r->txt, o->context, order + s * o->batch, o->batch, r->x,
-                                   r->y) != NB_OK) {
+            if (r->dist) // masks differ across ranks and steps, whatever the rank count
+                nb_rng_seed(&r->drop_rng, o->seed * 0x9e3779b97f4a7c15u +
+                                              (uint64_t)r->step * 4099u +
+                                              (uint64_t)nb_dist_rank(r->dist));
+            if (nb_text_fill_batch(&r->txt, o->context, order + s * o->batch + r->off, r->rows,
+                                   r->x, r->y) != NB_OK) {
                 fprintf(stderr, "charlm: %s\n", nb_last_error());
                 return free(order), 1;
             }
@@ -451,6 +474,15 @@ static int train(run *r) {
                 return free(order), 1;
             }
             double l = nb_tensor_get(loss, 0);
+            // --distributed: the global batch's mean gradient and loss on every rank.
+            if (r->dist) {
+                l *= (double)r->rows / (double)o->batch;
+                if (nb_dist_allreduce_grads(r->red, (double)r->rows) != NB_OK ||
+                    nb_dist_allreduce_sum(r->dist, &l, 1) != NB_OK) {
+                    fprintf(stderr, "charlm: %s\n", nb_last_error());
+                    return free(order), 1;
+                }
+            }
             if (!isfinite(l)) {
                 fprintf(stderr, "charlm: the loss diverged (%g) at step %" PRId64 "\n", l, r->step);
                 return free(order), 1;
@@ -494,7 +526,10 @@ static int train(run *r) {
             printf("stopping after epoch %d (--stop-after)\n", r->epoch);
             break;
         }
-        if (o->max_minutes > 0 && now() - t_start > 60 * o->max_minutes) {
+        bool out_of_time = o->max_minutes > 0 && now() - t_start > 60 * o->max_minutes;
+        if (r->dist && nb_dist_broadcast_bytes(r->dist, &out_of_time, sizeof out_of_time) != NB_OK)
+            return free(order), fprintf(stderr, "charlm: %s\n", nb_last_error()), 1;
+        if (out_of_time) { // rank 0's clock decides for all
             r->epoch++;
             printf("stopping: --max-minutes %.3g reached\n", o->max_minutes);
             break;
@@ -504,24 +539,72 @@ static int train(run *r) {
     return 0;
 }
 
+// --distributed: join the MPI job; this rank's rows of every global batch. Rank 0 alone prints,
+// saves and samples, and reads --resume (the others get the state by broadcast).
+static int dist_join(run *r, int *argc, char ***argv) {
+    if (!(r->dist = nb_dist_init(argc, argv))) {
+        fprintf(stderr, "charlm: --distributed: %s\n", nb_last_error());
+        return 1;
+    }
+    int rank = nb_dist_rank(r->dist), size = nb_dist_size(r->dist);
+    if (r->o.batch < size) {
+        fprintf(stderr,
+                "charlm: --batch %" PRId64 " (the global batch) is smaller than the %d ranks\n",
+                r->o.batch, size);
+        return 2;
+    }
+    nb_dist_slice(r->o.batch, rank, size, &r->off, &r->rows);
+    if (rank > 0) {
+        r->o.save = NULL, r->o.sample = 0, r->o.quiet = true;
+        if (!freopen("/dev/null", "w", stdout))
+            return fprintf(stderr, "charlm: rank %d: cannot redirect stdout\n", rank), 1;
+    }
+    return 0;
+}
+
+// --distributed: rank 0 reads --resume; then every rank gets its parameters, optimizer state
+// and position (after a model fingerprint check: another corpus or --width on a rank fails).
+static int dist_start(run *r) {
+    nb_status st = r->o.resume && nb_dist_is_root(r->dist) && resume(r) ? NB_ERR_IO : NB_OK;
+    if (nb_dist_agree(r->dist, st, "reading the checkpoint") != NB_OK) {
+        if (st == NB_OK)
+            fprintf(stderr, "charlm: --resume: %s\n", nb_last_error());
+        return 1;
+    }
+    int64_t pos[2] = {r->epoch, r->step};
+    if (nb_dist_broadcast_params(r->dist, r->params) != NB_OK ||
+        (r->o.resume && nb_dist_broadcast_optim(r->dist, r->opt) != NB_OK) ||
+        nb_dist_broadcast_bytes(r->dist, pos, sizeof pos) != NB_OK) {
+        fprintf(stderr, "charlm: rank %d: --distributed: %s\n", nb_dist_rank(r->dist),
+                nb_last_error());
+        return 1;
+    }
+    r->epoch = (int)pos[0], r->step = pos[1];
+    return 0;
+}
+
 int main(int argc, char **argv) {
     run r = {0};
     int rc = parse(argc, argv, &r.o);
     if (rc)
         return rc;
     const opts *o = &r.o;
+    r.rows = o->batch;
+    bool agreed = false; // --distributed: the ranks' setups compared (nb_dist_agree)
+    if (o->distributed && (rc = dist_join(&r, &argc, &argv)) != 0)
+        return nb_dist_finalize(r.dist), rc;
+    rc = 1;
     if (o->save && nb_check_output_path(o->save) != NB_OK) {
         fprintf(stderr, "charlm: --save: %s\n", nb_last_error());
-        return 1;
+        goto done;
     }
     if (nb_text_load_dir(o->data, NULL, &r.txt) != NB_OK) {
         fprintf(stderr, "charlm: %s\n", nb_last_error());
-        return 1;
+        goto done;
     }
     int64_t w = nb_text_windows(&r.txt, o->context);
     r.train = malloc((size_t)(w > 0 ? w : 1) * sizeof *r.train);
     r.val = malloc((size_t)(w > 0 ? w : 1) * sizeof *r.val);
-    rc = 1;
     if (!r.train || !r.val)
         goto done;
     if (nb_text_split(&r.txt, o->context, o->val_frac, o->seed, r.train, &r.n_train, r.val,
@@ -542,11 +625,10 @@ int main(int argc, char **argv) {
         &r.rng);
     r.params = nb_params_create();
     r.g = nb_graph_create();
-    r.x = nb_tensor_create(NB_I32, 2, (int64_t[]){o->batch, o->context});
-    r.y = nb_tensor_create(NB_I32, 2, (int64_t[]){o->batch, o->context});
+    r.x = nb_tensor_create(NB_I32, 2, (int64_t[]){r.rows, o->context});
+    r.y = nb_tensor_create(NB_I32, 2, (int64_t[]){r.rows, o->context});
     if (r.y)
-        r.yflat =
-            nb_tensor_wrap(NB_I32, 1, (int64_t[]){o->batch * o->context}, nb_tensor_data(r.y));
+        r.yflat = nb_tensor_wrap(NB_I32, 1, (int64_t[]){r.rows * o->context}, nb_tensor_data(r.y));
     r.vocab = nb_vocab_to_tensor(&r.txt.vocab);
     if (!r.model || !r.params || !r.g || !r.x || !r.y || !r.yflat || !r.vocab ||
         nb_layer_collect(&r.model->base, r.params, NULL) != NB_OK) {
@@ -556,9 +638,17 @@ int main(int argc, char **argv) {
     nb_optim_config cfg = nb_optim_defaults(NB_OPTIM_ADAMW, o->lr);
     cfg.weight_decay = o->wd;
     r.opt = nb_params_optim_create(r.params, cfg, true);
-    if (!r.opt) {
+    if (!r.opt || (r.dist && !(r.red = nb_dist_reducer_create(r.dist, r.params, 0)))) {
         fprintf(stderr, "charlm: %s\n", nb_last_error());
         goto done;
+    }
+    if (r.dist) { // a rank that could not read the corpus or build the model stops them all
+        r.model->rng = &r.drop_rng;
+        agreed = true;
+        if (nb_dist_agree(r.dist, NB_OK, "loading the data") != NB_OK) {
+            fprintf(stderr, "charlm: %s\n", nb_last_error());
+            goto done;
+        }
     }
     r.total_steps = (int64_t)o->epochs * charlm_steps_per_epoch(&r);
     printf("charlm: %" PRId64 " characters, vocabulary %d, %" PRId64 " train / %" PRId64
@@ -566,14 +656,25 @@ int main(int argc, char **argv) {
            r.txt.n, r.txt.vocab.size, r.n_train, r.n_val, o->context,
            nb_params_numel(r.params, NB_PARAM), o->epochs, charlm_steps_per_epoch(&r));
     fflush(stdout);
-    if (o->resume && resume(&r))
+    if (r.dist ? dist_start(&r) : o->resume && resume(&r))
         goto done;
     if (train(&r))
         goto done;
+    if (r.red) {
+        nb_dist_stats st;
+        nb_dist_reducer_stats(r.red, &st);
+        printf(
+            "distributed: %d ranks, gradient all-reduce %.3f ms/step, %d bucket(s), %.2f MB/step\n",
+            nb_dist_size(r.dist), 1e3 * st.seconds / (double)(st.calls ? st.calls : 1),
+            nb_dist_reducer_buckets(r.red), st.bytes / 1e6 / (double)(st.calls ? st.calls : 1));
+    }
     if (o->sample > 0 && sample_text(&r))
         goto done;
     rc = 0;
 done:
+    if (r.dist && !agreed) // this rank failed before the others compared their setups
+        nb_dist_agree(r.dist, NB_ERR_IO, "loading the data");
+    nb_dist_reducer_destroy(r.red);
     nb_optim_destroy(r.opt);
     nb_params_destroy(r.params);
     charlm_destroy(r.model);
@@ -582,5 +683,8 @@ done:
     nb_tensor_destroy(r.vocab);
     free(r.train), free(r.val);
     nb_text_free(&r.txt);
+    fflush(stdout); // output written after MPI_Finalize can be lost by mpirun's forwarding
+    fflush(stderr);
+    nb_dist_finalize(r.dist);
     return rc;
 }

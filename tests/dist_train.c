@@ -14,6 +14,9 @@
 //              [--save PREFIX] [--resume PREFIX --start S]   checkpoint after / resume at step S
 //              [--fail-rank R --fail-at S --fail-how kill|error|hang]
 //              [--mismatch]                rank 1 builds a wider hidden layer
+//              [--bucket BYTES]            reducer bucket size (default: the library's)
+//              [--overlap]                 all-reduce overlapped with backward (grad-ready
+//                                          hook, nb_dist_overlap_begin / _end)
 // Prints "params <hash>" (rank 0) and "max_rel_diff <x> tol <t>"; exit 0 only when it holds.
 #include <math.h>
 #include <signal.h>
@@ -35,7 +38,8 @@ typedef struct {
     nb_dtype dtype;
     int steps, start, threads;
     int64_t batch;
-    bool control, mismatch;
+    bool control, mismatch, overlap;
+    int64_t bucket;
     const char *save, *resume;
     int fail_rank, fail_at;
     const char *fail_how;
@@ -154,7 +158,13 @@ static nb_status file_loader(void *ctx, const char *const *names, nb_tensor *con
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    *o = (opts){NB_F64, 8, 0, 1, 64, false, false, NULL, NULL, -1, -1, "kill"};
+    *o = (opts){.dtype = NB_F64,
+                .steps = 8,
+                .threads = 1,
+                .batch = 64,
+                .fail_rank = -1,
+                .fail_at = -1,
+                .fail_how = "kill"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(a, "--dtype"))
@@ -181,6 +191,10 @@ static void parse(int argc, char **argv, opts *o) {
             o->control = true;
         else if (!strcmp(a, "--mismatch"))
             o->mismatch = true;
+        else if (!strcmp(a, "--overlap"))
+            o->overlap = true;
+        else if (!strcmp(a, "--bucket"))
+            o->bucket = atoll(v), i++;
         else {
             fprintf(stderr, "dist_train: unknown argument '%s'\n", a);
             exit(2);
@@ -251,11 +265,13 @@ int main(int argc, char **argv) {
         die("broadcast");
     if (o.resume && nb_dist_broadcast_optim(d, m.opt) != NB_OK)
         die("broadcast optimizer");
-    nb_dist_reducer *red = nb_dist_reducer_create(d, m.ps, 0);
+    nb_dist_reducer *red = nb_dist_reducer_create(d, m.ps, (size_t)o.bucket);
     if (!red)
         die("reducer");
 
     nb_graph *g = nb_graph_create();
+    if (o.overlap) // the reference run below shares g: its parameters are not the reducer's
+        nb_graph_set_grad_ready(g, nb_dist_grad_ready, red);
     nb_tensor *xb = nb_tensor_create(o.dtype, 2, (int64_t[]){o.batch, N_IN});
     nb_tensor *yb = nb_tensor_create(o.dtype, 2, (int64_t[]){o.batch, N_OUT});
     nb_batch_iter *it = nb_batch_iter_create(NULL, N_SAMPLES, o.batch, true, ORDER_SEED);
@@ -265,13 +281,22 @@ int main(int argc, char **argv) {
         int64_t nb = global_batch(it, idx), off, cnt;
         nb_dist_slice(nb, o.control ? 0 : rank, size, &off, &cnt);
         fail_now(d, &o, s);
+        if (o.overlap && nb_dist_overlap_begin(red, (double)cnt) != NB_OK)
+            die("overlap begin");
         local_grads(&m, g, x, y, idx + off, cnt, xb, yb);
-        if (nb_dist_allreduce_grads(red, (double)cnt) != NB_OK)
+        if ((o.overlap ? nb_dist_overlap_end(red) : nb_dist_allreduce_grads(red, (double)cnt)) !=
+            NB_OK)
             die("all-reduce");
         nb_optim_step(m.opt);
     }
     if (o.save && rank == 0)
         save(&m, o.save);
+    nb_dist_stats stats;
+    nb_dist_reducer_stats(red, &stats);
+    if (rank == 0)
+        printf("buckets %d, handed over during backward %lld of %lld\n",
+               nb_dist_reducer_buckets(red), (long long)stats.early_buckets,
+               (long long)stats.calls * nb_dist_reducer_buckets(red));
 
     // Every rank holds the same parameters, bit for bit (16-bit parts: exact sums in double).
     uint64_t h = params_hash(m.ps);

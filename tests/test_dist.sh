@@ -6,7 +6,8 @@
 #   is caught; seeded runs are bitwise reproducible for a fixed np; a checkpoint written by np 2
 #   resumes on np 3 and np 1 and still equals the single run; a rank that is killed, errors or
 #   hangs stops the job within seconds with a message; mismatched models and an unreadable
-#   checkpoint fail on every rank with a message.
+#   checkpoint fail on every rank with a message; the all-reduce overlapped with backward
+#   (grad-ready hook, small buckets) gives bitwise the parameters of the one after backward.
 # Without: the one-rank fallback trains, and a launch as one of several MPI ranks is refused.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +16,7 @@ bin=$1 mpiexec=${2:-}
 
 if [[ -z $mpiexec ]]; then
     expect_run 0 'max_rel_diff .* np 1 ' "$bin"
+    expect_run 0 'handed over during backward ([1-9][0-9]*) of \1' "$bin" --overlap --bucket 256
     OMPI_COMM_WORLD_SIZE=2 expect_run 2 'built without MPI' "$bin"
     PMI_SIZE=4 expect_run 2 'one of 4 ranks .*built without MPI' "$bin"
     [[ $failures -eq 0 ]] || { echo "$failures check(s) failed" >&2; exit 1; }
@@ -40,6 +42,21 @@ for dt in f64 f32; do
         hash[$np$dt]=$(hash_of)
     done
 done
+# Overlapped with backward (grad-ready hook, communication thread; 256-byte buckets: 3 or 4):
+# bitwise the parameters of the all-reduce after backward, every bucket handed over while
+# backward was still running.
+for dt in f64 f32; do
+    for np in 2 3; do
+        expect_run 0 "max_rel_diff .* np $np " run "$np" --dtype "$dt" --steps 8 --bucket 256
+        after=$(hash_of)
+        expect_run 0 'handed over during backward ([1-9][0-9]*) of \1' \
+            run "$np" --dtype "$dt" --steps 8 --bucket 256 --overlap
+        [[ -n $after && $(hash_of) == "$after" ]] ||
+            fail "np $np $dt: overlapped ($(hash_of)) differs from after backward ($after)"
+    done
+done
+echo "  overlapped all-reduce: bitwise equal to the all-reduce after backward (np 2, 3; f64, f32)"
+
 # The check can fail: every rank on rank 0's slice is a different training run.
 expect_run 0 'control: detected' run 2 --control
 

@@ -41,7 +41,7 @@ typedef struct nb_dist nb_dist;
 // Local: true when this nabla was built with MPI (NABLA_WITH_MPI).
 bool nb_dist_built_with_mpi(void);
 
-// Joins the job: initialises MPI (MPI_Init_thread, funneled) unless the application already
+// Joins the job: initialises MPI (MPI_Init_thread, serialized) unless the application already
 // did, and works on a duplicate of MPI_COMM_WORLD. argc/argv may be NULL. Returns NULL with
 // nb_last_error on failure, e.g. (no MPI built in) when launched by mpirun with several ranks.
 nb_dist *nb_dist_init(int *argc, char ***argv);
@@ -112,12 +112,41 @@ int nb_dist_reducer_buckets(const nb_dist_reducer *r);
 // rank without samples backwards a zero loss, or zeroes its grads).
 nb_status nb_dist_allreduce_grads(nb_dist_reducer *r, double weight);
 
+// ---- the all-reduce overlapped with backward ------------------------------------------------
+// The same reduction started bucket by bucket while backward is still running: with the
+// reducer as the graph's grad-ready hook (nabla/graph.h), a bucket is handed to a
+// communication thread as soon as backward has finished the grads of all its parameters, and
+// is summed over the ranks while backward computes the earlier layers' grads.
+//   nb_graph_set_grad_ready(g, nb_dist_grad_ready, r);   // once
+//   each step: zero_grad; forward;
+//       nb_dist_overlap_begin(r, (double)n);   // this step's weight, before backward
+//       nb_backward(g, loss);                  // one backward per begin
+//       nb_dist_overlap_end(r);                // the rest; grads := the global batch's mean
+// Buckets are summed by the same collectives, in the same bucket order and from the same
+// packed values as nb_dist_allreduce_grads, so the grads are bitwise identical to it (a
+// parameter backward did not reach is packed at end). Between begin and end this rank makes
+// no other nb_dist call. Needs an MPI that allows calls from another thread, one at a time
+// (MPI_THREAD_SERIALIZED: nb_dist_init asks for it; an application that initialised MPI itself
+// must too): otherwise begin fails (NB_ERR_STATE) and nothing is started. The thread starts at
+// the first begin and ends with the reducer.
+nb_status nb_dist_overlap_begin(nb_dist_reducer *r, double weight);
+// The hook (nb_grad_ready_fn): ctx is the reducer. Leaves that are not its parameters, and
+// calls outside begin .. end, are ignored.
+void nb_dist_grad_ready(void *reducer, nb_tensor *leaf);
+// Packs the buckets still open, waits for every bucket's sum, then does what
+// nb_dist_allreduce_grads does after its collectives (same checks, same errors on every rank).
+nb_status nb_dist_overlap_end(nb_dist_reducer *r);
+
 // Local: time spent in nb_dist_allreduce_grads (packing, waiting, unpacking) and bytes sent
-// into the collectives, since creation or the last reset.
+// into the collectives, since creation or the last reset. Overlapped, only what the calling
+// thread spends: packing in the hook and nb_dist_overlap_end (the exposed cost).
 typedef struct nb_dist_stats {
     int64_t calls;
     double seconds;
     double bytes; // summed over the calls: every bucket buffer handed to the collective
+    // Overlapped: buckets handed to the communication thread by the grad-ready hook, i.e.
+    // while backward was still running (the others were packed by nb_dist_overlap_end).
+    int64_t early_buckets;
 } nb_dist_stats;
 void nb_dist_reducer_stats(const nb_dist_reducer *r, nb_dist_stats *out);
 void nb_dist_reducer_reset_stats(nb_dist_reducer *r);

@@ -94,6 +94,18 @@ nb_status nb_backward(nb_graph *g, nb_tensor *loss);
 // (same shape and dtype as out; any ownership).
 nb_status nb_backward_with(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out);
 
+// Grad-ready hook: nb_backward and nb_backward_with (not nb_grad) call fn(ctx, leaf) for each
+// leaf that backward reaches (a tensor the user made, with requires_grad: a parameter) as soon
+// as its grad is final for this sweep, i.e. right after the last node that adds into it has run,
+// while backward goes on with the earlier nodes. Once per leaf per backward, on the calling
+// thread, in the order the leaves become final (the same order for the same tape). fn may read
+// or copy the grad, not change it; it must not record ops or call backward on g. Data-parallel
+// training uses it to start reducing a bucket of gradients during the rest of backward
+// (nabla/dist.h: nb_dist_grad_ready). A NULL fn removes it; the hook survives nb_graph_reset.
+// Costs one pass over the marked tape per backward, and nothing when no hook is set.
+typedef void (*nb_grad_ready_fn)(void *ctx, nb_tensor *leaf);
+void nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *ctx);
+
 // ---- gradient check ---------------------------------------------------------------------------
 
 // A user function: builds a scalar from `inputs` with ops on g and returns it (or NULL).

@@ -34,4 +34,39 @@ double nb__dist_default_timeout(void);
 // Shared by the backends: message and exit path of nb_dist_abort, minus the ending itself.
 void nb__dist_print_abort(const nb_dist *d, const char *msg);
 
+// ---- the gradient reducer (dist_reduce.c), shared with the overlapped form (dist_overlap.c) --
+
+typedef struct nb__dist_bucket {
+    nb_dtype dtype;
+    int first, n;  // parameters r->params[first .. first + n)
+    int64_t numel; // payload elements (Σ numel of its parameters)
+    void *buf;     // numel + n + 2 elements of dtype: [w·grads | presence | w | bad]
+} nb__dist_bucket;
+
+struct nb__dist_overlap; // dist_overlap.c
+
+struct nb_dist_reducer {
+    nb_dist *d;
+    int n_params;
+    nb_tensor **params; // (n_params) reverse registration order: the order backward ends them
+    const char **names; // (n_params) borrowed from the set (valid while the set is unchanged)
+    int n_buckets;
+    nb__dist_bucket *buckets;
+    nb_dist_stats stats;
+    struct nb__dist_overlap *ov; // NULL until the first nb_dist_overlap_begin
+};
+
+double nb__dist_now(void);
+// Bucket b's buffer := [w·grads | presence flags | w | bad] from its parameters' grads.
+void nb__dist_pack(const nb_dist_reducer *r, int b, double w, bool bad);
+// Bucket b's buffer := its sum over the ranks (collective; counts the bytes in r->stats).
+nb_status nb__dist_reduce_bucket(nb_dist_reducer *r, int b);
+// After every bucket is reduced: the checks every rank makes alike, then grads := the sums / Σ w.
+nb_status nb__dist_unpack(nb_dist_reducer *r, double weight, bool bad, const char *who);
+bool nb__dist_overlap_active(const nb_dist_reducer *r);
+void nb__dist_overlap_free(nb_dist_reducer *r);
+// The backend allows collectives from a thread other than the one that started MPI, one thread
+// at a time (MPI_THREAD_SERIALIZED); true without MPI.
+bool nb__dist_threads_ok(const nb_dist *d);
+
 #endif

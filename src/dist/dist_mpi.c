@@ -39,6 +39,12 @@ static nb_status mpi_fail(int rc, const char *who, const char *what) {
 
 static void *watchdog(void *arg);
 
+bool nb__dist_threads_ok(const nb_dist *d) {
+    (void)d;
+    int provided = MPI_THREAD_SINGLE;
+    return MPI_Query_thread(&provided) == MPI_SUCCESS && provided >= MPI_THREAD_SERIALIZED;
+}
+
 static nb_dist *make(MPI_Comm parent, bool owns_mpi, const char *who) {
     nb_dist *d = nb__calloc(1, sizeof *d);
     struct nb_dist_backend *be = nb__calloc(1, sizeof *be);
@@ -96,7 +102,9 @@ nb_dist *nb_dist_init(int *argc, char ***argv) {
     }
     if (!inited) {
         int provided = 0;
-        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        // Serialized: the overlapped all-reduce (dist_overlap.c) calls collectives from its
+        // communication thread while the main thread computes (never two at once).
+        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
         if (rc != MPI_SUCCESS) {
             mpi_fail(rc, who, "MPI_Init_thread");
             return NULL;

@@ -10,24 +10,9 @@
 
 #include "dist/dist_impl.h"
 
-typedef struct {
-    nb_dtype dtype;
-    int first, n;  // parameters r->params[first .. first + n)
-    int64_t numel; // payload elements (Σ numel of its parameters)
-    void *buf;     // numel + n + 2 elements of dtype
-} bucket;
+typedef nb__dist_bucket bucket;
 
-struct nb_dist_reducer {
-    nb_dist *d;
-    int n_params;
-    nb_tensor **params; // (n_params) reverse registration order: the order backward ends them
-    const char **names; // (n_params) borrowed from the set (valid while the set is unchanged)
-    int n_buckets;
-    bucket *buckets;
-    nb_dist_stats stats;
-};
-
-static double now_s(void) {
+double nb__dist_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -36,6 +21,7 @@ static double now_s(void) {
 void nb_dist_reducer_destroy(nb_dist_reducer *r) {
     if (!r)
         return;
+    nb__dist_overlap_free(r);
     for (int b = 0; b < r->n_buckets; b++)
         nb__free(r->buckets[b].buf);
     nb__free(r->buckets);
@@ -112,8 +98,8 @@ void nb_dist_reducer_reset_stats(nb_dist_reducer *r) {
         r->stats = (nb_dist_stats){0};
 }
 
-// buf := [w·grads | presence | w | bad] for one bucket.
-static void pack(const nb_dist_reducer *r, const bucket *k, double w, bool bad) {
+void nb__dist_pack(const nb_dist_reducer *r, int b, double w, bool bad) {
+    const bucket *k = &r->buckets[b];
     int64_t o = 0;
     for (int j = 0; j < k->n; j++) {
         nb_tensor *p = r->params[k->first + j];
@@ -155,24 +141,41 @@ static double slot(const bucket *k, int64_t i) {
     return k->dtype == NB_F32 ? (double)((const float *)k->buf)[i] : ((const double *)k->buf)[i];
 }
 
+nb_status nb__dist_reduce_bucket(nb_dist_reducer *r, int b) {
+    bucket *k = &r->buckets[b];
+    nb_status st = nb__dist_sum(r->d, k->buf, k->numel + k->n + 2, k->dtype, "gradient all-reduce");
+    if (st == NB_OK)
+        r->stats.bytes += (double)(k->numel + k->n + 2) * (double)nb_dtype_size(k->dtype);
+    return st;
+}
+
 nb_status nb_dist_allreduce_grads(nb_dist_reducer *r, double weight) {
     const char *who = "nb_dist_allreduce_grads";
     if (!r)
         return nb__set_last_error(NB_ERR_NULL, "%s: reducer is NULL", who);
-    double t0 = now_s();
-    nb_dist *d = r->d;
+    if (nb__dist_overlap_active(r))
+        return nb__set_last_error(
+            NB_ERR_STATE,
+            "%s: an overlapped all-reduce is under way (nb_dist_overlap_begin "
+            "without nb_dist_overlap_end)",
+            who);
+    double t0 = nb__dist_now();
     // A bad weight still takes part in every collective (the other ranks are already in them);
     // it is flagged in the buckets, so every rank refuses the step together.
     bool bad = !(weight >= 0) || !isfinite(weight);
     for (int b = 0; b < r->n_buckets; b++) {
-        bucket *k = &r->buckets[b];
-        pack(r, k, weight, bad);
-        nb_status st =
-            nb__dist_sum(d, k->buf, k->numel + k->n + 2, k->dtype, "gradient all-reduce");
+        nb__dist_pack(r, b, weight, bad);
+        nb_status st = nb__dist_reduce_bucket(r, b);
         if (st != NB_OK)
             return st;
-        r->stats.bytes += (double)(k->numel + k->n + 2) * (double)nb_dtype_size(k->dtype);
     }
+    nb_status st = nb__dist_unpack(r, weight, bad, who);
+    r->stats.seconds += nb__dist_now() - t0;
+    return st;
+}
+
+nb_status nb__dist_unpack(nb_dist_reducer *r, double weight, bool bad, const char *who) {
+    nb_dist *d = r->d;
     // The same decision on every rank, from the reduced numbers.
     const bucket *k0 = &r->buckets[0];
     double total = slot(k0, k0->numel + k0->n), n_bad = slot(k0, k0->numel + k0->n + 1);
@@ -228,6 +231,5 @@ nb_status nb_dist_allreduce_grads(nb_dist_reducer *r, double weight) {
         }
     }
     r->stats.calls++;
-    r->stats.seconds += now_s() - t0;
     return NB_OK;
 }

@@ -6,6 +6,77 @@
 
 #include "graph/graph_priv.h"
 
+// ---- grad-ready hook: when each leaf's grad is final --------------------------------------
+// A leaf's last contribution comes from its marked consumer with the lowest tape index (the
+// sweep runs from the root down). One pass from the root down over the marked nodes finds it
+// for every leaf, with an open-addressing table keyed by the leaf; each leaf is then chained
+// to that node (head[node] -> entry -> entry ...), so the sweep fires a node's leaves right
+// after its backward. All of it lives in the arena: nothing is allocated once it has grown.
+
+typedef struct {
+    nb_tensor *leaf;
+    int64_t node; // lowest marked consumer
+    int64_t seq;  // order first seen from the root down: a fixed order within a node
+    int64_t next; // next entry of the same node, -1: none
+} ready_entry;
+
+static bool is_leaf_param(const nb_tensor *t) {
+    return t->requires_grad && t->node < 0 && !t->graph;
+}
+
+// *list: the leaves reached from root, by seq; *head: (root + 1) first entry per node, or -1.
+static nb_status plan_ready(nb_graph *g, int64_t root, ready_entry **list_out, int64_t **head_out) {
+    int64_t m = 0;
+    for (int64_t i = 0; i <= root; i++)
+        if (g->nodes[i].mark)
+            m += g->nodes[i].n_in;
+    size_t cap = 16;
+    while (cap < 2 * (size_t)m)
+        cap *= 2;
+    ready_entry *table = nb__graph_alloc(g, cap * sizeof *table);
+    ready_entry *list = nb__graph_alloc(g, ((size_t)m + 1) * sizeof *list);
+    int64_t *head = nb__graph_alloc(g, ((size_t)root + 1) * sizeof *head);
+    if (!table || !list || !head)
+        return g->status;
+    memset(table, 0, cap * sizeof *table);
+    int64_t n = 0;
+    for (int64_t i = root; i >= 0; i--) {
+        const nb_node *nd = &g->nodes[i];
+        if (!nd->mark)
+            continue;
+        for (int k = 0; k < nd->n_in; k++) {
+            nb_tensor *t = nd->in[k];
+            if (!is_leaf_param(t))
+                continue;
+            size_t h = (size_t)(((uintptr_t)t >> 4) * 0x9e3779b97f4a7c15u) & (cap - 1);
+            while (table[h].leaf && table[h].leaf != t)
+                h = (h + 1) & (cap - 1);
+            if (!table[h].leaf)
+                table[h] = (ready_entry){t, i, n++, -1};
+            table[h].node = i; // from the root down: the last write is the lowest index
+        }
+    }
+    for (size_t h = 0; h < cap; h++)
+        if (table[h].leaf)
+            list[table[h].seq] = table[h];
+    for (int64_t i = 0; i <= root; i++)
+        head[i] = -1;
+    for (int64_t e = n - 1; e >= 0; e--) { // prepending from the last: each chain by seq
+        list[e].next = head[list[e].node];
+        head[list[e].node] = e;
+    }
+    *list_out = list;
+    *head_out = head;
+    return NB_OK;
+}
+
+void nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *ctx) {
+    if (!g)
+        return;
+    g->ready_fn = fn;
+    g->ready_ctx = fn ? ctx : NULL;
+}
+
 // Mark the nodes the root depends on; make sure every leaf that needs a grad has one.
 static nb_status mark(nb_graph *g, int64_t root) {
     for (int64_t i = 0; i <= root; i++)
@@ -77,13 +148,20 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         *(float *)out->grad = 1.0f; // d loss / d loss
     else
         *(double *)out->grad = 1.0;
+    ready_entry *ready = NULL;
+    int64_t *head = NULL;
+    if (g->ready_fn && (st = plan_ready(g, root, &ready, &head)) != NB_OK)
+        return st;
     for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
         nb_node *nd = &g->nodes[i];
-        if (!nd->mark || nd->out->numel == 0) // an empty output contributes nothing
-            continue;
-        nd->op->backward(nd);
-        if (g->check_finite) // anomaly mode: name the first op whose backward made NaN/Inf
-            nb__check_input_grads(nd);
+        if (nd->mark && nd->out->numel > 0) { // an empty output contributes nothing
+            nd->op->backward(nd);
+            if (g->check_finite) // anomaly mode: name the first op whose backward made NaN/Inf
+                nb__check_input_grads(nd);
+        }
+        // Leaves whose last contribution was node i: final now (not after an error).
+        for (int64_t e = head ? head[i] : -1; e >= 0 && g->status == NB_OK; e = ready[e].next)
+            g->ready_fn(g->ready_ctx, ready[e].leaf);
     }
     return g->status;
 }

@@ -13,9 +13,11 @@ struct nb_graph {
     int64_t n_nodes;
     int64_t cap_nodes;
     bool grad_enabled;
-    bool check_finite; // anomaly mode (anomaly.c)
-    uint64_t epoch;    // unique to this graph and step (a process-wide counter); op outputs
-                       // remember theirs, so one compare tells a live output of this step
+    bool check_finite;         // anomaly mode (anomaly.c)
+    nb_grad_ready_fn ready_fn; // grad-ready hook (backward.c), NULL: none
+    void *ready_ctx;
+    uint64_t epoch; // unique to this graph and step (a process-wide counter); op outputs
+                    // remember theirs, so one compare tells a live output of this step
     uint64_t epoch_next, epoch_end; // the block of epochs this graph reserved (graph.c)
     nb_hdr_pool hdrs;               // the op outputs' headers (headers.c)
     int64_t max_ops;                // tape budget between resets (nb_graph_set_limits)

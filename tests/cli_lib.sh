@@ -1,7 +1,7 @@
 # Shared by the command-line test scripts (sourced, not run): a temporary work directory,
 # failure counting, and expect_run. The caller sets nothing; it reads $work and $failures.
-# A named template, not /tmp/tmp.*: a cleanup of stray mktemp directories elsewhere on the
-# machine removed this one mid-run more than once while the suite ran under ctest -j.
+# A named template, not an anonymous /tmp/tmp.*: in several landing runs on a shared machine
+# that directory vanished mid-run (removed by something outside the suite; cause not found).
 work=$(mktemp -d "${TMPDIR:-/tmp}/nabla-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failures=0

@@ -37,7 +37,8 @@ typedef struct nb_rng {
 
 // New zero-filled tensor of `ndim` dims (0 <= ndim <= NB_MAX_DIMS; ndim 0 is a scalar). Dims
 // are >= 0 and the nonzero ones multiply to at most 2^60, for an empty tensor too (PyTorch also
-// refuses (2^40, 2^40, 0)). Returns NULL and sets nb_last_error on a bad shape, dtype or out-of-memory. Caller owns it.
+// refuses (2^40, 2^40, 0)). Returns NULL and sets nb_last_error on a bad shape, dtype or
+// out-of-memory. Caller owns it.
 nb_tensor *nb_tensor_create(nb_dtype dtype, int ndim, const int64_t *shape);
 // Same, then copies numel elements of `dtype` from `data`.
 nb_tensor *nb_tensor_from_data(nb_dtype dtype, int ndim, const int64_t *shape, const void *data);

@@ -1,44 +1,10 @@
 // Anomaly mode: the opt-in NaN/Inf checks on op outputs (forward, replay) and on the grads each
-// backward step writes, and the call-site capture that lets the report name the user's line.
-// The public op macros bracket every call with NB__SITE (nabla/graph.h); nb__record
-// copies the innermost open site into the node. A stack rather than one slot, so in
-// nb_relu(g, nb_exp(g, x)) each op gets its own call (the inner one runs inside the outer).
+// backward step writes. The report names the user's line from the call site nb__record copied
+// into the node (site.c).
 #include <math.h>
 #include <string.h>
 
 #include "graph/graph_priv.h"
-
-// ---- call sites -------------------------------------------------------------------------------
-
-// Deeper nesting than this still balances (depth keeps counting); those calls report no site.
-#define SITE_DEPTH 32
-
-static _Thread_local struct {
-    const char *file[SITE_DEPTH];
-    int line[SITE_DEPTH];
-    int depth;
-} sites;
-
-void nb__site_enter(const char *file, int line) {
-    if (sites.depth < SITE_DEPTH) {
-        sites.file[sites.depth] = file;
-        sites.line[sites.depth] = line;
-    }
-    sites.depth++;
-}
-
-nb_tensor *nb__site_leave(nb_tensor *result) {
-    if (sites.depth > 0)
-        sites.depth--;
-    return result;
-}
-
-void nb__site_current(const char **file, int *line) {
-    int d = sites.depth;
-    bool known = d > 0 && d <= SITE_DEPTH;
-    *file = known ? sites.file[d - 1] : NULL;
-    *line = known ? sites.line[d - 1] : 0;
-}
 
 // ---- mode -------------------------------------------------------------------------------------
 

@@ -5,15 +5,8 @@
 
 #include "graph/arena.h"
 
-#define ARENA_ALIGN 64
+#define ARENA_ALIGN NB_ARENA_ALIGN
 #define ARENA_MIN_CHUNK (1u << 20)
-
-struct nb_chunk {
-    struct nb_chunk *next;
-    size_t size; // usable bytes after the aligned start
-    size_t used;
-    unsigned char *base; // first aligned byte
-};
 
 static struct nb_chunk *chunk_new(size_t size) {
     // One allocation: header, alignment slack, payload.
@@ -33,23 +26,18 @@ void nb__arena_init(nb_arena *a) {
     memset(a, 0, sizeof *a);
 }
 
-void *nb__arena_alloc(nb_arena *a, size_t n) {
-    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (n == 0)
-        n = ARENA_ALIGN;
+void *nb__arena_grow(nb_arena *a, size_t n) {
     struct nb_chunk *c = a->head;
-    if (!c || c->size - c->used < n) {
-        size_t size = c ? c->size * 2 : ARENA_MIN_CHUNK;
-        if (size < n)
-            size = n;
-        struct nb_chunk *fresh = chunk_new(size);
-        if (!fresh)
-            return NULL;
-        fresh->next = c;
-        a->head = fresh;
-        a->n_chunks++;
-        c = fresh;
-    }
+    size_t size = c ? c->size * 2 : ARENA_MIN_CHUNK;
+    if (size < n)
+        size = n;
+    struct nb_chunk *fresh = chunk_new(size);
+    if (!fresh)
+        return NULL;
+    fresh->next = c;
+    a->head = fresh;
+    a->n_chunks++;
+    c = fresh;
     void *p = c->base + c->used;
     c->used += n;
     a->in_use += n;

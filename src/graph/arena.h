@@ -6,6 +6,17 @@
 
 #include "tensor/tensor_impl.h"
 
+// Every block is aligned to (and a multiple of) this many bytes, for SIMD/BLAS.
+#define NB_ARENA_ALIGN 64
+#define NB_ARENA_ROUND(n) (((n) + NB_ARENA_ALIGN - 1) & ~(size_t)(NB_ARENA_ALIGN - 1))
+
+struct nb_chunk {
+    struct nb_chunk *next;
+    size_t size; // usable bytes after the aligned start
+    size_t used;
+    unsigned char *base; // first aligned byte
+};
+
 typedef struct nb_arena {
     struct nb_chunk *head; // newest chunk first
     int n_chunks;
@@ -14,8 +25,22 @@ typedef struct nb_arena {
 } nb_arena;
 
 void nb__arena_init(nb_arena *a);
-// 64-byte aligned block, valid until reset; NULL when out of memory. Not zeroed.
-void *nb__arena_alloc(nb_arena *a, size_t n);
+// The slow path of nb__arena_alloc: a new chunk. n is already rounded.
+void *nb__arena_grow(nb_arena *a, size_t n);
+// 64-byte aligned block, valid until reset; NULL when out of memory. Not zeroed. Inline: a
+// compare and a bump in the common case (several per op: per-op overhead, bench_overhead).
+static inline void *nb__arena_alloc(nb_arena *a, size_t n) {
+    n = n ? NB_ARENA_ROUND(n) : NB_ARENA_ALIGN;
+    struct nb_chunk *c = a->head;
+    if (!c || c->size - c->used < n)
+        return nb__arena_grow(a, n);
+    void *p = c->base + c->used;
+    c->used += n;
+    a->in_use += n;
+    if (a->in_use > a->high_water)
+        a->high_water = a->in_use;
+    return p;
+}
 void nb__arena_reset(nb_arena *a);
 void nb__arena_free(nb_arena *a);
 // Fill every byte handed out since the last reset with NB_POISON_BYTE (debug builds).

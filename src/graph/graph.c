@@ -353,21 +353,14 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
         return NULL;
     }
 
-    // Everything the node keeps lives in the arena.
-    nb_tensor **in_copy = n_in ? galloc(g, (size_t)n_in * sizeof *in_copy) : NULL;
-    void *params_copy = params_size ? galloc(g, params_size) : NULL;
+    // Everything the node keeps lives in the arena, in one block carved into 64-byte aligned
+    // pieces (the arena's alignment): the input array, the params copy, the output's data and,
+    // when it needs one, its grad. One bump instead of four (per-op overhead, bench_overhead).
     nb_tensor *out = nb__hdr_alloc(&g->hdrs); // never at an earlier step's header address
     if (!out)
         out = galloc(g, sizeof *out); // no reserved range: the arena, as before
-    if ((n_in && !in_copy) || (params_size && !params_copy) || !out)
+    if (!out)
         return NULL;
-    if (n_in)
-        memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
-    if (params_size)
-        memcpy(params_copy, params, params_size);
-    nd.in = in_copy;
-    nd.params = params_copy;
-
     char err[128];
     memset(out, 0, sizeof *out);
     out->dtype = shape.set_dtype      ? shape.dtype
@@ -383,21 +376,38 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     out->graph = g;
     out->epoch = g->epoch;
     out->node = -1;
-    size_t nbytes = (size_t)out->numel * nb_dtype_size(out->dtype);
-    out->data = galloc(g, nbytes);
-    if (!out->data)
-        return NULL;
-    nd.out = out;
 
     bool any_grad = false;
     for (int i = 0; i < n_in; i++)
         any_grad = any_grad || in[i]->requires_grad;
     nd.needs_grad = g->grad_enabled && any_grad && out->dtype != NB_I32 && out->dtype != NB_I64;
+
+    // nbytes < 2^63 (numel * 8 passed nb__shape_check); data and grad together could reach
+    // 2^64, so more than 2^62 bytes (no memory holds) is refused before adding up (galloc
+    // needs its size below 2^63).
+    size_t nbytes = (size_t)out->numel * nb__dtype_size(out->dtype);
+    size_t in_bytes = NB_ARENA_ROUND((size_t)n_in * sizeof(nb_tensor *));
+    size_t params_bytes = NB_ARENA_ROUND(params_size);
+    size_t data_bytes = NB_ARENA_ROUND(nbytes ? nbytes : 1);
+    if (data_bytes > SIZE_MAX / 4)
+        return over_budget(g, nbytes);
+    unsigned char *block =
+        galloc(g, in_bytes + params_bytes + data_bytes + (nd.needs_grad ? data_bytes : 0));
+    if (!block)
+        return NULL;
+    nb_tensor **in_copy = n_in ? (nb_tensor **)(void *)block : NULL;
+    void *params_copy = params_size ? block + in_bytes : NULL;
+    if (n_in)
+        memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
+    if (params_size)
+        memcpy(params_copy, params, params_size);
+    nd.in = in_copy;
+    nd.params = params_copy;
+    out->data = block + in_bytes + params_bytes;
+    nd.out = out;
     if (nd.needs_grad) {
         out->requires_grad = true;
-        out->grad = galloc(g, nbytes); // zeroed by backward when needed
-        if (!out->grad)
-            return NULL;
+        out->grad = block + in_bytes + params_bytes + data_bytes; // zeroed by backward
     }
 
     // An empty output has nothing to compute (and its backward nothing to add): skipping the

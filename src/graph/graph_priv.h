@@ -27,8 +27,9 @@ struct nb_graph {
     char error[512];
 };
 
-// Anomaly mode (anomaly.c). The innermost open op call site (NULL, 0 if none).
+// The innermost open op call site (NULL, 0 if none): site.c.
 void nb__site_current(const char **file, int *line);
+// Anomaly mode (anomaly.c).
 // Scan a node's output / the grads of its inputs for NaN or Inf; on the first one record
 // NB_ERR_NONFINITE naming the op, pass, shape, element and call site, and return it.
 nb_status nb__check_output(nb_node *nd);

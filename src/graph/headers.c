@@ -25,8 +25,6 @@
 
 #define NB_HDR_RESERVE ((size_t)1 << 36) // 64 GiB of address space per graph
 #define NB_HDR_MIN_RESERVE ((size_t)1 << 26)
-#define NB_HDR_BLOCK                                                                               \
-    ((size_t)1 << 21) // dead headers are taken away 2 MiB (one huge page) at a time
 
 #ifndef MREMAP_DONTUNMAP // Linux 5.7; older kernels refuse the flag and get fresh pages instead
 #define MREMAP_DONTUNMAP 4
@@ -75,7 +73,7 @@ void nb__hdr_free(nb_hdr_pool *p) {
     memset(p, 0, sizeof *p);
 }
 
-void nb__hdr_reset(nb_hdr_pool *p, bool poison) {
+void nb__hdr_release(nb_hdr_pool *p, bool poison) {
     if (!p->base)
         return;
     // Debug builds also poison the step's headers, as the arena's data (NB_POISON_EPOCH).

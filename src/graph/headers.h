@@ -33,7 +33,19 @@ static inline nb_tensor *nb__hdr_alloc(nb_hdr_pool *p) {
     p->next += sizeof(nb_tensor);
     return t;
 }
-// End of a step: its headers are dead (poisoned first when `poison`, in debug builds).
-void nb__hdr_reset(nb_hdr_pool *p, bool poison);
+// Dead headers are taken away NB_HDR_BLOCK bytes (one huge page) at a time.
+#define NB_HDR_BLOCK ((size_t)1 << 21)
+
+// The rest of nb__hdr_reset: poisons, takes whole dead blocks away (headers.c).
+void nb__hdr_release(nb_hdr_pool *p, bool poison);
+// End of a step: its headers are dead (poisoned first when `poison`, in debug builds). Inline
+// for the common case, a step that completed no new block: nothing to release (one per reset).
+static inline void nb__hdr_reset(nb_hdr_pool *p, bool poison) {
+    if (!poison && p->next / NB_HDR_BLOCK * NB_HDR_BLOCK <= p->released) {
+        p->step_start = p->next;
+        return;
+    }
+    nb__hdr_release(p, poison);
+}
 
 #endif

@@ -258,7 +258,17 @@ static void matmul_backward(nb_node *nd) {
     nb_dtype dt = y->dtype;
     bool fold = mm_folds(&g, p);
     bool wa = NB_WANTS_GRAD(a), wb = NB_WANTS_GRAD(b);
-    // Per batch element (when not folded):
+    if (fold) { // the batch is more rows of one GEMM (every 2-D product)
+        if (wa) // da (batch·m, k) += dy (batch·m, n) · op(b)ᵀ
+            nb__gemm(dt, false, !p->tb, g.batch * g.m, g.k, g.n, 1.0, y->grad, b->data, 1.0,
+                     a->grad);
+        if (wb && !p->tb) // db (k, n) += aᵀ (k, batch·m) · dy (batch·m, n)
+            nb__gemm(dt, true, false, g.k, g.n, g.batch * g.m, 1.0, a->data, y->grad, 1.0, b->grad);
+        else if (wb) // b stored (n, k): db += dyᵀ (n, batch·m) · a (batch·m, k)
+            nb__gemm(dt, true, false, g.n, g.k, g.batch * g.m, 1.0, y->grad, a->data, 1.0, b->grad);
+        return;
+    }
+    // Per batch element:
     //   da (m, k) += dy (m, n) · op(b)ᵀ, or for a stored (k, m): da += op(b) (k, n) · dyᵀ (n, m)
     //   db (k, n) += op(a)ᵀ (k, m) · dy (m, n), or for b stored (n, k): db += dyᵀ · op(a)
     mm_call ca = !p->ta ? (mm_call){dt,      false,   !p->tb, g.m,  g.k,  g.n, y->grad,
@@ -269,23 +279,12 @@ static void matmul_backward(nb_node *nd) {
                                     y->grad, b->grad, MM_A,  MM_O, MM_B, 1.0}
                         : (mm_call){dt,      true,    p->ta, g.n,  g.k,  g.m, y->grad,
                                     a->data, b->grad, MM_O,  MM_A, MM_B, 1.0};
-    if (!fold && wa && wb && mm_batched_pair(&g, &ca, &cb))
+    if (wa && wb && mm_batched_pair(&g, &ca, &cb))
         return;
-    if (wa) {
-        if (fold) // da (batch·m, k) += dy (batch·m, n) · op(b)ᵀ
-            nb__gemm(dt, false, !p->tb, g.batch * g.m, g.k, g.n, 1.0, y->grad, b->data, 1.0,
-                     a->grad);
-        else
-            mm_batched(&g, &ca);
-    }
-    if (wb) {
-        if (fold && !p->tb) // db (k, n) += aᵀ (k, batch·m) · dy (batch·m, n)
-            nb__gemm(dt, true, false, g.k, g.n, g.batch * g.m, 1.0, a->data, y->grad, 1.0, b->grad);
-        else if (fold) // b stored (n, k): db += dyᵀ (n, batch·m) · a (batch·m, k)
-            nb__gemm(dt, true, false, g.n, g.k, g.batch * g.m, 1.0, y->grad, a->data, 1.0, b->grad);
-        else
-            mm_batched(&g, &cb);
-    }
+    if (wa)
+        mm_batched(&g, &ca);
+    if (wb)
+        mm_batched(&g, &cb);
 }
 
 // d (broadcast batch..., rows, cols) back to operand t: the batch summed to t2's (its matrix

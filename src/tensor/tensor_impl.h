@@ -29,6 +29,11 @@ struct nb_tensor {
                             // NB_LEAF_EPOCH for tensors the user made
 };
 
+// nb_dtype_size inline, for the per-op paths (0 for an invalid dtype, as nb_dtype_size).
+static inline size_t nb__dtype_size(nb_dtype dtype) {
+    return dtype == NB_F32 || dtype == NB_I32 ? 4 : dtype == NB_F64 || dtype == NB_I64 ? 8 : 0;
+}
+
 // The epoch of user-made tensors. Graph epochs start above it; a released op-output header
 // reads 0 and a poisoned one NB_POISON_EPOCH (graph/arena.h): neither is a leaf's.
 #define NB_LEAF_EPOCH 1u

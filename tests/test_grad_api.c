@@ -237,8 +237,8 @@ static nb_status sq_vjp_detached(nb_node *nd, nb_tensor *gy, const bool *want, n
         gin[0] = nb_mul(nd->graph, gy, nb_scale(nd->graph, c, 2.0));
     return nb_graph_status(nd->graph);
 }
-static const nb_op detached_square = {"detached_square", 1,   0, sq_infer, sq_forward, sq_backward,
-                                      sq_vjp_detached,   NULL};
+static const nb_op detached_square = {
+    "detached_square", 1, 0, sq_infer, sq_forward, sq_backward, sq_vjp_detached, NULL, false};
 static nb_tensor *gc_detached(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
     (void)n;
     (void)ctx;

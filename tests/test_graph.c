@@ -204,7 +204,8 @@ static const nb_op wrong_square = {"wrong_square",
                                    sq_forward,
                                    sq_backward_wrong,
                                    NULL,
-                                   "a test op with a wrong backward"};
+                                   "a test op with a wrong backward",
+                                   false};
 static nb_tensor *gc_wrong(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
     (void)ctx;
     return nb__record(g, &wrong_square, in, n, NULL, 0);

@@ -1,7 +1,8 @@
 // Reverse-mode sweep. The tape is in execution order, so walking it backwards visits a node
 // only after every consumer of its output. One reverse pass marks the nodes that lead to the
-// root, a second zeroes their (recycled) grads, a third runs each op's backward, which adds
-// (+=) into its inputs' grads: a tensor used twice simply receives two contributions.
+// root, a second plans the first write of each (recycled) grad (plan_first_writes: a store by
+// its last consumer, or zeroing), a third runs each op's backward, which adds (+=) into its
+// inputs' grads: a tensor used twice simply receives two contributions.
 #include <string.h>
 
 #include "graph/graph_priv.h"
@@ -113,6 +114,50 @@ static nb_status mark(nb_graph *g, int64_t root) {
     return NB_OK;
 }
 
+static void zero_grad(nb_tensor *t) {
+    memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
+}
+
+// Which op-output grads the sweep zeroes, and which first writes are stores instead. Walking
+// down from the root, the first marked consumer met of an op output is its last user on the
+// tape, so that consumer's backward is the first to write the output's grad: if its op has
+// grad_store it stores there (bit k of grad_first) and the grad is not zeroed. Otherwise (an
+// op without grad_store, the same tensor passed twice to the consumer, k >= 8, or no consumer
+// whose backward runs) it is zeroed as before. The root's grad is seeded whole by run.
+static void plan_first_writes(nb_graph *g, int64_t root) {
+    for (int64_t i = 0; i <= root; i++) {
+        g->nodes[i].grad_seen = false;
+        g->nodes[i].grad_first = 0;
+    }
+    for (int64_t i = root; i >= 0; i--) {
+        nb_node *nd = &g->nodes[i];
+        if (!nd->mark || nd->out->numel == 0) // run skips its backward: it writes nothing
+            continue;
+        for (int k = 0; k < nd->n_in; k++) {
+            nb_tensor *t = nd->in[k];
+            if (!t->requires_grad || t->node < 0 || g->nodes[t->node].grad_seen)
+                continue; // a leaf accumulates; a later consumer already claimed t
+            g->nodes[t->node].grad_seen = true;
+            bool store = nd->op->grad_store && k < 8;
+            for (int j = 0; j < nd->n_in && store; j++)
+                store = j == k || nd->in[j] != t;
+            if (store) {
+                nd->grad_first |= (uint8_t)(1u << k);
+#ifdef NB_DEBUG_LIFETIME
+                // Debug builds: garbage for real, so a backward that claims grad_store but
+                // leaves an element unwritten fails every gradient check through it.
+                memset(t->grad, NB_POISON_BYTE, (size_t)t->numel * nb_dtype_size(t->dtype));
+#endif
+            } else {
+                zero_grad(t);
+            }
+        }
+    }
+    for (int64_t i = 0; i < root; i++)
+        if (g->nodes[i].mark && !g->nodes[i].grad_seen)
+            zero_grad(g->nodes[i].out);
+}
+
 static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
     if (!g)
         return nb__set_last_error(NB_ERR_NULL, "%s: graph is NULL", fn);
@@ -137,11 +182,7 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
     nb_status st = mark(g, root);
     if (st != NB_OK)
         return st;
-    for (int64_t i = 0; i <= root; i++) {
-        nb_tensor *o = g->nodes[i].out;
-        if (g->nodes[i].mark)
-            memset(o->grad, 0, (size_t)o->numel * nb_dtype_size(o->dtype));
-    }
+    plan_first_writes(g, root);
     if (grad_out)
         memcpy(out->grad, grad_out->data, (size_t)out->numel * nb_dtype_size(out->dtype));
     else if (out->dtype == NB_F32)

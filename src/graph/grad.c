@@ -226,6 +226,7 @@ static nb_status run_kernels(walk *w, nb_tensor **grads) {
     }
     for (int64_t i = 0; i <= w->root && st == NB_OK; i++) {
         nb_tensor *o = g->nodes[i].out;
+        g->nodes[i].grad_first = 0; // every kernel accumulates here (nb_backward's plan is stale)
         if (w->lead[i] && o->grad)
             memset(o->grad, 0, (size_t)o->numel * nb_dtype_size(o->dtype));
     }

@@ -344,8 +344,15 @@ static nb_status sdpa_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tenso
     return nb_graph_status(gr);
 }
 
-const nb_op nb_op_scaled_dot_product_attention = {
-    "scaled_dot_product_attention", -1, 0, sdpa_infer, sdpa_forward, sdpa_backward, sdpa_vjp, NULL};
+const nb_op nb_op_scaled_dot_product_attention = {"scaled_dot_product_attention",
+                                                  -1,
+                                                  0,
+                                                  sdpa_infer,
+                                                  sdpa_forward,
+                                                  sdpa_backward,
+                                                  sdpa_vjp,
+                                                  NULL,
+                                                  false};
 
 nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v,
                                            nb_tensor *mask, bool causal, double dropout_p,

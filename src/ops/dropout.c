@@ -86,7 +86,8 @@ const nb_op nb_op_dropout = {
     dropout_forward,
     dropout_backward,
     NULL,
-    "its vjp (gy times the saved mask as a recorded constant) is not written yet"};
+    "its vjp (gy times the saved mask as a recorded constant) is not written yet",
+    false};
 
 nb_tensor *nb_dropout(nb_graph *g, nb_tensor *x, double p, bool training, nb_rng *rng) {
     if (g && x && nb_graph_status(g) == NB_OK && (!training || p == 0) && p >= 0 && p <= 1)

@@ -130,7 +130,8 @@ const nb_op nb_op_index_select = {
     isel_forward,
     isel_backward,
     NULL,
-    "its gradient is a scatter-add into x, which no differentiable op provides yet"};
+    "its gradient is a scatter-add into x, which no differentiable op provides yet",
+    false};
 
 nb_tensor *nb_index_select(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx) {
     nb_tensor *in[] = {x, idx};
@@ -228,7 +229,8 @@ const nb_op nb_op_gather = {
     gather_forward,
     gather_backward,
     NULL,
-    "its gradient is a scatter-add into x, which no differentiable op provides yet"};
+    "its gradient is a scatter-add into x, which no differentiable op provides yet",
+    false};
 
 nb_tensor *nb_gather(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx) {
     nb_tensor *in[] = {x, idx};
@@ -286,8 +288,10 @@ static nb_status no_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
     return nb_graph_status(nd->graph);
 }
 
-const nb_op nb_op_argmax = {"argmax", 1, 0, arg_infer, arg_forward, no_backward, no_vjp, NULL};
-const nb_op nb_op_argmin = {"argmin", 1, 0, arg_infer, arg_forward, no_backward, no_vjp, NULL};
+const nb_op nb_op_argmax = {"argmax",    1,      0,    arg_infer, arg_forward,
+                            no_backward, no_vjp, NULL, false};
+const nb_op nb_op_argmin = {"argmin",    1,      0,    arg_infer, arg_forward,
+                            no_backward, no_vjp, NULL, false};
 
 nb_tensor *nb_argmax(nb_graph *g, nb_tensor *x, int axis, bool keepdim) {
     ix_params p = {.axis = axis, .keepdim = keepdim};
@@ -342,8 +346,8 @@ static void one_hot_forward(nb_node *nd) {
         }
 }
 
-const nb_op nb_op_one_hot = {"one_hot",       1,           1,      one_hot_infer,
-                             one_hot_forward, no_backward, no_vjp, NULL};
+const nb_op nb_op_one_hot = {"one_hot",   1,      1,    one_hot_infer, one_hot_forward,
+                             no_backward, no_vjp, NULL, false};
 
 nb_tensor *nb_one_hot_tensor(nb_graph *g, nb_tensor *idx, int64_t classes, nb_dtype dtype) {
     ix_params p = {.classes = classes, .dtype = dtype};

@@ -17,6 +17,9 @@ typedef struct nb_unary_kernels {
     void (*fwd)(nb_dtype dt, const void *x, void *y, int64_t n, double p);
     void (*bwd)(nb_dtype dt, const void *x, const void *y, const void *gy, void *gx, int64_t n,
                 double p);
+    // The same with gx = dy · f' (a store: gx's first write in nb_backward, nb__grad_first).
+    void (*bwd_set)(nb_dtype dt, const void *x, const void *y, const void *gy, void *gx, int64_t n,
+                    double p);
 } nb_unary_kernels;
 
 // Broadcasting binary ops (binary.c): y = a ∘ b, with y shaped by NumPy broadcasting of a and

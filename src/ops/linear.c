@@ -58,8 +58,11 @@ static void linear_forward(nb_node *nd) {
     nb__gemm(y->dtype, false, true, batch, out, in, 1.0, x->data, w->data, beta, y->data);
 }
 
+// gb (out) += Σ_rows gy (batch, out); a first write (set) starts from row 0 instead of gb.
 #define DEFINE_BIAS_GRAD(T, sfx)                                                                   \
-    static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out) {                  \
+    static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out, bool set) {        \
+        if (set)                                                                                   \
+            memset(gb, 0, (size_t)out * sizeof(T));                                                \
         for (int64_t r = 0; r < batch; r++)                                                        \
             for (int64_t j = 0; j < out; j++)                                                      \
                 gb[j] += gy[r * out + j];                                                          \
@@ -70,15 +73,19 @@ DEFINE_BIAS_GRAD(double, f64)
 static void linear_backward(nb_node *nd) {
     nb_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
     int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
+    // beta 0 on a grad's first write of the sweep (nb__grad_first): no zeroing pass before it.
     if (NB_WANTS_GRAD(x)) // dx (batch, in) += dy (batch, out) · w (out, in)
-        nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data, 1.0, x->grad);
+        nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data,
+                 nb__grad_beta(nd, 0), x->grad);
     if (NB_WANTS_GRAD(w)) // dw (out, in) += dyᵀ (out, batch) · x (batch, in)
-        nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data, 1.0, w->grad);
+        nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data, nb__grad_beta(nd, 1),
+                 w->grad);
     if (nd->n_in == 3 && NB_WANTS_GRAD(nd->in[2])) {
+        bool set = nb__grad_first(nd, 2);
         if (y->dtype == NB_F32)
-            bias_grad_f32(G32(y), G32(nd->in[2]), batch, out);
+            bias_grad_f32(G32(y), G32(nd->in[2]), batch, out, set);
         else
-            bias_grad_f64(G64(y), G64(nd->in[2]), batch, out);
+            bias_grad_f64(G64(y), G64(nd->in[2]), batch, out, set);
     }
 }
 
@@ -98,8 +105,8 @@ static nb_status linear_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_ten
     return nb_graph_status(g);
 }
 
-const nb_op nb_op_linear = {"linear",        -1,         0,   linear_infer, linear_forward,
-                            linear_backward, linear_vjp, NULL};
+const nb_op nb_op_linear = {"linear",        -1,         0,    linear_infer, linear_forward,
+                            linear_backward, linear_vjp, NULL, true};
 
 nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b) {
     nb_tensor *in[] = {x, w, b};

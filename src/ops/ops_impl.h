@@ -7,6 +7,8 @@
 // that calls another op (a backward built from ops) must not record the library's own line
 // as the user's call site: the library sees the plain functions only.
 #define NB_NO_SITE_MACROS
+#include <string.h>
+
 #include "graph/graph_impl.h"
 #include "nabla/ops.h"
 
@@ -37,6 +39,22 @@ static inline int64_t nb__index_at(const void *data, bool i64, int64_t i) {
 
 // Does input i need its gradient accumulated?
 #define NB_WANTS_GRAD(t) ((t)->requires_grad && (t)->grad != NULL)
+
+// In the backward of an op with grad_store: must input k's grad be overwritten (it holds
+// garbage and this is its first write of the sweep) rather than added to?
+static inline bool nb__grad_first(const nb_node *nd, int k) {
+    return k < 8 && (nd->grad_first >> k & 1u);
+}
+// For a path of such a backward that can only add: zero input k's grad first if it is due a
+// first write. Returns the GEMM beta to use for it (0 when it is a first write, else 1).
+static inline double nb__grad_beta(const nb_node *nd, int k) {
+    return nb__grad_first(nd, k) ? 0.0 : 1.0;
+}
+static inline void nb__grad_zero_if_first(const nb_node *nd, int k) {
+    const nb_tensor *t = nd->in[k];
+    if (nb__grad_first(nd, k))
+        memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
+}
 
 // C = alpha op(A) op(B) + beta C for row-major contiguous operands of dtype dt, where
 // op(A) is (m, k) and op(B) is (k, n); ta / tb select a transpose by GEMM flag (no copy).

@@ -34,10 +34,12 @@ static void pw_forward(nb_node *nd, const nb_unary_kernels *k) {
     k->fwd(x->dtype, x->data, nd->out->data, x->numel, pw_p(nd));
 }
 
+// dx += dy · f'; or dx = dy · f' when dx is due its first write (nb__grad_first).
 static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
     nb_tensor *x = nd->in[0], *y = nd->out;
     if (NB_WANTS_GRAD(x))
-        k->bwd(x->dtype, x->data, y->data, y->grad, x->grad, x->numel, pw_p(nd));
+        (nb__grad_first(nd, 0) ? k->bwd_set : k->bwd)(x->dtype, x->data, y->data, y->grad, x->grad,
+                                                      x->numel, pw_p(nd));
 }
 
 // Stamps the typed kernels, forward/backward, descriptor and the recording helper pw_<name>.
@@ -52,6 +54,14 @@ static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
         (void)p;                                                                                   \
         NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER);                      \
                gx[i] += gy[i] * d;);                                                               \
+    }                                                                                              \
+    PW_BWD_SET(name, T, sfx, DER)
+// The store variant of a DER backward: gx = gy · f' (gx's first write of the sweep).
+#define PW_BWD_SET(name, T, sfx, DER)                                                              \
+    static void name##_bwdset_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n,       \
+                                    T p) {                                                         \
+        (void)p;                                                                                   \
+        NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER); gx[i] = gy[i] * d;); \
     }
 // Typed kernels on vmath: forward y = nb_vm_<name>(x); backward either an expression DER as in
 // PW_KERNELS (PW_VM_FWD) or nb_vm_<name>_bwd (PW_VM_BOTH).
@@ -66,13 +76,20 @@ static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
         (void)p;                                                                                   \
         NB_FOR(n, i, T x = xs[i]; T y = ys[i]; (void)x; (void)y; T d = (DER);                      \
                gx[i] += gy[i] * d;);                                                               \
-    }
+    }                                                                                              \
+    PW_BWD_SET(name, T, sfx, DER)
 #define PW_VM_BOTH(name, T, sfx)                                                                   \
     PW_VM_FWD_ONLY(name, T, sfx)                                                                   \
     static void name##_bwd_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) {   \
         (void)p;                                                                                   \
         (void)ys;                                                                                  \
         VM_CHUNKS(n, nb_vm_##name##_bwd_##sfx(xs + lo, gy + lo, gx + lo, len));                    \
+    }                                                                                              \
+    /* the vmath backward kernels only add: zero, then add */                                      \
+    static void name##_bwdset_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n,       \
+                                    T p) {                                                         \
+        memset(gx, 0, (size_t)n * sizeof(T));                                                      \
+        name##_bwd_##sfx(xs, ys, gy, gx, n, p);                                                    \
     }
 
 // NB_POINTWISE also gives the dtype-dispatching kernels of ops/kernels.h (name##_kernels),
@@ -106,15 +123,23 @@ static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
         else                                                                                       \
             name##_bwd_f64(x, y, gy, gx, n, p);                                                    \
     }                                                                                              \
-    static const nb_unary_kernels name##_kernels = {#name, name##_kfwd, name##_kbwd};              \
+    static void name##_kbwdset(nb_dtype dt, const void *x, const void *y, const void *gy,          \
+                               void *gx, int64_t n, double p) {                                    \
+        if (dt == NB_F32)                                                                          \
+            name##_bwdset_f32(x, y, gy, gx, n, (float)p);                                          \
+        else                                                                                       \
+            name##_bwdset_f64(x, y, gy, gx, n, p);                                                 \
+    }                                                                                              \
+    static const nb_unary_kernels name##_kernels = {#name, name##_kfwd, name##_kbwd,               \
+                                                    name##_kbwdset};                               \
     static void name##_forward(nb_node *nd) {                                                      \
         pw_forward(nd, &name##_kernels);                                                           \
     }                                                                                              \
     static void name##_backward(nb_node *nd) {                                                     \
         pw_backward(nd, &name##_kernels);                                                          \
     }                                                                                              \
-    const nb_op nb_op_##name = {#name,           1,          0,   pw_infer, name##_forward,        \
-                                name##_backward, name##_vjp, NULL};                                \
+    const nb_op nb_op_##name = {#name,           1,          0,    pw_infer, name##_forward,       \
+                                name##_backward, name##_vjp, NULL, true};                          \
     static nb_tensor *pw_##name(nb_graph *g, nb_tensor *x, double p) {                             \
         pw_params prm = {p};                                                                       \
         return nb__record(g, &nb_op_##name, &x, 1, &prm, sizeof prm);                              \
@@ -227,6 +252,10 @@ NB_POINTWISE(leaky_relu, x > 0 ? x : p * x, x > 0 ? C(1) : p)
     static void elu_bwd_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) {      \
         NB_FOR(n, i, T m = (T)(xs[i] > 0); T y = ys[i] < 0 ? ys[i] : 0;                            \
                T d = m + (1 - m) * (y + p); gx[i] += gy[i] * d;);                                  \
+    }                                                                                              \
+    static void elu_bwdset_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n, T p) {   \
+        NB_FOR(n, i, T m = (T)(xs[i] > 0); T y = ys[i] < 0 ? ys[i] : 0;                            \
+               T d = m + (1 - m) * (y + p); gx[i] = gy[i] * d;);                                   \
     }
 PW_ELU_FWD(float, f32)
 PW_ELU_FWD(double, f64)

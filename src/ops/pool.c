@@ -250,7 +250,8 @@ const nb_op nb_op_max_pool2d = {"max_pool2d",
                                 pool_forward,
                                 pool_backward,
                                 NULL,
-                                "its vjp (a scatter of gy to the saved argmax) is not written yet"};
+                                "its vjp (a scatter of gy to the saved argmax) is not written yet",
+                                false};
 const nb_op nb_op_avg_pool2d = {"avg_pool2d",
                                 1,
                                 0,
@@ -258,7 +259,8 @@ const nb_op nb_op_avg_pool2d = {"avg_pool2d",
                                 pool_forward,
                                 pool_backward,
                                 NULL,
-                                "its vjp (an average-pool adjoint) is not written yet"};
+                                "its vjp (an average-pool adjoint) is not written yet",
+                                false};
 const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
                                          1,
                                          0,
@@ -266,7 +268,8 @@ const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
                                          pool_forward,
                                          pool_backward,
                                          NULL,
-                                         "its vjp (an average-pool adjoint) is not written yet"};
+                                         "its vjp (an average-pool adjoint) is not written yet",
+                                         false};
 
 // stride 0 means "the kernel size" (PyTorch's stride=None).
 static pool_params pool_args(pool_kind kind, int kernel, int stride, int padding, int dilation,

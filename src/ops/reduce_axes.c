@@ -221,12 +221,16 @@ static nb_status ra_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
     return nb_graph_status(g);
 }
 
-const nb_op nb_op_sum_axes = {"sum_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
-const nb_op nb_op_mean_axes = {"mean_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
-const nb_op nb_op_var_axes = {"var_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
-const nb_op nb_op_std_axes = {"std_axes", 1, 0, ra_infer, ra_forward, ra_backward, ra_vjp, NULL};
-const nb_op nb_op_logsumexp_axes = {"logsumexp_axes", 1,           0,      ra_infer,
-                                    ra_forward,       ra_backward, ra_vjp, NULL};
+const nb_op nb_op_sum_axes = {"sum_axes",  1,      0,    ra_infer, ra_forward,
+                              ra_backward, ra_vjp, NULL, false};
+const nb_op nb_op_mean_axes = {"mean_axes", 1,      0,    ra_infer, ra_forward,
+                               ra_backward, ra_vjp, NULL, false};
+const nb_op nb_op_var_axes = {"var_axes",  1,      0,    ra_infer, ra_forward,
+                              ra_backward, ra_vjp, NULL, false};
+const nb_op nb_op_std_axes = {"std_axes",  1,      0,    ra_infer, ra_forward,
+                              ra_backward, ra_vjp, NULL, false};
+const nb_op nb_op_logsumexp_axes = {"logsumexp_axes", 1,      0,    ra_infer, ra_forward,
+                                    ra_backward,      ra_vjp, NULL, false};
 
 static nb_tensor *ra_record(nb_graph *g, const nb_op *op, int mode, nb_tensor *x, int n,
                             const int *axes, bool keepdim, bool unbiased) {
@@ -334,10 +338,11 @@ static nb_status sm_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
 }
 
 const nb_op nb_op_softmax_axis = {
-    "softmax_axis", 1, 0, sm_infer, softmax_axis_forward, softmax_axis_backward, sm_vjp, NULL};
+    "softmax_axis",        1,      0,    sm_infer, softmax_axis_forward,
+    softmax_axis_backward, sm_vjp, NULL, false};
 const nb_op nb_op_log_softmax_axis = {
-    "log_softmax_axis",        1,      0,   sm_infer, log_softmax_axis_forward,
-    log_softmax_axis_backward, sm_vjp, NULL};
+    "log_softmax_axis",        1,      0,    sm_infer, log_softmax_axis_forward,
+    log_softmax_axis_backward, sm_vjp, NULL, false};
 
 nb_tensor *nb_softmax_axis(nb_graph *g, nb_tensor *x, int axis) {
     sm_params p = {.axis = axis};
@@ -395,8 +400,8 @@ static nb_status sp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
     return nb_graph_status(g);
 }
 
-const nb_op nb_op_softplus_bt = {"softplus_bt", 1,           0,      sp_infer,
-                                 sp_forward,    sp_backward, sp_vjp, NULL};
+const nb_op nb_op_softplus_bt = {"softplus_bt", 1,      0,    sp_infer, sp_forward,
+                                 sp_backward,   sp_vjp, NULL, false};
 
 nb_tensor *nb_softplus_bt(nb_graph *g, nb_tensor *x, double beta, double threshold) {
     sm_params p = {.beta = beta, .threshold = threshold};

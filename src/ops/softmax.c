@@ -87,11 +87,11 @@ static nb_status log_softmax_vjp(nb_node *nd, nb_tensor *gy, const bool *want, n
     return nb_graph_status(g);
 }
 
-const nb_op nb_op_softmax = {"softmax",        1,           0,   softmax_infer, softmax_forward,
-                             softmax_backward, softmax_vjp, NULL};
+const nb_op nb_op_softmax = {"softmax",        1,           0,    softmax_infer, softmax_forward,
+                             softmax_backward, softmax_vjp, NULL, false};
 const nb_op nb_op_log_softmax = {
-    "log_softmax",   1,   0, softmax_infer, log_softmax_forward, log_softmax_backward,
-    log_softmax_vjp, NULL};
+    "log_softmax",   1,    0,    softmax_infer, log_softmax_forward, log_softmax_backward,
+    log_softmax_vjp, NULL, false};
 
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x) {
     return nb__record(g, &nb_op_softmax, &x, 1, NULL, 0);

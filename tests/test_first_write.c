@@ -1,0 +1,150 @@
+// nb_backward's first writes (issue 17): an op with grad_store overwrites an op output's grad
+// (GEMM beta = 0, plain stores) when it is that grad's first writer of the sweep, instead of
+// the grad being zeroed and accumulated into. Each case puts every input of the op under test
+// behind an op (h = 1·x), so its inputs' grads are op outputs' grads, which are due a first
+// write; then checks that nb_backward gives exactly nb_grad's leaf gradients (nb_grad's kernel
+// path zeroes every grad and accumulates), also on a replayed step, where the recycled grads
+// still hold the last step's values (an op that added instead of storing would double them),
+// and in debug builds on garbage (backward.c poisons such grads there).
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+
+#include "nabla/graph.h"
+#include "nabla/ops.h"
+#include "nabla/tensor.h"
+
+#define MAX_IN 5
+
+typedef nb_tensor *(*body_fn)(nb_graph *g, nb_tensor *const *h);
+
+typedef struct {
+    const char *name;
+    int n_in;
+    int64_t shape[MAX_IN][2]; // 2-D; a {k, 0} entry is 1-D of k elements
+    double lo, hi;            // range of the inputs
+    body_fn body;
+} fw_case;
+
+static nb_tensor *b_linear3(nb_graph *g, nb_tensor *const *h) {
+    return nb_linear(g, h[0], h[1], h[2]);
+}
+static nb_tensor *b_linear2(nb_graph *g, nb_tensor *const *h) {
+    return nb_linear(g, h[0], h[1], NULL);
+}
+// One tensor as both x and w: no store for it (the node must add its two contributions).
+static nb_tensor *b_linear_dup(nb_graph *g, nb_tensor *const *h) {
+    return nb_linear(g, h[0], h[0], NULL);
+}
+// h0 used by two nodes: tanh (the later, which stores) and relu (which adds).
+static nb_tensor *b_fanout(nb_graph *g, nb_tensor *const *h) {
+    return nb_add(g, nb_relu(g, h[0]), nb_tanh(g, h[0]));
+}
+// A two-layer MLP: every grad inside is written first by linear or relu.
+static nb_tensor *b_mlp(nb_graph *g, nb_tensor *const *h) {
+    return nb_linear(g, nb_relu(g, nb_linear(g, h[0], h[1], h[2])), h[3], h[4]);
+}
+#define UNARY(name, call)                                                                          \
+    static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *h) {                                 \
+        return call;                                                                               \
+    }
+UNARY(relu, nb_relu(g, h[0]))
+UNARY(leaky_relu, nb_leaky_relu(g, h[0], 0.1))
+UNARY(sigmoid, nb_sigmoid(g, h[0]))
+UNARY(tanh, nb_tanh(g, h[0]))
+UNARY(exp, nb_exp(g, h[0]))
+UNARY(log, nb_log(g, h[0]))
+UNARY(sqrt, nb_sqrt(g, h[0]))
+UNARY(square, nb_square(g, h[0]))
+UNARY(gelu, nb_gelu(g, h[0]))
+UNARY(gelu_tanh, nb_gelu_tanh(g, h[0]))
+UNARY(silu, nb_silu(g, h[0]))
+UNARY(softplus, nb_softplus(g, h[0]))
+UNARY(elu, nb_elu(g, h[0], 1.0))
+
+#define UNARY_CASE(name, lo, hi)                                                                   \
+    { #name, 1, {{3, 4 } }, lo, hi, b_##name }
+static const fw_case CASES[] = {
+    {"linear", 3, {{4, 3}, {5, 3}, {5, 0}}, -1, 1, b_linear3},
+    {"linear_nobias", 2, {{4, 3}, {5, 3}}, -1, 1, b_linear2},
+    {"linear_same_input_twice", 1, {{3, 3}}, -1, 1, b_linear_dup},
+    {"fanout", 1, {{3, 4}}, -2, 2, b_fanout},
+    {"mlp", 5, {{6, 4}, {5, 4}, {5, 0}, {3, 5}, {3, 0}}, -1, 1, b_mlp},
+    UNARY_CASE(relu, -2, 2),
+    UNARY_CASE(leaky_relu, -2, 2),
+    UNARY_CASE(sigmoid, -2, 2),
+    UNARY_CASE(tanh, -2, 2),
+    UNARY_CASE(exp, -2, 2),
+    UNARY_CASE(log, 0.2, 2),
+    UNARY_CASE(sqrt, 0.2, 2),
+    UNARY_CASE(square, -2, 2),
+    UNARY_CASE(gelu, -2, 2),
+    UNARY_CASE(gelu_tanh, -2, 2),
+    UNARY_CASE(silu, -2, 2),
+    UNARY_CASE(softplus, -2, 2),
+    UNARY_CASE(elu, -2, 2),
+};
+
+static nb_tensor *make(const int64_t *shape, nb_dtype dt, nb_rng *rng, double lo, double hi) {
+    nb_tensor *t = shape[1] ? nb_tensor_create(dt, 2, shape) : nb_tensor_create(dt, 1, shape);
+    assert_non_null(t);
+    nb_init_uniform(t, rng, lo, hi);
+    return t;
+}
+
+static void run_case(const fw_case *c, nb_dtype dt) {
+    nb_rng rng;
+    nb_rng_seed(&rng, 17);
+    nb_tensor *x[MAX_IN], *h[MAX_IN], *ref[MAX_IN];
+    for (int i = 0; i < c->n_in; i++) {
+        x[i] = make(c->shape[i], dt, &rng, c->lo, c->hi);
+        nb_tensor_set_requires_grad(x[i], true);
+    }
+    nb_graph *g = nb_graph_create();
+    for (int i = 0; i < c->n_in; i++)
+        h[i] = nb_scale(g, x[i], 1.0);
+    nb_tensor *y = c->body(g, h);
+    assert_non_null(y);
+    int64_t ys[2] = {nb_tensor_dim(y, 0), nb_tensor_ndim(y) > 1 ? nb_tensor_dim(y, 1) : 0};
+    nb_tensor *w = make(ys, dt, &rng, -1, 1); // loss = Σ y·w: every dy element different
+    nb_tensor *loss = nb_sum(g, nb_mul(g, y, w));
+    assert_int_equal(nb_grad(g, &loss, NULL, 1, x, c->n_in, false, ref), NB_OK);
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < c->n_in; i++)
+            nb_tensor_zero_grad(x[i]);
+        if (step > 0)
+            assert_int_equal(nb_graph_replay(g), NB_OK);
+        assert_int_equal(nb_backward(g, loss), NB_OK);
+        for (int i = 0; i < c->n_in; i++)
+            for (int64_t e = 0; e < nb_tensor_numel(x[i]); e++) {
+                double got = nb_tensor_grad_get(x[i], e), want = nb_tensor_get(ref[i], e);
+                if (got != want)
+                    fail_msg("%s (%s), step %d: input %d element %lld: nb_backward %.17g, "
+                             "nb_grad %.17g",
+                             c->name, nb_dtype_name(dt), step, i, (long long)e, got, want);
+            }
+    }
+    nb_graph_destroy(g);
+    nb_tensor_destroy(w);
+    for (int i = 0; i < c->n_in; i++)
+        nb_tensor_destroy(x[i]);
+}
+
+static void first_writes_match_zero_and_accumulate(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        run_case(&CASES[i], NB_F64);
+        run_case(&CASES[i], NB_F32);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(first_writes_match_zero_and_accumulate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -25,7 +25,7 @@ typedef nb_tensor *(*body_fn)(nb_graph *g, nb_tensor *const *h);
 typedef struct {
     const char *name;
     int n_in;
-    int64_t shape[MAX_IN][2]; // 2-D; a {k, 0} entry is 1-D of k elements
+    int64_t shape[MAX_IN][4]; // trailing 0s end a shape: {k} is 1-D of k elements
     double lo, hi;            // range of the inputs
     body_fn body;
 } fw_case;
@@ -48,23 +48,38 @@ static nb_tensor *b_fanout(nb_graph *g, nb_tensor *const *h) {
 static nb_tensor *b_mlp(nb_graph *g, nb_tensor *const *h) {
     return nb_linear(g, nb_relu(g, nb_linear(g, h[0], h[1], h[2])), h[3], h[4]);
 }
-#define UNARY(name, call)                                                                          \
+// The op under test applied to h (the inputs behind an op).
+#define BODY(name, call)                                                                           \
     static nb_tensor *b_##name(nb_graph *g, nb_tensor *const *h) {                                 \
         return call;                                                                               \
     }
-UNARY(relu, nb_relu(g, h[0]))
-UNARY(leaky_relu, nb_leaky_relu(g, h[0], 0.1))
-UNARY(sigmoid, nb_sigmoid(g, h[0]))
-UNARY(tanh, nb_tanh(g, h[0]))
-UNARY(exp, nb_exp(g, h[0]))
-UNARY(log, nb_log(g, h[0]))
-UNARY(sqrt, nb_sqrt(g, h[0]))
-UNARY(square, nb_square(g, h[0]))
-UNARY(gelu, nb_gelu(g, h[0]))
-UNARY(gelu_tanh, nb_gelu_tanh(g, h[0]))
-UNARY(silu, nb_silu(g, h[0]))
-UNARY(softplus, nb_softplus(g, h[0]))
-UNARY(elu, nb_elu(g, h[0], 1.0))
+BODY(relu, nb_relu(g, h[0]))
+BODY(leaky_relu, nb_leaky_relu(g, h[0], 0.1))
+BODY(sigmoid, nb_sigmoid(g, h[0]))
+BODY(tanh, nb_tanh(g, h[0]))
+BODY(exp, nb_exp(g, h[0]))
+BODY(log, nb_log(g, h[0]))
+BODY(sqrt, nb_sqrt(g, h[0]))
+BODY(square, nb_square(g, h[0]))
+BODY(gelu, nb_gelu(g, h[0]))
+BODY(gelu_tanh, nb_gelu_tanh(g, h[0]))
+BODY(silu, nb_silu(g, h[0]))
+BODY(softplus, nb_softplus(g, h[0]))
+BODY(elu, nb_elu(g, h[0], 1.0))
+BODY(conv, nb_conv2d(g, h[0], h[1], h[2], 1, 1, 1, 1))
+BODY(conv_grouped, nb_conv2d(g, h[0], h[1], NULL, 2, 1, 1, 2))
+BODY(max_pool, nb_max_pool2d(g, h[0], 2, 2, 0, 1, false))
+BODY(max_pool_overlap, nb_max_pool2d(g, h[0], 3, 2, 1, 1, true))
+BODY(avg_pool, nb_avg_pool2d(g, h[0], 3, 2, 1, false, true))
+BODY(batch_norm, nb_batch_norm(g, h[0], h[1], h[2], NULL, NULL, true, 0.1, 1e-5))
+BODY(batch_norm_bias_only, nb_batch_norm(g, h[0], NULL, h[1], NULL, NULL, true, 0.1, 1e-5))
+// conv -> batch norm -> relu -> max pool, as examples/cnn's blocks
+static nb_tensor *b_cnn_block(nb_graph *g, nb_tensor *const *h) {
+    nb_tensor *c = nb_conv2d(g, h[0], h[1], NULL, 1, 1, 1, 1);
+    return nb_max_pool2d(g,
+                         nb_relu(g, nb_batch_norm(g, c, h[2], h[3], NULL, NULL, true, 0.1, 1e-5)),
+                         2, 2, 0, 1, false);
+}
 
 #define UNARY_CASE(name, lo, hi)                                                                   \
     { #name, 1, {{3, 4 } }, lo, hi, b_##name }
@@ -87,10 +102,21 @@ static const fw_case CASES[] = {
     UNARY_CASE(silu, -2, 2),
     UNARY_CASE(softplus, -2, 2),
     UNARY_CASE(elu, -2, 2),
+    {"conv", 3, {{2, 3, 5, 5}, {4, 3, 3, 3}, {4}}, -1, 1, b_conv},
+    {"conv_grouped_strided", 2, {{2, 4, 6, 6}, {4, 2, 3, 3}}, -1, 1, b_conv_grouped},
+    {"max_pool", 1, {{2, 3, 6, 6}}, -2, 2, b_max_pool},
+    {"max_pool_overlapping", 1, {{2, 3, 7, 7}}, -2, 2, b_max_pool_overlap},
+    {"avg_pool", 1, {{2, 3, 7, 7}}, -2, 2, b_avg_pool},
+    {"batch_norm", 3, {{4, 3, 5}, {3}, {3}}, -1, 1, b_batch_norm},
+    {"batch_norm_bias_only", 2, {{4, 3, 5}, {3}}, -1, 1, b_batch_norm_bias_only},
+    {"cnn_block", 4, {{2, 3, 6, 6}, {4, 3, 3, 3}, {4}, {4}}, -1, 1, b_cnn_block},
 };
 
 static nb_tensor *make(const int64_t *shape, nb_dtype dt, nb_rng *rng, double lo, double hi) {
-    nb_tensor *t = shape[1] ? nb_tensor_create(dt, 2, shape) : nb_tensor_create(dt, 1, shape);
+    int nd = 0;
+    while (nd < 4 && shape[nd])
+        nd++;
+    nb_tensor *t = nb_tensor_create(dt, nd, shape);
     assert_non_null(t);
     nb_init_uniform(t, rng, lo, hi);
     return t;
@@ -109,7 +135,9 @@ static void run_case(const fw_case *c, nb_dtype dt) {
         h[i] = nb_scale(g, x[i], 1.0);
     nb_tensor *y = c->body(g, h);
     assert_non_null(y);
-    int64_t ys[2] = {nb_tensor_dim(y, 0), nb_tensor_ndim(y) > 1 ? nb_tensor_dim(y, 1) : 0};
+    int64_t ys[4] = {0};
+    for (int d = 0; d < nb_tensor_ndim(y); d++)
+        ys[d] = nb_tensor_dim(y, d);
     nb_tensor *w = make(ys, dt, &rng, -1, 1); // loss = Σ y·w: every dy element different
     nb_tensor *loss = nb_sum(g, nb_mul(g, y, w));
     assert_int_equal(nb_grad(g, &loss, NULL, 1, x, c->n_in, false, ref), NB_OK);

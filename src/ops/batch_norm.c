@@ -158,7 +158,7 @@ static double bn_total(const double *a) {
         });                                                                                        \
     }                                                                                              \
     static void bn_bwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w,                \
-                             const double *stat, const T *gy, T *gx, T *gw, T *gb) {               \
+                             const double *stat, const T *gy, T *gx, T *gw, T *gb, uint8_t set) {  \
         double m = (double)(q.n * q.s);                                                            \
         NB_FOR_WORK(q.c, q.n *q.c *q.s, c, {                                                       \
             double mean = stat[c], istd = stat[q.c + c], wc = w ? (double)w[c] : 1.0;              \
@@ -168,10 +168,11 @@ static double bn_total(const double *a) {
                 bn_dot_##sfx(gr, r, q.s, mean, a1, a2);                                            \
             }                                                                                      \
             double sdy = bn_total(a1), sdyx = bn_total(a2) * istd;                                 \
+            /* set bit k: in[k]'s grad is due its first write (a store, nb__grad_first) */         \
             if (gw)                                                                                \
-                gw[c] += (T)sdyx;                                                                  \
+                gw[c] = (set & 2 ? 0 : gw[c]) + (T)sdyx;                                           \
             if (gb)                                                                                \
-                gb[c] += (T)sdy;                                                                   \
+                gb[c] = (set & 4 ? 0 : gb[c]) + (T)sdy;                                            \
             if (gx) {                                                                              \
                 /* g = dy wc: mean_M(g) = wc sdy / m, mean_M(g xhat) = wc sdyx / m */              \
                 double a = p->training ? wc * sdy / m : 0.0;                                       \
@@ -179,10 +180,16 @@ static double bn_total(const double *a) {
                 for (int64_t n = 0; n < q.n; n++) {                                                \
                     const T *r = x + (n * q.c + c) * q.s, *gr = gy + (n * q.c + c) * q.s;          \
                     T *gxr = gx + (n * q.c + c) * q.s;                                             \
-                    for (int64_t i = 0; i < q.s; i++) {                                            \
-                        double xh = ((double)r[i] - mean) * istd;                                  \
-                        gxr[i] += (T)(istd * (wc * (double)gr[i] - a - xh * bq));                  \
-                    }                                                                              \
+                    if (set & 1)                                                                   \
+                        for (int64_t i = 0; i < q.s; i++) {                                        \
+                            double xh = ((double)r[i] - mean) * istd;                              \
+                            gxr[i] = (T)(istd * (wc * (double)gr[i] - a - xh * bq));               \
+                        }                                                                          \
+                    else                                                                           \
+                        for (int64_t i = 0; i < q.s; i++) {                                        \
+                            double xh = ((double)r[i] - mean) * istd;                              \
+                            gxr[i] += (T)(istd * (wc * (double)gr[i] - a - xh * bq));              \
+                        }                                                                          \
                 }                                                                                  \
             }                                                                                      \
         });                                                                                        \
@@ -219,12 +226,15 @@ static void bn_backward(nb_node *nd) {
     nb_tensor *w = bn_weight(nd), *b = bn_bias(nd);
     bn_geom q = bn_geometry(x);
     bool gx = NB_WANTS_GRAD(x), gw = w && NB_WANTS_GRAD(w), gb = b && NB_WANTS_GRAD(b);
+    // Bits 1, 2, 4: x's, w's, b's grad is due its first write (stored, not added).
+    uint8_t set = (uint8_t)(nb__grad_first(nd, 0) | (w && nb__grad_first(nd, 1)) << 1 |
+                            (b && nb__grad_first(nd, w ? 2 : 1)) << 2);
     if (y->dtype == NB_F32)
         bn_bwd_f32(p, q, F32(x), w ? F32(w) : NULL, nd->saved, G32(y), gx ? G32(x) : NULL,
-                   gw ? G32(w) : NULL, gb ? G32(b) : NULL);
+                   gw ? G32(w) : NULL, gb ? G32(b) : NULL, set);
     else
         bn_bwd_f64(p, q, F64(x), w ? F64(w) : NULL, nd->saved, G64(y), gx ? G64(x) : NULL,
-                   gw ? G64(w) : NULL, gb ? G64(b) : NULL);
+                   gw ? G64(w) : NULL, gb ? G64(b) : NULL, set);
 }
 
 const nb_op nb_op_batch_norm = {
@@ -236,7 +246,7 @@ const nb_op nb_op_batch_norm = {
     bn_backward,
     NULL,
     "its fused vjp is not written yet (it would be a chain of mean / var ops)",
-    false};
+    true};
 
 nb_tensor *nb_batch_norm(nb_graph *g, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                          nb_tensor *running_mean, nb_tensor *running_var, bool training,

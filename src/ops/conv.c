@@ -344,8 +344,10 @@ static void conv_backward_chunk(nb_node *nd, const conv_geom *q, const conv_scra
                          dw_acc || n > n0 ? 1.0 : 0.0, dw + (size_t)(gi * q->og * q->k) * es);
             if (want_x) {
                 nb__gemm(y->dtype, true, false, q->k, q->ohw, q->og, 1.0, wg, gy, 0.0, dcol);
-                col2im(y->dtype, q, dcol,
-                       (char *)x->grad + (size_t)((n * q->c + gi * q->cg) * q->h * q->w) * es);
+                char *dx = (char *)x->grad + (size_t)((n * q->c + gi * q->cg) * q->h * q->w) * es;
+                if (nb__grad_first(nd, 0)) // dx's first write: zero this slice here, cache-hot
+                    memset(dx, 0, (size_t)(q->cg * q->h * q->w) * es);
+                col2im(y->dtype, q, dcol, dx);
             }
         }
 }
@@ -355,6 +357,9 @@ static void conv_backward(nb_node *nd) {
     conv_geom q = conv_geometry(nd);
     conv_scratch *s = nd->saved;
     size_t es = nb_dtype_size(y->dtype), colsz = (size_t)(q.k * q.ohw);
+    for (int k = 1; k < nd->n_in; k++) // w, b: due a first write (rare: leaves add) -> zero
+        if (NB_WANTS_GRAD(nd->in[k]))
+            nb__grad_zero_if_first(nd, k);
     if (nd->n_in == 3 && NB_WANTS_GRAD(nd->in[2])) {
         if (y->dtype == NB_F32)
             bias_grad_f32(&q, G32(y), G32(nd->in[2]));
@@ -401,7 +406,7 @@ const nb_op nb_op_conv2d = {"conv2d",
                             conv_backward,
                             NULL,
                             "its vjp (a transposed convolution) is not written yet",
-                            false};
+                            true};
 
 nb_tensor *nb_conv2d_hw(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, const int stride[2],
                         const int padding[2], const int dilation[2], int groups) {

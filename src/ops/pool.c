@@ -160,17 +160,21 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
             }                                                                                      \
         });                                                                                        \
     }                                                                                              \
-    static void max_bwd_##sfx(pool_geom q, const int64_t *idx, const T *gy, T *gx) {               \
+    static void max_bwd_##sfx(pool_geom q, const int64_t *idx, const T *gy, T *gx, bool set) {     \
         NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
             T *gp = gx + pl * q.h * q.w;                                                           \
+            if (set) /* first write of gx (nb__grad_first): zero the plane here, cache-hot */      \
+                memset(gp, 0, (size_t)(q.h * q.w) * sizeof(T));                                    \
             for (int64_t o = pl * q.oh * q.ow; o < (pl + 1) * q.oh * q.ow; o++)                    \
                 if (idx[o] >= 0)                                                                   \
                     gp[idx[o]] += gy[o];                                                           \
         });                                                                                        \
     }                                                                                              \
     /* avg forward (bwd = 0) or backward (bwd = 1: gx += gy / divisor over the window) */          \
-    static void avg_##sfx(const pool_params *p, pool_geom q, T *x, T *y, bool bwd) {               \
+    static void avg_##sfx(const pool_params *p, pool_geom q, T *x, T *y, bool bwd, bool set) {     \
         NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
+            if (set) /* backward, first write of gx: zero the plane first */                       \
+                memset(x + pl * q.h * q.w, 0, (size_t)(q.h * q.w) * sizeof(T));                    \
             for (int64_t oy = 0; oy < q.oh; oy++) {                                                \
                 int64_t y0, y1, ey;                                                                \
                 avg_window(p, 0, oy, q.h, q.oh, &y0, &y1, &ey);                                    \
@@ -219,9 +223,9 @@ static void pool_forward(nb_node *nd) {
         else
             max_fwd_f64(p, q, F64(x), F64(y), idx);
     } else if (y->dtype == NB_F32) {
-        avg_f32(p, q, F32(x), F32(y), false);
+        avg_f32(p, q, F32(x), F32(y), false, false);
     } else {
-        avg_f64(p, q, F64(x), F64(y), false);
+        avg_f64(p, q, F64(x), F64(y), false, false);
     }
 }
 
@@ -231,15 +235,16 @@ static void pool_backward(nb_node *nd) {
     if (!NB_WANTS_GRAD(x))
         return;
     pool_geom q = pool_geometry(nd);
+    bool set = nb__grad_first(nd, 0);
     if (p->kind == POOL_MAX) {
         if (y->dtype == NB_F32)
-            max_bwd_f32(q, nd->saved, G32(y), G32(x));
+            max_bwd_f32(q, nd->saved, G32(y), G32(x), set);
         else
-            max_bwd_f64(q, nd->saved, G64(y), G64(x));
+            max_bwd_f64(q, nd->saved, G64(y), G64(x), set);
     } else if (y->dtype == NB_F32) {
-        avg_f32(p, q, G32(x), G32(y), true);
+        avg_f32(p, q, G32(x), G32(y), true, set);
     } else {
-        avg_f64(p, q, G64(x), G64(y), true);
+        avg_f64(p, q, G64(x), G64(y), true, set);
     }
 }
 
@@ -251,7 +256,7 @@ const nb_op nb_op_max_pool2d = {"max_pool2d",
                                 pool_backward,
                                 NULL,
                                 "its vjp (a scatter of gy to the saved argmax) is not written yet",
-                                false};
+                                true};
 const nb_op nb_op_avg_pool2d = {"avg_pool2d",
                                 1,
                                 0,
@@ -260,7 +265,7 @@ const nb_op nb_op_avg_pool2d = {"avg_pool2d",
                                 pool_backward,
                                 NULL,
                                 "its vjp (an average-pool adjoint) is not written yet",
-                                false};
+                                true};
 const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
                                          1,
                                          0,
@@ -269,7 +274,7 @@ const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
                                          pool_backward,
                                          NULL,
                                          "its vjp (an average-pool adjoint) is not written yet",
-                                         false};
+                                         true};
 
 // stride 0 means "the kernel size" (PyTorch's stride=None).
 static pool_params pool_args(pool_kind kind, int kernel, int stride, int padding, int dilation,

@@ -250,7 +250,8 @@ static void matches_composed_ops(void **state) {
         }
 }
 
-// A query whose keys are all hidden by -inf gives 0 and passes no gradient (PyTorch gives NaN);
+// A query whose keys are all hidden by -inf gives 0 and passes no gradient (PyTorch >= 2.5 too;
+// 2.0-2.4 gave NaN);
 // a partly hidden row is a softmax over the rest; scores of ±1000 stay finite.
 static void hidden_rows_and_large_scores(void **state) {
     (void)state;
@@ -281,6 +282,78 @@ static void hidden_rows_and_large_scores(void **state) {
     }
     nb_graph_destroy(g);
     nb_tensor_destroy(q), nb_tensor_destroy(k), nb_tensor_destroy(v), nb_tensor_destroy(m);
+}
+
+// The vjp (the gradient recorded as ops, for higher order) follows the kernel's convention
+// for a row with no visible key: output 0 and no gradient through it, not NaN (PyTorch >= 2.5's
+// _safe_softmax; PyTorch 2.0-2.4 gave NaN). Both paths agree on every gradient, the mask's
+// included, with causal on and off; the second derivative through such a row is finite and
+// passes its finite-difference check.
+static nb_tensor *hidden_row_mask(void) {
+    // (3, 4): row 0 sees nothing, row 1 all but key 2, row 2 everything (plus small biases)
+    nb_tensor *m = pattern(NB_F64, 2, (int64_t[]){3, 4}, cos, 1.3, 0.25, true);
+    for (int j = 0; j < 4; j++)
+        nb_tensor_set(m, j, -INFINITY);
+    nb_tensor_set(m, 4 + 2, -INFINITY);
+    return m;
+}
+
+static nb_tensor *sdpa_hidden(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
+    (void)n;
+    return nb_scaled_dot_product_attention(g, in[0], in[1], in[2], ctx, false, 0.0, NULL);
+}
+
+static void vjp_agrees_on_hidden_rows(void **state) {
+    (void)state;
+    for (int causal = 0; causal < 2; causal++) {
+        nb_tensor *x[4] = {pattern(NB_F64, 3, (int64_t[]){2, 3, 2}, sin, 0.7, 1.5, true),
+                           pattern(NB_F64, 3, (int64_t[]){2, 4, 2}, cos, 0.9, 1.2, true),
+                           pattern(NB_F64, 3, (int64_t[]){2, 4, 3}, sin, 0.4, 1, true),
+                           hidden_row_mask()};
+        nb_tensor *gy = pattern(NB_F64, 3, (int64_t[]){2, 3, 3}, cos, 0.3, 1, false);
+        nb_tensor *grads[2][4];
+        nb_graph *gs[2];
+        for (int cg = 0; cg < 2; cg++) {
+            nb_graph *g = gs[cg] = nb_graph_create();
+            nb_tensor *o =
+                nb_scaled_dot_product_attention(g, x[0], x[1], x[2], x[3], causal, 0.0, NULL);
+            assert_non_null(o);
+            for (int c = 0; c < 3; c++) // both batch entries' row 0 are 0
+                assert_true(nb_tensor_get(o, c) == 0.0 && nb_tensor_get(o, 9 + c) == 0.0);
+            assert_int_equal(nb_grad(g, &o, &gy, 1, x, 4, cg == 1, grads[cg]), NB_OK);
+        }
+        for (int i = 0; i < 4; i++) {
+            int64_t n = nb_tensor_numel(x[i]);
+            assert_int_equal(nb_tensor_numel(grads[1][i]), n);
+            for (int64_t e = 0; e < n; e++) {
+                double a = nb_tensor_get(grads[0][i], e), b = nb_tensor_get(grads[1][i], e);
+                if (!(isfinite(b) && fabs(a - b) <= 1e-12)) {
+                    fprintf(stderr, "causal %d input %d element %lld: kernel %.17g, vjp %.17g\n",
+                            causal, i, (long long)e, a, b);
+                    fail();
+                }
+            }
+        }
+        // row 0 of q (both batch entries) gets nothing; row 0 of the mask neither
+        for (int c = 0; c < 2; c++)
+            assert_true(nb_tensor_get(grads[1][0], c) == 0.0 &&
+                        nb_tensor_get(grads[1][0], 6 + c) == 0.0);
+        for (int j = 0; j < 4; j++)
+            assert_true(nb_tensor_get(grads[1][3], j) == 0.0);
+        nb_graph_destroy(gs[0]), nb_graph_destroy(gs[1]);
+        if (!causal) { // second order through the hidden row, mask held fixed
+            nb_tensor_set_requires_grad(x[3], false);
+            nb_gradcheck_result r = nb_gradgradcheck(sdpa_hidden, x[3], x, 3, 1e-6, 1e-7, 1e-5);
+            if (!r.ok)
+                fprintf(stderr, "gradgradcheck: status %d, input %d element %lld: %g vs %g\n",
+                        r.status, r.worst_input, (long long)r.worst_index, r.worst_analytic,
+                        r.worst_numeric);
+            assert_true(r.ok);
+        }
+        for (int i = 0; i < 4; i++)
+            nb_tensor_destroy(x[i]);
+        nb_tensor_destroy(gy);
+    }
 }
 
 // Backward keeps no (tq, tk) block per slice: at tq = tk = 1024 the whole P would be 4 MiB, and
@@ -382,6 +455,7 @@ int main(void) {
         cmocka_unit_test(matches_torch),
         cmocka_unit_test(matches_composed_ops),
         cmocka_unit_test(hidden_rows_and_large_scores),
+        cmocka_unit_test(vjp_agrees_on_hidden_rows),
         cmocka_unit_test(backward_memory_is_blockwise),
         cmocka_unit_test(dropout_seeded_and_unbiased),
         cmocka_unit_test(threads_and_steady_state),

@@ -119,12 +119,13 @@ nb_tensor *nb_rms_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight, d
 // mask: NULL, or an additive float mask (q's dtype) broadcasting to (..., tq, tk) (PyTorch's
 // float attn_mask: 0 keeps, -inf hides; it receives a gradient when it requires grad). causal:
 // query i sees keys j <= i (top-left aligned, as is_causal); it may be combined with a mask. A
-// query that sees no key (all -inf) gives 0, not NaN. dropout_p in [0, 1] on P with the
-// inverted scaling, its mask drawn from rng (one seed per call: bitwise reproducible, any
-// thread count); pass 0 in eval. Numerically stable (row max subtracted); backward recomputes
-// P from the saved log-sum-exp in blocks of query rows, never holding the whole (tq, tk) P of
-// the batch. NB_ERR_SHAPE naming the shapes for mismatched q / k / v or a mask that does not
-// broadcast, NB_ERR_ARG for p outside [0, 1], NB_ERR_NULL for a NULL rng with p > 0.
+// query that sees no key (all -inf) gives 0, not NaN, and passes no gradient, in backward and in
+// the vjp of higher order alike (PyTorch >= 2.5's convention; its 2.0-2.4 gave NaN). dropout_p in
+// [0, 1] on P with the inverted scaling, its mask drawn from rng (one seed per call: bitwise
+// reproducible, any thread count); pass 0 in eval. Numerically stable (row max subtracted);
+// backward recomputes P from the saved log-sum-exp in blocks of query rows, never holding the whole
+// (tq, tk) P of the batch. NB_ERR_SHAPE naming the shapes for mismatched q / k / v or a mask that
+// does not broadcast, NB_ERR_ARG for p outside [0, 1], NB_ERR_NULL for a NULL rng with p > 0.
 nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v,
                                            nb_tensor *mask, bool causal, double dropout_p,
                                            nb_rng *rng);

@@ -289,8 +289,11 @@ static void sdpa_put(nb_tensor *t, int64_t i, double x) {
 // The same derivative from recorded ops (the unfused math, holding the full P): S, P, and
 // dv = (P M)ᵀ dO, dS = P (M (dO vᵀ) - rowsum(P M (dO vᵀ))), dq = scale dS k, dk = scale dSᵀ q,
 // dmask = dS summed to the mask's shape. The causal and dropout masks are constants (they do
-// not depend on the inputs). A row with no visible key is NaN here (softmax of all -inf) where
-// the kernel gives 0.
+// not depend on the inputs). A row with no visible key (all of it -inf) has P = 0 here as in
+// the kernel, so its output and every gradient through it are 0, not NaN (PyTorch >= 2.5's
+// _safe_softmax convention): the row's scores are set to 0 before the softmax, which keeps its
+// derivative finite, and its P to 0 after it. Which rows those are is read from the scores on
+// the tape (max == -inf), so a replay with another mask finds its own.
 static nb_status sdpa_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
     const sdpa_params *p = nd->params;
     nb_graph *gr = nd->graph;
@@ -317,7 +320,15 @@ static nb_status sdpa_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tenso
                 sdpa_put(cm, i * g.tk + j, 1.0);
         s = nb_masked_fill(gr, s, cm, -INFINITY);
     }
+    nb_tensor *dead = NULL; // (..., tq, 1): 1 where a row sees no key
+    if (m) {                // without a mask every row sees key 0
+        dead = nb_eq(gr, nb_max_axis(gr, s, -1, true),
+                     nb_full(gr, q->dtype, 1, (int64_t[]){1}, -INFINITY));
+        s = nb_masked_fill(gr, s, dead, 0.0);
+    }
     nb_tensor *pr = nb_softmax(gr, s), *mk = NULL;
+    if (dead)
+        pr = nb_masked_fill(gr, pr, dead, 0.0);
     if (g.p > 0) {
         mk = nb__graph_tensor(gr, q->dtype, r, sshape);
         if (!mk)

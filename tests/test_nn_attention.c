@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -158,13 +159,79 @@ static void embedding_rows_names_and_bad_ids(void **state) {
     nb_graph_reset(g);
     nb_tensor *fid = nb_tensor_create(NB_F32, 1, (int64_t[]){2});
     assert_true(oc_expect_error(g, nb_layer_forward(g, e, fid), NB_ERR_DTYPE, "embedding 'tok_emb'",
-                                "expected int32", NULL));
+                                "expected int32 or int64", NULL));
     assert_null(nb_nn_embedding_create(0, 3, NB_F32, &rng));
     assert_non_null(strstr(nb_last_error(), "num_embeddings 0"));
     nb_graph_destroy(g);
     nb_params_destroy(ps);
     nb_tensor_destroy(ids), nb_tensor_destroy(fid);
     nb_layer_destroy(e);
+}
+
+// int64 ids (PyTorch's LongTensor) end to end: a text batch filled as int64 ids and targets ->
+// the embedding layer -> a linear head -> cross-entropy -> backward gives the same loss and
+// gradients, bitwise, as the int32 batch; an int64 id beyond int32's range or negative is
+// named in full by the layer.
+static double text_step(nb_text *t, nb_dtype ids_dt, nb_layer *emb, nb_layer *head) {
+    const int64_t B = 3, T = 6, w[3] = {2, 0, 1};
+    nb_tensor *x = nb_tensor_create(ids_dt, 2, (int64_t[]){B, T});
+    nb_tensor *y = nb_tensor_create(ids_dt, 2, (int64_t[]){B, T});
+    assert_int_equal(nb_text_fill_batch(t, T, w, B, x, y), NB_OK);
+    nb_tensor *yf = nb_tensor_wrap(ids_dt, 1, (int64_t[]){B * T}, nb_tensor_data(y));
+    nb_graph *g = nb_graph_create();
+    nb_tensor *h = nb_reshape(g, nb_layer_forward(g, emb, x), 2, (int64_t[]){B * T, 4});
+    nb_tensor *loss =
+        nb_sparse_cross_entropy_logits(g, nb_layer_forward(g, head, h), yf, NB_REDUCE_MEAN);
+    assert_non_null(loss);
+    assert_int_equal(nb_backward(g, loss), NB_OK);
+    double l = nb_tensor_get(loss, 0);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(yf), nb_tensor_destroy(x), nb_tensor_destroy(y);
+    return l;
+}
+
+static void embedding_int64_ids(void **state) {
+    (void)state;
+    const char *s = "the quick brown fox jumps over the lazy dog";
+    nb_text t;
+    assert_int_equal(nb_text_from_memory(s, strlen(s), "s", NULL, &t), NB_OK);
+    nb_rng rng;
+    nb_rng_seed(&rng, 5);
+    nb_layer *emb = nb_nn_embedding_create(t.vocab.size, 4, NB_F64, &rng);
+    nb_layer *head = nb_nn_linear_create(4, t.vocab.size, true, NB_F64, &rng);
+    nb_tensor *w = nb_nn_embedding_of(emb)->weight;
+    int64_t n = nb_tensor_numel(w);
+    double *g32 = calloc((size_t)n, sizeof *g32);
+    double l32 = text_step(&t, NB_I32, emb, head);
+    bool some = false;
+    for (int64_t i = 0; i < n; i++) {
+        g32[i] = nb_tensor_grad_get(w, i);
+        some = some || g32[i] != 0;
+    }
+    assert_true(some);
+    nb_tensor_zero_grad(w);
+    double l64 = text_step(&t, NB_I64, emb, head);
+    assert_true(l64 == l32 && isfinite(l32));
+    for (int64_t i = 0; i < n; i++)
+        assert_true(nb_tensor_grad_get(w, i) == g32[i]);
+    // Out of range in int64: the id is printed in full, not truncated to 32 bits.
+    nb_params *ps = nb_params_create();
+    assert_int_equal(nb_layer_collect(emb, ps, "tok_emb"), NB_OK);
+    int64_t big[3] = {1, (int64_t)1 << 40, 0}, neg[2] = {0, -3};
+    nb_tensor *ib = nb_tensor_from_data(NB_I64, 1, (int64_t[]){3}, big);
+    nb_tensor *in = nb_tensor_from_data(NB_I64, 1, (int64_t[]){2}, neg);
+    nb_graph *g = nb_graph_create();
+    assert_true(oc_expect_error(g, nb_layer_forward(g, emb, ib), NB_ERR_ARG, "embedding 'tok_emb'",
+                                "id 1099511627776 at position 1", NULL));
+    nb_graph_reset(g);
+    assert_true(oc_expect_error(g, nb_layer_forward(g, emb, in), NB_ERR_ARG, "embedding 'tok_emb'",
+                                "id -3 at position 1", NULL));
+    nb_graph_destroy(g);
+    nb_tensor_destroy(ib), nb_tensor_destroy(in);
+    nb_params_destroy(ps);
+    free(g32);
+    nb_layer_destroy(emb), nb_layer_destroy(head);
+    nb_text_free(&t);
 }
 
 static void mha_bad_input(void **state) {
@@ -194,6 +261,7 @@ int main(void) {
         cmocka_unit_test(mha_matches_torch),
         cmocka_unit_test(mha_gradcheck),
         cmocka_unit_test(embedding_rows_names_and_bad_ids),
+        cmocka_unit_test(embedding_int64_ids),
         cmocka_unit_test(mha_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -314,10 +314,10 @@ nb_tensor *nb_nn_rnn_forward(nb_graph *g, nb_layer *layer, nb_tensor *x, nb_tens
 
 // ---- sequence layers ---------------------------------------------------------------------------
 
-// torch.nn.Embedding: ids (I...) int32 -> (I..., embedding_dim) rows of weight
-// (num_embeddings, embedding_dim), initialised N(0, 1) from rng as PyTorch. An id outside
-// [0, num_embeddings) or non-int32 ids record an error naming the layer, the id and the table
-// size. NULL with nb_last_error for sizes < 1, a bad dtype or a NULL rng.
+// torch.nn.Embedding: ids (I...) int32 or int64 (PyTorch's LongTensor) -> (I..., embedding_dim)
+// rows of weight (num_embeddings, embedding_dim), initialised N(0, 1) from rng as PyTorch. An
+// id outside [0, num_embeddings) or ids of another dtype record an error naming the layer, the
+// id and the table size. NULL with nb_last_error for sizes < 1, a bad dtype or a NULL rng.
 typedef struct nb_nn_embedding {
     nb_layer base;
     int64_t num_embeddings, embedding_dim;

@@ -15,24 +15,28 @@ static bool float_dtype(nb_dtype dt) {
 
 static nb_tensor *embedding_forward(nb_layer *self, nb_graph *g, nb_tensor *x) {
     nb_nn_embedding *e = (nb_nn_embedding *)self;
-    if (nb_tensor_dtype(x) != NB_I32) {
-        nb_graph_fail(g, NB_ERR_DTYPE, "%s (%lld x %lld): ids %s are %s, expected int32",
+    nb_dtype dt = x ? nb_tensor_dtype(x) : NB_I32;
+    if (dt != NB_I32 && dt != NB_I64) {
+        nb_graph_fail(g, NB_ERR_DTYPE, "%s (%lld x %lld): ids %s are %s, expected int32 or int64",
                       NB_WHO(self), (long long)e->num_embeddings, (long long)e->embedding_dim,
-                      NB_SHAPE_STR(x), nb_dtype_name(nb_tensor_dtype(x)));
+                      NB_SHAPE_STR(x), nb_dtype_name(dt));
         return NULL;
     }
     // The layer names itself and the table size (the op would name index_select).
-    const int32_t *id = nb_tensor_data_i32(x);
-    for (int64_t i = 0; i < nb_tensor_numel(x); i++)
-        if (id[i] < 0 || id[i] >= e->num_embeddings) {
+    const int32_t *i32 = dt == NB_I32 ? nb_tensor_data_i32(x) : NULL;
+    const int64_t *i64 = dt == NB_I64 ? nb_tensor_data_i64(x) : NULL;
+    for (int64_t i = 0; i < nb_tensor_numel(x); i++) {
+        int64_t id = i32 ? i32[i] : i64[i];
+        if (id < 0 || id >= e->num_embeddings) {
             nb_graph_fail(g, NB_ERR_ARG,
                           "%s: id %lld at position %lld of %s is outside [0, %lld) (the table "
                           "has %lld rows of %lld)",
-                          NB_WHO(self), (long long)id[i], (long long)i, NB_SHAPE_STR(x),
+                          NB_WHO(self), (long long)id, (long long)i, NB_SHAPE_STR(x),
                           (long long)e->num_embeddings, (long long)e->num_embeddings,
                           (long long)e->embedding_dim);
             return NULL;
         }
+    }
     return nb_embedding(g, e->weight, x);
 }
 

@@ -1,9 +1,9 @@
-// charlm: a GPT-style character-level transformer trained through the tape on the text of
-// Debian's fortunes package (examples/charlm/model.c has the model). Per epoch it prints the
-// train and validation loss in bits per character; a progress bar runs on stderr. --save
-// writes an atomic checkpoint (weights, the vocabulary, AdamW's state and the run's position)
-// after every epoch, --resume continues from one, and the run ends by sampling text
-// (temperature, top-k, seeded).
+// charlm: a GPT-style character-level transformer (examples/charlm/model.c) or, with --model
+// lstm, an LSTM (examples/charlm/lstm.c) trained through the tape on the text of Debian's
+// fortunes package. Per epoch it prints the train and validation loss in bits per character;
+// a progress bar runs on stderr. --save writes an atomic checkpoint (weights, the vocabulary,
+// AdamW's state and the run's position) after every epoch, --resume continues from one, and the
+// run ends by sampling text (temperature, top-k, seeded).
 //   charlm [--data DIR] [--epochs N] [--save FILE] [--resume FILE] [--sample N] ...
 // --distributed (under mpirun -np N): data parallel over the ranks, as examples/mnist: each rank
 // trains on its slice of every global batch of windows (the same shuffled order everywhere), the
@@ -28,7 +28,7 @@ typedef struct opts {
     const char *data, *save, *resume, *prompt, *model;
     int epochs, sample, top_k, stop_after;
     int64_t max_steps; // per epoch, 0: all (for quick runs and tests)
-    int64_t batch, context, width, heads, layers;
+    int64_t batch, context, width, heads, layers, hidden;
     double lr, wd, dropout, val_frac, temperature, warmup, max_minutes;
     uint64_t seed;
     bool quiet, distributed;
@@ -37,11 +37,12 @@ typedef struct opts {
 static void usage(FILE *f) {
     fprintf(f, "usage: charlm [options]\n"
                "  --data DIR        fortune files (default /usr/share/games/fortunes)\n"
-               "  --model NAME      transformer (default)\n"
-               "  --epochs N        passes over the training windows (default 5)\n"
+               "  --model NAME      transformer (default) or lstm\n"
+               "  --epochs N        passes over the training windows (default 5; lstm 3)\n"
                "  --batch B         windows per step (default 32)\n"
                "  --context T       characters per window (default 64)\n"
                "  --width E --heads H --layers L   (default 128, 4, 2)\n"
+               "  lstm: --width E (embedding) --hidden H --layers L   (default 64, 256, 1)\n"
                "  --lr X            AdamW peak learning rate (default 3e-3), cosine to 0\n"
                "  --warmup F        warm-up, a fraction of all steps (default 0.02)\n"
                "  --wd X            AdamW weight decay on matrices (default 0.01)\n"
@@ -74,14 +75,15 @@ static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.data = "/usr/share/games/fortunes",
                 .model = "transformer",
                 .prompt = "Q: ",
-                .epochs = 5,
+                .epochs = -1, // per model, after parsing
                 .sample = 400,
                 .top_k = 20,
                 .batch = 32,
                 .context = 64,
-                .width = 128,
+                .width = -1, // per model, after parsing
                 .heads = 4,
-                .layers = 2,
+                .layers = -1,
+                .hidden = 256,
                 .lr = 3e-3,
                 .wd = 0.01,
                 .val_frac = 0.1,
@@ -99,10 +101,11 @@ static int parse(int argc, char **argv, opts *o) {
             continue;
         }
         static const char *const known[] = {
-            "--data",  "--save",        "--resume", "--prompt",      "--model",      "--epochs",
-            "--batch", "--context",     "--width",  "--heads",       "--layers",     "--sample",
-            "--steps", "--top-k",       "--seed",   "--lr",          "--wd",         "--dropout",
-            "--val",   "--temperature", "--warmup", "--max-minutes", "--stop-after", NULL};
+            "--data",   "--save",        "--resume",     "--prompt", "--model",
+            "--epochs", "--batch",       "--context",    "--width",  "--heads",
+            "--layers", "--sample",      "--steps",      "--top-k",  "--seed",
+            "--lr",     "--wd",          "--dropout",    "--val",    "--temperature",
+            "--warmup", "--max-minutes", "--stop-after", "--hidden", NULL};
         bool is_known = false;
         for (int k = 0; known[k]; k++)
             is_known = is_known || !strcmp(a, known[k]);
@@ -143,6 +146,7 @@ static int parse(int argc, char **argv, opts *o) {
         INT("--width", width, 1, 1 << 16)
         INT("--heads", heads, 1, 1 << 10)
         INT("--layers", layers, 1, CHARLM_MAX_LAYERS)
+        INT("--hidden", hidden, 1, 1 << 16)
         INT("--sample", sample, 0, 1 << 20)
         INT("--steps", max_steps, 0, 1e12)
         INT("--stop-after", stop_after, 0, 100000)
@@ -164,11 +168,22 @@ static int parse(int argc, char **argv, opts *o) {
             return 2;
         }
     }
-    if (strcmp(o->model, "transformer") != 0) {
-        fprintf(stderr, "charlm: unknown --model '%s' (transformer)\n", o->model);
+    bool lstm = !strcmp(o->model, "lstm");
+    if (!lstm && strcmp(o->model, "transformer") != 0) {
+        fprintf(stderr, "charlm: unknown --model '%s' (transformer or lstm)\n", o->model);
         return 2;
     }
-    if (o->width % o->heads) {
+    if (lstm && o->dropout > 0) {
+        fprintf(stderr, "charlm: --dropout applies to the transformer only, not --model lstm\n");
+        return 2;
+    }
+    if (o->width < 0)
+        o->width = lstm ? 64 : 128;
+    if (o->layers < 0)
+        o->layers = lstm ? 1 : 2;
+    if (o->epochs < 0) // about the same 10 minutes on 2 cores for both
+        o->epochs = lstm ? 3 : 5;
+    if (!lstm && o->width % o->heads) {
         fprintf(stderr, "charlm: --heads %" PRId64 " does not divide --width %" PRId64 "\n",
                 o->heads, o->width);
         return 2;
@@ -216,7 +231,7 @@ typedef struct run {
     opts o;
     nb_text txt;
     int64_t *train, *val, n_train, n_val;
-    charlm_model *model;
+    nb_layer *model; // the transformer's or the LSTM's
     nb_params *params;
     nb_optim *opt;
     nb_graph *g;
@@ -248,7 +263,7 @@ static double lr_at(const run *r, int64_t s) {
 
 // Mean loss (bits per character) over windows list[0..n) in batches, without gradients.
 static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
-    nb_layer_train(&r->model->base, false);
+    nb_layer_train(r->model, false);
     double sum = 0;
     int64_t count = 0, b = r->o.batch;
     for (int64_t i = 0; i + b <= n; i += b) {
@@ -258,8 +273,8 @@ static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
             NB_OK)
             return 1;
         nb_tensor *yf = r->yflat;
-        nb_tensor *loss = nb_sparse_cross_entropy_logits(r->g, charlm_logits(r->g, r->model, r->x),
-                                                         yf, NB_REDUCE_MEAN);
+        nb_tensor *loss = nb_sparse_cross_entropy_logits(
+            r->g, nb_layer_forward(r->g, r->model, r->x), yf, NB_REDUCE_MEAN);
         if (!loss) {
             fprintf(stderr, "charlm: %s\n", nb_graph_error(r->g));
             return 1;
@@ -270,7 +285,7 @@ static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
         count++;
     }
     nb_graph_set_grad_enabled(r->g, true);
-    nb_layer_train(&r->model->base, true);
+    nb_layer_train(r->model, true);
     if (r->dist && nb_dist_allreduce_sum(r->dist, &sum, 1) != NB_OK) {
         fprintf(stderr, "charlm: %s\n", nb_last_error());
         return 1;
@@ -316,7 +331,15 @@ static int resume(run *r) {
         fprintf(stderr, "charlm: --resume: %s\n", nb_last_error());
         return 1;
     }
+    // Another model's checkpoint (the transformer's has no LSTM weights, and the reverse) is
+    // refused by name before its tensors' shapes are compared.
+    bool saved_lstm = nb_safetensors_find(f, "lstm.weight_ih_l0", NULL, NULL, NULL);
     nb_safetensors_close(f);
+    if (saved_lstm != !strcmp(r->o.model, "lstm")) {
+        fprintf(stderr, "charlm: --resume: %s was written by --model %s, not --model %s\n", path,
+                saved_lstm ? "lstm" : "transformer", r->o.model);
+        return 1;
+    }
     // The vocabulary first: a checkpoint of another corpus is refused before anything changes.
     nb_tensor *saved = nb_tensor_create(NB_I32, 1, (int64_t[]){r->txt.vocab.size});
     const char *vn = "vocab";
@@ -378,14 +401,14 @@ static int sample_text(run *r) {
         ids[n++] = 0;
     nb_rng rng;
     nb_rng_seed(&rng, o->seed + 1000);
-    nb_layer_train(&r->model->base, false);
+    nb_layer_train(r->model, false);
     int64_t V = r->txt.vocab.size, start = n;
     for (int s = 0; s < o->sample; s++) {
         int64_t t = n < o->context ? n : o->context;
         nb_graph_reset(r->g);
         nb_graph_set_grad_enabled(r->g, false);
         nb_tensor *x = nb_tensor_wrap(NB_I32, 2, (int64_t[]){1, t}, ids + n - t);
-        nb_tensor *logits = charlm_logits(r->g, r->model, x);
+        nb_tensor *logits = nb_layer_forward(r->g, r->model, x);
         if (!logits) {
             fprintf(stderr, "charlm: sampling: %s\n", nb_graph_error(r->g));
             nb_tensor_destroy(x);
@@ -466,7 +489,7 @@ static int train(run *r) {
             }
             nb_tensor *yf = r->yflat;
             nb_tensor *loss = nb_sparse_cross_entropy_logits(
-                r->g, charlm_logits(r->g, r->model, r->x), yf, NB_REDUCE_MEAN);
+                r->g, nb_layer_forward(r->g, r->model, r->x), yf, NB_REDUCE_MEAN);
             nb_optim_zero_grad(r->opt);
             if (!loss || nb_backward(r->g, loss) != NB_OK) {
                 fprintf(stderr, "charlm: training step %" PRId64 ": %s\n", r->step,
@@ -590,7 +613,8 @@ int main(int argc, char **argv) {
         return rc;
     const opts *o = &r.o;
     r.rows = o->batch;
-    bool agreed = false; // --distributed: the ranks' setups compared (nb_dist_agree)
+    bool agreed = false;      // --distributed: the ranks' setups compared (nb_dist_agree)
+    charlm_model *tfm = NULL; // the transformer (dropout's rng), NULL for --model lstm
     if (o->distributed && (rc = dist_join(&r, &argc, &argv)) != 0)
         return nb_dist_finalize(r.dist), rc;
     rc = 1;
@@ -620,9 +644,15 @@ int main(int argc, char **argv) {
         goto done;
     }
     nb_rng_seed(&r.rng, o->seed);
-    r.model = charlm_create(
-        (charlm_config){r.txt.vocab.size, o->context, o->width, o->heads, o->layers, o->dropout},
-        &r.rng);
+    if (!strcmp(o->model, "lstm")) {
+        r.model = charlm_lstm_create(r.txt.vocab.size, o->width, o->hidden, o->layers, &r.rng);
+    } else {
+        charlm_model *m = tfm =
+            charlm_create((charlm_config){r.txt.vocab.size, o->context, o->width, o->heads,
+                                          o->layers, o->dropout},
+                          &r.rng);
+        r.model = m ? &m->base : NULL;
+    }
     r.params = nb_params_create();
     r.g = nb_graph_create();
     r.x = nb_tensor_create(NB_I32, 2, (int64_t[]){r.rows, o->context});
@@ -631,7 +661,7 @@ int main(int argc, char **argv) {
         r.yflat = nb_tensor_wrap(NB_I32, 1, (int64_t[]){r.rows * o->context}, nb_tensor_data(r.y));
     r.vocab = nb_vocab_to_tensor(&r.txt.vocab);
     if (!r.model || !r.params || !r.g || !r.x || !r.y || !r.yflat || !r.vocab ||
-        nb_layer_collect(&r.model->base, r.params, NULL) != NB_OK) {
+        nb_layer_collect(r.model, r.params, NULL) != NB_OK) {
         fprintf(stderr, "charlm: %s\n", nb_last_error());
         goto done;
     }
@@ -643,7 +673,8 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (r.dist) { // a rank that could not read the corpus or build the model stops them all
-        r.model->rng = &r.drop_rng;
+        if (tfm)
+            tfm->rng = &r.drop_rng;
         agreed = true;
         if (nb_dist_agree(r.dist, NB_OK, "loading the data") != NB_OK) {
             fprintf(stderr, "charlm: %s\n", nb_last_error());
@@ -651,9 +682,9 @@ int main(int argc, char **argv) {
         }
     }
     r.total_steps = (int64_t)o->epochs * charlm_steps_per_epoch(&r);
-    printf("charlm: %" PRId64 " characters, vocabulary %d, %" PRId64 " train / %" PRId64
+    printf("charlm (%s): %" PRId64 " characters, vocabulary %d, %" PRId64 " train / %" PRId64
            " val windows of %" PRId64 "; %" PRId64 " parameters; %d epochs of %" PRId64 " steps\n",
-           r.txt.n, r.txt.vocab.size, r.n_train, r.n_val, o->context,
+           o->model, r.txt.n, r.txt.vocab.size, r.n_train, r.n_val, o->context,
            nb_params_numel(r.params, NB_PARAM), o->epochs, charlm_steps_per_epoch(&r));
     fflush(stdout);
     if (r.dist ? dist_start(&r) : o->resume && resume(&r))
@@ -677,7 +708,7 @@ done:
     nb_dist_reducer_destroy(r.red);
     nb_optim_destroy(r.opt);
     nb_params_destroy(r.params);
-    charlm_destroy(r.model);
+    nb_layer_destroy(r.model);
     nb_graph_destroy(r.g);
     nb_tensor_destroy(r.x), nb_tensor_destroy(r.yflat), nb_tensor_destroy(r.y);
     nb_tensor_destroy(r.vocab);

@@ -2,7 +2,8 @@
 # The charlm example's command line on a small generated corpus: usage errors exit 2; an empty,
 # binary or too-short corpus and a bad --save path exit 1 with a message before training; a tiny
 # run trains (val bits/char printed, loss falling), checkpoints, resumes at the next epoch and
-# samples text; a checkpoint of another vocabulary is refused and left unchanged.
+# samples text; a checkpoint of another vocabulary is refused and left unchanged. The same for
+# --model lstm, whose checkpoints the transformer refuses and the reverse.
 set -u
 bin=$1
 source "$(dirname "$0")/cli_lib.sh"
@@ -47,6 +48,30 @@ expect_run 1 "other flags" "$bin" --data "$work/corpus" --epochs 4 --resume "$wo
 expect_run 1 "vocabulary" "$bin" --data "$work/other" --epochs 2 --resume "$work/ck.st" \
     --save "$work/ck.st" --quiet "${small[@]}"
 cmp -s "$work/ck.st" "$work/ck2.st" || fail "a refused resume changed the checkpoint"
+
+# --model lstm: the same machinery around the recurrent model. A flag it has no use for is a
+# usage error; it trains (loss falling), samples, resumes bitwise; a checkpoint of the other
+# model is refused naming both, and left unchanged.
+lstm=(--model lstm --width 16 --hidden 32 --layers 2 --context 16 --batch 8 --steps 30 --sample 40)
+expect_run 2 "transformer only" "$bin" --model lstm --dropout 0.1
+expect_run 0 "epoch 3/3 .*val [0-9.]+ bits/char" "$bin" --data "$work/corpus" --epochs 3 \
+    --save "$work/lf.st" --quiet "${lstm[@]}"
+grep -q "charlm (lstm)" "$work/out" || fail "lstm: the run does not say which model it trains"
+grep -q -- "--- sample" "$work/out" || fail "lstm: no sample printed"
+first=$(grep -oE "epoch 1/3  train [0-9.]+" "$work/out" | grep -oE "[0-9.]+$")
+third=$(grep -oE "epoch 3/3  train [0-9.]+" "$work/out" | grep -oE "[0-9.]+$")
+awk -v a="$first" -v b="$third" 'BEGIN { exit !(b < a) }' ||
+    fail "lstm: training loss did not fall: epoch 1 $first, epoch 3 $third"
+expect_run 0 "stopping after epoch 2" "$bin" --data "$work/corpus" --epochs 3 --stop-after 2 \
+    --save "$work/lk.st" --quiet "${lstm[@]}"
+expect_run 0 "resumed .* at epoch 2" "$bin" --data "$work/corpus" --epochs 3 --resume "$work/lk.st" \
+    --save "$work/lk.st" --quiet "${lstm[@]}"
+cmp -s "$work/lk.st" "$work/lf.st" || fail "lstm: stop + resume differs from the straight run"
+expect_run 1 "written by --model transformer, not --model lstm" "$bin" --data "$work/corpus" \
+    --epochs 3 --resume "$work/ck2.st" --save "$work/ck2.st" --quiet "${lstm[@]}"
+cmp -s "$work/ck.st" "$work/ck2.st" || fail "a refused lstm resume changed the checkpoint"
+expect_run 1 "written by --model lstm, not --model transformer" "$bin" --data "$work/corpus" \
+    --epochs 3 --resume "$work/lk.st" --quiet "${small[@]}"
 
 if [[ $failures -ne 0 ]]; then
     echo "$failures failure(s)" >&2

@@ -1,5 +1,5 @@
-// charlm example: a GPT-style character-level language model (model.c) and its trainer
-// (charlm.c). Shapes: ids (B, T) int32 -> logits (B T, V).
+// charlm example: a GPT-style character-level language model (model.c), an LSTM one (lstm.c)
+// and their trainer (charlm.c). Shapes: ids (B, T) int32 -> logits (B T, V).
 #ifndef CHARLM_H
 #define CHARLM_H
 
@@ -39,5 +39,13 @@ charlm_model *charlm_create(charlm_config cfg, nb_rng *rng);
 void charlm_destroy(charlm_model *m);
 // Logits (B T, V) for ids (B, T), T <= context; NULL with the graph's error otherwise.
 nb_tensor *charlm_logits(nb_graph *g, charlm_model *m, nb_tensor *ids);
+
+// The recurrent variant (--model lstm) as one nb_layer (kind "charlm_lstm"): token embedding
+// (vocab, width) -> an LSTM of `layers` layers of `hidden` units -> a linear head to vocab,
+// named as PyTorch's nn.Embedding / nn.LSTM / nn.Linear ("tok_emb.weight",
+// "lstm.weight_ih_l0", ..., "head.bias"). Its forward maps ids (B, T) to logits (B T, V).
+// NULL with a message on stderr on a bad size.
+nb_layer *charlm_lstm_create(int64_t vocab, int64_t width, int64_t hidden, int64_t layers,
+                             nb_rng *rng);
 
 #endif

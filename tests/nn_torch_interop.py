@@ -12,7 +12,7 @@ usage: nn_torch_interop.py NN_INTEROP_BINARY WORKDIR
    training steps in torch from nabla's initial model give nabla's running statistics, and
    checks torch's eval output on the same input against nabla's;
 3. the script saves the torch module's state_dict (initialised by torch, batch / layer norm
-   tensors randomised; num_batches_tracked as int32 since nabla has no int64) as safetensors,
+   tensors randomised; every tensor in its own dtype, num_batches_tracked int64) as safetensors,
    nabla loads it with nb_layer_load and must reproduce torch's output.
 Exit 0 on success, 77 (skipped) when torch is not importable, 1 on any mismatch.
 """
@@ -94,6 +94,13 @@ def main():
         print("nn_torch_interop: names differ: nabla %s, torch %s"
               % (sorted(state.keys()), sorted(expected)))
         return 1
+    # Every tensor in the file has the dtype of torch's own state_dict (num_batches_tracked
+    # int64, not a narrower integer that load_state_dict would quietly widen).
+    want = m.state_dict()
+    bad = [(k, str(state[k].dtype), str(want[k].dtype)) for k in want if state[k].dtype != want[k].dtype]
+    if bad:
+        print("nn_torch_interop: dtypes differ from torch's state_dict (name, nabla, torch): %s" % bad)
+        return 1
     m.load_state_dict(state, strict=True)
     bn = m.features[1]
     if bn.num_batches_tracked.dtype != torch.int64 or bn.num_batches_tracked.item() != 2:
@@ -139,10 +146,8 @@ def main():
     t.eval()
     with torch.no_grad():
         yt = t(io["x"])
-    # nabla has no int64: num_batches_tracked goes over as int32 (load_state_dict converts back).
-    sd = collections.OrderedDict((k, v.to(torch.int32) if v.dtype == torch.int64 else v)
-                                 for k, v in t.state_dict().items())
-    write_safetensors(os.path.join(work, "torch_model.safetensors"), sd)
+    # The state_dict as torch has it (num_batches_tracked int64), as safetensors.torch.save_file.
+    write_safetensors(os.path.join(work, "torch_model.safetensors"), t.state_dict())
     write_safetensors(os.path.join(work, "torch_io.safetensors"), {"y": yt})
     subprocess.run([binary, "check", work], check=True)
     return 0

@@ -59,7 +59,7 @@ static void test_batch_norm2d(void **state) {
         assert_true(nb_tensor_get(bn->running_var, c) == 1.0);
     }
     assert_true(nb_tensor_requires_grad(bn->weight) && !nb_tensor_requires_grad(bn->running_var));
-    assert_int_equal(nb_tensor_dtype(bn->num_batches_tracked), NB_I32);
+    assert_int_equal(nb_tensor_dtype(bn->num_batches_tracked), NB_I64);
     assert_int_equal(nb_tensor_ndim(bn->num_batches_tracked), 0);
 
     // Training: the op with the layer's settings, on copies of the running statistics.

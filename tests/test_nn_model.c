@@ -227,7 +227,7 @@ static void test_cnn_checkpoint(void **state) {
     assert_int_equal(nd, 1);
     assert_int_equal(shape[0], 2);
     assert_true(nb_safetensors_find(f, "features.1.num_batches_tracked", &dt, &nd, NULL));
-    assert_int_equal(dt, NB_I32);
+    assert_int_equal(dt, NB_I64);
     assert_int_equal(nd, 0);
     nb_safetensors_close(f);
 

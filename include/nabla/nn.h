@@ -209,9 +209,9 @@ nb_layer *nb_nn_dropout_create(double p, nb_rng *rng);
 
 // torch.nn.BatchNorm2d(num_features, eps, momentum, affine) over nb_batch_norm: x (N, C, H, W)
 // with C = num_features. Parameters weight (ones) and bias (zeros) when affine; buffers
-// running_mean (zeros), running_var (ones) and num_batches_tracked (an int32 scalar: nabla has
-// no int64; load_state_dict copies it into PyTorch's int64; a torch state_dict needs it as
-// .int() before saving for nabla, else nb_layer_load refuses it naming the tensor and dtypes).
+// running_mean (zeros), running_var (ones) and num_batches_tracked (an int64 scalar, as PyTorch's:
+// a torch state_dict saves and loads as it is; another dtype is refused by nb_layer_load naming
+// the tensor and the dtypes).
 // Training: batch statistics, and the running statistics updated in place with momentum (r = (1 -
 // momentum) r + momentum s, the variance unbiased, as PyTorch; PyTorch's defaults are eps 1e-5,
 // momentum 0.1), which every nb_graph_replay of the recorded step repeats; num_batches_tracked
@@ -224,7 +224,7 @@ typedef struct nb_nn_batch_norm2d {
     double eps, momentum;
     nb_tensor *weight, *bias;              // (C) parameters, or NULL (affine = false)
     nb_tensor *running_mean, *running_var; // (C) buffers
-    nb_tensor *num_batches_tracked;        // () int32 buffer
+    nb_tensor *num_batches_tracked;        // () int64 buffer
 } nb_nn_batch_norm2d;
 // NULL with nb_last_error for num_features < 1, eps <= 0, momentum outside [0, 1], a dtype
 // other than NB_F32 / NB_F64.

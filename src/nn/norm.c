@@ -66,8 +66,8 @@ static nb_tensor *batch_norm2d_forward(nb_layer *self, nb_graph *g, nb_tensor *x
     }
     nb_tensor *y = nb_batch_norm(g, x, b->weight, b->bias, b->running_mean, b->running_var,
                                  self->training, b->momentum, b->eps);
-    if (y && self->training)
-        nb_tensor_set(b->num_batches_tracked, 0, nb_tensor_get(b->num_batches_tracked, 0) + 1);
+    if (y && self->training) // int64 as PyTorch's: counted exactly (not through a double)
+        nb_tensor_data_i64(b->num_batches_tracked)[0]++;
     return y;
 }
 
@@ -126,7 +126,7 @@ nb_layer *nb_nn_batch_norm2d_create(int64_t num_features, double eps, double mom
     }
     b->running_mean = nb__buffer(dtype, 1, c, 0.0);
     b->running_var = nb__buffer(dtype, 1, c, 1.0);
-    b->num_batches_tracked = nb__buffer(NB_I32, 0, NULL, 0.0);
+    b->num_batches_tracked = nb__buffer(NB_I64, 0, NULL, 0.0);
     if (!ok || !b->running_mean || !b->running_var || !b->num_batches_tracked) {
         nb__layer_create_failed(NB_ERR_NOMEM, fn, "allocating the tensors");
         batch_norm2d_destroy(&b->base);

@@ -377,7 +377,8 @@ static void backward_memory_is_blockwise(void **state) {
     nb_tensor_destroy(q), nb_tensor_destroy(k), nb_tensor_destroy(v);
 }
 
-// Dropout: the same seed gives the same output bitwise, another seed another mask; with
+// Dropout: the same seed gives the same output bitwise, another seed another mask, a replay a
+// new mask; with
 // uniform attention over 4000 keys and v = 1 the output is the kept fraction / (1 - p) ≈ 1.
 static void dropout_seeded_and_unbiased(void **state) {
     (void)state;
@@ -399,6 +400,21 @@ static void dropout_seeded_and_unbiased(void **state) {
     }
     assert_true(out[0][0] == out[1][0] && out[0][1] == out[1][1]);
     assert_true(out[0][0] != out[2][0]);
+    // A replay is the next step: a new mask from the same generator, the one a second
+    // recording would draw, bit for bit.
+    nb_rng rng, ref;
+    nb_rng_seed(&rng, 7);
+    nb_rng_seed(&ref, 7);
+    nb_graph *g = nb_graph_create(), *ref_g = nb_graph_create();
+    nb_tensor *o = nb_scaled_dot_product_attention(g, q, k, v, NULL, false, 0.25, &rng);
+    assert_non_null(o);
+    assert_non_null(nb_scaled_dot_product_attention(ref_g, q, k, v, NULL, false, 0.25, &ref));
+    nb_tensor *o2 = nb_scaled_dot_product_attention(ref_g, q, k, v, NULL, false, 0.25, &ref);
+    assert_int_equal(nb_graph_replay(g), NB_OK);
+    assert_true(nb_tensor_get(o, 0) != out[0][0] || nb_tensor_get(o, 1) != out[0][1]);
+    assert_true(nb_tensor_get(o, 0) == nb_tensor_get(o2, 0));
+    assert_true(nb_tensor_get(o, 1) == nb_tensor_get(o2, 1));
+    nb_graph_destroy(g), nb_graph_destroy(ref_g);
     nb_tensor_destroy(q), nb_tensor_destroy(k), nb_tensor_destroy(v);
 }
 

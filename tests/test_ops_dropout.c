@@ -1,5 +1,6 @@
 // dropout: the mask's statistics and scaling, bitwise reproducibility from a seed (and across
-// thread counts), the gradient equals the mask, eval mode is the identity, p = 1 zeroes.
+// thread counts), the gradient equals the mask, a replay draws a new mask, eval mode is the
+// identity, p = 1 zeroes.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -74,6 +75,43 @@ static void dropout_reproducible(void **state) {
     nb_tensor_destroy(x);
 }
 
+// A replayed step is the next training step: PyTorch draws a mask per forward, so the replay
+// draws a new one from the same generator (the mask a second recording would draw), and
+// backward after it uses that new mask. Bitwise: the replay equals a fresh recording on a
+// generator that has drawn the first mask already.
+static void dropout_replay_draws_a_new_mask(void **state) {
+    (void)state;
+    const int64_t n = 1000;
+    for (int dt = 0; dt < 2; dt++) {
+        nb_dtype dtype = dt ? NB_F64 : NB_F32;
+        nb_tensor *x = ones(dtype, n, true);
+        nb_graph *g = nb_graph_create(), *ref_g = nb_graph_create();
+        nb_rng rng, ref;
+        nb_rng_seed(&rng, 21);
+        nb_rng_seed(&ref, 21);
+        nb_tensor *y = nb_dropout(g, x, 0.5, true, &rng);
+        nb_tensor *loss = nb_sum(g, y);
+        nb_tensor *first = nb_dropout(ref_g, x, 0.5, true, &ref);
+        nb_tensor *second = nb_dropout(ref_g, x, 0.5, true, &ref);
+        assert_non_null(loss);
+        assert_non_null(second);
+        assert_int_equal(nb_graph_replay(g), NB_OK);
+        int64_t moved = 0;
+        for (int64_t i = 0; i < n; i++) {
+            moved += nb_tensor_get(y, i) != nb_tensor_get(first, i);
+            assert_true(nb_tensor_get(y, i) == nb_tensor_get(second, i));
+        }
+        assert_true(moved > 300); // two independent halves differ in about n / 2 places
+        assert_memory_equal(&rng, &ref, sizeof rng);
+        assert_int_equal(nb_backward(g, loss), NB_OK);
+        for (int64_t i = 0; i < n; i++)
+            assert_true(nb_tensor_grad_get(x, i) == nb_tensor_get(second, i));
+        nb_graph_destroy(g);
+        nb_graph_destroy(ref_g);
+        nb_tensor_destroy(x);
+    }
+}
+
 static void dropout_eval_and_edges(void **state) {
     (void)state;
     nb_tensor *x = ones(NB_F32, 200, true);
@@ -99,6 +137,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dropout_mask_scaling_and_gradient),
         cmocka_unit_test(dropout_reproducible),
+        cmocka_unit_test(dropout_replay_draws_a_new_mask),
         cmocka_unit_test(dropout_eval_and_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

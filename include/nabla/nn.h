@@ -202,8 +202,8 @@ nb_layer *nb_nn_avg_pool2d_create(int kernel, int stride, int padding);
 nb_layer *nb_nn_adaptive_avg_pool2d_create(int out_h, int out_w);
 
 // torch.nn.Dropout(p) over nb_dropout: active in training mode only (nb_layer_train), masks
-// drawn from rng (borrowed: it must outlive the layer; bitwise reproducible for a seed). A
-// nb_graph_replay reuses the recorded mask (see nb_dropout): record again for a fresh one.
+// drawn from rng (borrowed: it must outlive the layer; bitwise reproducible for a seed), a new
+// mask for every forward, a nb_graph_replay of the recorded step included (see nb_dropout).
 // NULL with nb_last_error for p outside [0, 1] or a NULL rng.
 nb_layer *nb_nn_dropout_create(double p, nb_rng *rng);
 

@@ -89,7 +89,8 @@ nb_tensor *nb_adaptive_avg_pool2d(nb_graph *g, nb_tensor *x, int out_h, int out_
 
 // Inverted dropout: in training, y = x m with m_i = 1 / (1 - p) with probability 1 - p, else 0,
 // drawn from rng (one nb_rng_uniform per element, in order: bitwise reproducible for a seed);
-// the mask is kept for backward and reused by nb_graph_replay. Not training, or p = 0: returns
+// the mask is kept for backward; nb_graph_replay draws a new one (the next step's, as PyTorch
+// draws one per forward) from the same rng. Not training, or p = 0: returns
 // x itself (no node, no draw). p outside [0, 1] -> NB_ERR_ARG; rng NULL in training ->
 // NB_ERR_NULL.
 nb_tensor *nb_dropout(nb_graph *g, nb_tensor *x, double p, bool training, nb_rng *rng);
@@ -121,11 +122,12 @@ nb_tensor *nb_rms_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight, d
 // query i sees keys j <= i (top-left aligned, as is_causal); it may be combined with a mask. A
 // query that sees no key (all -inf) gives 0, not NaN, and passes no gradient, in backward and in
 // the vjp of higher order alike (PyTorch >= 2.5's convention; its 2.0-2.4 gave NaN). dropout_p in
-// [0, 1] on P with the inverted scaling, its mask drawn from rng (one seed per call: bitwise
-// reproducible, any thread count); pass 0 in eval. Numerically stable (row max subtracted);
-// backward recomputes P from the saved log-sum-exp in blocks of query rows, never holding the whole
-// (tq, tk) P of the batch. NB_ERR_SHAPE naming the shapes for mismatched q / k / v or a mask that
-// does not broadcast, NB_ERR_ARG for p outside [0, 1], NB_ERR_NULL for a NULL rng with p > 0.
+// [0, 1] on P with the inverted scaling, its mask drawn from rng (one seed per forward,
+// nb_graph_replay included: bitwise reproducible, any thread count); pass 0 in eval. Numerically
+// stable (row max subtracted); backward recomputes P from the saved log-sum-exp in blocks of query
+// rows, never holding the whole (tq, tk) P of the batch. NB_ERR_SHAPE naming the shapes for
+// mismatched q / k / v or a mask that does not broadcast, NB_ERR_ARG for p outside [0, 1],
+// NB_ERR_NULL for a NULL rng with p > 0.
 nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v,
                                            nb_tensor *mask, bool causal, double dropout_p,
                                            nb_rng *rng);

@@ -10,8 +10,9 @@
 // more than one tq x tk block once tq >= 2), and backward recomputes P = e^(S - lse) from q
 // and k (flash-attention style). delta_i = Σ_j P_ij dP_ij is taken as dO_i · O_i.
 // Dropout factors come from a counter-based hash of (seed, slice, row, column), the seed drawn
-// once from the caller's nb_rng at the first forward, so backward (and a replay) regenerate
-// the same mask without storing it and the result does not depend on the thread count.
+// from the caller's nb_rng by each forward (a replay draws a new one, as PyTorch draws a mask
+// per forward), so backward regenerates that forward's mask without storing it and the result
+// does not depend on the thread count.
 // Slices run in parallel over the OpenMP pool (one single-threaded GEMM each) when BLAS shares
 // that pool; a mask that needs its gradient makes the walk serial (slices share its entries).
 #include <math.h>
@@ -173,11 +174,10 @@ static int sdpa_threads(const sdpa_geom *g) {
 }
 
 // The saved block: this header, lse (bh tq doubles), then per thread the scratch a, b
-// ((rows, tk) each, of the dtype) and delta (rows doubles). The thread count and dropout seed
-// are fixed at the first forward: a replay keeps them (same mask, same partition).
+// ((rows, tk) each, of the dtype) and delta (rows doubles). The thread count is fixed at the
+// first forward (a replay keeps the partition); the dropout seed is each forward's, for backward.
 typedef struct {
     int threads;
-    bool seeded;
     uint64_t seed;
 } sdpa_saved;
 #define SDPA_HDR 64
@@ -205,10 +205,8 @@ static void sdpa_forward(nb_node *nd) {
     if (s->threads == 0)
         s->threads = threads;
     threads = s->threads;
-    if (g.p > 0 && !s->seeded) {
+    if (g.p > 0)
         s->seed = nb_rng_u64(p->rng);
-        s->seeded = true;
-    }
     g.seed = s->seed;
     double *lse = (double *)((char *)s + SDPA_HDR);
     char *scratch = (char *)lse + lse_bytes;

@@ -1,8 +1,9 @@
 // dropout (inverted, as PyTorch's F.dropout): y = x m, m_i = 1 / (1 - p) with probability
 // 1 - p, else 0, drawn from the caller's nb_rng in element order (one nb_rng_uniform per
 // element: keep when u < 1 - p), so the same seed gives the same mask bitwise on any thread
-// count. Backward: dx += dy m. The mask (x's dtype) is kept in the graph arena; a replayed
-// forward (nb_graph_replay) reuses it, so a replay recomputes the same function of new inputs.
+// count. Backward: dx += dy m. The mask (x's dtype) is kept in the graph arena for backward;
+// every forward draws it afresh, a replayed one (nb_graph_replay) too, as each PyTorch training
+// step does: a replayed step is the next step, not the same mask on new inputs.
 // Eval mode (training false) and p = 0 return x itself (no node, no draw); p = 1 zeroes.
 #include <math.h>
 
@@ -28,9 +29,6 @@ static nb_status dropout_infer(nb_node *nd, nb_shape *out) {
     return NB_OK;
 }
 
-// The saved block: a header (was the mask drawn?) then numel mask values.
-#define HDR 64
-
 #define DEFINE_DROPOUT(T, sfx)                                                                     \
     static void draw_##sfx(nb_rng *rng, double p, T *m, int64_t n) {                               \
         T scale = p < 1 ? (T)(1.0 / (1.0 - p)) : (T)0;                                             \
@@ -50,17 +48,13 @@ static void dropout_forward(nb_node *nd) {
     const dropout_params *p = nd->params;
     const nb_tensor *x = nd->in[0];
     nb_tensor *y = nd->out;
-    char *s = nb__node_save(nd, HDR + (size_t)y->numel * nb_dtype_size(y->dtype));
-    if (!s)
+    void *m = nb__node_save(nd, (size_t)y->numel * nb_dtype_size(y->dtype));
+    if (!m)
         return;
-    void *m = s + HDR;
-    if (!s[0]) {
-        if (y->dtype == NB_F32)
-            draw_f32(p->rng, p->p, m, y->numel);
-        else
-            draw_f64(p->rng, p->p, m, y->numel);
-        s[0] = 1;
-    }
+    if (y->dtype == NB_F32)
+        draw_f32(p->rng, p->p, m, y->numel);
+    else
+        draw_f64(p->rng, p->p, m, y->numel);
     if (y->dtype == NB_F32)
         apply_f32(F32(x), m, F32(y), y->numel, false);
     else
@@ -71,7 +65,7 @@ static void dropout_backward(nb_node *nd) {
     nb_tensor *x = nd->in[0], *y = nd->out;
     if (!NB_WANTS_GRAD(x))
         return;
-    const void *m = (const char *)nd->saved + HDR;
+    const void *m = nd->saved;
     if (y->dtype == NB_F32)
         apply_f32(G32(y), m, G32(x), y->numel, true);
     else

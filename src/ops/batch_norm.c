@@ -82,6 +82,14 @@ static bn_geom bn_geometry(const nb_tensor *x) {
 // vector registers instead of one add waiting on the last, and the same bits for any thread
 // count or instruction set.
 #define BN_LANES 8
+// The row kernels in an AVX-512, an AVX2 and a baseline (SSE2) build, picked once at load time;
+// the file is compiled without FMA contraction (CMakeLists.txt), so every build computes the
+// same bits. GCC on x86-64 only (clang's target_clones needs a newer release than Debian 12's).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BN_CLONES
+#endif
 static double bn_total(const double *a) {
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
@@ -89,21 +97,26 @@ static double bn_total(const double *a) {
 // stat: 2 C doubles, mean then istd.
 #define DEFINE_BN(T, sfx)                                                                          \
     /* a[i mod BN_LANES] += v_i, v = r - shift, squared when sq */                                 \
-    static void bn_sum_##sfx(const T *r, int64_t s, double shift, double *a, bool sq) {            \
+    BN_CLONES static void bn_sum_##sfx(const T *r, int64_t s, double shift, double *a, bool sq) {  \
         int64_t i = 0;                                                                             \
-        for (; i + BN_LANES <= s; i += BN_LANES)                                                   \
-            for (int l = 0; l < BN_LANES; l++) {                                                   \
-                double d = (double)r[i + l] - shift;                                               \
-                a[l] += sq ? d * d : d;                                                            \
-            }                                                                                      \
+        if (sq)                                                                                    \
+            for (; i + BN_LANES <= s; i += BN_LANES)                                               \
+                for (int l = 0; l < BN_LANES; l++) {                                               \
+                    double d = (double)r[i + l] - shift;                                           \
+                    a[l] += d * d;                                                                 \
+                }                                                                                  \
+        else                                                                                       \
+            for (; i + BN_LANES <= s; i += BN_LANES)                                               \
+                for (int l = 0; l < BN_LANES; l++)                                                 \
+                    a[l] += (double)r[i + l] - shift;                                              \
         for (int l = 0; i < s; i++, l++) {                                                         \
             double d = (double)r[i] - shift;                                                       \
             a[l] += sq ? d * d : d;                                                                \
         }                                                                                          \
     }                                                                                              \
     /* a1[i mod BN_LANES] += g_i, a2[...] += g_i (r_i - mean) */                                   \
-    static void bn_dot_##sfx(const T *g, const T *r, int64_t s, double mean, double *a1,           \
-                             double *a2) {                                                         \
+    BN_CLONES static void bn_dot_##sfx(const T *g, const T *r, int64_t s, double mean, double *a1, \
+                                       double *a2) {                                               \
         int64_t i = 0;                                                                             \
         for (; i + BN_LANES <= s; i += BN_LANES)                                                   \
             for (int l = 0; l < BN_LANES; l++) {                                                   \
@@ -114,6 +127,26 @@ static double bn_total(const double *a) {
             a1[l] += (double)g[i];                                                                 \
             a2[l] += (double)g[i] * ((double)r[i] - mean);                                         \
         }                                                                                          \
+    }                                                                                              \
+    /* y = (x - mean) sc + sh over one row */                                                      \
+    BN_CLONES static void bn_norm_##sfx(const T *r, T *yr, int64_t s, double mean, double sc,      \
+                                        double sh) {                                               \
+        for (int64_t i = 0; i < s; i++)                                                            \
+            yr[i] = (T)(((double)r[i] - mean) * sc + sh);                                          \
+    }                                                                                              \
+    /* gx = (store) or += istd (wc g - a - xhat bq) over one row, xhat = (x - mean) istd */        \
+    BN_CLONES static void bn_gx_##sfx(const T *r, const T *gr, T *gxr, int64_t s, double mean,     \
+                                      double istd, double wc, double a, double bq, bool store) {   \
+        if (store)                                                                                 \
+            for (int64_t i = 0; i < s; i++) {                                                      \
+                double xh = ((double)r[i] - mean) * istd;                                          \
+                gxr[i] = (T)(istd * (wc * (double)gr[i] - a - xh * bq));                           \
+            }                                                                                      \
+        else                                                                                       \
+            for (int64_t i = 0; i < s; i++) {                                                      \
+                double xh = ((double)r[i] - mean) * istd;                                          \
+                gxr[i] += (T)(istd * (wc * (double)gr[i] - a - xh * bq));                          \
+            }                                                                                      \
     }                                                                                              \
     static void bn_fwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w, const T *b,    \
                              T *y, double *stat) {                                                 \
@@ -149,12 +182,9 @@ static double bn_total(const double *a) {
             stat[c] = mean;                                                                        \
             stat[q.c + c] = istd;                                                                  \
             double sc = istd * (w ? (double)w[c] : 1.0), sh = (b ? (double)b[c] : 0.0);            \
-            for (int64_t n = 0; n < q.n; n++) {                                                    \
-                const T *r = x + (n * q.c + c) * q.s;                                              \
-                T *yr = y + (n * q.c + c) * q.s;                                                   \
-                for (int64_t i = 0; i < q.s; i++)                                                  \
-                    yr[i] = (T)(((double)r[i] - mean) * sc + sh);                                  \
-            }                                                                                      \
+            for (int64_t n = 0; n < q.n; n++)                                                      \
+                bn_norm_##sfx(x + (n * q.c + c) * q.s, y + (n * q.c + c) * q.s, q.s, mean, sc,     \
+                              sh);                                                                 \
         });                                                                                        \
     }                                                                                              \
     static void bn_bwd_##sfx(const bn_params *p, bn_geom q, const T *x, const T *w,                \
@@ -178,18 +208,8 @@ static double bn_total(const double *a) {
                 double a = p->training ? wc * sdy / m : 0.0;                                       \
                 double bq = p->training ? wc * sdyx / m : 0.0;                                     \
                 for (int64_t n = 0; n < q.n; n++) {                                                \
-                    const T *r = x + (n * q.c + c) * q.s, *gr = gy + (n * q.c + c) * q.s;          \
-                    T *gxr = gx + (n * q.c + c) * q.s;                                             \
-                    if (set & 1)                                                                   \
-                        for (int64_t i = 0; i < q.s; i++) {                                        \
-                            double xh = ((double)r[i] - mean) * istd;                              \
-                            gxr[i] = (T)(istd * (wc * (double)gr[i] - a - xh * bq));               \
-                        }                                                                          \
-                    else                                                                           \
-                        for (int64_t i = 0; i < q.s; i++) {                                        \
-                            double xh = ((double)r[i] - mean) * istd;                              \
-                            gxr[i] += (T)(istd * (wc * (double)gr[i] - a - xh * bq));              \
-                        }                                                                          \
+                    int64_t o = (n * q.c + c) * q.s;                                               \
+                    bn_gx_##sfx(x + o, gy + o, gx + o, q.s, mean, istd, wc, a, bq, set & 1);       \
                 }                                                                                  \
             }                                                                                      \
         });                                                                                        \

@@ -106,6 +106,15 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
     *ext = p->count_include_pad ? padded : *hi - *lo;
 }
 
+// Row kernels in an AVX-512, an AVX2 and a baseline (SSE2) build, picked once at load time
+// (GCC on x86-64; the file is compiled without FMA contraction: the same bits in every build).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define POOL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define POOL_CLONES
+#endif
+#define MAX2_ROW 256 // outputs per call of the 2x2 row kernel (its tap codes on the stack)
+
 // v replaces the current maximum m in a scan: larger, or the first NaN.
 #define POOL_BETTER(v, m) ((v) > (m) || ((v) != (v) && (m) == (m)))
 
@@ -140,24 +149,50 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
     }                                                                                              \
     /* kernel 2, stride 2, no padding or dilation, every window whole (no ceil_mode tail): a       \
        tournament (first row's pair, second row's pair, then the two winners) that picks the       \
-       same tap as max_fwd's scan (the first maximum; the first NaN), without branches */          \
+       same tap as max_fwd's scan (the first maximum; the first NaN). One output row: the          \
+       winners into yr, their taps as codes (row 0 / 1) * 2 + (column 0 / 1) into cd. The fast     \
+       kernel has selects only (branches mispredicted half the time on real data) and vectorises;  \
+       it ignores NaN and returns whether it saw one, and then the exact one redoes the row. */    \
+    POOL_CLONES static int max2_row_##sfx(const T *r0, const T *r1, T *yr, int32_t *cd,            \
+                                          int64_t ow) {                                            \
+        int nan = 0;                                                                               \
+        for (int64_t ox = 0; ox < ow; ox++) {                                                      \
+            T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];              \
+            int32_t tb = b > a, td = d > c;                                                        \
+            T m0 = b > a ? b : a, m1 = d > c ? d : c;                                              \
+            int32_t t1 = m1 > m0;                                                                  \
+            yr[ox] = m1 > m0 ? m1 : m0;                                                            \
+            cd[ox] = t1 ? 2 + td : tb;                                                             \
+            nan |= (a != a) | (b != b) | (c != c) | (d != d);                                      \
+        }                                                                                          \
+        return nan;                                                                                \
+    }                                                                                              \
+    static void max2_row_nan_##sfx(const T *r0, const T *r1, T *yr, int32_t *cd, int64_t ow) {     \
+        for (int64_t ox = 0; ox < ow; ox++) {                                                      \
+            T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];              \
+            bool tb = POOL_BETTER(b, a), td = POOL_BETTER(d, c);                                   \
+            T m0 = tb ? b : a, m1 = td ? d : c;                                                    \
+            bool t1 = POOL_BETTER(m1, m0);                                                         \
+            yr[ox] = t1 ? m1 : m0;                                                                 \
+            cd[ox] = t1 ? 2 + td : tb;                                                             \
+        }                                                                                          \
+    }                                                                                              \
     static void max2_fwd_##sfx(pool_geom q, const T *x, T *y, int64_t *idx) {                      \
         NB_FOR_WORK(q.planes, q.planes *q.h *q.w, pl, {                                            \
             const T *xp = x + pl * q.h * q.w;                                                      \
             T *yp = y + pl * q.oh * q.ow;                                                          \
             int64_t *ip = idx + pl * q.oh * q.ow;                                                  \
-            for (int64_t oy = 0; oy < q.oh; oy++) {                                                \
-                const T *r0 = xp + 2 * oy * q.w, *r1 = r0 + q.w;                                   \
-                for (int64_t ox = 0; ox < q.ow; ox++) {                                            \
-                    T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];      \
-                    bool tb = POOL_BETTER(b, a), td = POOL_BETTER(d, c);                           \
-                    T m0 = tb ? b : a, m1 = td ? d : c;                                            \
-                    bool t1 = POOL_BETTER(m1, m0);                                                 \
-                    int64_t at = (2 * oy + t1) * q.w + 2 * ox + (t1 ? td : tb);                    \
-                    yp[oy * q.ow + ox] = t1 ? m1 : m0;                                             \
-                    ip[oy * q.ow + ox] = at;                                                       \
+            int32_t cd[MAX2_ROW];                                                                  \
+            for (int64_t oy = 0; oy < q.oh; oy++)                                                  \
+                for (int64_t o0 = 0; o0 < q.ow; o0 += MAX2_ROW) {                                  \
+                    int64_t m = q.ow - o0 < MAX2_ROW ? q.ow - o0 : MAX2_ROW;                       \
+                    const T *r0 = xp + 2 * oy * q.w + 2 * o0;                                      \
+                    if (max2_row_##sfx(r0, r0 + q.w, yp + oy * q.ow + o0, cd, m))                  \
+                        max2_row_nan_##sfx(r0, r0 + q.w, yp + oy * q.ow + o0, cd, m);              \
+                    int64_t *io = ip + oy * q.ow + o0, at = 2 * oy * q.w + 2 * o0;                 \
+                    for (int64_t i = 0; i < m; i++)                                                \
+                        io[i] = at + 2 * i + (cd[i] >> 1) * q.w + (cd[i] & 1);                     \
                 }                                                                                  \
-            }                                                                                      \
         });                                                                                        \
     }                                                                                              \
     static void max_bwd_##sfx(pool_geom q, const int64_t *idx, const T *gy, T *gx, bool set) {     \

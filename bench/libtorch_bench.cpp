@@ -1,11 +1,13 @@
 // The libtorch (PyTorch's C++ frontend, Debian libtorch-dev) side of the nabla benchmarks: the
-// same MLP and per-op workloads as bench/torch_bench.py, without Python in the loop. This is a
+// same MLP and per-op workloads as bench/torch_bench.py and the CNN step of bench/torch_cnn.py,
+// without Python in the loop. This is a
 // C/C++ user's real alternative to nabla. Built by bench/CMakeLists.txt only when CMake finds
 // Torch; bench/suite.py runs it when the binary exists.
 //
 //   libtorch_bench mlp --hidden 512,512 --batch 64 --threads 1 [--warmup N] [--samples N]
 //                      [--data DIR]
 //   libtorch_bench overhead [--iters N] [--reps R]
+//   libtorch_bench cnn --threads 1 [--batch 64] [--steps S] [--reps R]
 //
 // The caller sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (Debian's torch sends Linear to the
 // system OpenBLAS); this program also calls torch::set_num_threads. One JSON line per
@@ -66,13 +68,13 @@ std::vector<uint8_t> load_idx(const std::string &dir, const std::string &stem, s
 
 struct Args {
     std::string cmd, hidden = "512,512", data = "/usr/share/datasets/fashion-mnist";
-    long batch = 64, threads = 1, warmup = 50, samples = 60000, iters = 20000, reps = 3;
+    long batch = 64, threads = 1, warmup = 50, samples = 60000, iters = 20000, reps = 3, steps = 40;
 };
 
 Args parse(int argc, char **argv) {
     Args a;
     if (argc < 2) {
-        std::fprintf(stderr, "usage: libtorch_bench mlp|overhead [--option value ...]\n");
+        std::fprintf(stderr, "usage: libtorch_bench mlp|overhead|cnn [--option value ...]\n");
         std::exit(2);
     }
     a.cmd = argv[1];
@@ -97,12 +99,14 @@ Args parse(int argc, char **argv) {
             a.iters = n;
         else if (num && k == "--reps")
             a.reps = n;
+        else if (num && k == "--steps")
+            a.steps = n;
         else {
             std::fprintf(stderr, "libtorch_bench: bad option %s %s\n", k.c_str(), v.c_str());
             std::exit(2);
         }
     }
-    if (a.cmd != "mlp" && a.cmd != "overhead") {
+    if (a.cmd != "mlp" && a.cmd != "overhead" && a.cmd != "cnn") {
         std::fprintf(stderr, "libtorch_bench: unknown command %s\n", a.cmd.c_str());
         std::exit(2);
     }
@@ -192,12 +196,53 @@ void bench_overhead(const Args &a) {
     }
 }
 
+// examples/cnn's default model, as bench/torch_cnn.py (and bench_cnn): conv(1->32, 3x3, pad 1)
+// BatchNorm2d ReLU MaxPool(2), conv(32->64) BatchNorm2d ReLU MaxPool(2), Flatten Dropout(0.25)
+// Linear(3136->128) ReLU Dropout(0.25) Linear(128->10), cross-entropy, backward, Adam(lr 1e-3),
+// gradients set to none, on one batch of random images and labels made once; the best of R
+// runs of S steps after one warm-up run.
+void bench_cnn(const Args &a) {
+    namespace nn = torch::nn;
+    torch::set_num_threads((int)a.threads);
+    torch::manual_seed(7);
+    nn::Sequential m(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::BatchNorm2d(32),
+                     nn::ReLU(), nn::MaxPool2d(2),
+                     nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::BatchNorm2d(64),
+                     nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Dropout(0.25),
+                     nn::Linear(64 * 49, 128), nn::ReLU(), nn::Dropout(0.25), nn::Linear(128, 10));
+    m->train();
+    torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(1e-3));
+    torch::Tensor x = torch::rand({a.batch, 1, 28, 28});
+    torch::Tensor y = torch::randint(0, 10, {a.batch}, torch::kLong);
+    double best = 1e30;
+    torch::Tensor loss;
+    for (long r = 0; r <= a.reps; r++) { // rep 0 warms up
+        double t0 = now();
+        for (long i = 0; i < a.steps; i++) {
+            for (auto &p : m->parameters()) // zero_grad(set_to_none=True)
+                p.mutable_grad() = torch::Tensor();
+            loss = torch::nn::functional::cross_entropy(m->forward(x), y);
+            loss.backward();
+            opt.step();
+        }
+        double t = (now() - t0) / (double)a.steps;
+        if (r > 0)
+            best = std::min(best, t);
+    }
+    std::printf("{\"bench\": \"cnn step\", \"impl\": \"libtorch\", \"batch\": %ld, \"threads\": "
+                "%ld, \"libtorch_step_ms\": %.3f, \"libtorch_samples_per_s\": %.0f, "
+                "\"loss\": %.4f}\n",
+                a.batch, a.threads, best * 1e3, (double)a.batch / best, loss.item<float>());
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     Args a = parse(argc, argv);
     if (a.cmd == "mlp")
         bench_mlp(a);
+    else if (a.cmd == "cnn")
+        bench_cnn(a);
     else
         bench_overhead(a);
     return 0;

@@ -28,7 +28,7 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DNABLA_BUILD_BENCH=
 # The libtorch programs exist only when CMake found Torch (libtorch-dev): then build them too.
 LIBTORCH=""
 if grep -q '^Torch_DIR:PATH=/' "$BUILD_DIR/CMakeCache.txt"; then LIBTORCH="libtorch_bench"; fi
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp bench_overhead bench_eltwise bench_matmul \
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp bench_overhead bench_eltwise bench_matmul bench_cnn \
       $LIBTORCH >&2
 
 exec "$PY" "$ROOT/bench/suite.py" --build "$BUILD_DIR" --out "$BUILD_DIR/bench-results.md" \

@@ -27,6 +27,7 @@ THREADS = (1, 2)
 NEVER_SLOWER = 0.95  # "2 threads never slower": t2/t1 >= this (5% allowance for noise)
 LIBTORCH_MLP = 1.0  # issue 17: nabla replay >= this x libtorch on every MLP row
 LIBTORCH_OVERHEAD = 10.0  # and per-op overhead >= this x faster than libtorch
+CNN_TARGET = 1.0  # issue 11: the CNN training step >= this x PyTorch (and libtorch), 1 and 2 threads
 
 
 BASE_ENV = dict(os.environ)  # every child's environment (see --openblas-coretype)
@@ -101,6 +102,30 @@ def measure_mlp(bench, a, log):
                     log.write(json.dumps(r) + "\n")
                 print("  mlp %s batch %d threads %d rep %d done" % (hidden, batch, threads,
                                                                     rep + 1), file=sys.stderr)
+    return rows
+
+
+def measure_cnn(bench, a, log):
+    """rows[threads][impl] = list of result dicts: examples/cnn's training step (batch 64) in
+    nabla (bench_cnn, with its GEMM limit), PyTorch (torch_cnn.py) and libtorch, alternated."""
+    rows = {}
+    common = ["--batch", "64", "--steps", "10", "--reps", "2"]
+    for rep in range(a.reps):
+        for threads in THREADS:
+            d = rows.setdefault(threads, {})
+            t = ["--threads", str(threads)]
+            env = dict(BASE_ENV, OMP_WAIT_POLICY=BASE_ENV.get("OMP_WAIT_POLICY", "passive"))
+            runs = [("nabla", [os.path.join(bench, "bench_cnn")] + t + common, env),
+                    ("torch", [PY, os.path.join(HERE, "torch_cnn.py")] + t + common,
+                     torch_env(threads))]
+            lt = libtorch_cmd(bench, "bench", ["cnn"] + t + common)
+            if lt:
+                runs.append(("libtorch", lt, torch_env(threads)))
+            for impl, cmd, e in runs:
+                for r in run(cmd, e):
+                    d.setdefault(impl, []).append(r)
+                    log.write(json.dumps(r) + "\n")
+            print("  cnn threads %d rep %d done" % (threads, rep + 1), file=sys.stderr)
     return rows
 
 
@@ -218,6 +243,26 @@ ELT_TARGET = {"relu": 0.8, "add": 0.8, "sigmoid": 0.6, "tanh": 0.6, "exp": 0.6, 
               "gelu": 0.5, "gelu_tanh": 0.5, "silu": 0.5, "softplus": 0.5, "elu": 0.5}
 
 
+def table_cnn(rows, out):
+    out.append("### CNN training step (examples/cnn's model, batch 64, ms per step)\n")
+    out.append("| thr | nabla | PyTorch | libtorch | PyTorch ÷ nabla | libtorch ÷ nabla | target "
+               "| verdict | GEMM share | allocs/step |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for t in THREADS:
+        d = rows[t]
+        nb, tor, lt = d["nabla"], d["torch"], d.get("libtorch", [])
+        ms = lambda v, k: [x[k] for x in v]
+        qt = ratio_list(tor, nb, lambda r: r["torch_step_ms"], lambda r: r["step_ms"])
+        ql = ratio_list(lt, nb, lambda r: r["libtorch_step_ms"], lambda r: r["step_ms"])
+        ok = statistics.median(qt) >= CNN_TARGET and (not ql or statistics.median(ql) >= CNN_TARGET)
+        out.append("| %d | %s | %s | %s | %s | %s | ≥ %.1f× | %s | %s | %s |" % (
+            t, fmt(ms(nb, "step_ms"), 1), fmt(ms(tor, "torch_step_ms"), 1),
+            fmt(ms(lt, "libtorch_step_ms"), 1), fmt(qt, 2), fmt(ql, 2), CNN_TARGET, verdict(ok),
+            fmt([100 * x["gemm_share"] for x in nb], 0, True),
+            fmt(ms(nb, "allocs_per_step"), 1)))
+    out.append("")
+
+
 def table_eltwise(res, out):
     out.append("### 4. Elementwise kernels, float32 (GB/s; % of the triad timed just before "
                "each kernel)\n")
@@ -320,8 +365,8 @@ def main():
     p.add_argument("--samples-a", type=int, default=20000,
                    help="timed samples per net-A run (an epoch is 60000; net B always 60000)")
     p.add_argument("--full-epoch", action="store_true", help="time a whole epoch for net A too")
-    p.add_argument("--only", default="eltwise,overhead,mlp",
-                   help="comma-separated subset of eltwise,overhead,mlp to run")
+    p.add_argument("--only", default="eltwise,overhead,mlp,cnn",
+                   help="comma-separated subset of eltwise,overhead,mlp,cnn to run")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="set in every run, nabla and PyTorch alike (repeatable), e.g. "
                         "OPENBLAS_CORETYPE=Cooperlake, OMP_WAIT_POLICY=passive, or "
@@ -338,7 +383,7 @@ def main():
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     load0 = load_avg()
     only = a.only.split(",")
-    elt = ovh = mlp = None
+    elt = ovh = mlp = cnn = None
     with open(a.raw, "w") as log:
         if "eltwise" in only:
             print("suite: elementwise kernels ...", file=sys.stderr)
@@ -349,6 +394,9 @@ def main():
         if "mlp" in only:
             print("suite: MLP training + GEMM limit ...", file=sys.stderr)
             mlp = measure_mlp(bench, a, log)
+        if "cnn" in only:
+            print("suite: CNN training step ...", file=sys.stderr)
+            cnn = measure_cnn(bench, a, log)
     out = ["## Results %s\n" % started,
            "Machine: %s. Load average at start %s, at end %s. %d repetitions; net A timed "
            "over %s samples after warm-up, net B over one epoch (60000)%s.\n" % (
@@ -362,6 +410,8 @@ def main():
         table_overhead(ovh, out)
     if elt:
         table_eltwise(elt, out)
+    if cnn:
+        table_cnn(cnn, out)
     if mlp:
         table_memory(mlp, out)
     if mlp and elt:

@@ -131,6 +131,15 @@ nb_tensor *nb_rms_norm(nb_graph *g, nb_tensor *x, int dims, nb_tensor *weight, d
 nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v,
                                            nb_tensor *mask, bool causal, double dropout_p,
                                            nb_rng *rng);
+// Multi-head attention on a packed projection: qkv (..., t, 3E) laid out as
+// nn.MultiheadAttention's in_proj writes it (q, k, v in column blocks [0, E), [E, 2E), [2E, 3E),
+// head h in columns [h Dh, (h + 1) Dh) of each block, Dh = E / heads) -> (..., t, E) with the
+// heads merged the same way: the result of splitting into (..., heads, t, Dh),
+// nb_scaled_dot_product_attention(q, k, v, NULL, causal, dropout_p, rng) and merging back, read
+// and written in place through strides (no copies). Rank 2 to 4. NB_ERR_SHAPE naming the shape
+// when the last dim is not 3 E with heads dividing E; dropout as nb_scaled_dot_product_attention.
+nb_tensor *nb_attention_qkv(nb_graph *g, nb_tensor *qkv, int64_t heads, bool causal,
+                            double dropout_p, nb_rng *rng);
 
 // ---- elementwise arithmetic, NumPy broadcasting on trailing dims ------------------------------
 
@@ -402,6 +411,7 @@ const char *nb_op_first_order_reason(int i);
 #define nb_layer_norm(...) NB__SITE(nb_layer_norm, __VA_ARGS__)
 #define nb_rms_norm(...) NB__SITE(nb_rms_norm, __VA_ARGS__)
 #define nb_scaled_dot_product_attention(...) NB__SITE(nb_scaled_dot_product_attention, __VA_ARGS__)
+#define nb_attention_qkv(...) NB__SITE(nb_attention_qkv, __VA_ARGS__)
 #define nb_add(...) NB__SITE(nb_add, __VA_ARGS__)
 #define nb_sub(...) NB__SITE(nb_sub, __VA_ARGS__)
 #define nb_mul(...) NB__SITE(nb_mul, __VA_ARGS__)

@@ -89,28 +89,20 @@ nb_nn_embedding *nb_nn_embedding_of(nb_layer *l) {
 
 // ---- multihead_attention -------------------------------------------------------------------
 
-// x (B, T, E) -> qkv = x in_projᵀ + b (B, T, 3E) viewed (B, T, 3, H, Dh) -> permuted
-// (3, B, H, T, Dh) -> q, k, v slices (1, B, H, T, Dh) -> attention (1, B, H, T, Dh) ->
-// (B, T, 1, H, Dh) = (B, T, E) -> out_proj.
+// x (B, T, E) -> qkv = x in_projᵀ + b (B, T, 3E) -> attention over the heads read in place
+// from qkv's column blocks, written merged (B, T, E) (nb_attention_qkv) -> out_proj.
 static nb_tensor *mha_forward(nb_layer *self, nb_graph *g, nb_tensor *x) {
     nb_nn_multihead_attention *a = (nb_nn_multihead_attention *)self;
-    int64_t e = a->embed_dim, h = a->num_heads, dh = e / h;
+    int64_t e = a->embed_dim, h = a->num_heads;
     if (nb_tensor_ndim(x) != 3 || nb_tensor_dim(x, 2) != e) {
         nb_graph_fail(g, NB_ERR_SHAPE,
                       "%s (embed_dim %lld, %lld heads): input %s is not (batch, seq, %lld)",
                       NB_WHO(self), (long long)e, (long long)h, NB_SHAPE_STR(x), (long long)e);
         return NULL;
     }
-    int64_t b = nb_tensor_dim(x, 0), t = nb_tensor_dim(x, 1);
     nb_tensor *qkv = nb_linear(g, x, a->in_proj_weight, a->in_proj_bias);
-    qkv = nb_reshape(g, qkv, 5, (int64_t[]){b, t, 3, h, dh});
-    qkv = nb_permute(g, qkv, 5, (int[]){2, 0, 3, 1, 4});
-    nb_tensor *q = nb_slice(g, qkv, 0, 0, 1), *k = nb_slice(g, qkv, 0, 1, 2),
-              *v = nb_slice(g, qkv, 0, 2, 3);
     double p = self->training ? a->dropout : 0.0;
-    nb_tensor *y = nb_scaled_dot_product_attention(g, q, k, v, NULL, a->causal, p, a->rng);
-    y = nb_permute(g, y, 5, (int[]){1, 3, 0, 2, 4});
-    y = nb_reshape(g, y, 3, (int64_t[]){b, t, e});
+    nb_tensor *y = nb_attention_qkv(g, qkv, h, a->causal, p, a->rng);
     return nb_linear(g, y, a->out_proj_weight, a->out_proj_bias);
 }
 

@@ -10,49 +10,52 @@
 
 #define DEFINE_TINY_GEMM(T, sfx)                                                                   \
     static void tiny_gemm_##sfx(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,   \
-                                const T *a, const T *b, double beta, T *c) {                       \
+                                const T *a, int64_t lda, const T *b, int64_t ldb, double beta,     \
+                                T *c, int64_t ldc) {                                               \
         for (int64_t i = 0; i < m; i++)                                                            \
             for (int64_t j = 0; j < n; j++) {                                                      \
                 double acc = 0;                                                                    \
                 for (int64_t p = 0; p < k; p++)                                                    \
-                    acc += (double)(ta ? a[p * m + i] : a[i * k + p]) *                            \
-                           (double)(tb ? b[j * k + p] : b[p * n + j]);                             \
+                    acc += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *                        \
+                           (double)(tb ? b[j * ldb + p] : b[p * ldb + j]);                         \
                 /* beta = 0 must ignore C entirely (it may hold NaN), as BLAS does */              \
-                double prev = beta == 0 ? 0.0 : beta * (double)c[i * n + j];                       \
-                c[i * n + j] = (T)(alpha * acc + prev);                                            \
+                double prev = beta == 0 ? 0.0 : beta * (double)c[i * ldc + j];                     \
+                c[i * ldc + j] = (T)(alpha * acc + prev);                                          \
             }                                                                                      \
     }
 DEFINE_TINY_GEMM(float, f32)
 DEFINE_TINY_GEMM(double, f64)
 
-static void tiny_gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-                      const void *a, const void *b, double beta, void *c) {
-    if (dt == NB_F32)
-        tiny_gemm_f32(ta, tb, m, n, k, alpha, a, b, beta, c);
-    else
-        tiny_gemm_f64(ta, tb, m, n, k, alpha, a, b, beta, c);
-}
-
 void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
               const void *a, const void *b, double beta, void *c) {
+    // Leading dimensions of the contiguous row-major operands.
+    nb__gemm_ld(dt, ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+}
+
+void nb__gemm_ld(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const void *a, int64_t lda_, const void *b, int64_t ldb_, double beta, void *c,
+                 int64_t ldc_) {
     if (m == 0 || n == 0)
         return;
-    // Leading dimensions of the row-major operands as stored.
-    blasint lda = (blasint)(ta ? m : k);
-    blasint ldb = (blasint)(tb ? k : n);
-    blasint ldc = (blasint)n;
+    blasint lda = (blasint)lda_, ldb = (blasint)ldb_, ldc = (blasint)ldc_;
     if (k == 0) { // empty inner product: C = beta C
-        int64_t mn = m * n;
-        for (int64_t i = 0; i < mn; i++) {
-            if (dt == NB_F32)
-                ((float *)c)[i] = beta == 0 ? 0.0f : (float)beta * ((float *)c)[i];
-            else
-                ((double *)c)[i] = beta == 0 ? 0.0 : beta * ((double *)c)[i];
-        }
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                if (dt == NB_F32) {
+                    float *cf = (float *)c + i * ldc_ + j;
+                    *cf = beta == 0 ? 0.0f : (float)beta * *cf;
+                } else {
+                    double *cd = (double *)c + i * ldc_ + j;
+                    *cd = beta == 0 ? 0.0 : beta * *cd;
+                }
+            }
         return;
     }
     if (m * n * k <= TINY_GEMM) {
-        tiny_gemm(dt, ta, tb, m, n, k, alpha, a, b, beta, c);
+        if (dt == NB_F32)
+            tiny_gemm_f32(ta, tb, m, n, k, alpha, a, lda_, b, ldb_, beta, c, ldc_);
+        else
+            tiny_gemm_f64(ta, tb, m, n, k, alpha, a, lda_, b, ldb_, beta, c, ldc_);
         return;
     }
     enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;

@@ -60,6 +60,11 @@ static inline void nb__grad_zero_if_first(const nb_node *nd, int k) {
 // op(A) is (m, k) and op(B) is (k, n); ta / tb select a transpose by GEMM flag (no copy).
 void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
               const void *a, const void *b, double beta, void *c);
+// The same on strided row-major operands: row i of the stored A, B, C starts lda, ldb, ldc
+// elements after row i - 1 (A stored (m, k), or (k, m) when ta; likewise B; C (m, n)).
+void nb__gemm_ld(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                 int64_t ldc);
 // False if a dimension does not fit BLAS's 32-bit int (blasint is 32-bit in Debian's
 // OpenBLAS: refuse rather than truncate). Inline: matmul checks it on every call.
 static inline bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {

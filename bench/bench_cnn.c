@@ -10,9 +10,11 @@
 // dcol = wᵀ dy) and both linear layers (X Wᵀ, dW = dYᵀ X, dX = dY W) through cblas_sgemm on
 // ready-made buffers; limit / step is the GEMM share of the step. Heap allocations per
 // steady-state step are counted through nb_set_allocator.
-// Usage: bench_cnn [--threads T] [--batch B] [--steps S] [--reps R]. One JSON line per
+// Usage: bench_cnn [--threads T] [--batch B] [--steps S] [--reps R] [--hidden H (default 128:
+// the width of the hidden linear layer)]. One JSON line per
 // thread count (both when --threads is not given).
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +24,11 @@
 
 #define C1 32
 #define C2 64
-#define HIDDEN 128
 #define CLASSES 10
 #define DROPOUT 0.25
+
+// Width of the hidden linear layer (examples/cnn's 128; --hidden, for the scaling sweep).
+static int64_t hidden = 128;
 
 typedef struct {
     nb_tensor *w1, *b1, *g1, *h1, *rm1, *rv1; // conv1 weight, bias; batch norm 1 gain, shift, stats
@@ -64,10 +68,10 @@ static bool cnn_create(cnn *m, nb_rng *rng) {
     m->g2 = param(1, (int64_t[]){C2}, rng, 0, 1);
     m->h2 = param(1, (int64_t[]){C2}, rng, 0, 0);
     m->rm2 = buffer(C2, 0), m->rv2 = buffer(C2, 1);
-    m->f1w = param(2, (int64_t[]){HIDDEN, C2 * 49}, rng, 1.0 / 56, 0);
-    m->f1b = param(1, (int64_t[]){HIDDEN}, rng, 1.0 / 56, 0);
-    m->f2w = param(2, (int64_t[]){CLASSES, HIDDEN}, rng, 1.0 / 11.3, 0);
-    m->f2b = param(1, (int64_t[]){CLASSES}, rng, 1.0 / 11.3, 0);
+    m->f1w = param(2, (int64_t[]){hidden, C2 * 49}, rng, 1.0 / 56, 0);
+    m->f1b = param(1, (int64_t[]){hidden}, rng, 1.0 / 56, 0);
+    m->f2w = param(2, (int64_t[]){CLASSES, hidden}, rng, 1.0 / sqrt((double)hidden), 0);
+    m->f2b = param(1, (int64_t[]){CLASSES}, rng, 1.0 / sqrt((double)hidden), 0);
     nb_tensor **all = &m->w1;
     for (size_t i = 0; i < sizeof *m / sizeof *all; i++)
         if (!all[i])
@@ -116,11 +120,11 @@ static bool gemm_create(gemm_set *s, int64_t n) {
     s->w1 = zalloc(C1 * 9);
     s->col2 = zalloc(n * 288 * 196), s->dcol2 = zalloc(288 * 196), s->y2 = zalloc(n * C2 * 196);
     s->dw2 = zalloc(C2 * 288), s->w2 = zalloc(C2 * 288);
-    s->x3 = zalloc(n * 3136), s->w3 = zalloc(HIDDEN * 3136), s->y3 = zalloc(n * HIDDEN);
-    s->dw3 = zalloc(HIDDEN * 3136), s->dx3 = zalloc(n * 3136);
-    s->w4 = zalloc(CLASSES * HIDDEN), s->y4 = zalloc(n * CLASSES),
-    s->dw4 = zalloc(CLASSES * HIDDEN);
-    s->dx4 = zalloc(n * HIDDEN);
+    s->x3 = zalloc(n * 3136), s->w3 = zalloc(hidden * 3136), s->y3 = zalloc(n * hidden);
+    s->dw3 = zalloc(hidden * 3136), s->dx3 = zalloc(n * 3136);
+    s->w4 = zalloc(CLASSES * hidden), s->y4 = zalloc(n * CLASSES),
+    s->dw4 = zalloc(CLASSES * hidden);
+    s->dx4 = zalloc(n * hidden);
     float **all = &s->col1;
     for (size_t i = 0; i < (sizeof *s - sizeof s->n) / sizeof *all; i++)
         if (!all[i])
@@ -152,12 +156,12 @@ static void gemm_step(gemm_set *s) {
         SGEMM(1, 0, 288, 196, C2, s->w2, 288, y, 196, 0.0f, s->dcol2, 196);
     }
     // fc1 and fc2: forward, dW = dYᵀ X, dX = dY W.
-    SGEMM(0, 1, s->n, HIDDEN, 3136, s->x3, 3136, s->w3, 3136, 0.0f, s->y3, HIDDEN);
-    SGEMM(0, 1, s->n, CLASSES, HIDDEN, s->y3, HIDDEN, s->w4, HIDDEN, 0.0f, s->y4, CLASSES);
-    SGEMM(1, 0, CLASSES, HIDDEN, s->n, s->y4, CLASSES, s->y3, HIDDEN, 0.0f, s->dw4, HIDDEN);
-    SGEMM(0, 0, s->n, HIDDEN, CLASSES, s->y4, CLASSES, s->w4, HIDDEN, 0.0f, s->dx4, HIDDEN);
-    SGEMM(1, 0, HIDDEN, 3136, s->n, s->dx4, HIDDEN, s->x3, 3136, 0.0f, s->dw3, 3136);
-    SGEMM(0, 0, s->n, 3136, HIDDEN, s->dx4, HIDDEN, s->w3, 3136, 0.0f, s->dx3, 3136);
+    SGEMM(0, 1, s->n, hidden, 3136, s->x3, 3136, s->w3, 3136, 0.0f, s->y3, hidden);
+    SGEMM(0, 1, s->n, CLASSES, hidden, s->y3, hidden, s->w4, hidden, 0.0f, s->y4, CLASSES);
+    SGEMM(1, 0, CLASSES, hidden, s->n, s->y4, CLASSES, s->y3, hidden, 0.0f, s->dw4, hidden);
+    SGEMM(0, 0, s->n, hidden, CLASSES, s->y4, CLASSES, s->w4, hidden, 0.0f, s->dx4, hidden);
+    SGEMM(1, 0, hidden, 3136, s->n, s->dx4, hidden, s->x3, 3136, 0.0f, s->dw3, 3136);
+    SGEMM(0, 0, s->n, 3136, hidden, s->dx4, hidden, s->w3, 3136, 0.0f, s->dx3, 3136);
 }
 
 int main(int argc, char **argv) {
@@ -172,10 +176,13 @@ int main(int argc, char **argv) {
             ok = bu_int(argv[++i], 1, 100000, &steps);
         else if (ok && !strcmp(argv[i], "--reps"))
             ok = bu_int(argv[++i], 1, 1000, &reps);
+        else if (ok && !strcmp(argv[i], "--hidden"))
+            ok = bu_int(argv[++i], 1, 65536, &hidden);
         else
             ok = false;
         if (!ok) {
-            fprintf(stderr, "usage: bench_cnn [--threads T] [--batch B] [--steps S] [--reps R]\n");
+            fprintf(stderr, "usage: bench_cnn [--threads T] [--batch B] [--steps S] [--reps R] "
+                            "[--hidden H]\n");
             return 2;
         }
     }
@@ -235,11 +242,13 @@ int main(int argc, char **argv) {
             if ((t2 - t1) / (double)steps < gemm_best)
                 gemm_best = (t2 - t1) / (double)steps;
         }
-        printf("{\"bench\": \"cnn step\", \"batch\": %lld, \"threads\": %d, \"step_ms\": %.3f, "
+        printf("{\"bench\": \"cnn step\", \"batch\": %lld, \"hidden\": %lld, \"threads\": %d, "
+               "\"step_ms\": %.3f, "
                "\"gemm_limit_ms\": %.3f, \"gemm_share\": %.3f, \"samples_per_s\": %.0f, "
                "\"allocs_per_step\": %.3f}\n",
-               (long long)batch, t, step_best * 1e3, gemm_best * 1e3, gemm_best / step_best,
-               (double)batch / step_best, (double)allocs / (double)(reps * steps));
+               (long long)batch, (long long)hidden, t, step_best * 1e3, gemm_best * 1e3,
+               gemm_best / step_best, (double)batch / step_best,
+               (double)allocs / (double)(reps * steps));
         fflush(stdout);
     }
     nb_optim_destroy(opt);

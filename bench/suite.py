@@ -1,7 +1,12 @@
 #!/usr/bin/python3
-"""Runs the nabla benchmark suite of issue #4 side by side with PyTorch and prints the tables.
+"""Runs the nabla benchmark suite side by side with PyTorch and libtorch and prints the tables.
 
-Usage: suite.py --build BUILD_DIR [--reps 3] [--full-epoch] [--out results.md]
+Usage: suite.py --build BUILD_DIR [--reps 3] [--full-epoch] [--only FAMILIES] [--outdir DIR]
+
+Families (--only, comma-separated; default all): eltwise, overhead, mlp, cnn (issues 4, 8, 11,
+17), matmul (batched matmul + permute), conv, layernorm, attention, charlm, lstm, adam
+(suite_families.py), scaling (suite_scaling.py: curves and gnuplot PNGs). --outdir gets
+report.md (the markdown for bench/README.md), raw.jsonl, and the plots with their data.
 
 Every measurement is repeated --reps times and the competitors alternate (nabla recorded,
 nabla replayed, PyTorch, then again ...), so drift on a shared machine hits all of them.
@@ -16,6 +21,10 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
+
+import suite_families
+import suite_scaling
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"  # Debian's python3 with python3-torch, not a pyenv one
@@ -34,11 +43,14 @@ BASE_ENV = dict(os.environ)  # every child's environment (see --openblas-coretyp
 
 
 def run(cmd, env=None):
-    """Runs a bench program; returns its JSON lines as dicts (exits on failure)."""
+    """Runs a bench program; returns its JSON lines as dicts (exits on failure, or when it
+    printed no measurement)."""
     p = subprocess.run(cmd, capture_output=True, text=True, env=env or BASE_ENV)
-    if p.returncode != 0:
-        sys.exit("suite: %s failed (%d):\n%s" % (" ".join(cmd), p.returncode, p.stderr))
-    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    if p.returncode != 0 or not rows:
+        sys.exit("suite: %s failed (exit %d, %d results):\n%s" % (
+            " ".join(cmd), p.returncode, len(rows), p.stderr))
+    return rows
 
 
 def libtorch_cmd(bench, family, args):
@@ -49,8 +61,35 @@ def libtorch_cmd(bench, family, args):
     return [exe] + args if os.access(exe, os.X_OK) else None
 
 
-def torch_env(threads):
-    return dict(BASE_ENV, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+def torch_env(threads, passive=False):
+    """PyTorch's thread count; passive=True also gives it passive_env's OpenMP waiting policy
+    (the families and sweeps of issue 17 run nabla and PyTorch with the same policy)."""
+    base = passive_env() if passive else BASE_ENV
+    return dict(base, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+
+
+def passive_env():
+    """libgomp's waiting policy passive (as examples/mnist sets it) unless the caller chose one
+    (--env OMP_WAIT_POLICY=...): spinning at barriers on a shared 2-core machine measures the
+    other processes, not the code. Used for nabla's programs and, in the families and sweeps
+    of issue 17, for PyTorch's alike."""
+    return dict(BASE_ENV, OMP_WAIT_POLICY=BASE_ENV.get("OMP_WAIT_POLICY", "passive"))
+
+
+class Ctx:
+    """What the family modules need from this one."""
+
+    def __init__(self, bench, a, log):
+        self.bench, self.a, self._log = bench, a, log
+        self.PY, self.HERE = PY, HERE
+        self.run, self.torch_env, self.passive_env = run, torch_env, passive_env
+        self.fmt, self.verdict = fmt, verdict
+
+    def log_row(self, r):
+        self._log.write(json.dumps(r) + "\n")
+
+    def progress(self, msg):
+        print("  " + msg, file=sys.stderr)
 
 
 def stats(v):
@@ -358,21 +397,33 @@ def machine(bench):
         model, cores, platform.platform(), torch_v, blas, variant, core)
 
 
+CORE = ("eltwise", "overhead", "mlp", "cnn")
+ALL = CORE + tuple(suite_families.FAMILIES) + ("scaling",)
+
+
 def main():
+    t_start = time.monotonic()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", required=True, help="nabla build dir (with -DNABLA_BUILD_BENCH=ON)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--samples-a", type=int, default=20000,
                    help="timed samples per net-A run (an epoch is 60000; net B always 60000)")
     p.add_argument("--full-epoch", action="store_true", help="time a whole epoch for net A too")
-    p.add_argument("--only", default="eltwise,overhead,mlp,cnn",
-                   help="comma-separated subset of eltwise,overhead,mlp,cnn to run")
+    p.add_argument("--only", default=",".join(ALL),
+                   help="comma-separated subset of " + ",".join(ALL) + " (default: all)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="set in every run, nabla and PyTorch alike (repeatable), e.g. "
                         "OPENBLAS_CORETYPE=Cooperlake, OMP_WAIT_POLICY=passive, or "
                         "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp")
+    p.add_argument("--quick-sweep", action="store_true",
+                   help="scaling: 3 points per curve instead of all (a check of the suite)")
+    p.add_argument("--outdir", help="write report.md, raw.jsonl and the plots here")
+    p.add_argument("--link-prefix", default=None,
+                   help="path of --outdir as seen from bench/README.md, for the image links "
+                        "(default: results/<outdir's name>/)")
     p.add_argument("--out", help="also write the report (markdown) here")
-    p.add_argument("--raw", default="bench-raw.jsonl", help="every measurement, one JSON line")
+    p.add_argument("--raw", default=None, help="every measurement, one JSON line "
+                   "(default: <outdir>/raw.jsonl, else bench-raw.jsonl)")
     a = p.parse_args()
     bench = os.path.join(a.build, "bench")
     for kv in a.env:
@@ -380,47 +431,81 @@ def main():
         if not eq or not key:
             p.error("--env needs KEY=VALUE, got %r" % kv)
         BASE_ENV[key] = value
-    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    only = [x for x in a.only.split(",") if x]
+    bad = [x for x in only if x not in ALL]
+    if bad or not only:
+        p.error("--only: unknown family %s (known: %s)" % (",".join(bad) or "(none)",
+                                                           ",".join(ALL)))
+    if a.reps < 1:
+        p.error("--reps must be >= 1")
+    if a.outdir:
+        os.makedirs(a.outdir, exist_ok=True)
+    raw = a.raw or (os.path.join(a.outdir, "raw.jsonl") if a.outdir else "bench-raw.jsonl")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load0 = load_avg()
-    only = a.only.split(",")
-    elt = ovh = mlp = cnn = None
-    with open(a.raw, "w") as log:
-        if "eltwise" in only:
-            print("suite: elementwise kernels ...", file=sys.stderr)
-            elt = measure_eltwise(bench, a, log)
-        if "overhead" in only:
-            print("suite: per-op overhead ...", file=sys.stderr)
-            ovh = measure_overhead(bench, a, log)
-        if "mlp" in only:
-            print("suite: MLP training + GEMM limit ...", file=sys.stderr)
-            mlp = measure_mlp(bench, a, log)
-        if "cnn" in only:
-            print("suite: CNN training step ...", file=sys.stderr)
-            cnn = measure_cnn(bench, a, log)
+    res, took = {}, {}
+    with open(raw, "w") as log:
+        ctx = Ctx(bench, a, log)
+        core = {"eltwise": measure_eltwise, "overhead": measure_overhead, "mlp": measure_mlp,
+                "cnn": measure_cnn}
+        for fam in ALL:
+            if fam not in only:
+                continue
+            print("suite: %s ..." % fam, file=sys.stderr)
+            t0 = time.monotonic()
+            if fam in core:
+                res[fam] = core[fam](bench, a, log)
+            elif fam == "scaling":
+                res[fam] = suite_scaling.measure_scaling(ctx)
+            else:
+                res[fam] = suite_families.FAMILIES[fam][0](ctx)
+            took[fam] = time.monotonic() - t0
+            log.flush()
     out = ["## Results %s\n" % started,
            "Machine: %s. Load average at start %s, at end %s. %d repetitions; net A timed "
            "over %s samples after warm-up, net B over one epoch (60000)%s.\n" % (
                machine(bench), load0, load_avg(), a.reps,
                60000 if a.full_epoch else a.samples_a,
                "; environment for every run: " + " ".join(a.env) if a.env else "")]
+    mlp, elt = res.get("mlp"), res.get("eltwise")
     if mlp:
         table_mlp(mlp, out)
         table_limit(mlp, out)
-    if ovh:
-        table_overhead(ovh, out)
+    if "overhead" in res:
+        table_overhead(res["overhead"], out)
     if elt:
         table_eltwise(elt, out)
-    if cnn:
-        table_cnn(cnn, out)
+    if "cnn" in res:
+        table_cnn(res["cnn"], out)
+    for fam, (_, table) in suite_families.FAMILIES.items():
+        if fam in res:
+            table(res[fam], ctx, out)
+    if "scaling" in res:
+        pngs = []
+        if a.outdir:
+            pngs = suite_scaling.plot(res["scaling"], a.outdir,
+                                      lambda m: print(m, file=sys.stderr))
+        prefix = a.link_prefix if a.link_prefix is not None else (
+            "results/%s/" % os.path.basename(os.path.normpath(a.outdir)) if a.outdir else "")
+        suite_scaling.table_scaling(res["scaling"], pngs, prefix, ctx, out)
     if mlp:
         table_memory(mlp, out)
     if mlp and elt:
         table_threads(mlp, elt, out)
+    total = time.monotonic() - t_start
+    cmd = os.environ.get("NB_SUITE_CMD") or " ".join(["bench/suite.py"] + sys.argv[1:])
+    out.append("Time per family (wall, s): %s; the whole suite %.0f s (%.1f min). Command: "
+               "`%s`.\n" % (", ".join("%s %.0f" % kv for kv in took.items()), total,
+                             total / 60, cmd))
     text = "\n".join(out)
     print(text)
-    if a.out:
-        with open(a.out, "w") as f:
+    for path in filter(None, (a.out, a.outdir and os.path.join(a.outdir, "report.md"))):
+        with open(path + ".tmp", "w") as f:
             f.write(text + "\n")
+        os.replace(path + ".tmp", path)
+    print("suite: done in %.0f s (%.1f min)%s" % (
+        total, total / 60, "; report in " + os.path.join(a.outdir, "report.md")
+        if a.outdir else ""), file=sys.stderr)
 
 
 if __name__ == "__main__":

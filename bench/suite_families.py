@@ -1,0 +1,294 @@
+"""The op families of issues 10-13 and 17 in the suite (bench/suite.py imports this): batched
+matmul and permute, conv2d, layer norm, attention, the charlm transformer step, the LSTM layer
+and the Adam step. Each family runs nabla's bench program and its PyTorch script alternately,
+--reps times, at 1 and 2 threads, and prints one side-by-side table: nabla, PyTorch, the
+family's limit (GEMMs through CBLAS or a triad timed in the same process), and a verdict
+against the target of the family's issue. libtorch has no programs for these families yet
+(its column is in the MLP, per-op overhead and CNN tables); the tables say so.
+
+Each measure_* returns a dict that its table_* turns into markdown lines; `ctx` carries the
+bench dir, the options, the raw log and the helpers of suite.py (run, torch_env, fmt, ...).
+"""
+import os
+import statistics
+
+THREADS = (1, 2)
+# Targets, by issue. None: the issue gives no number; the table shows the figures and no verdict.
+BMM_LIMIT = 0.80  # issue 10: >= 80 % of the same GEMMs through a CBLAS loop, 1 and 2 threads
+BMM_TORCH = 1.0  # issue 10: >= 1.0x torch.matmul
+PERMUTE_MEMCPY = 0.50  # issue 10: permute of 16 M floats >= 50 % of memcpy
+ADAM_TRIAD = 0.70  # issue 13: the Adam step >= 70 % of the triad's bandwidth
+CHARLM_TORCH = 1.5  # issue 12: the charlm step >= 1.5x PyTorch's tokens/s, 1 and 2 threads
+TORCH_PARITY = 1.0  # families whose issue names no figure: shown against >= 1.0x PyTorch
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def _collect(ctx, cmd, env=None):
+    rows = ctx.run(cmd, env)
+    for r in rows:
+        ctx.log_row(r)
+    return rows
+
+
+def _exe(ctx, name):
+    return os.path.join(ctx.bench, name)
+
+
+def _py(ctx, name):
+    return [ctx.PY, os.path.join(ctx.HERE, name)]
+
+
+# ---- batched matmul + permute (issue 10) ------------------------------------------------------
+
+def measure_matmul(ctx):
+    """bmm[(shape, dir, threads)] = {"nabla": [...], "cblas": [...], "torch": [...]} GFLOP/s;
+    perm[(perm, threads)] = [(GB/s, memcpy GB/s), ...]."""
+    bmm, perm = {}, {}
+    for rep in range(ctx.a.reps):
+        for r in _collect(ctx, [_exe(ctx, "bench_matmul"), "--reps", "1"], ctx.passive_env()):
+            if r["bench"] == "bmm":
+                d = bmm.setdefault((r["shape"], r["dir"], r["threads"]), {})
+                d.setdefault("nabla", []).append(r["gflops"])
+                d.setdefault("cblas", []).append(r["cblas_loop_gflops"])
+            else:
+                perm.setdefault((r["perm"], r["threads"]), []).append(
+                    (r["gbps"], r["memcpy_gbps"]))
+        for r in _collect(ctx, _py(ctx, "torch_matmul.py") + ["--reps", "1"], ctx.passive_env()):
+            bmm.setdefault((r["shape"], r["dir"], r["threads"]), {}).setdefault(
+                "torch", []).append(r["gflops"])
+        ctx.progress("matmul rep %d done" % (rep + 1))
+    return {"bmm": bmm, "perm": perm}
+
+
+def table_matmul(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### Batched matmul, attention shapes, 32 matrices (issue 10; GFLOP/s)\n")
+    out.append("| shape | pass | thr | nabla | CBLAS loop (limit) | PyTorch | nabla ÷ limit "
+               "(pairwise) | nabla ÷ PyTorch | libtorch | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (shape, d, t), v in sorted(res["bmm"].items()):
+        q = [x / y for x, y in zip(v["nabla"], v["cblas"])]
+        qt = [x / y for x, y in zip(v["nabla"], v.get("torch", []))]
+        ok = med(q) >= BMM_LIMIT and (not qt or med(qt) >= BMM_TORCH)
+        out.append("| %s | %s | %d | %s | %s | %s | %s | %s | — | ≥ %.2f limit, ≥ %.1f× PyTorch "
+                   "| %s |" % (shape, d, t, fmt(v["nabla"], 1), fmt(v["cblas"], 1),
+                               fmt(v.get("torch"), 1), fmt(q, 2), fmt(qt, 2), BMM_LIMIT,
+                               BMM_TORCH, verdict(ok)))
+    out.append("")
+    out.append("### Permute of a (16, 256, 16, 256) float32 tensor (issue 10; GB/s, read + "
+               "write)\n")
+    out.append("| permutation | thr | nabla GB/s | memcpy GB/s (limit) | nabla ÷ memcpy "
+               "(pairwise) | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|")
+    for (p, t), v in sorted(res["perm"].items()):
+        q = [x / y for x, y in v]
+        out.append("| (%s) | %d | %s | %s | %s | ≥ %.2f | %s |" % (
+            ", ".join(p), t, fmt([x for x, _ in v], 1), fmt([y for _, y in v], 1), fmt(q, 2),
+            PERMUTE_MEMCPY, verdict(med(q) >= PERMUTE_MEMCPY)))
+    out.append("")
+
+
+# ---- conv2d alone (issue 11) ------------------------------------------------------------------
+
+def _per_thread(ctx, name, nabla_cmd, torch_cmd, key):
+    """Runs nabla_cmd + [--threads T] and torch_cmd + [--threads T] alternately per repetition
+    and thread count; res[(key(row), T)] = {"nabla": [rows], "torch": [rows]}."""
+    res = {}
+    for rep in range(ctx.a.reps):
+        for t in THREADS:
+            th = ["--threads", str(t)]
+            for impl, cmd, env in (("nabla", nabla_cmd + th, ctx.passive_env()),
+                                   ("torch", torch_cmd + th, ctx.torch_env(t, passive=True))):
+                for r in _collect(ctx, cmd, env):
+                    res.setdefault((key(r), t), {}).setdefault(impl, []).append(r)
+        ctx.progress("%s rep %d done" % (name, rep + 1))
+    return res
+
+
+def measure_conv(ctx):
+    return _per_thread(ctx, "conv", [_exe(ctx, "bench_conv"), "--reps", "1"],
+                       _py(ctx, "torch_conv.py") + ["--reps", "1"], lambda r: r["shape"])
+
+
+def table_conv(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### conv2d forward + backward alone, batch 64, Fashion-MNIST CNN shapes "
+               "(issue 11; ms per call)\n")
+    out.append("| shape | thr | nabla ms | GEMM limit ms | limit ÷ nabla | PyTorch ms | PyTorch ÷ "
+               "nabla (pairwise) | libtorch | allocs/step | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (shape, t), d in sorted(res.items()):
+        nb, tor = d["nabla"], d.get("torch", [])
+        q = [y["torch_ms"] / x["nabla_ms"] for x, y in zip(nb, tor)]
+        out.append("| %s | %d | %s | %s | %s | %s | %s | — | %s | ≥ %.1f× PyTorch (none in "
+                   "issue 11) | %s |" % (
+                       shape, t, fmt([x["nabla_ms"] for x in nb], 2),
+                       fmt([x["gemm_limit_ms"] for x in nb], 2),
+                       fmt([x["limit_over_nabla"] for x in nb], 2),
+                       fmt([x["torch_ms"] for x in tor], 2), fmt(q, 2),
+                       fmt([x["allocs_per_step"] for x in nb], 1), TORCH_PARITY,
+                       verdict(med(q) >= TORCH_PARITY)))
+    out.append("")
+
+
+# ---- layer norm (issues 11, 17) ---------------------------------------------------------------
+
+def measure_layernorm(ctx):
+    return _per_thread(ctx, "layernorm", [_exe(ctx, "bench_layernorm"), "--reps", "1"],
+                       _py(ctx, "torch_layernorm.py") + ["--reps", "1"],
+                       lambda r: (r["rows"], r["cols"]))
+
+
+def table_layernorm(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### Layer norm forward + backward over the last axis, affine, float32 "
+               "(GB/s counting 20 n bytes; limit: a triad timed just before)\n")
+    out.append("| shape | thr | nabla GB/s | triad GB/s (limit) | nabla ÷ triad | PyTorch GB/s "
+               "| nabla ÷ PyTorch (pairwise) | libtorch | allocs (steady) | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for ((rows, cols), t), d in sorted(res.items()):
+        nb, tor = d["nabla"], d.get("torch", [])
+        q = [y["torch_ms"] / x["nabla_ms"] for x, y in zip(nb, tor)]
+        out.append("| (%d, %d) | %d | %s | %s | %s | %s | %s | — | %d | ≥ %.1f× PyTorch (none "
+                   "in issue 11) | %s |" % (
+                       rows, cols, t, fmt([x["nabla_gbs"] for x in nb], 1),
+                       fmt([x["triad_gbs"] for x in nb], 1),
+                       fmt([x["ratio_to_triad"] for x in nb], 2),
+                       fmt([x["torch_gbs"] for x in tor], 1), fmt(q, 2),
+                       max(x["steady_allocs"] for x in nb), TORCH_PARITY,
+                       verdict(med(q) >= TORCH_PARITY)))
+    out.append("")
+
+
+# ---- attention and the charlm step (issue 12) -------------------------------------------------
+
+def measure_attention(ctx):
+    return _per_thread(ctx, "attention", [_exe(ctx, "bench_attention"), "--reps", "5"],
+                       _py(ctx, "torch_attention.py") + ["--reps", "5"], lambda r: r["T"])
+
+
+def table_attention(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### Fused causal attention forward + backward, (B, H, D) = (32, 4, 32) "
+               "(issue 12; process CPU ms, all threads)\n")
+    out.append("| T | thr | nabla CPU ms | GEMM limit CPU ms | limit ÷ nabla | PyTorch (math "
+               "path) CPU ms | PyTorch ÷ nabla (pairwise) | libtorch | allocs/step | target "
+               "| verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (T, t), d in sorted(res.items()):
+        nb, tor = d["nabla"], d.get("torch", [])
+        q = [y["fwd_bwd_cpu_ms"] / x["fwd_bwd_cpu_ms"] for x, y in zip(nb, tor)]
+        allocs = max(x["steady_allocs"] for x in nb)
+        out.append("| %d | %d | %s | %s | %s | %s | %s | — | %d | 0 allocs; limit share "
+                   "reported | %s |" % (
+                       T, t, fmt([x["fwd_bwd_cpu_ms"] for x in nb], 1),
+                       fmt([x["gemm_limit_cpu_ms"] for x in nb], 1),
+                       fmt([1 / x["ratio_to_limit"] for x in nb], 2),
+                       fmt([x["fwd_bwd_cpu_ms"] for x in tor], 1), fmt(q, 2), allocs,
+                       verdict(allocs == 0)))
+    out.append("")
+
+
+def measure_charlm(ctx):
+    return _per_thread(ctx, "charlm", [_exe(ctx, "bench_charlm"), "--steps", "8"],
+                       _py(ctx, "torch_charlm.py") + ["--steps", "8"], lambda r: "step")
+
+
+def table_charlm(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### examples/charlm transformer training step, batch 32 × 64 tokens "
+               "(issue 12; tokens/s of wall time and of process CPU time)\n")
+    out.append("| thr | nabla tok/s | PyTorch tok/s | nabla ÷ PyTorch (pairwise) | nabla tok/CPU-s "
+               "| PyTorch tok/CPU-s | libtorch | peak RSS nabla / PyTorch MiB | allocs/step "
+               "| target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (_, t), d in sorted(res.items()):
+        nb, tor = d["nabla"], d.get("torch", [])
+        q = [x["tok_per_s"] / y["tok_per_s"] for x, y in zip(nb, tor)]
+        out.append("| %d | %s | %s | %s | %s | %s | — | %s / %s | %s | ≥ %.1f× PyTorch | %s |" % (
+            t, fmt([x["tok_per_s"] for x in nb]), fmt([x["tok_per_s"] for x in tor]), fmt(q, 2),
+            fmt([x["tok_per_cpu_s"] for x in nb]), fmt([x["tok_per_cpu_s"] for x in tor]),
+            fmt([x["peak_rss_mib"] for x in nb]), fmt([x["peak_rss_mib"] for x in tor]),
+            fmt([x["allocs_per_step"] for x in nb], 1), CHARLM_TORCH,
+            verdict(med(q) >= CHARLM_TORCH)))
+    out.append("")
+
+
+# ---- LSTM layer (issue 12) --------------------------------------------------------------------
+
+def measure_lstm(ctx):
+    return _per_thread(ctx, "lstm", [_exe(ctx, "bench_lstm"), "--reps", "1"],
+                       _py(ctx, "torch_lstm.py") + ["--reps", "1"],
+                       lambda r: (r["T"], r["B"], r["F"], r["H"]))
+
+
+def table_lstm(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### LSTM layer forward + backward over (T, B) = (64, 32) (issue 12; ms per "
+               "sequence)\n")
+    out.append("| F → H | thr | nabla ms | tokens/s | GEMM limit ms | limit ÷ nabla | PyTorch "
+               "(nn.LSTM) ms | PyTorch ÷ nabla (pairwise) | libtorch | allocs | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for ((T, B, F, H), t), d in sorted(res.items()):
+        nb, tor = d["nabla"], d.get("torch", [])
+        q = [y["torch_ms"] / x["nabla_ms"] for x, y in zip(nb, tor)]
+        out.append("| %d → %d | %d | %s | %s | %s | %s | %s | %s | — | %d | ≥ %.1f× PyTorch "
+                   "(none in issue 12) | %s |" % (
+                       F, H, t, fmt([x["nabla_ms"] for x in nb], 1),
+                       fmt([x["tokens_per_s"] for x in nb]),
+                       fmt([x["gemm_limit_ms"] for x in nb], 1),
+                       fmt([x["gemm_limit_ms"] / x["nabla_ms"] for x in nb], 2),
+                       fmt([x["torch_ms"] for x in tor], 1), fmt(q, 2),
+                       max(x["allocs_after_warmup"] for x in nb), TORCH_PARITY,
+                       verdict(med(q) >= TORCH_PARITY)))
+    out.append("")
+
+
+# ---- Adam step (issue 13) ---------------------------------------------------------------------
+
+def measure_adam(ctx):
+    """res[threads] = {"nabla": [rows], "torch": [rows]} (each program alternates 1 and 2
+    threads inside one process, each with its own triad)."""
+    res = {}
+    for rep in range(ctx.a.reps):
+        for impl, cmd in (("nabla", [_exe(ctx, "bench_adam"), "--reps", "1"]),
+                          ("torch", _py(ctx, "torch_adam.py") + ["--reps", "1"])):
+            for r in _collect(ctx, cmd, ctx.passive_env()):
+                res.setdefault(r["threads"], {}).setdefault(impl, []).append(r)
+        ctx.progress("adam rep %d done" % (rep + 1))
+    return res
+
+
+def table_adam(res, ctx, out):
+    fmt, verdict = ctx.fmt, ctx.verdict
+    out.append("### Adam step over 10 M float32 parameters (issue 13; GB/s counting 28 n "
+               "bytes; limit: a triad timed just before each step)\n")
+    out.append("| thr | nabla ms | nabla GB/s | nabla ÷ triad | PyTorch (foreach) ms | PyTorch ÷ "
+               "triad | PyTorch ÷ nabla (time) | libtorch | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for t, d in sorted(res.items()):
+        nb, tor = d["nabla"], d.get("torch", [])
+        q = [y["adam_ms"] / x["adam_ms"] for x, y in zip(nb, tor)]
+        ratio = [x["ratio"] for x in nb]
+        out.append("| %d | %s | %s | %s | %s | %s | %s | — | ≥ %.2f triad | %s |" % (
+            t, fmt([x["adam_ms"] for x in nb], 1), fmt([x["adam_gbs"] for x in nb], 1),
+            fmt(ratio, 2), fmt([x["adam_ms"] for x in tor], 1), fmt([x["ratio"] for x in tor], 2),
+            fmt(q, 2), ADAM_TRIAD, verdict(med(ratio) >= ADAM_TRIAD)))
+    out.append("")
+
+
+# name -> (measure, table) in the report's order
+FAMILIES = {
+    "matmul": (measure_matmul, table_matmul),
+    "conv": (measure_conv, table_conv),
+    "layernorm": (measure_layernorm, table_layernorm),
+    "attention": (measure_attention, table_attention),
+    "charlm": (measure_charlm, table_charlm),
+    "lstm": (measure_lstm, table_lstm),
+    "adam": (measure_adam, table_adam),
+}
+BINARIES = ["bench_matmul", "bench_conv", "bench_layernorm", "bench_attention", "bench_charlm",
+            "bench_lstm", "bench_adam"]

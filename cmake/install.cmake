@@ -22,6 +22,11 @@ set(NABLA_SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})
 set_target_properties(nabla PROPERTIES EXPORT_NAME nabla_static)
 set(nb_install_targets nabla)
 
+get_target_property(nb_pic nabla POSITION_INDEPENDENT_CODE)
+if(NABLA_SHARED AND NOT nb_pic)
+  message(FATAL_ERROR "nabla: the shared library needs position-independent objects: "
+                      "-DCMAKE_POSITION_INDEPENDENT_CODE=OFF goes with -DNABLA_SHARED=OFF")
+endif()
 if(NABLA_SHARED)
   # The linker version script lists the public names; it is regenerated when a public header
   # changes, so a function declared in include/ is exported without further annotation.

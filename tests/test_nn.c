@@ -462,6 +462,13 @@ static void test_sequential_bad(void **state) {
     assert_has(nb_last_error(), "'fc.weight' is already in the set");
     assert_int_equal(nb_layer_collect(NULL, ps, "fc"), NB_ERR_NULL);
     assert_int_equal(nb_layer_collect(a, NULL, "fc"), NB_ERR_NULL);
+    // A prefix longer than a name may be is refused, not cut into the layer's name.
+    char longp[NB_PARAM_NAME_MAX + 2];
+    memset(longp, 'p', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    assert_int_equal(nb_layer_collect(b, ps, longp), NB_ERR_ARG);
+    assert_has(nb_last_error(), "nb_layer_collect: prefix 'ppp");
+    assert_string_equal(b->name, "fc"); // from the collect above, unchanged
     nb_params_destroy(ps);
     nb_layer_destroy(a);
     nb_layer_destroy(b);

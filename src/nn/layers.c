@@ -84,7 +84,15 @@ nb_status nb_layer_collect(nb_layer *layer, nb_params *set, const char *prefix) 
     if (!layer || !layer->ops || !set)
         return nb__set_last_error(NB_ERR_NULL, "nb_layer_collect: %s is NULL",
                                   !set ? "set" : "layer");
-    snprintf(layer->name, sizeof layer->name, "%s", prefix ? prefix : "");
+    // The layer's name is the prefix itself: a longer one could name no entry of the set
+    // (nb_params_add refuses it too), so it is refused here rather than cut.
+    size_t len = prefix ? strlen(prefix) : 0;
+    if (len > NB_PARAM_NAME_MAX)
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "nb_layer_collect: prefix '%.32s...' is longer than %d bytes",
+                                  prefix, NB_PARAM_NAME_MAX);
+    memcpy(layer->name, prefix ? prefix : "", len);
+    layer->name[len] = '\0';
     return layer->ops->collect ? layer->ops->collect(layer, set, prefix) : NB_OK;
 }
 

@@ -314,10 +314,90 @@ static void test_cnn_checkpoint(void **state) {
     nb_layer_destroy(plain);
 }
 
+// ---- a composite layer of one's own: children named with nb_layer_collect_child --------------
+
+// pair(enc = Linear(2, 3), mlp.0 = Linear(3, 1)): the shape of a user's composite layer.
+typedef struct pair_layer {
+    nb_layer base;
+    nb_layer *enc, *fc;
+} pair_layer;
+
+static nb_status pair_collect(nb_layer *self, nb_params *set, const char *prefix) {
+    pair_layer *p = (pair_layer *)self;
+    nb_status st = nb_layer_collect_child(p->enc, set, prefix, "enc");
+    return st == NB_OK ? nb_layer_collect_child(p->fc, set, prefix, "mlp.0") : st;
+}
+
+static void pair_destroy(nb_layer *self) {
+    pair_layer *p = (pair_layer *)self;
+    nb_layer_destroy(p->enc);
+    nb_layer_destroy(p->fc);
+    free(p);
+}
+
+static const nb_layer_ops pair_ops = {"pair", NULL, pair_collect, NULL, pair_destroy};
+
+static void test_collect_child(void **state) {
+    (void)state;
+    nb_rng rng;
+    nb_rng_seed(&rng, 11);
+    pair_layer *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    p->base.ops = &pair_ops;
+    p->enc = nb_nn_linear_create(2, 3, true, NB_F32, &rng);
+    p->fc = nb_nn_linear_create(3, 1, false, NB_F32, &rng);
+    nb_params *ps = nb_params_create();
+
+    // Under a prefix, and at the top (NULL and "" alike): "prefix.child.tensor".
+    assert_int_equal(nb_layer_collect(&p->base, ps, "net"), NB_OK);
+    assert_int_equal(nb_params_count(ps, NB_PARAM), 3);
+    assert_string_equal(nb_params_name(ps, NB_PARAM, 0), "net.enc.weight");
+    assert_string_equal(nb_params_name(ps, NB_PARAM, 1), "net.enc.bias");
+    assert_string_equal(nb_params_name(ps, NB_PARAM, 2), "net.mlp.0.weight");
+    assert_string_equal(p->base.name, "net");
+    assert_string_equal(p->enc->name, "net.enc");
+    assert_string_equal(p->fc->name, "net.mlp.0");
+    for (int k = 0; k < 2; k++) {
+        nb_params_clear(ps);
+        assert_int_equal(nb_layer_collect_child(p->enc, ps, k ? "" : NULL, "enc"), NB_OK);
+        assert_string_equal(nb_params_name(ps, NB_PARAM, 0), "enc.weight");
+        assert_string_equal(p->enc->name, "enc");
+    }
+
+    // Bad names: each refused naming the child, nothing registered.
+    nb_params_clear(ps);
+    const char *bad[] = {"", ".enc", "enc.", "a..b"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(nb_layer_collect_child(p->enc, ps, "net", bad[i]), NB_ERR_ARG);
+        assert_has(nb_last_error(), "nb_layer_collect_child: child name");
+    }
+    char longname[NB_PARAM_NAME_MAX + 8];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    // Exactly NB_PARAM_NAME_MAX bytes in all is a valid layer name ("net." + 251 x) ...
+    longname[NB_PARAM_NAME_MAX - 4] = '\0';
+    assert_int_equal(nb_layer_collect_child(p->fc, ps, "net", longname), NB_ERR_ARG);
+    assert_has(nb_last_error(), "is longer than"); // ... whose tensor name ".weight" is not,
+    assert_int_equal(strlen(p->fc->name), NB_PARAM_NAME_MAX); // but the layer took its name.
+    longname[NB_PARAM_NAME_MAX - 4] = 'x'; // one byte more: refused before the layer is named
+    assert_int_equal(nb_layer_collect_child(p->fc, ps, "net", longname), NB_ERR_ARG);
+    assert_has(nb_last_error(), "nb_layer_collect_child: name 'net.xxx");
+    assert_int_equal(nb_layer_collect(p->fc, ps, longname + 2), NB_ERR_ARG);
+    assert_has(nb_last_error(), "nb_layer_collect: prefix 'xxx");
+    assert_int_equal(nb_params_count(ps, NB_PARAM), 0);
+    assert_int_equal(nb_layer_collect_child(p->enc, ps, "net", NULL), NB_ERR_NULL);
+    assert_int_equal(nb_layer_collect_child(NULL, ps, "net", "enc"), NB_ERR_NULL);
+    assert_int_equal(nb_layer_collect_child(p->enc, NULL, "net", "enc"), NB_ERR_NULL);
+
+    nb_params_destroy(ps);
+    nb_layer_destroy(&p->base);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cnn_names_and_modes),
         cmocka_unit_test(test_cnn_checkpoint),
+        cmocka_unit_test(test_collect_child),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -29,19 +29,12 @@ static nb_tensor *lstm_forward(nb_layer *self, nb_graph *g, nb_tensor *ids) {
     return nb_layer_forward(g, m->head, nb_reshape(g, h, 2, (int64_t[]){b * t, m->hidden}));
 }
 
-static nb_status sub(nb_params *set, const char *prefix, const char *name, nb_layer *l) {
-    char full[NB_PARAM_NAME_MAX + 1];
-    snprintf(full, sizeof full, "%s%s%s", prefix && *prefix ? prefix : "",
-             prefix && *prefix ? "." : "", name);
-    return nb_layer_collect(l, set, full);
-}
-
 static nb_status lstm_collect(nb_layer *self, nb_params *set, const char *prefix) {
     charlm_lstm *m = (charlm_lstm *)self;
-    nb_status st = sub(set, prefix, "tok_emb", m->tok_emb);
+    nb_status st = nb_layer_collect_child(m->tok_emb, set, prefix, "tok_emb");
     if (st == NB_OK)
-        st = sub(set, prefix, "lstm", m->lstm);
-    return st == NB_OK ? sub(set, prefix, "head", m->head) : st;
+        st = nb_layer_collect_child(m->lstm, set, prefix, "lstm");
+    return st == NB_OK ? nb_layer_collect_child(m->head, set, prefix, "head") : st;
 }
 
 static void lstm_destroy(nb_layer *self) {

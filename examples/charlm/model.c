@@ -16,18 +16,11 @@ static nb_tensor *ln_param(nb_dtype dt, int64_t n, double v) {
     return t;
 }
 
-static nb_status add_sub(nb_params *set, const char *prefix, const char *name, nb_layer *l) {
-    char full[NB_PARAM_NAME_MAX + 1];
-    snprintf(full, sizeof full, "%s%s%s", prefix && *prefix ? prefix : "",
-             prefix && *prefix ? "." : "", name);
-    return nb_layer_collect(l, set, full);
-}
-
 static nb_status model_collect(nb_layer *self, nb_params *set, const char *prefix) {
     charlm_model *m = (charlm_model *)self;
-    nb_status st = add_sub(set, prefix, "tok_emb", m->tok_emb);
+    nb_status st = nb_layer_collect_child(m->tok_emb, set, prefix, "tok_emb");
     if (st == NB_OK)
-        st = add_sub(set, prefix, "pos_emb", m->pos_emb);
+        st = nb_layer_collect_child(m->pos_emb, set, prefix, "pos_emb");
     for (int l = 0; st == NB_OK && l < m->cfg.layers; l++) {
         charlm_block *b = &m->blocks[l];
         char p[64];
@@ -38,11 +31,11 @@ static nb_status model_collect(nb_layer *self, nb_params *set, const char *prefi
         snprintf(ln2, sizeof ln2, "%s.ln2", p);
         if ((st = nb_params_add(set, ln1, "weight", b->ln1_w, NB_PARAM)) != NB_OK ||
             (st = nb_params_add(set, ln1, "bias", b->ln1_b, NB_PARAM)) != NB_OK ||
-            (st = add_sub(set, p, "attn", b->attn)) != NB_OK ||
+            (st = nb_layer_collect_child(b->attn, set, p, "attn")) != NB_OK ||
             (st = nb_params_add(set, ln2, "weight", b->ln2_w, NB_PARAM)) != NB_OK ||
             (st = nb_params_add(set, ln2, "bias", b->ln2_b, NB_PARAM)) != NB_OK ||
-            (st = add_sub(set, p, "mlp.0", b->fc)) != NB_OK ||
-            (st = add_sub(set, p, "mlp.2", b->proj)) != NB_OK)
+            (st = nb_layer_collect_child(b->fc, set, p, "mlp.0")) != NB_OK ||
+            (st = nb_layer_collect_child(b->proj, set, p, "mlp.2")) != NB_OK)
             break;
     }
     char lnf[64];
@@ -53,7 +46,7 @@ static nb_status model_collect(nb_layer *self, nb_params *set, const char *prefi
     if (st == NB_OK)
         st = nb_params_add(set, lnf, "bias", m->lnf_b, NB_PARAM);
     if (st == NB_OK)
-        st = add_sub(set, prefix, "head", m->head);
+        st = nb_layer_collect_child(m->head, set, prefix, "head");
     return st;
 }
 

@@ -125,7 +125,15 @@ nb_tensor *nb_layer_forward(nb_graph *g, nb_layer *layer, nb_tensor *x);
 #endif
 // Registers every tensor of the layer and its children in set under prefix; also sets each
 // layer's name. On error the entries added so far stay (clear the set).
+// Errors: NB_ERR_NULL, NB_ERR_ARG (prefix longer than NB_PARAM_NAME_MAX, a name taken, ...).
 nb_status nb_layer_collect(nb_layer *layer, nb_params *set, const char *prefix);
+// For a composite layer's collect: collects child under "prefix.name" (just "name" when prefix
+// is NULL or ""), as PyTorch names a submodule's tensors ("blocks.0.attn" + "." +
+// "in_proj_weight"). name may be a relative path ("mlp.0"). Errors (nb_last_error names the child):
+// NB_ERR_NULL, NB_ERR_ARG (empty name or component, full name longer than NB_PARAM_NAME_MAX),
+// or nb_layer_collect's own.
+nb_status nb_layer_collect_child(nb_layer *child, nb_params *set, const char *prefix,
+                                 const char *name);
 // Model-wide train (true) / eval (false) switch: sets every layer's mode (dropout off and
 // batch norm on running statistics in eval). NULL is a no-op.
 void nb_layer_train(nb_layer *layer, bool training);

@@ -96,6 +96,28 @@ nb_status nb_layer_collect(nb_layer *layer, nb_params *set, const char *prefix) 
     return layer->ops->collect ? layer->ops->collect(layer, set, prefix) : NB_OK;
 }
 
+nb_status nb_layer_collect_child(nb_layer *child, nb_params *set, const char *prefix,
+                                 const char *name) {
+    if (!name)
+        return nb__set_last_error(NB_ERR_NULL, "nb_layer_collect_child: name is NULL");
+    // One byte more than a name may have: a longer result is detected, not cut.
+    char full[NB_PARAM_NAME_MAX + 2];
+    bool pre = prefix && *prefix;
+    int len = snprintf(full, sizeof full, "%s%s%s", pre ? prefix : "", pre ? "." : "", name);
+    if (len < 0 || len > NB_PARAM_NAME_MAX)
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "nb_layer_collect_child: name '%.32s...' is longer than %d bytes",
+                                  full, NB_PARAM_NAME_MAX);
+    // A relative path ("mlp.0") is allowed; an empty component is not.
+    size_t n = strlen(name);
+    if (!n || name[0] == '.' || name[n - 1] == '.' || strstr(name, ".."))
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "nb_layer_collect_child: child name '%s' under '%s' is empty or "
+                                  "has an empty component",
+                                  name, pre ? prefix : "");
+    return nb_layer_collect(child, set, full);
+}
+
 void nb_layer_train(nb_layer *layer, bool training) {
     if (!layer || !layer->ops)
         return;
@@ -297,17 +319,8 @@ static nb_tensor *sequential_forward(nb_layer *self, nb_graph *g, nb_tensor *x) 
 
 static nb_status sequential_collect(nb_layer *self, nb_params *set, const char *prefix) {
     sequential_layer *s = (sequential_layer *)self;
-    char sub[NB_PARAM_NAME_MAX + 2];
     for (int i = 0; i < s->n; i++) {
-        bool pre = prefix && *prefix;
-        int len =
-            snprintf(sub, sizeof sub, "%s%s%s", pre ? prefix : "", pre ? "." : "", s->names[i]);
-        if (len < 0 || len > NB_PARAM_NAME_MAX)
-            return nb__set_last_error(NB_ERR_ARG,
-                                      "nb_layer_collect: name '%s...' is longer "
-                                      "than %d bytes",
-                                      sub, NB_PARAM_NAME_MAX);
-        nb_status st = nb_layer_collect(s->children[i], set, sub);
+        nb_status st = nb_layer_collect_child(s->children[i], set, prefix, s->names[i]);
         if (st != NB_OK)
             return st;
     }

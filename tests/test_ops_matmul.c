@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "support/opcheck.h"
+#include "tensor/parallel.h" // nb__gemm_batch_parallel_min
 
 static nb_tensor *mk(nb_dtype dt, int64_t r, int64_t c, const double *v, bool grad) {
     nb_tensor *t = nb_tensor_create(dt, 2, (int64_t[]){r, c});
@@ -175,23 +176,31 @@ static void check_against_reference(const ref_case *r, nb_dtype dt) {
 }
 
 // Every transpose combination, with a, b or neither broadcast, on sizes that take the tiny
-// loop, the folded GEMM, and the batched BLAS path in parallel (test env: 2 threads).
+// loop, the folded GEMM, and the batched BLAS path (test env: 2 threads): serially with each
+// GEMM on one thread (these shapes are below the work threshold), then in parallel over the
+// batch with the threshold lowered to 0. Either way the thread count is restored afterwards.
 static void batched_matmul_matches_reference(void **state) {
     (void)state;
+    int threads = nb_get_num_threads();
     const ref_case shapes[] = {
         {{2, 3}, {2, 3}, 2, 3, 4, false, false},    {{1, 3}, {2, 1}, 3, 2, 2, false, false},
         {{2, 3}, {1, 1}, 5, 4, 3, false, false},    {{1, 1}, {2, 3}, 5, 4, 3, false, false},
         {{4, 3}, {4, 3}, 16, 24, 16, false, false}, {{4, 1}, {1, 3}, 16, 24, 32, false, false},
         {{1, 1}, {4, 3}, 16, 16, 16, false, false}, {{4, 3}, {1, 1}, 16, 16, 16, false, false},
     };
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int t = 0; t < 4; t++)
-            for (int d = 0; d < 2; d++) {
-                ref_case r = shapes[s];
-                r.ta = t & 1;
-                r.tb = t & 2;
-                check_against_reference(&r, d ? NB_F64 : NB_F32);
-            }
+    for (int par = 0; par < 2; par++) {
+        nb__gemm_batch_parallel_min = par ? 0 : NB_GEMM_BATCH_PARALLEL_MIN_DEFAULT;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++)
+                for (int d = 0; d < 2; d++) {
+                    ref_case r = shapes[s];
+                    r.ta = t & 1;
+                    r.tb = t & 2;
+                    check_against_reference(&r, d ? NB_F64 : NB_F32);
+                    assert_int_equal(nb_get_num_threads(), threads);
+                }
+    }
+    nb__gemm_batch_parallel_min = NB_GEMM_BATCH_PARALLEL_MIN_DEFAULT;
 }
 
 int main(void) {

@@ -140,19 +140,59 @@ static nb_status matmul_infer(nb_node *nd, nb_shape *out) {
     return NB_OK;
 }
 
-// Run the batch in parallel (one single-threaded GEMM per element) or leave each GEMM to
-// BLAS's own threading? Parallel when there is more than one element and the GEMMs are small
-// enough that BLAS would barely thread them, or the batch alone fills the threads many times.
-static bool mm_batch_parallel(int64_t count, int64_t m, int64_t n, int64_t k) {
+// Batched GEMMs with fewer multiply-adds than this in one loop run serially (each GEMM on one
+// thread). A parallel region's fork and join each wake a sleeping thread under
+// OMP_WAIT_POLICY=passive (bench/README's setting): on the idle 2-vCPU machine that cost
+// ~95 µs per region, the constant term of every bench_matmul row at 2 threads against 1 (e.g.
+// 32 (64x64)(64x64) products: 122 µs on one thread, 160 µs split over two). Splitting T of work
+// over 2 threads pays when T / 2 exceeds it: T > ~200 µs, ~14 M multiply-adds at ~70 G/s per
+// core. 12 M keeps that 8.4 M-MAC forward serial and its 16.8 M-MAC backward pair parallel.
+int64_t nb__gemm_batch_parallel_min = NB_GEMM_BATCH_PARALLEL_MIN_DEFAULT;
+
+typedef enum {
+    MM_SERIAL,   // one GEMM after another, each free to use BLAS's threads
+    MM_SERIAL_1, // one GEMM after another, each on one thread (too little work to share)
+    MM_PARALLEL, // the batch over the OpenMP team, each GEMM single-threaded
+} mm_mode;
+
+// How to run `gemms` GEMMs of (m, k)·(k, n) that write `count` distinct destinations. On the
+// team when there is enough work for the fork-join and the GEMMs are small enough that BLAS
+// would barely thread them, or the batch alone fills the threads many times; below the work
+// threshold each GEMM stays on one thread (BLAS's own fork-join costs the same).
+static mm_mode mm_batch_mode(int64_t count, int64_t gemms, int64_t m, int64_t n, int64_t k) {
 #if defined(_OPENMP) && defined(NB_BLAS_OPENMP)
     int threads = omp_get_max_threads();
-    if (count < 2 || threads < 2 || count * m * n * k < NB_OMP_MIN)
-        return false;
-    return m * n * k <= (int64_t)1 << 21 || count >= 4 * (int64_t)threads;
+    if (count < 2 || threads < 2)
+        return MM_SERIAL;
+    double one = (double)m * (double)n * (double)k; // multiply-adds of one GEMM (no overflow)
+    if (one > (double)(1 << 21) && count < 4 * (int64_t)threads)
+        return MM_SERIAL;
+    return (double)gemms * one < (double)nb__gemm_batch_parallel_min ? MM_SERIAL_1 : MM_PARALLEL;
 #else
     // The pthread OpenBLAS runs its own pool: calls from OpenMP threads would contend for it.
-    (void)count, (void)m, (void)n, (void)k;
-    return false;
+    (void)count, (void)gemms, (void)m, (void)n, (void)k;
+    return MM_SERIAL;
+#endif
+}
+
+// BLAS limited to one thread until mm_threads_pop: the OpenMP build of OpenBLAS takes its
+// thread count from omp_get_max_threads() at each call, i.e. from the calling thread's
+// nthreads ICV, which this sets and mm_threads_pop restores.
+static int mm_threads_push1(void) {
+#ifdef _OPENMP
+    int t = omp_get_max_threads();
+    omp_set_num_threads(1);
+    return t;
+#else
+    return 1;
+#endif
+}
+
+static void mm_threads_pop(int t) {
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
 #endif
 }
 
@@ -190,10 +230,13 @@ static void mm_run(const mm_call *c, const mm_geom *g, int64_t o) {
 static void mm_batched(const mm_geom *g, const mm_call *c) {
     const int64_t counts[3] = {g->a_count, g->b_count, g->batch};
     int64_t dst_count = counts[c->di];
-    bool par = mm_batch_parallel(dst_count, c->m, c->n, c->k);
-    if (!par) {
+    mm_mode mode = mm_batch_mode(dst_count, g->batch, c->m, c->n, c->k);
+    if (mode != MM_PARALLEL) {
+        int saved = mode == MM_SERIAL_1 ? mm_threads_push1() : 0;
         for (int64_t o = 0; o < g->batch; o++)
             mm_run(c, g, o);
+        if (mode == MM_SERIAL_1)
+            mm_threads_pop(saved);
     } else if (dst_count == g->batch) { // one element per destination
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
@@ -238,7 +281,7 @@ static void matmul_forward(nb_node *nd) {
 // owns its da and db matrices (no broadcast): one fork-join instead of two.
 static bool mm_batched_pair(const mm_geom *g, const mm_call *ca, const mm_call *cb) {
     if (g->a_count != g->batch || g->b_count != g->batch ||
-        !mm_batch_parallel(g->batch, ca->m, ca->n, ca->k))
+        mm_batch_mode(g->batch, 2 * g->batch, ca->m, ca->n, ca->k) != MM_PARALLEL)
         return false;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)

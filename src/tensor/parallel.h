@@ -12,6 +12,12 @@
 #define NB_OMP_MIN 32768
 #endif
 
+// Batched GEMMs (src/ops/matmul.c) share a batch over the OpenMP team only from this many
+// multiply-adds per loop (matmul.c gives the measurement). A variable so that tests can lower
+// it to reach the parallel path on small shapes; it starts at the default.
+#define NB_GEMM_BATCH_PARALLEL_MIN_DEFAULT ((int64_t)12 << 20)
+extern int64_t nb__gemm_batch_parallel_min;
+
 #define NB_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
 #define NB_PARALLEL_FOR(n) NB_PRAGMA(omp parallel for schedule(static) if ((n) > NB_OMP_MIN))

@@ -1,8 +1,8 @@
 // Reverse-mode sweep. The tape is in execution order, so walking it backwards visits a node
 // only after every consumer of its output. One reverse pass marks the nodes that lead to the
-// root, a second plans the first write of each (recycled) grad (plan_first_writes: a store by
-// its last consumer, or zeroing), a third runs each op's backward, which adds (+=) into its
-// inputs' grads: a tensor used twice simply receives two contributions.
+// root and plans the first write of each (recycled) grad (plan: a store by its last consumer,
+// or zeroing), a second runs each op's backward, which adds (+=) into its inputs' grads (or
+// stores, on a planned first write): a tensor used twice simply receives two contributions.
 #include <string.h>
 
 #include "graph/graph_priv.h"
@@ -78,21 +78,60 @@ void nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *ctx) {
     g->ready_ctx = fn ? ctx : NULL;
 }
 
-// Mark the nodes the root depends on; make sure every leaf that needs a grad has one.
-static nb_status mark(nb_graph *g, int64_t root) {
-    for (int64_t i = 0; i <= root; i++)
-        g->nodes[i].mark = false;
-    g->nodes[root].mark = true;
+static void zero_grad(nb_tensor *t) {
+    memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
+}
+
+// One pass from the root down plans the sweep (one loop instead of three: this runs in every
+// nb_backward, so it is per-op overhead, bench_overhead). The tape is in execution order, so a
+// node comes up after all its consumers: its `mark` and `grad_seen` are final by then.
+//  - Mark the nodes the root depends on; a leaf that needs a grad gets one, once.
+//  - Plan the first write of each op output's (recycled) grad. The first marked consumer met
+//    is the output's last user on the tape, so its backward writes the grad first: if its op
+//    has grad_store it stores there (bit k of grad_first) and the grad is not zeroed. Otherwise
+//    (an op without grad_store, the same tensor passed twice to the consumer, k >= 8) the grad
+//    is zeroed here, and so is a marked output that no running backward writes (all its
+//    consumers are empty, run skips them) when its own node comes up. The root's grad is
+//    seeded whole by run.
+static nb_status plan(nb_graph *g, int64_t root) {
+    nb_node *nodes = g->nodes;
+    for (int64_t i = 0; i <= root; i++) {
+        nodes[i].mark = false;
+        nodes[i].grad_seen = false;
+        nodes[i].grad_first = 0;
+    }
+    nodes[root].mark = true;
+    nodes[root].grad_seen = true;
     for (int64_t i = root; i >= 0; i--) {
-        nb_node *nd = &g->nodes[i];
+        nb_node *nd = &nodes[i];
         if (!nd->mark)
             continue;
+        if (!nd->grad_seen)
+            zero_grad(nd->out);
+        bool runs = nd->out->numel > 0; // run skips an empty output's backward: it writes nothing
         for (int k = 0; k < nd->n_in; k++) {
             nb_tensor *t = nd->in[k];
             if (!t->requires_grad)
                 continue;
             if (t->node >= 0) {
-                g->nodes[t->node].mark = true;
+                nb_node *p = &nodes[t->node];
+                p->mark = true;
+                if (!runs || p->grad_seen)
+                    continue; // a later consumer already claimed t's first write
+                p->grad_seen = true;
+                bool store = nd->op->grad_store && k < 8;
+                for (int j = 0; j < nd->n_in && store; j++)
+                    store = j == k || nd->in[j] != t;
+                if (store) {
+                    nd->grad_first |= (uint8_t)(1u << k);
+#ifdef NB_DEBUG_LIFETIME
+                    // Debug builds: garbage for real, so a backward that claims grad_store but
+                    // leaves an element unwritten fails every gradient check through it.
+                    memset(t->grad, NB_POISON_BYTE, (size_t)t->numel * nb_dtype_size(t->dtype));
+#endif
+                } else {
+                    zero_grad(t);
+                }
             } else if (!t->grad) { // a leaf's grad is allocated once, on first need
                 size_t nbytes = (size_t)t->numel * nb_dtype_size(t->dtype);
                 if (t->graph) { // a graph-owned constant (nb_jvp's dummy): grad in the arena
@@ -112,50 +151,6 @@ static nb_status mark(nb_graph *g, int64_t root) {
         }
     }
     return NB_OK;
-}
-
-static void zero_grad(nb_tensor *t) {
-    memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
-}
-
-// Which op-output grads the sweep zeroes, and which first writes are stores instead. Walking
-// down from the root, the first marked consumer met of an op output is its last user on the
-// tape, so that consumer's backward is the first to write the output's grad: if its op has
-// grad_store it stores there (bit k of grad_first) and the grad is not zeroed. Otherwise (an
-// op without grad_store, the same tensor passed twice to the consumer, k >= 8, or no consumer
-// whose backward runs) it is zeroed as before. The root's grad is seeded whole by run.
-static void plan_first_writes(nb_graph *g, int64_t root) {
-    for (int64_t i = 0; i <= root; i++) {
-        g->nodes[i].grad_seen = false;
-        g->nodes[i].grad_first = 0;
-    }
-    for (int64_t i = root; i >= 0; i--) {
-        nb_node *nd = &g->nodes[i];
-        if (!nd->mark || nd->out->numel == 0) // run skips its backward: it writes nothing
-            continue;
-        for (int k = 0; k < nd->n_in; k++) {
-            nb_tensor *t = nd->in[k];
-            if (!t->requires_grad || t->node < 0 || g->nodes[t->node].grad_seen)
-                continue; // a leaf accumulates; a later consumer already claimed t
-            g->nodes[t->node].grad_seen = true;
-            bool store = nd->op->grad_store && k < 8;
-            for (int j = 0; j < nd->n_in && store; j++)
-                store = j == k || nd->in[j] != t;
-            if (store) {
-                nd->grad_first |= (uint8_t)(1u << k);
-#ifdef NB_DEBUG_LIFETIME
-                // Debug builds: garbage for real, so a backward that claims grad_store but
-                // leaves an element unwritten fails every gradient check through it.
-                memset(t->grad, NB_POISON_BYTE, (size_t)t->numel * nb_dtype_size(t->dtype));
-#endif
-            } else {
-                zero_grad(t);
-            }
-        }
-    }
-    for (int64_t i = 0; i < root; i++)
-        if (g->nodes[i].mark && !g->nodes[i].grad_seen)
-            zero_grad(g->nodes[i].out);
 }
 
 static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
@@ -179,10 +174,9 @@ static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
 
 static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
     int64_t root = out->node;
-    nb_status st = mark(g, root);
+    nb_status st = plan(g, root);
     if (st != NB_OK)
         return st;
-    plan_first_writes(g, root);
     if (grad_out)
         memcpy(out->grad, grad_out->data, (size_t)out->numel * nb_dtype_size(out->dtype));
     else if (out->dtype == NB_F32)

@@ -2,9 +2,13 @@
 // classes) and float targets attached as tensors, the consistency check every batch function
 // runs first (a dataset's fields are public, so one built or edited by hand is trusted for
 // nothing), and freeing.
+#define _DEFAULT_SOURCE // madvise, MADV_HUGEPAGE
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "base/base_impl.h"
 #include "data/data_impl.h"
@@ -22,6 +26,19 @@ static int64_t checked_numel(int ndim, const int64_t *shape, int64_t n) {
         numel *= shape[i];
     }
     return n >= 1 && numel <= INT64_MAX / n ? numel : -1;
+}
+
+uint8_t *nb__data_alloc(size_t len) {
+    uint8_t *p = nb__malloc(len);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // The whole 2 MiB pages inside [p, p + len), before anything touches them: the kernel then
+    // backs them with huge pages at the first write where it can (THP "always" or "madvise").
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + len) & ~(huge - 1);
+    if (p && len >= NB__DATA_HUGE_MIN && b > a)
+        (void)madvise((void *)a, b - a, MADV_HUGEPAGE); // advice: refused means ordinary pages
+#endif
+    return p;
 }
 
 nb_status nb__dataset_check(const nb_dataset *ds, const char *fn, nb__sample_layout *out) {
@@ -107,7 +124,9 @@ nb_status nb_dataset_create(int64_t n, int sample_ndim, const int64_t *sample_sh
         return nb__set_last_error(NB_ERR_ARG, "%s: storage %d is not NB_DATA_U8, _F32 or _F64", fn,
                                   (int)storage);
     if (storage == NB_DATA_U8) {
-        out->images = nb__calloc((size_t)(n * numel), 1);
+        out->images = nb__data_alloc((size_t)(n * numel));
+        if (out->images)
+            memset(out->images, 0, (size_t)(n * numel));
     } else {
         int64_t shape[NB_MAX_DIMS] = {n};
         memcpy(shape + 1, sample_shape, (size_t)sample_ndim * sizeof *shape);

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "support/opcheck.h"
@@ -170,6 +171,62 @@ static void cross_entropy_forms_agree(void **state) {
         }
 }
 
+// The logits kernels take short rows in blocks of up to 256 values (one exponential call per
+// block) and long rows one at a time in chunks of 256: many blocks, a block tail, one class,
+// rows just past the block limit and rows of several chunks, against the loss and gradient
+// (softmax - one-hot) / rows computed here in double, sparse and dense, both dtypes.
+static void cross_entropy_logits_blocks_match_reference(void **state) {
+    (void)state;
+    const int64_t shapes[][2] = {{300, 10}, {7, 1}, {130, 2}, {5, 129}, {3, 600}};
+    for (int s = 0; s < 5; s++)
+        for (int d = 0; d < 2; d++)
+            for (int sparse = 0; sparse < 2; sparse++) {
+                int64_t rows = shapes[s][0], n = shapes[s][1];
+                double *z = malloc((size_t)(rows * n) * sizeof *z);
+                double *y = calloc((size_t)(rows * n), sizeof *y);
+                int32_t *lab = malloc((size_t)rows * sizeof *lab);
+                assert_true(z && y && lab);
+                for (int64_t i = 0; i < rows * n; i++)
+                    z[i] = 5 * sin(0.7 * (double)i + 0.3 * (double)s) + (double)(i % 3);
+                for (int64_t r = 0; r < rows; r++) {
+                    lab[r] = (int32_t)((r * 7 + 3) % n);
+                    y[r * n + lab[r]] = 1;
+                }
+                nb_tensor *zt = mk2(dtypes[d], rows, n, z, true);
+                nb_tensor *yt = sparse ? labels(rows, lab) : mk2(dtypes[d], rows, n, y, false);
+                nb_graph *g = nb_graph_create();
+                nb_tensor *loss = sparse ? nb_sparse_cross_entropy_logits(g, zt, yt, NB_REDUCE_MEAN)
+                                         : nb_cross_entropy_logits(g, zt, yt, NB_REDUCE_MEAN);
+                assert_non_null(loss);
+                assert_int_equal(nb_backward(g, loss), NB_OK);
+                double tol = dtypes[d] == NB_F32 ? 2e-6 : 1e-13, want = 0;
+                for (int64_t r = 0; r < rows; r++) {
+                    double m = z[r * n], se = 0;
+                    for (int64_t j = 1; j < n; j++)
+                        m = fmax(m, z[r * n + j]);
+                    for (int64_t j = 0; j < n; j++)
+                        se += exp(z[r * n + j] - m);
+                    double lse = m + log(se);
+                    want += (lse - z[r * n + lab[r]]) / (double)rows;
+                    for (int64_t j = 0; j < n; j++) {
+                        double p = exp(z[r * n + j] - lse), gw = (p - y[r * n + j]) / (double)rows;
+                        double got = nb_tensor_grad_get(zt, r * n + j);
+                        if (!(fabs(got - gw) <= tol * fmax(1.0 / (double)rows, fabs(gw))))
+                            fail_msg("(%lld, %lld) %s %s: grad[%lld, %lld] = %.12g, want %.12g",
+                                     (long long)rows, (long long)n, sparse ? "sparse" : "dense",
+                                     nb_dtype_name(dtypes[d]), (long long)r, (long long)j, got, gw);
+                    }
+                }
+                near(nb_tensor_get(loss, 0), want, tol);
+                nb_graph_destroy(g);
+                nb_tensor_destroy(zt);
+                nb_tensor_destroy(yt);
+                free(z);
+                free(y);
+                free(lab);
+            }
+}
+
 // Loss 2000 (= lse - z_label = 1000 - (-1000)) and gradient p - y = (1, -1, 0), all finite.
 static void cross_entropy_logits_extreme(void **state) {
     (void)state;
@@ -286,6 +343,7 @@ int main(void) {
         cmocka_unit_test(cross_entropy_probs_hand_value),
         cmocka_unit_test(cross_entropy_forms_agree),
         cmocka_unit_test(cross_entropy_logits_extreme),
+        cmocka_unit_test(cross_entropy_logits_blocks_match_reference),
         cmocka_unit_test(cross_entropy_logits_eval_mode),
         cmocka_unit_test(errors_are_recorded),
     };

@@ -17,12 +17,13 @@ typedef struct {
 // NB_ERR_NULL / NB_ERR_STATE with "fn: ..." as the last error.
 nb_status nb__dataset_check(const nb_dataset *ds, const char *fn, nb__sample_layout *out);
 
-// Sample storage of len bytes (uninitialised; NULL when out of memory), on transparent huge
-// pages where Linux offers them and len >= NB__DATA_HUGE_MIN. A shuffled batch reads rows all
-// over the dataset: with 4 KiB pages nearly every row is also a TLB miss and a page walk
+// Advises sample storage [p, p + len) onto transparent huge pages where Linux offers them, for
+// len >= NB__DATA_HUGE_MIN (p NULL: nothing). `written`: its pages are already in use (they
+// are collapsed in place); otherwise call before the first write. A shuffled batch reads rows
+// all over the dataset: with 4 KiB pages nearly every row is also a TLB miss and a page walk
 // (MNIST's 47 MB are 11 500 pages), with 2 MiB pages the whole set needs 23 TLB entries.
 #define NB__DATA_HUGE_MIN ((size_t)4 << 20)
-uint8_t *nb__data_alloc(size_t len);
+void nb__data_huge_pages(void *p, size_t len, bool written);
 
 // The class label of sample i of a checked dataset that has labels (int32, int64 or uint8).
 static inline int64_t nb__dataset_label(const nb_dataset *ds, int64_t i) {

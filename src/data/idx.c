@@ -341,18 +341,9 @@ nb_status nb_idx_load_ex(const char *images_path, const char *labels_path,
         goto fail;
     if ((st = idx_read_payload(&img, &images, n, pixels, "images", whole)) != NB_OK)
         goto fail;
-    // Onto huge pages (nb__data_alloc) now that the size is known to be real: the buffer grew
-    // by doubling as bytes arrived, so it could not be placed there up front. Briefly holds
-    // both copies; without the memory it stays where it is.
-    size_t len = (size_t)n * pixels; // <= max_bytes <= SIZE_MAX / 2
-    if (len >= NB__DATA_HUGE_MIN) {
-        uint8_t *moved = nb__data_alloc(len);
-        if (moved) {
-            memcpy(moved, images, len);
-            nb__free(images);
-            images = moved;
-        }
-    }
+    // The buffer grew by doubling as bytes arrived, so it could not be placed on huge pages up
+    // front: collapse it onto them in place now that it is written.
+    nb__data_huge_pages(images, (size_t)n * pixels, true);
     idx_close(&lab);
     idx_close(&img);
 

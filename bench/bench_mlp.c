@@ -8,6 +8,11 @@
 // (forward X·Wᵀ, dW = dYᵀ·X, dX = dY·W except the first layer's dX) with raw cblas_sgemm for
 // the same number of steps, interleaved with training in slices. Peak RSS includes the
 // GEMM-limit operands (7 MB for net A at batch 64, 11 MB at 256). Prints one JSON line.
+// Besides the totals, each step is timed alone and the JSON has the medians of a training step
+// and of a GEMM-limit step: on a loaded machine the totals include every time the process was
+// preempted, and for steps much shorter than a scheduler slice (net B's ~130 us) the medians
+// mostly not, so their ratio is the steadier figure there (not for net A's milliseconds-long
+// steps, most of which a loaded machine interrupts).
 #include <cblas.h>
 #include <inttypes.h>
 #include <math.h>
@@ -187,6 +192,15 @@ static bool gemm_init(gemm_set *s, const options *o, nb_rng *rng) {
     return true;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int64_t n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static void gemm_free(gemm_set *s, int n_layers) {
     for (int l = 0; l < n_layers; l++) {
         nb_tensor_destroy(s->x[l]);
@@ -266,22 +280,38 @@ int main(int argc, char **argv) {
     // Training and the GEMM limit alternate in CHUNKS slices, so drift of a shared machine
     // hits both alike and their ratio survives it.
     int64_t steps = (o.samples + o.batch - 1) / o.batch;
-    int64_t allocs = 0;
+    int64_t allocs = 0, done = 0;
     double train_s = 0, gemm_s = 0;
+    double *step_s = malloc((size_t)steps * 2 * sizeof *step_s); // per step: training, limit
+    if (!step_s) {
+        fprintf(stderr, "bench_mlp: out of memory\n");
+        return 1;
+    }
     for (int c = 0; c < CHUNKS; c++) {
         int64_t n_steps = steps * (c + 1) / CHUNKS - steps * c / CHUNKS;
         int64_t allocs0 = bu_allocations();
-        double t0 = bu_now();
-        for (int64_t s = 0; s < n_steps; s++)
+        double t0 = bu_now(), ts = t0;
+        for (int64_t s = 0; s < n_steps; s++) {
             if (!train_step(&t))
                 return 1;
-        double t1 = bu_now();
+            double te = bu_now();
+            step_s[done + s] = te - ts;
+            ts = te;
+        }
+        double t1 = ts;
         allocs += bu_allocations() - allocs0;
-        for (int64_t s = 0; s < n_steps; s++)
+        for (int64_t s = 0; s < n_steps; s++) {
             gemm_step(&gs, &o);
-        gemm_s += bu_now() - t1;
+            double te = bu_now();
+            step_s[steps + done + s] = te - ts;
+            ts = te;
+        }
+        gemm_s += ts - t1;
         train_s += t1 - t0;
+        done += n_steps;
     }
+    double step_med = median(step_s, steps), limit_med = median(step_s + steps, steps);
+    free(step_s);
     double rss = bu_max_rss_mib();
     double loss = nb_tensor_get(t.loss, 0);
 
@@ -289,9 +319,9 @@ int main(int argc, char **argv) {
     printf("{\"bench\": \"mlp\", \"impl\": \"nabla-%s\", \"hidden\": \"%s\", \"batch\": %" PRId64
            ", \"threads\": %" PRId64 ", \"samples\": %.0f, \"samples_per_s\": %.1f, "
            "\"limit_samples_per_s\": %.1f, \"allocs_per_step\": %.3f, \"max_rss_mib\": %.1f, "
-           "\"loss\": %.4f}\n",
+           "\"loss\": %.4f, \"step_median_us\": %.2f, \"limit_step_median_us\": %.2f}\n",
            o.replay ? "replay" : "rec", o.hidden, o.batch, o.threads, n, n / train_s, n / gemm_s,
-           (double)allocs / (double)steps, rss, loss);
+           (double)allocs / (double)steps, rss, loss, 1e6 * step_med, 1e6 * limit_med);
     gemm_free(&gs, o.n_layers);
     for (int l = 0; l < o.n_layers; l++) {
         nb_tensor_destroy(m.w[l]);

@@ -15,6 +15,7 @@
 // thread count (both when --threads is not given).
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,10 @@ int main(int argc, char **argv) {
     nb_tensor *x = nb_tensor_create(NB_F32, 4, (int64_t[]){batch, 1, 28, 28});
     nb_tensor *y = nb_tensor_create(NB_I32, 1, (int64_t[]){batch});
     nb_graph *g = nb_graph_create();
+    // One step's tape grows with the batch (~1.1 GiB at batch 1024, the scaling sweep's
+    // largest), past the 1 GiB default that catches a forgotten reset: lift the byte budget.
+    if (g)
+        nb_graph_set_limits(g, NB_GRAPH_DEFAULT_MAX_OPS, SIZE_MAX);
     if (!cnn_create(&m, &rng) || !gemm_create(&gs, batch) || !x || !y || !g ||
         nb_init_uniform(x, &rng, 0, 1) != NB_OK) {
         fprintf(stderr, "bench_cnn: setup: %s\n", nb_last_error());

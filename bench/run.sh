@@ -36,7 +36,7 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DNABLA_BUILD_BENCH=
       -DNABLA_BUILD_TESTS=OFF -DNABLA_BUILD_EXAMPLES=OFF >/dev/null
 # The libtorch programs exist only when CMake found Torch (libtorch-dev): then build them too.
 LIBTORCH=""
-if grep -q '^Torch_DIR:PATH=/' "$BUILD_DIR/CMakeCache.txt"; then LIBTORCH="libtorch_bench"; fi
+if grep -q '^Torch_DIR:PATH=/' "$BUILD_DIR/CMakeCache.txt"; then LIBTORCH="libtorch_bench libtorch_ops"; fi
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp bench_overhead bench_eltwise \
       bench_matmul bench_cnn bench_conv bench_layernorm bench_attention bench_charlm bench_lstm \
       bench_adam $LIBTORCH >&2

@@ -83,7 +83,7 @@ class Ctx:
         self.bench, self.a, self._log = bench, a, log
         self.PY, self.HERE = PY, HERE
         self.run, self.torch_env, self.passive_env = run, torch_env, passive_env
-        self.fmt, self.verdict = fmt, verdict
+        self.fmt, self.verdict, self.libtorch_cmd = fmt, verdict, libtorch_cmd
 
     def log_row(self, r):
         self._log.write(json.dumps(r) + "\n")

@@ -3,8 +3,10 @@ matmul and permute, conv2d, layer norm, attention, the charlm transformer step, 
 and the Adam step. Each family runs nabla's bench program and its PyTorch script alternately,
 --reps times, at 1 and 2 threads, and prints one side-by-side table: nabla, PyTorch, the
 family's limit (GEMMs through CBLAS or a triad timed in the same process), and a verdict
-against the target of the family's issue. libtorch has no programs for these families yet
-(its column is in the MLP, per-op overhead and CNN tables); the tables say so.
+against the target of the family's issue. libtorch (bench/libtorch_ops.cpp, the same
+workloads as the Python scripts in PyTorch's C++ frontend) runs right after PyTorch when it was
+built; where the target is a ratio to PyTorch, it stands against libtorch too. The charlm
+step has no libtorch program (its column says so).
 
 Each measure_* returns a dict that its table_* turns into markdown lines; `ctx` carries the
 bench dir, the options, the raw log and the helpers of suite.py (run, torch_env, fmt, ...).
@@ -59,6 +61,10 @@ def measure_matmul(ctx):
         for r in _collect(ctx, _py(ctx, "torch_matmul.py") + ["--reps", "1"], ctx.passive_env()):
             bmm.setdefault((r["shape"], r["dir"], r["threads"]), {}).setdefault(
                 "torch", []).append(r["gflops"])
+        lt = _libtorch(ctx, ["matmul", "--reps", "1"])
+        for r in _collect(ctx, lt, ctx.passive_env()) if lt else []:
+            bmm.setdefault((r["shape"], r["dir"], r["threads"]), {}).setdefault(
+                "libtorch", []).append(r["gflops"])
         ctx.progress("matmul rep %d done" % (rep + 1))
     return {"bmm": bmm, "perm": perm}
 
@@ -66,17 +72,19 @@ def measure_matmul(ctx):
 def table_matmul(res, ctx, out):
     fmt, verdict = ctx.fmt, ctx.verdict
     out.append("### Batched matmul, attention shapes, 32 matrices (issue 10; GFLOP/s)\n")
-    out.append("| shape | pass | thr | nabla | CBLAS loop (limit) | PyTorch | nabla ÷ limit "
-               "(pairwise) | nabla ÷ PyTorch | libtorch | target | verdict |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| shape | pass | thr | nabla | CBLAS loop (limit) | PyTorch | libtorch | nabla ÷ "
+               "limit (pairwise) | nabla ÷ PyTorch | nabla ÷ libtorch | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (shape, d, t), v in sorted(res["bmm"].items()):
         q = [x / y for x, y in zip(v["nabla"], v["cblas"])]
         qt = [x / y for x, y in zip(v["nabla"], v.get("torch", []))]
-        ok = med(q) >= BMM_LIMIT and (not qt or med(qt) >= BMM_TORCH)
-        out.append("| %s | %s | %d | %s | %s | %s | %s | %s | — | ≥ %.2f limit, ≥ %.1f× PyTorch "
-                   "| %s |" % (shape, d, t, fmt(v["nabla"], 1), fmt(v["cblas"], 1),
-                               fmt(v.get("torch"), 1), fmt(q, 2), fmt(qt, 2), BMM_LIMIT,
-                               BMM_TORCH, verdict(ok)))
+        ql = [x / y for x, y in zip(v["nabla"], v.get("libtorch", []))]
+        ok = med(q) >= BMM_LIMIT and all(med(r) >= BMM_TORCH for r in (qt, ql) if r)
+        out.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | ≥ %.2f limit, ≥ %.1f× "
+                   "PyTorch and libtorch | %s |" % (
+                       shape, d, t, fmt(v["nabla"], 1), fmt(v["cblas"], 1),
+                       fmt(v.get("torch"), 1), fmt(v.get("libtorch"), 1), fmt(q, 2), fmt(qt, 2),
+                       fmt(ql, 2), BMM_LIMIT, BMM_TORCH, verdict(ok)))
     out.append("")
     out.append("### Permute of a (16, 256, 16, 256) float32 tensor (issue 10; GB/s, read + "
                "write)\n")
@@ -93,24 +101,50 @@ def table_matmul(res, ctx, out):
 
 # ---- conv2d alone (issue 11) ------------------------------------------------------------------
 
-def _per_thread(ctx, name, nabla_cmd, torch_cmd, key):
-    """Runs nabla_cmd + [--threads T] and torch_cmd + [--threads T] alternately per repetition
-    and thread count; res[(key(row), T)] = {"nabla": [rows], "torch": [rows]}."""
+def _libtorch(ctx, args):
+    """libtorch_ops with args, or None when it was not built (no libtorch-dev)."""
+    return ctx.libtorch_cmd(ctx.bench, "ops", args)
+
+
+def _per_thread(ctx, name, nabla_cmd, torch_cmd, key, lt_args=None):
+    """Runs nabla_cmd + [--threads T], torch_cmd + [--threads T] and libtorch_ops lt_args +
+    [--threads T] alternately per repetition and thread count;
+    res[(key(row), T)] = {"nabla": [rows], "torch": [rows], "libtorch": [rows]}."""
     res = {}
     for rep in range(ctx.a.reps):
         for t in THREADS:
             th = ["--threads", str(t)]
-            for impl, cmd, env in (("nabla", nabla_cmd + th, ctx.passive_env()),
-                                   ("torch", torch_cmd + th, ctx.torch_env(t, passive=True))):
+            runs = [("nabla", nabla_cmd + th, ctx.passive_env()),
+                    ("torch", torch_cmd + th, ctx.torch_env(t, passive=True))]
+            lt = _libtorch(ctx, lt_args + th) if lt_args else None
+            if lt:
+                runs.append(("libtorch", lt, ctx.torch_env(t, passive=True)))
+            for impl, cmd, env in runs:
                 for r in _collect(ctx, cmd, env):
                     res.setdefault((key(r), t), {}).setdefault(impl, []).append(r)
         ctx.progress("%s rep %d done" % (name, rep + 1))
     return res
 
 
+def _lt_cell(ctx, d, field, nabla_field=None, digits=2):
+    """'libtorch value (libtorch ÷ nabla, pairwise median)' and those ratios (times: > 1 means
+    nabla is faster), or ('—', []) when libtorch was not run."""
+    lt = d.get("libtorch", [])
+    if not lt:
+        return "—", []
+    q = [y[field] / x[nabla_field or field] for x, y in zip(d["nabla"], lt)]
+    return "%s (%s×)" % (ctx.fmt([y[field] for y in lt], digits), "%.2f" % med(q)), q
+
+
+def _ok(q, *more, goal=TORCH_PARITY):
+    """Every non-empty ratio list's median reaches goal."""
+    return all(med(r) >= goal for r in (q,) + more if r)
+
+
 def measure_conv(ctx):
     return _per_thread(ctx, "conv", [_exe(ctx, "bench_conv"), "--reps", "1"],
-                       _py(ctx, "torch_conv.py") + ["--reps", "1"], lambda r: r["shape"])
+                       _py(ctx, "torch_conv.py") + ["--reps", "1"], lambda r: r["shape"],
+                       ["conv", "--reps", "1"])
 
 
 def table_conv(res, ctx, out):
@@ -118,19 +152,20 @@ def table_conv(res, ctx, out):
     out.append("### conv2d forward + backward alone, batch 64, Fashion-MNIST CNN shapes "
                "(issue 11; ms per call)\n")
     out.append("| shape | thr | nabla ms | GEMM limit ms | limit ÷ nabla | PyTorch ms | PyTorch ÷ "
-               "nabla (pairwise) | libtorch | allocs/step | target | verdict |")
+               "nabla (pairwise) | libtorch ms (÷ nabla) | allocs/step | target | verdict |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for (shape, t), d in sorted(res.items()):
         nb, tor = d["nabla"], d.get("torch", [])
         q = [y["torch_ms"] / x["nabla_ms"] for x, y in zip(nb, tor)]
-        out.append("| %s | %d | %s | %s | %s | %s | %s | — | %s | ≥ %.1f× PyTorch (none in "
-                   "issue 11) | %s |" % (
+        lcell, ql = _lt_cell(ctx, d, "torch_ms", "nabla_ms")
+        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | ≥ %.1f× PyTorch and libtorch "
+                   "(none in issue 11) | %s |" % (
                        shape, t, fmt([x["nabla_ms"] for x in nb], 2),
                        fmt([x["gemm_limit_ms"] for x in nb], 2),
                        fmt([x["limit_over_nabla"] for x in nb], 2),
-                       fmt([x["torch_ms"] for x in tor], 2), fmt(q, 2),
+                       fmt([x["torch_ms"] for x in tor], 2), fmt(q, 2), lcell,
                        fmt([x["allocs_per_step"] for x in nb], 1), TORCH_PARITY,
-                       verdict(med(q) >= TORCH_PARITY)))
+                       verdict(_ok(q, ql))))
     out.append("")
 
 
@@ -139,7 +174,7 @@ def table_conv(res, ctx, out):
 def measure_layernorm(ctx):
     return _per_thread(ctx, "layernorm", [_exe(ctx, "bench_layernorm"), "--reps", "1"],
                        _py(ctx, "torch_layernorm.py") + ["--reps", "1"],
-                       lambda r: (r["rows"], r["cols"]))
+                       lambda r: (r["rows"], r["cols"]), ["layernorm", "--reps", "1"])
 
 
 def table_layernorm(res, ctx, out):
@@ -147,19 +182,21 @@ def table_layernorm(res, ctx, out):
     out.append("### Layer norm forward + backward over the last axis, affine, float32 "
                "(GB/s counting 20 n bytes; limit: a triad timed just before)\n")
     out.append("| shape | thr | nabla GB/s | triad GB/s (limit) | nabla ÷ triad | PyTorch GB/s "
-               "| nabla ÷ PyTorch (pairwise) | libtorch | allocs (steady) | target | verdict |")
+               "| nabla ÷ PyTorch (pairwise) | libtorch ms (÷ nabla) | allocs (steady) | target "
+               "| verdict |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for ((rows, cols), t), d in sorted(res.items()):
         nb, tor = d["nabla"], d.get("torch", [])
         q = [y["torch_ms"] / x["nabla_ms"] for x, y in zip(nb, tor)]
-        out.append("| (%d, %d) | %d | %s | %s | %s | %s | %s | — | %d | ≥ %.1f× PyTorch (none "
-                   "in issue 11) | %s |" % (
+        lcell, ql = _lt_cell(ctx, d, "torch_ms", "nabla_ms", 3)
+        out.append("| (%d, %d) | %d | %s | %s | %s | %s | %s | %s | %d | ≥ %.1f× PyTorch and "
+                   "libtorch (none in issue 11) | %s |" % (
                        rows, cols, t, fmt([x["nabla_gbs"] for x in nb], 1),
                        fmt([x["triad_gbs"] for x in nb], 1),
                        fmt([x["ratio_to_triad"] for x in nb], 2),
-                       fmt([x["torch_gbs"] for x in tor], 1), fmt(q, 2),
+                       fmt([x["torch_gbs"] for x in tor], 1), fmt(q, 2), lcell,
                        max(x["steady_allocs"] for x in nb), TORCH_PARITY,
-                       verdict(med(q) >= TORCH_PARITY)))
+                       verdict(_ok(q, ql))))
     out.append("")
 
 
@@ -167,7 +204,8 @@ def table_layernorm(res, ctx, out):
 
 def measure_attention(ctx):
     return _per_thread(ctx, "attention", [_exe(ctx, "bench_attention"), "--reps", "5"],
-                       _py(ctx, "torch_attention.py") + ["--reps", "5"], lambda r: r["T"])
+                       _py(ctx, "torch_attention.py") + ["--reps", "5"], lambda r: r["T"],
+                       ["attention", "--reps", "5"])
 
 
 def table_attention(res, ctx, out):
@@ -175,19 +213,20 @@ def table_attention(res, ctx, out):
     out.append("### Fused causal attention forward + backward, (B, H, D) = (32, 4, 32) "
                "(issue 12; process CPU ms, all threads)\n")
     out.append("| T | thr | nabla CPU ms | GEMM limit CPU ms | limit ÷ nabla | PyTorch (math "
-               "path) CPU ms | PyTorch ÷ nabla (pairwise) | libtorch | allocs/step | target "
+               "path) CPU ms | PyTorch ÷ nabla (pairwise) | libtorch CPU ms (÷ nabla) | allocs/step | target "
                "| verdict |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for (T, t), d in sorted(res.items()):
         nb, tor = d["nabla"], d.get("torch", [])
         q = [y["fwd_bwd_cpu_ms"] / x["fwd_bwd_cpu_ms"] for x, y in zip(nb, tor)]
         allocs = max(x["steady_allocs"] for x in nb)
-        out.append("| %d | %d | %s | %s | %s | %s | %s | — | %d | 0 allocs; limit share "
+        lcell, _ = _lt_cell(ctx, d, "fwd_bwd_cpu_ms", digits=1)
+        out.append("| %d | %d | %s | %s | %s | %s | %s | %s | %d | 0 allocs; limit share "
                    "reported | %s |" % (
                        T, t, fmt([x["fwd_bwd_cpu_ms"] for x in nb], 1),
                        fmt([x["gemm_limit_cpu_ms"] for x in nb], 1),
                        fmt([1 / x["ratio_to_limit"] for x in nb], 2),
-                       fmt([x["fwd_bwd_cpu_ms"] for x in tor], 1), fmt(q, 2), allocs,
+                       fmt([x["fwd_bwd_cpu_ms"] for x in tor], 1), fmt(q, 2), lcell, allocs,
                        verdict(allocs == 0)))
     out.append("")
 
@@ -222,7 +261,7 @@ def table_charlm(res, ctx, out):
 def measure_lstm(ctx):
     return _per_thread(ctx, "lstm", [_exe(ctx, "bench_lstm"), "--reps", "1"],
                        _py(ctx, "torch_lstm.py") + ["--reps", "1"],
-                       lambda r: (r["T"], r["B"], r["F"], r["H"]))
+                       lambda r: (r["T"], r["B"], r["F"], r["H"]), ["lstm", "--reps", "1"])
 
 
 def table_lstm(res, ctx, out):
@@ -230,20 +269,22 @@ def table_lstm(res, ctx, out):
     out.append("### LSTM layer forward + backward over (T, B) = (64, 32) (issue 12; ms per "
                "sequence)\n")
     out.append("| F → H | thr | nabla ms | tokens/s | GEMM limit ms | limit ÷ nabla | PyTorch "
-               "(nn.LSTM) ms | PyTorch ÷ nabla (pairwise) | libtorch | allocs | target | verdict |")
+               "(nn.LSTM) ms | PyTorch ÷ nabla (pairwise) | libtorch ms (÷ nabla) | allocs | target | "
+               "verdict |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for ((T, B, F, H), t), d in sorted(res.items()):
         nb, tor = d["nabla"], d.get("torch", [])
         q = [y["torch_ms"] / x["nabla_ms"] for x, y in zip(nb, tor)]
-        out.append("| %d → %d | %d | %s | %s | %s | %s | %s | %s | — | %d | ≥ %.1f× PyTorch "
-                   "(none in issue 12) | %s |" % (
+        lcell, ql = _lt_cell(ctx, d, "torch_ms", "nabla_ms", 1)
+        out.append("| %d → %d | %d | %s | %s | %s | %s | %s | %s | %s | %d | ≥ %.1f× PyTorch and "
+                   "libtorch (none in issue 12) | %s |" % (
                        F, H, t, fmt([x["nabla_ms"] for x in nb], 1),
                        fmt([x["tokens_per_s"] for x in nb]),
                        fmt([x["gemm_limit_ms"] for x in nb], 1),
                        fmt([x["gemm_limit_ms"] / x["nabla_ms"] for x in nb], 2),
-                       fmt([x["torch_ms"] for x in tor], 1), fmt(q, 2),
+                       fmt([x["torch_ms"] for x in tor], 1), fmt(q, 2), lcell,
                        max(x["allocs_after_warmup"] for x in nb), TORCH_PARITY,
-                       verdict(med(q) >= TORCH_PARITY)))
+                       verdict(_ok(q, ql))))
     out.append("")
 
 
@@ -254,8 +295,12 @@ def measure_adam(ctx):
     threads inside one process, each with its own triad)."""
     res = {}
     for rep in range(ctx.a.reps):
-        for impl, cmd in (("nabla", [_exe(ctx, "bench_adam"), "--reps", "1"]),
-                          ("torch", _py(ctx, "torch_adam.py") + ["--reps", "1"])):
+        runs = [("nabla", [_exe(ctx, "bench_adam"), "--reps", "1"]),
+                ("torch", _py(ctx, "torch_adam.py") + ["--reps", "1"])]
+        lt = _libtorch(ctx, ["adam", "--reps", "1"])
+        if lt:
+            runs.append(("libtorch", lt))
+        for impl, cmd in runs:
             for r in _collect(ctx, cmd, ctx.passive_env()):
                 res.setdefault(r["threads"], {}).setdefault(impl, []).append(r)
         ctx.progress("adam rep %d done" % (rep + 1))
@@ -267,16 +312,17 @@ def table_adam(res, ctx, out):
     out.append("### Adam step over 10 M float32 parameters (issue 13; GB/s counting 28 n "
                "bytes; limit: a triad timed just before each step)\n")
     out.append("| thr | nabla ms | nabla GB/s | nabla ÷ triad | PyTorch (foreach) ms | PyTorch ÷ "
-               "triad | PyTorch ÷ nabla (time) | libtorch | target | verdict |")
+               "triad | PyTorch ÷ nabla (time) | libtorch ms (÷ nabla) | target | verdict |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
     for t, d in sorted(res.items()):
         nb, tor = d["nabla"], d.get("torch", [])
         q = [y["adam_ms"] / x["adam_ms"] for x, y in zip(nb, tor)]
         ratio = [x["ratio"] for x in nb]
-        out.append("| %d | %s | %s | %s | %s | %s | %s | — | ≥ %.2f triad | %s |" % (
+        lcell, _ = _lt_cell(ctx, d, "adam_ms", digits=1)
+        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | ≥ %.2f triad | %s |" % (
             t, fmt([x["adam_ms"] for x in nb], 1), fmt([x["adam_gbs"] for x in nb], 1),
             fmt(ratio, 2), fmt([x["adam_ms"] for x in tor], 1), fmt([x["ratio"] for x in tor], 2),
-            fmt(q, 2), ADAM_TRIAD, verdict(med(ratio) >= ADAM_TRIAD)))
+            fmt(q, 2), lcell, ADAM_TRIAD, verdict(med(ratio) >= ADAM_TRIAD)))
     out.append("")
 
 

@@ -498,6 +498,57 @@ static void ops_thread_independent(void **state) {
     nb_set_num_threads(0);
 }
 
+// The store backward kernels (gx = gy f', a gradient's first write) against zeroing and then
+// accumulating: the same value for every element (a -0 may become +0 when added to 0), whatever
+// gx held before.
+typedef struct {
+    const char *name;
+    grad32 add32, set32;
+    grad64 add64, set64;
+} store_case;
+#define STORE_CASE(n)                                                                              \
+    { #n, nb_vm_##n##_bwd_f32, nb_vm_##n##_bwdset_f32, nb_vm_##n##_bwd_f64, nb_vm_##n##_bwdset_f64 }
+static bool same_value(double a, double b) {
+    return a == b || (isnan(a) && isnan(b));
+}
+static void store_equals_accumulate(void **state) {
+    (void)state;
+    static const store_case sc[] = {STORE_CASE(gelu), STORE_CASE(gelu_tanh), STORE_CASE(silu),
+                                    STORE_CASE(softplus)};
+    enum { N = 4099 };
+    static float x32[N], gy32[N], a32[N], s32[N];
+    static double x64[N], gy64[N], a64[N], s64[N];
+    for (int i = 0; i < N; i++) { // both tails, tiny values, specials
+        double v = -60.0 + 90.0 * ((i * 37) % N) / N;
+        v = i % 7 == 0 ? v * 1e-6 : i % 11 == 0 ? v * 1e6 : v;
+        v = i == 1   ? (double)INFINITY
+            : i == 2 ? -(double)INFINITY
+            : i == 3 ? (double)NAN
+            : i == 4 ? -0.0
+                     : v;
+        x64[i] = v;
+        x32[i] = (float)v;
+        gy64[i] = cos(0.3 * i);
+        gy32[i] = (float)gy64[i];
+    }
+    for (size_t k = 0; k < sizeof sc / sizeof sc[0]; k++) {
+        for (int i = 0; i < N; i++) {
+            a32[i] = 0;
+            a64[i] = 0;
+            s32[i] = 7; // stale contents the store must replace
+            s64[i] = 7;
+        }
+        sc[k].add32(x32, gy32, a32, N);
+        sc[k].set32(x32, gy32, s32, N);
+        sc[k].add64(x64, gy64, a64, N);
+        sc[k].set64(x64, gy64, s64, N);
+        for (int i = 0; i < N; i++)
+            if (!same_value(a32[i], s32[i]) || !same_value(a64[i], s64[i]))
+                fail_msg("%s: store %g / %g, zero + add %g / %g at x = %g", sc[k].name,
+                         (double)s32[i], s64[i], (double)a32[i], a64[i], x64[i]);
+    }
+}
+
 int main(void) {
     printf("vmath kernels: %s build\n", nb_vm_isa());
     const struct CMUnitTest tests[] = {
@@ -506,6 +557,7 @@ int main(void) {
         cmocka_unit_test(special_values),
         cmocka_unit_test(vector_equals_scalar),
         cmocka_unit_test(ops_thread_independent),
+        cmocka_unit_test(store_equals_accumulate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,11 +85,12 @@ static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
         (void)ys;                                                                                  \
         VM_CHUNKS(n, nb_vm_##name##_bwd_##sfx(xs + lo, gy + lo, gx + lo, len));                    \
     }                                                                                              \
-    /* the vmath backward kernels only add: zero, then add */                                      \
+    /* one pass storing gx (not zeroing, then adding: a second write and read of gx) */            \
     static void name##_bwdset_##sfx(const T *xs, const T *ys, const T *gy, T *gx, int64_t n,       \
                                     T p) {                                                         \
-        memset(gx, 0, (size_t)n * sizeof(T));                                                      \
-        name##_bwd_##sfx(xs, ys, gy, gx, n, p);                                                    \
+        (void)p;                                                                                   \
+        (void)ys;                                                                                  \
+        VM_CHUNKS(n, nb_vm_##name##_bwdset_##sfx(xs + lo, gy + lo, gx + lo, len));                 \
     }
 
 // NB_POINTWISE also gives the dtype-dispatching kernels of ops/kernels.h (name##_kernels),

@@ -22,7 +22,8 @@
 // Cost of the choice: we maintain ~600 lines of numerics; SLEEF's 1-ulp guarantee is tighter
 // for erf and tanh than ours (≤ 3 ulp, see the tables there).
 //
-// Forward kernels write y[i] = f(x[i]); backward kernels accumulate gx[i] += gy[i] f'(x[i]).
+// Forward kernels write y[i] = f(x[i]); backward kernels accumulate gx[i] += gy[i] f'(x[i])
+// (the _bwdset ones store gx[i] = gy[i] f'(x[i])).
 // n may be 0; arrays must not overlap except y == x (in place) for the forward kernels.
 // The kernels are serial: callers split work across threads in chunks.
 #ifndef NABLA_VMATH_H
@@ -45,6 +46,11 @@
     void nb_vm_gelu_tanh_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                      \
     void nb_vm_silu_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                           \
     void nb_vm_softplus_bwd_##sfx(const T *x, const T *gy, T *gx, int64_t n);                       \
+    /* the same backward kernels storing gx[i] = gy[i] f'(x[i]) (gx's first write) */               \
+    void nb_vm_gelu_bwdset_##sfx(const T *x, const T *gy, T *gx, int64_t n);                        \
+    void nb_vm_gelu_tanh_bwdset_##sfx(const T *x, const T *gy, T *gx, int64_t n);                   \
+    void nb_vm_silu_bwdset_##sfx(const T *x, const T *gy, T *gx, int64_t n);                        \
+    void nb_vm_softplus_bwdset_##sfx(const T *x, const T *gy, T *gx, int64_t n);                    \
     /* y = e^(x - m); returns Σ y accumulated in double (8 fixed partial sums, so the order  */    \
     /* and the result do not depend on the ISA).                                             */     \
     double nb_vm_exp_shift_sum_##sfx(const T *x, T m, T *y, int64_t n);                             \

@@ -41,7 +41,6 @@ NB_VM_INLINE float u2f(uint32_t u) {
 #define LN2_LO 3.19461833e-05f     // ln 2 - LN2_HI
 #define INV_SQRT2 0.707106781f
 #define INV_SQRT_2PI 0.398942280f
-#define SQRT_2_OVER_PI 0.797884561f
 
 NB_VM_INLINE float clampf(float v, float lo, float hi) {
     v = v < lo ? lo : v; // comparisons with NaN are false: NaN passes through
@@ -82,20 +81,31 @@ NB_VM_INLINE float vexp(float x) {
     return (1.0f + em1_poly(r)) * pow2i(k1) * pow2i(k - k1);
 }
 
-// e^x 2^SC for x <= 0, SC = 64: normal down to x = -131, 0 below -150 (see the sigmoid
-// family below).
+// e^x 2^SC for x <= 0, SC = 64, for the sigmoid and normal families below, which only use it
+// times UNSCALE. x is clamped at -130, where e^x 2^SC >= 2^-124 is still normal, so one scale
+// factor 2^(k+SC) is exact (no split scaling). Below -130 it is 0: e^x 2^SC UNSCALE times any
+// factor the sigmoid family uses there (|x| itself for silu, below 2^13 otherwise) is under
+// 2^-150 and rounds to the same ±0, so every result keeps the bits of the exact scaling.
 #define SC 64
 #define UNSCALE 0x1p-64f
+#define S_LO -130.0f
 NB_VM_INLINE float vexp_s(float x) {
     int32_t k;
-    float r = reduce(clampf(x, -150.0f, 0.0f), &k);
-    int32_t k1 = k / 2;
-    float e = (1.0f + em1_poly(r)) * pow2i(k1) * pow2i(k - k1 + SC);
-    return x < -150.0f ? 0.0f : e; // e^-150 x (any float x) is below the subnormals
+    float r = reduce(clampf(x, S_LO, 0.0f), &k);
+    float e = (1.0f + em1_poly(r)) * pow2i(k + SC);
+    return x < S_LO ? 0.0f : e;
+}
+// e^(a + c) 2^SC with a tiny correction c (|c| < 2^-20 |a|, the low part of an exactly split
+// argument), which joins the reduced argument; for the normal family (GELU), whose factors stay
+// below 2^5, so below -130 the value e^-130 2^SC needs no select to 0 (the results are ±0).
+NB_VM_INLINE float vexp_s_c(float a, float c) {
+    int32_t k;
+    float r = reduce(clampf(a, S_LO, 0.0f), &k) + c;
+    return (1.0f + em1_poly(r)) * pow2i(k + SC);
 }
 
-// e^(a + c) 2^SC for a <= 0 and a tiny correction c (|c| < 2^-20 |a|, the low part of an
-// exactly split argument), which joins the reduced argument.
+// e^(a + c) 2^SC as vexp_s_c, exact down to a = -150 (softplus_bt divides by a small β, so no
+// factor bound holds): two scale factors, 0 below -150.
 NB_VM_INLINE float vexp_sc(float a, float c) {
     int32_t k;
     float r = reduce(clampf(a, -150.0f, 0.0f), &k) + c;
@@ -223,7 +233,7 @@ NB_VM_INLINE float erfc_scaled(float z) {
 NB_VM_INLINE float exp_neg_sq_s(float v, float s) {
     float h = v * v;
     float l = FMA(v, v, -h);
-    return vexp_sc(-(s * h), -(s * l)); // s h exact: s is a power of two
+    return vexp_s_c(-(s * h), -(s * l)); // s h exact: s is a power of two
 }
 NB_VM_INLINE float exp_neg_sq(float v) {
     return exp_neg_sq_s(v, 1.0f) * UNSCALE;
@@ -239,9 +249,14 @@ NB_VM_INLINE float verf(float x) {
 // density, on one path for every x: with z = |x|/√2, ½ erfc(z) = ½ e^(-x²/2) G(z) is Φ(x) for
 // x < 0 (keeping relative accuracy far into the tail) and 1 - Φ(x) for x >= 0. e^(-x²/2) comes
 // from the exact x² (exp_neg_sq_s), scaled by 2^SC until the last multiply.
+// ½ G(|x|/√2), the argument clamped at 10 (no lower clamp needed: it is |x|/√2 or NaN)
+NB_VM_INLINE float half_g(float x) {
+    float z = fabsf(x) * INV_SQRT2;
+    return 0.5f * erfc_scaled(z > 10.0f ? 10.0f : z);
+}
 NB_VM_INLINE float normal_form(float a, float b, float x) {
     float e = exp_neg_sq_s(x, 0.5f);
-    float hg = 0.5f * erfc_scaled(clampf(fabsf(x) * INV_SQRT2, 0.0f, 10.0f));
+    float hg = half_g(x);
     float bphi = b * INV_SQRT_2PI;
     float lo = (a * hg + bphi) * e * UNSCALE;
     float hi = a * (1.0f - hg * e * UNSCALE) + bphi * e * UNSCALE;
@@ -250,9 +265,16 @@ NB_VM_INLINE float normal_form(float a, float b, float x) {
 
 // gelu = x Φ(x); gelu' = Φ(x) + x φ(x). The clamped x in the φ term gives the limits 0 and 1
 // at ∓inf instead of inf·0.
+// Forward is normal_form(a, 0, xc) written out without the three operations of its b φ terms
+// (the same bits: b φ is +0 there).
 NB_VM_INLINE float vgelu(float x) {
     float xc = clampf(x, -20.0f, 20.0f); // gelu underflows to 0 below -20
-    return normal_form(x < -20.0f ? 0.0f : x, 0.0f, xc);
+    float a = x < -20.0f ? 0.0f : x;
+    float e = exp_neg_sq_s(xc, 0.5f);
+    float hg = half_g(xc);
+    float lo = a * hg * e * UNSCALE;
+    float hi = a * (1.0f - hg * e * UNSCALE) + 0.0f; // + 0: gelu(-0) = +0, as in float64
+    return xc < 0.0f ? lo : hi;
 }
 NB_VM_INLINE float dgelu(float x) {
     float xc = clampf(x, -20.0f, 20.0f);
@@ -260,17 +282,19 @@ NB_VM_INLINE float dgelu(float x) {
 }
 
 // ½x(1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715x³): no cancellation for negative x.
+// 2u = x (K1 + K3 x²) and 2u' = K1 + 3 K3 x², K1 = 2√(2/π), K3 = 0.044715 K1: one FMA each.
+#define GT_K1 1.59576912f
+#define GT_K3 0.0713548163f
+#define GT_3K3 0.214064449f
 NB_VM_INLINE float vgelu_tanh(float x) {
     float xc = clampf(x, -30.0f, 30.0f); // σ(2u) is exactly 0 or 1 beyond
-    float u = SQRT_2_OVER_PI * (xc + 0.044715f * xc * xc * xc);
-    return times_sigmoid(x, 2.0f * u);
+    return times_sigmoid(x, xc * FMA(GT_K3, xc * xc, GT_K1));
 }
 // d/dx x σ(2u) = σ + 2x σ(1 - σ) u' = σ (1 + 2x u' (1 - σ))
 NB_VM_INLINE float dgelu_tanh(float x) {
     float xc = clampf(x, -30.0f, 30.0f);
-    float u = SQRT_2_OVER_PI * (xc + 0.044715f * xc * xc * xc);
-    float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * xc * xc);
-    return sigmoid_grad_form(2.0f * xc * du, 2.0f * u);
+    float x2 = xc * xc;
+    return sigmoid_grad_form(xc * FMA(GT_3K3, x2, GT_K1), xc * FMA(GT_K3, x2, GT_K1));
 }
 
 // silu = x σ(x); silu' = σ (1 + x (1 - σ))
@@ -284,7 +308,9 @@ NB_VM_INLINE float dsilu(float x) {
 
 // softplus = max(x, 0) + ln(1 + e^-|x|): never overflows; its derivative is σ(x).
 NB_VM_INLINE float vsoftplus(float x) {
-    return (x > 0.0f ? x : 0.0f) + log1p01(vexp(-fabsf(x)));
+    // e^-|x| from the one-factor scaled exponential: the same bits as vexp (one rounding of
+    // (1 + p) 2^k either way, 0 below -104), fewer operations.
+    return (x > 0.0f ? x : 0.0f) + log1p01(vexp_s(-fabsf(x)) * UNSCALE);
 }
 
 // softplus(βx)/β = x⁺ + ln(1 + e^-|βx|)/β (exact identity; x⁺ stays exact, nothing
@@ -342,10 +368,10 @@ NB_VM_MAP_FMA(nb_vm_gelu_f32, float, vgelu)
 NB_VM_MAP_FMA(nb_vm_gelu_tanh_f32, float, vgelu_tanh)
 NB_VM_MAP_FMA(nb_vm_silu_f32, float, vsilu)
 NB_VM_MAP_FMA(nb_vm_softplus_f32, float, vsoftplus)
-NB_VM_GRAD_FMA(nb_vm_gelu_bwd_f32, float, dgelu)
-NB_VM_GRAD_FMA(nb_vm_gelu_tanh_bwd_f32, float, dgelu_tanh)
-NB_VM_GRAD_FMA(nb_vm_silu_bwd_f32, float, dsilu)
-NB_VM_GRAD_FMA(nb_vm_softplus_bwd_f32, float, vsigmoid)
+NB_VM_GRAD_FMA(nb_vm_gelu_bwd_f32, nb_vm_gelu_bwdset_f32, float, dgelu)
+NB_VM_GRAD_FMA(nb_vm_gelu_tanh_bwd_f32, nb_vm_gelu_tanh_bwdset_f32, float, dgelu_tanh)
+NB_VM_GRAD_FMA(nb_vm_silu_bwd_f32, nb_vm_silu_bwdset_f32, float, dsilu)
+NB_VM_GRAD_FMA(nb_vm_softplus_bwd_f32, nb_vm_softplus_bwdset_f32, float, vsigmoid)
 
 NB_VM_KERNEL(void, , nb_vm_elu_f32, (const float *x, float *y, int64_t n, float alpha),
              (x, y, n, alpha)) {

@@ -358,10 +358,10 @@ NB_VM_MAP(nb_vm_gelu_f64, double, vgelu)
 NB_VM_MAP(nb_vm_gelu_tanh_f64, double, vgelu_tanh)
 NB_VM_MAP(nb_vm_silu_f64, double, vsilu)
 NB_VM_MAP(nb_vm_softplus_f64, double, vsoftplus)
-NB_VM_GRAD(nb_vm_gelu_bwd_f64, double, dgelu)
-NB_VM_GRAD(nb_vm_gelu_tanh_bwd_f64, double, dgelu_tanh)
-NB_VM_GRAD(nb_vm_silu_bwd_f64, double, dsilu)
-NB_VM_GRAD(nb_vm_softplus_bwd_f64, double, vsigmoid)
+NB_VM_GRAD(nb_vm_gelu_bwd_f64, nb_vm_gelu_bwdset_f64, double, dgelu)
+NB_VM_GRAD(nb_vm_gelu_tanh_bwd_f64, nb_vm_gelu_tanh_bwdset_f64, double, dgelu_tanh)
+NB_VM_GRAD(nb_vm_silu_bwd_f64, nb_vm_silu_bwdset_f64, double, dsilu)
+NB_VM_GRAD(nb_vm_softplus_bwd_f64, nb_vm_softplus_bwdset_f64, double, vsigmoid)
 
 NB_VM_CLONES void nb_vm_elu_f64(const double *x, double *y, int64_t n, double alpha) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) {

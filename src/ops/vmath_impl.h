@@ -63,14 +63,18 @@
     }                                                                                              \
     NB_VM_BODY(ret, name, params)
 #endif
-// y[i] = F(x[i]) and gx[i] += gy[i] D(x[i]) on the FMA builds
+// y[i] = F(x[i]), and gx[i] += gy[i] D(x[i]) (name) or gx[i] = gy[i] D(x[i]) (setname: gx's
+// first write, one pass instead of zeroing then adding), on the FMA builds
 #define NB_VM_MAP_FMA(name, T, F)                                                                  \
     NB_VM_KERNEL(void, , name, (const T *x, T *y, int64_t n), (x, y, n)) {                         \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                 \
     }
-#define NB_VM_GRAD_FMA(name, T, D)                                                                 \
+#define NB_VM_GRAD_FMA(name, setname, T, D)                                                        \
     NB_VM_KERNEL(void, , name, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {      \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * D(x[i]);                       \
+    }                                                                                              \
+    NB_VM_KERNEL(void, , setname, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {   \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * D(x[i]);                        \
     }
 
 // Element functions must inline into the loops or the loops stay scalar (GCC's size limits
@@ -89,10 +93,13 @@
     NB_VM_CLONES void name(const T *x, T *y, int64_t n) {                                          \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                 \
     }
-// gx[i] += gy[i] D(x[i])
-#define NB_VM_GRAD(name, T, D)                                                                     \
+// gx[i] += gy[i] D(x[i]) (name), gx[i] = gy[i] D(x[i]) (setname)
+#define NB_VM_GRAD(name, setname, T, D)                                                            \
     NB_VM_CLONES void name(const T *x, const T *gy, T *gx, int64_t n) {                            \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * D(x[i]);                       \
+    }                                                                                              \
+    NB_VM_CLONES void setname(const T *x, const T *gy, T *gx, int64_t n) {                         \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * D(x[i]);                        \
     }
 
 #endif

@@ -183,6 +183,16 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         *(float *)out->grad = 1.0f; // d loss / d loss
     else
         *(double *)out->grad = 1.0;
+    // Without a grad-ready hook or anomaly mode (the common case) the sweep is only the marked
+    // nodes' backward calls: no per-node hook lookup or check (per-op overhead, replayed).
+    if (!g->ready_fn && !g->check_finite) {
+        for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
+            nb_node *nd = &g->nodes[i];
+            if (nd->mark && nd->out->numel > 0) // an empty output contributes nothing
+                nd->op->backward(nd);
+        }
+        return g->status;
+    }
     ready_entry *ready = NULL;
     int64_t *head = NULL;
     if (g->ready_fn && (st = plan_ready(g, root, &ready, &head)) != NB_OK)

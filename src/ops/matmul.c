@@ -262,14 +262,38 @@ static bool mm_folds(const mm_geom *g, const mm_params *p) {
     return g->b_count == 1 && !p->ta;
 }
 
+// The product as one GEMM op(A) (rows, k) · op(B) (k, n), a stored untransposed, when it folds
+// (mm_folds); otherwise false with *g filled for the batched path. Forward and backward derive
+// it on every pass (nothing is saved between passes). A 2-D a (m, k) and 2-D b, the common case,
+// is read straight off the shapes: infer checked them (mm_geometry), a tensor's shape never
+// changes, and y is (m, n); the whole geometry is per-op overhead (bench_overhead, replayed).
+static inline __attribute__((always_inline)) bool mm_fold_dims(const nb_node *nd,
+                                                               const mm_params *p, mm_geom *g,
+                                                               int64_t *rows, int64_t *k,
+                                                               int64_t *n) {
+    const nb_tensor *a = nd->in[0], *b = nd->in[1];
+    if (a->ndim == 2 && b->ndim == 2 && !p->ta) {
+        *rows = a->shape[0];
+        *k = a->shape[1];
+        *n = nd->out->shape[1];
+        return true;
+    }
+    NB_ASSERT(mm_geometry(a, b, p, g) == NULL);
+    if (!mm_folds(g, p))
+        return false;
+    *rows = g->batch * g->m;
+    *k = g->k;
+    *n = g->n;
+    return true;
+}
+
 static void matmul_forward(nb_node *nd) {
     const nb_tensor *a = nd->in[0], *b = nd->in[1];
     const mm_params *p = mm_prm(nd);
     mm_geom g;
-    NB_ASSERT(mm_geometry(a, b, p, &g) == NULL);
-    if (mm_folds(&g, p)) {
-        nb__gemm(a->dtype, false, p->tb, g.batch * g.m, g.n, g.k, 1.0, a->data, b->data, 0.0,
-                 nd->out->data);
+    int64_t rows, k, n;
+    if (mm_fold_dims(nd, p, &g, &rows, &k, &n)) {
+        nb__gemm(a->dtype, false, p->tb, rows, n, k, 1.0, a->data, b->data, 0.0, nd->out->data);
         return;
     }
     mm_call c = {a->dtype, p->ta,         p->tb, g.m,  g.n,  g.k, a->data,
@@ -297,18 +321,16 @@ static void matmul_backward(nb_node *nd) {
     nb_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
     const mm_params *p = mm_prm(nd);
     mm_geom g;
-    NB_ASSERT(mm_geometry(a, b, p, &g) == NULL);
     nb_dtype dt = y->dtype;
-    bool fold = mm_folds(&g, p);
     bool wa = NB_WANTS_GRAD(a), wb = NB_WANTS_GRAD(b);
-    if (fold) { // the batch is more rows of one GEMM (every 2-D product)
-        if (wa) // da (batch·m, k) += dy (batch·m, n) · op(b)ᵀ
-            nb__gemm(dt, false, !p->tb, g.batch * g.m, g.k, g.n, 1.0, y->grad, b->data, 1.0,
-                     a->grad);
-        if (wb && !p->tb) // db (k, n) += aᵀ (k, batch·m) · dy (batch·m, n)
-            nb__gemm(dt, true, false, g.k, g.n, g.batch * g.m, 1.0, a->data, y->grad, 1.0, b->grad);
-        else if (wb) // b stored (n, k): db += dyᵀ (n, batch·m) · a (batch·m, k)
-            nb__gemm(dt, true, false, g.n, g.k, g.batch * g.m, 1.0, y->grad, a->data, 1.0, b->grad);
+    int64_t rows, k, n;
+    if (mm_fold_dims(nd, p, &g, &rows, &k, &n)) { // the batch is more rows of one GEMM
+        if (wa)                                   // da (rows, k) += dy (rows, n) · op(b)ᵀ
+            nb__gemm(dt, false, !p->tb, rows, k, n, 1.0, y->grad, b->data, 1.0, a->grad);
+        if (wb && !p->tb) // db (k, n) += aᵀ (k, rows) · dy (rows, n)
+            nb__gemm(dt, true, false, k, n, rows, 1.0, a->data, y->grad, 1.0, b->grad);
+        else if (wb) // b stored (n, k): db += dyᵀ (n, rows) · a (rows, k)
+            nb__gemm(dt, true, false, n, k, rows, 1.0, y->grad, a->data, 1.0, b->grad);
         return;
     }
     // Per batch element:

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "charlm/charlm.h"
+#include "common/dist_cli.h"
 
 typedef struct opts {
     const char *data, *save, *resume, *prompt, *model;
@@ -565,23 +566,12 @@ static int train(run *r) {
 // --distributed: join the MPI job; this rank's rows of every global batch. Rank 0 alone prints,
 // saves and samples, and reads --resume (the others get the state by broadcast).
 static int dist_join(run *r, int *argc, char ***argv) {
-    if (!(r->dist = nb_dist_init(argc, argv))) {
-        fprintf(stderr, "charlm: --distributed: %s\n", nb_last_error());
-        return 1;
-    }
-    int rank = nb_dist_rank(r->dist), size = nb_dist_size(r->dist);
-    if (r->o.batch < size) {
-        fprintf(stderr,
-                "charlm: --batch %" PRId64 " (the global batch) is smaller than the %d ranks\n",
-                r->o.batch, size);
-        return 2;
-    }
-    nb_dist_slice(r->o.batch, rank, size, &r->off, &r->rows);
-    if (rank > 0) {
+    int rc = dist_cli_join("charlm", argc, argv, r->o.batch, &r->dist);
+    if (rc)
+        return rc;
+    nb_dist_slice(r->o.batch, nb_dist_rank(r->dist), nb_dist_size(r->dist), &r->off, &r->rows);
+    if (!nb_dist_is_root(r->dist))
         r->o.save = NULL, r->o.sample = 0, r->o.quiet = true;
-        if (!freopen("/dev/null", "w", stdout))
-            return fprintf(stderr, "charlm: rank %d: cannot redirect stdout\n", rank), 1;
-    }
     return 0;
 }
 

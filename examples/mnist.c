@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/dist_cli.h"
 #include "mnist/mnist.h"
 
 #define SPLIT_STREAM 0x9e3779b97f4a7c15u   // xor-ed into --seed for the validation split
@@ -110,18 +111,10 @@ static const char *save_state(const run_state *r, char *buf, size_t size) {
     return buf;
 }
 
-// --distributed with several ranks: this process's rank, named in its error messages.
-static int message_rank = -1;
-
 static int fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    if (message_rank >= 0)
-        fprintf(stderr, "mnist: rank %d: ", message_rank);
-    else
-        fputs("mnist: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    dist_cli_vfail("mnist", fmt, ap);
     va_end(ap);
     return 1;
 }
@@ -683,24 +676,12 @@ static int run(run_state *r) {
 static int setup_distributed(run_state *r, int *argc, char ***argv) {
     if (r->o.eval_only)
         return fail("--distributed trains; --eval-only runs in one process");
-    if (!(r->dist = nb_dist_init(argc, argv)))
-        return fail("--distributed: %s", nb_last_error());
-    int size = nb_dist_size(r->dist);
-    if (size > 1)
-        message_rank = nb_dist_rank(r->dist);
-    if (r->o.batch < size) {
-        fail("--batch %" PRId64 " (the global batch) is smaller than the %d ranks", r->o.batch,
-             size);
-        nb_dist_finalize(r->dist);
-        return 2;
-    }
-    if (!nb_dist_is_root(r->dist)) {
+    int rc = dist_cli_join("mnist", argc, argv, r->o.batch, &r->dist);
+    if (rc == 0 && !nb_dist_is_root(r->dist)) {
         r->o.save = r->o.csv = r->o.dot = r->o.load = NULL;
         r->o.summary = false;
-        if (!freopen("/dev/null", "w", stdout))
-            return fail("cannot redirect stdout on rank %d", nb_dist_rank(r->dist));
     }
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {

@@ -51,6 +51,10 @@ on1=$(epoch2)
 [[ -n $on3 && $on3 == "$on1" ]] || fail "resume on np 3 ($on3) differs from one process ($on1)"
 expect_run 0 'distributed: 2 ranks' "${mpi[@]}" -np 2 "$charlm" "${common[@]}" --dropout 0.1
 
+# A global batch smaller than the rank count is a usage error, named by every rank
+# (examples/common/dist_cli.c).
+expect_run 2 "charlm: rank [0-2]: --batch 2 \\(the global batch\\) is smaller than the 3 ranks" \
+    "${mpi[@]}" -np 3 "$charlm" "${common[@]}" --batch 2
 # MPMD: rank 1 gets a corpus directory that does not exist.
 expect_run 1 'loading the data failed on rank\(s\) 1' \
     "${mpi[@]}" -np 1 "$charlm" "${common[@]}" : -np 1 "$charlm" "${common[@]}" --data "$work/none"

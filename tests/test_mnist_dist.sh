@@ -30,6 +30,10 @@ expect_run 0 'resumed from .* after epoch 1' "$mnist" "${plain[@]}" --epochs 2 -
 on1=$(epoch2)
 [[ -n $on3 && $on3 == "$on1" ]] || fail "resume on np 3 ($on3) differs from one process ($on1)"
 
+# A global batch smaller than the rank count is a usage error, named by every rank
+# (examples/common/dist_cli.c).
+expect_run 2 "mnist: rank [0-2]: --batch 2 \\(the global batch\\) is smaller than the 3 ranks" \
+    "${mpi[@]}" -np 3 "$mnist" "${common[@]}" --batch 2
 # MPMD: rank 1 gets a data directory that does not exist.
 expect_run 1 'loading the data failed on rank\(s\) 1' \
     "${mpi[@]}" -np 1 "$mnist" "${common[@]}" : -np 1 "$mnist" "${common[@]}" --data "$work/none"

@@ -238,7 +238,8 @@ static nb_status sq_vjp_detached(nb_node *nd, nb_tensor *gy, const bool *want, n
     return nb_graph_status(nd->graph);
 }
 static const nb_op detached_square = {
-    "detached_square", 1, 0, sq_infer, sq_forward, sq_backward, sq_vjp_detached, NULL, false};
+    "detached_square", 1,    0,     sq_infer, sq_forward, sq_backward,
+    sq_vjp_detached,   NULL, false, false};
 static nb_tensor *gc_detached(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
     (void)n;
     (void)ctx;

@@ -205,6 +205,7 @@ static const nb_op wrong_square = {"wrong_square",
                                    sq_backward_wrong,
                                    NULL,
                                    "a test op with a wrong backward",
+                                   false,
                                    false};
 static nb_tensor *gc_wrong(nb_graph *g, nb_tensor *const *in, int n, void *ctx) {
     (void)ctx;

@@ -133,9 +133,52 @@ static void shape_errors(void **state) {
     nb_tensor_destroy(e);
 }
 
+// Integer tensors (ids, labels) reshape as data, as in PyTorch: values and dtype kept, no grad
+// even on a graph recording gradients; the conveniences over reshape take them too. Float ops
+// still refuse them, and reshape's own errors are the same.
+static void reshape_integers(void **state) {
+    (void)state;
+    nb_graph *g = nb_graph_create();
+    nb_dtype dts[] = {NB_I32, NB_I64};
+    for (int k = 0; k < 2; k++) {
+        nb_graph_reset(g); // EXPECT_ERR below leaves the graph in error
+        nb_tensor *ids = mk(dts[k], SHAPE(2, 3), (double[]){7, -1, 3, 100000, 0, 42}, false);
+        nb_tensor *y = nb_reshape(g, ids, 2, (int64_t[]){3, -1});
+        expect_shape(y, SHAPE(3, 2));
+        assert_int_equal(nb_tensor_dtype(y), dts[k]);
+        assert_false(nb_tensor_requires_grad(y));
+        for (int64_t i = 0; i < 6; i++)
+            assert_true(nb_tensor_get(y, i) == nb_tensor_get(ids, i));
+        nb_tensor *u = nb_unsqueeze(g, ids, 0);
+        expect_shape(u, SHAPE(1, 2, 3));
+        expect_shape(nb_squeeze(g, u, 0), SHAPE(2, 3));
+        nb_tensor *f = nb_flatten(g, u, 0, -1);
+        expect_shape(f, SHAPE(6));
+        assert_int_equal(nb_tensor_dtype(f), dts[k]);
+        assert_true(nb_tensor_get(f, 3) == 100000);
+        EXPECT_ERR(nb_reshape(g, ids, 2, (int64_t[]){4, 2}), NB_ERR_SHAPE, "reshape", "(2, 3)",
+                   "element counts differ");
+        EXPECT_ERR(nb_exp(g, ids), NB_ERR_DTYPE, "exp", "expected float32 or float64");
+        nb_tensor_destroy(ids);
+    }
+    // Beside a float leaf that requires grad, the integer branch stays out of backward.
+    nb_graph_reset(g);
+    nb_tensor *x = mk(NB_F64, SHAPE(2, 3), X23, true);
+    nb_tensor *lab = mk(NB_I64, SHAPE(2, 3), (double[]){0, 1, 2, 2, 1, 0}, false);
+    nb_tensor *flat = nb_reshape(g, lab, 1, (int64_t[]){6});
+    nb_tensor *loss = nb_sum(g, nb_reshape(g, x, 1, (int64_t[]){6}));
+    assert_non_null(flat);
+    assert_int_equal(nb_backward(g, loss), NB_OK);
+    expect_grad(x, (double[]){1, 1, 1, 1, 1, 1}, 6);
+    nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+    nb_tensor_destroy(lab);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reshape_values_and_grad),
+        cmocka_unit_test(reshape_integers),
         cmocka_unit_test(slice_values_and_grad),
         cmocka_unit_test(concat_values_and_grad),
         cmocka_unit_test(shape_errors),

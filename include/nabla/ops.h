@@ -258,7 +258,9 @@ nb_tensor *nb_one_hot_tensor(nb_graph *g, nb_tensor *idx, int64_t classes, nb_dt
 
 // Same data, new shape (same numel); one dim may be -1 (inferred). `shape` (ndim entries) is
 // copied. The result is a copy, not a view. Bad dims (< -1, two -1s) are NB_ERR_ARG; a shape
-// whose element count differs is NB_ERR_SHAPE.
+// whose element count differs is NB_ERR_SHAPE. x may also be an int32 / int64 tensor (token
+// ids, labels): its reshape is an integer tensor that requires no grad, as in PyTorch; so are
+// squeeze, unsqueeze and flatten below.
 nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape);
 // Swap the last two axes: (..., m, n) -> (..., n, m) (torch's x.mT), copied. Fewer than 2
 // dims is NB_ERR_ARG. To multiply by a transpose, nb_matmul_t avoids the copy.

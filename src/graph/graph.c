@@ -278,7 +278,8 @@ static nb_status check_inputs(nb_graph *g, const nb_op *op, nb_tensor *const *in
                                       op->name, i, NB_SHAPE_STR(t), nb_dtype_name(t->dtype));
             continue;
         }
-        if (t->dtype != NB_F32 && t->dtype != NB_F64)
+        bool is_int = t->dtype == NB_I32 || t->dtype == NB_I64;
+        if (t->dtype != NB_F32 && t->dtype != NB_F64 && !(is_int && op->takes_ints))
             return nb__graph_fail(g, NB_ERR_DTYPE,
                                   "%s: input %d %s has dtype %s; expected float32 or float64",
                                   op->name, i, NB_SHAPE_STR(t), nb_dtype_name(t->dtype));

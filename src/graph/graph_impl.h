@@ -53,6 +53,10 @@ typedef struct nb_op {
     // zeroing those grads (issue 17: the zeroing pass was ~11 % of a CNN step). An op without
     // it only ever sees grad_first == 0, and its inputs' grads are zeroed before the sweep.
     bool grad_store;
+    // Integer (int32 / int64) inputs are accepted as data, not only float32 / float64: ops
+    // that only move elements (reshape and its conveniences). An integer output never
+    // requires grad (as in PyTorch).
+    bool takes_ints;
 } nb_op;
 
 struct nb_node {

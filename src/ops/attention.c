@@ -416,6 +416,7 @@ const nb_op nb_op_scaled_dot_product_attention = {"scaled_dot_product_attention"
                                                   sdpa_backward,
                                                   sdpa_vjp,
                                                   NULL,
+                                                  false,
                                                   false};
 
 nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor *k, nb_tensor *v,
@@ -567,7 +568,7 @@ static nb_status qkv_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
 
 // Accumulates into qkv's gradient (GEMMs adding into each column block): grad_store false.
 const nb_op nb_op_attention_qkv = {"attention_qkv", 1,       0,    qkv_infer, qkv_forward,
-                                   qkv_backward,    qkv_vjp, NULL, false};
+                                   qkv_backward,    qkv_vjp, NULL, false,     false};
 
 nb_tensor *nb_attention_qkv(nb_graph *g, nb_tensor *qkv, int64_t heads, bool causal,
                             double dropout_p, nb_rng *rng) {

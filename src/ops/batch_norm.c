@@ -266,7 +266,8 @@ const nb_op nb_op_batch_norm = {
     bn_backward,
     NULL,
     "its fused vjp is not written yet (it would be a chain of mean / var ops)",
-    true};
+    true,
+    false};
 
 nb_tensor *nb_batch_norm(nb_graph *g, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                          nb_tensor *running_mean, nb_tensor *running_var, bool training,

@@ -234,20 +234,30 @@ static nb_status cmp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
     return nb_graph_status(nd->graph);
 }
 
-const nb_op nb_op_add = {"add", 2, 0, bin_infer, add_forward, add_backward, add_vjp, NULL, false};
-const nb_op nb_op_sub = {"sub", 2, 0, bin_infer, sub_forward, sub_backward, sub_vjp, NULL, false};
-const nb_op nb_op_mul = {"mul", 2, 0, bin_infer, mul_forward, mul_backward, mul_vjp, NULL, false};
-const nb_op nb_op_div = {"div", 2, 0, bin_infer, div_forward, div_backward, div_vjp, NULL, false};
+const nb_op nb_op_add = {"add",        2,       0,    bin_infer, add_forward,
+                         add_backward, add_vjp, NULL, false,     false};
+const nb_op nb_op_sub = {"sub",        2,       0,    bin_infer, sub_forward,
+                         sub_backward, sub_vjp, NULL, false,     false};
+const nb_op nb_op_mul = {"mul",        2,       0,    bin_infer, mul_forward,
+                         mul_backward, mul_vjp, NULL, false,     false};
+const nb_op nb_op_div = {"div",        2,       0,    bin_infer, div_forward,
+                         div_backward, div_vjp, NULL, false,     false};
 const nb_op nb_op_maximum = {"maximum",        2,           0,    bin_infer, maximum_forward,
-                             maximum_backward, maximum_vjp, NULL, false};
+                             maximum_backward, maximum_vjp, NULL, false,     false};
 const nb_op nb_op_minimum = {"minimum",        2,           0,    bin_infer, minimum_forward,
-                             minimum_backward, minimum_vjp, NULL, false};
-const nb_op nb_op_eq = {"eq", 2, 0, bin_infer, eq_forward, eq_backward, cmp_vjp, NULL, false};
-const nb_op nb_op_ne = {"ne", 2, 0, bin_infer, ne_forward, ne_backward, cmp_vjp, NULL, false};
-const nb_op nb_op_lt = {"lt", 2, 0, bin_infer, lt_forward, lt_backward, cmp_vjp, NULL, false};
-const nb_op nb_op_le = {"le", 2, 0, bin_infer, le_forward, le_backward, cmp_vjp, NULL, false};
-const nb_op nb_op_gt = {"gt", 2, 0, bin_infer, gt_forward, gt_backward, cmp_vjp, NULL, false};
-const nb_op nb_op_ge = {"ge", 2, 0, bin_infer, ge_forward, ge_backward, cmp_vjp, NULL, false};
+                             minimum_backward, minimum_vjp, NULL, false,     false};
+const nb_op nb_op_eq = {"eq",        2,       0,    bin_infer, eq_forward,
+                        eq_backward, cmp_vjp, NULL, false,     false};
+const nb_op nb_op_ne = {"ne",        2,       0,    bin_infer, ne_forward,
+                        ne_backward, cmp_vjp, NULL, false,     false};
+const nb_op nb_op_lt = {"lt",        2,       0,    bin_infer, lt_forward,
+                        lt_backward, cmp_vjp, NULL, false,     false};
+const nb_op nb_op_le = {"le",        2,       0,    bin_infer, le_forward,
+                        le_backward, cmp_vjp, NULL, false,     false};
+const nb_op nb_op_gt = {"gt",        2,       0,    bin_infer, gt_forward,
+                        gt_backward, cmp_vjp, NULL, false,     false};
+const nb_op nb_op_ge = {"ge",        2,       0,    bin_infer, ge_forward,
+                        ge_backward, cmp_vjp, NULL, false,     false};
 
 nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     return binary(g, &nb_op_add, a, b);

@@ -406,7 +406,8 @@ const nb_op nb_op_conv2d = {"conv2d",
                             conv_backward,
                             NULL,
                             "its vjp (a transposed convolution) is not written yet",
-                            true};
+                            true,
+                            false};
 
 nb_tensor *nb_conv2d_hw(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b, const int stride[2],
                         const int padding[2], const int dilation[2], int groups) {

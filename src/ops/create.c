@@ -88,7 +88,7 @@ static nb_status cast_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tenso
 }
 
 const nb_op nb_op_cast = {"cast",        1,        0,    cast_infer, cast_forward,
-                          cast_backward, cast_vjp, NULL, false};
+                          cast_backward, cast_vjp, NULL, false,      false};
 
 nb_tensor *nb_cast(nb_graph *g, nb_tensor *x, nb_dtype dtype) {
     cr_params p = {.dtype = dtype};
@@ -137,7 +137,7 @@ static nb_status const_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tens
 }
 
 const nb_op nb_op_full = {"full",         0,         0,    full_infer, full_forward,
-                          const_backward, const_vjp, NULL, false};
+                          const_backward, const_vjp, NULL, false,      false};
 
 nb_tensor *nb_full(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape, double value) {
     cr_params p = {.dtype = dtype, .ndim = ndim, .value = value};
@@ -188,7 +188,7 @@ static void arange_forward(nb_node *nd) {
 }
 
 const nb_op nb_op_arange = {"arange",       0,         0,    arange_infer, arange_forward,
-                            const_backward, const_vjp, NULL, false};
+                            const_backward, const_vjp, NULL, false,        false};
 
 nb_tensor *nb_arange(nb_graph *g, nb_dtype dtype, double start, double stop, double step) {
     cr_params p = {.dtype = dtype, .start = start, .stop = stop, .step = step};

@@ -81,6 +81,7 @@ const nb_op nb_op_dropout = {
     dropout_backward,
     NULL,
     "its vjp (gy times the saved mask as a recorded constant) is not written yet",
+    false,
     false};
 
 nb_tensor *nb_dropout(nb_graph *g, nb_tensor *x, double p, bool training, nb_rng *rng) {

@@ -131,6 +131,7 @@ const nb_op nb_op_index_select = {
     isel_backward,
     NULL,
     "its gradient is a scatter-add into x, which no differentiable op provides yet",
+    false,
     false};
 
 nb_tensor *nb_index_select(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx) {
@@ -230,6 +231,7 @@ const nb_op nb_op_gather = {
     gather_backward,
     NULL,
     "its gradient is a scatter-add into x, which no differentiable op provides yet",
+    false,
     false};
 
 nb_tensor *nb_gather(nb_graph *g, nb_tensor *x, int axis, nb_tensor *idx) {
@@ -289,9 +291,9 @@ static nb_status no_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
 }
 
 const nb_op nb_op_argmax = {"argmax",    1,      0,    arg_infer, arg_forward,
-                            no_backward, no_vjp, NULL, false};
+                            no_backward, no_vjp, NULL, false,     false};
 const nb_op nb_op_argmin = {"argmin",    1,      0,    arg_infer, arg_forward,
-                            no_backward, no_vjp, NULL, false};
+                            no_backward, no_vjp, NULL, false,     false};
 
 nb_tensor *nb_argmax(nb_graph *g, nb_tensor *x, int axis, bool keepdim) {
     ix_params p = {.axis = axis, .keepdim = keepdim};
@@ -347,7 +349,7 @@ static void one_hot_forward(nb_node *nd) {
 }
 
 const nb_op nb_op_one_hot = {"one_hot",   1,      1,    one_hot_infer, one_hot_forward,
-                             no_backward, no_vjp, NULL, false};
+                             no_backward, no_vjp, NULL, false,         false};
 
 nb_tensor *nb_one_hot_tensor(nb_graph *g, nb_tensor *idx, int64_t classes, nb_dtype dtype) {
     ix_params p = {.classes = classes, .dtype = dtype};

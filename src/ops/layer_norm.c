@@ -166,13 +166,14 @@ const nb_op nb_op_layer_norm = {
     ln_backward,
     NULL,
     "its fused vjp is not written yet (it would be a chain of mean / var ops)",
+    false,
     false};
 const nb_op nb_op_rms_norm = {
     "rms_norm", -1,
     0,          ln_infer,
     ln_forward, ln_backward,
     NULL,       "its fused vjp is not written yet (it would be a chain of mean ops)",
-    false};
+    false,      false};
 
 static nb_tensor *ln_record(nb_graph *g, const nb_op *op, nb_tensor *x, int dims, nb_tensor *w,
                             nb_tensor *b, double eps) {

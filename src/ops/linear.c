@@ -106,7 +106,7 @@ static nb_status linear_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_ten
 }
 
 const nb_op nb_op_linear = {"linear",        -1,         0,    linear_infer, linear_forward,
-                            linear_backward, linear_vjp, NULL, true};
+                            linear_backward, linear_vjp, NULL, true,         false};
 
 nb_tensor *nb_linear(nb_graph *g, nb_tensor *x, nb_tensor *w, nb_tensor *b) {
     nb_tensor *in[] = {x, w, b};

@@ -298,14 +298,14 @@ static nb_status logits_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_ten
 }
 
 const nb_op nb_op_bce_loss = {"bce_loss",   2,       0,    loss_infer, bce_forward,
-                              bce_backward, bce_vjp, NULL, false};
+                              bce_backward, bce_vjp, NULL, false,      false};
 const nb_op nb_op_bce_logits_loss = {"bce_logits_loss", 2,        0,    loss_infer, bcel_forward,
-                                     bcel_backward,     bcel_vjp, NULL, false};
+                                     bcel_backward,     bcel_vjp, NULL, false,      false};
 const nb_op nb_op_cross_entropy_loss = {"cross_entropy_loss", 2,      0,    loss_infer, ce_forward,
-                                        ce_backward,          ce_vjp, NULL, false};
+                                        ce_backward,          ce_vjp, NULL, false,      false};
 const nb_op nb_op_cross_entropy_logits = {
     "cross_entropy_logits", 2,          0,    loss_infer, logits_forward,
-    logits_backward,        logits_vjp, NULL, false};
+    logits_backward,        logits_vjp, NULL, false,      false};
 // index_arg 2: the labels are an int32 or int64 input, exempt from the float dtype agreement check.
 const nb_op nb_op_sparse_cross_entropy_logits = {"sparse_cross_entropy_logits",
                                                  2,
@@ -315,6 +315,7 @@ const nb_op nb_op_sparse_cross_entropy_logits = {"sparse_cross_entropy_logits",
                                                  logits_backward,
                                                  logits_vjp,
                                                  NULL,
+                                                 false,
                                                  false};
 
 static nb_tensor *record(nb_graph *g, const nb_op *op, nb_tensor *a, nb_tensor *t, nb_reduction r) {

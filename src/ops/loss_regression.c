@@ -109,9 +109,9 @@ static nb_status sqerr_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tens
 }
 
 const nb_op nb_op_mse_loss = {"mse_loss",     2,         0,    sqerr_infer, sqerr_forward,
-                              sqerr_backward, sqerr_vjp, NULL, false};
+                              sqerr_backward, sqerr_vjp, NULL, false,       false};
 const nb_op nb_op_half_sse_loss = {"half_sse_loss", 2,         0,    sqerr_infer, sqerr_forward,
-                                   sqerr_backward,  sqerr_vjp, NULL, false};
+                                   sqerr_backward,  sqerr_vjp, NULL, false,       false};
 
 nb_tensor *nb_mse_loss(nb_graph *g, nb_tensor *pred, nb_tensor *target, nb_reduction r) {
     nb_tensor *in[] = {pred, target};

@@ -398,7 +398,7 @@ static nb_status matmul_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_ten
 }
 
 const nb_op nb_op_matmul = {"matmul",        2,          0,    matmul_infer, matmul_forward,
-                            matmul_backward, matmul_vjp, NULL, false};
+                            matmul_backward, matmul_vjp, NULL, false,        false};
 
 nb_tensor *nb_matmul(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[] = {a, b};

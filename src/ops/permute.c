@@ -229,10 +229,11 @@ static nb_status pm_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
 }
 
 const nb_op nb_op_permute = {"permute",   1,      0,    pm_infer, pm_forward,
-                             pm_backward, pm_vjp, NULL, false};
+                             pm_backward, pm_vjp, NULL, false,    false};
 const nb_op nb_op_transpose = {"transpose", 1,      0,    pm_infer, pm_forward,
-                               pm_backward, pm_vjp, NULL, false};
-const nb_op nb_op_expand = {"expand", 1, 0, pm_infer, pm_forward, pm_backward, pm_vjp, NULL, false};
+                               pm_backward, pm_vjp, NULL, false,    false};
+const nb_op nb_op_expand = {"expand",    1,      0,    pm_infer, pm_forward,
+                            pm_backward, pm_vjp, NULL, false,    false};
 
 nb_tensor *nb_permute(nb_graph *g, nb_tensor *x, int ndim, const int *perm) {
     pm_params p = {.kind = PM_PERMUTE, .ndim = ndim};

@@ -140,7 +140,7 @@ static void pw_backward(nb_node *nd, const nb_unary_kernels *k) {
         pw_backward(nd, &name##_kernels);                                                          \
     }                                                                                              \
     const nb_op nb_op_##name = {#name,           1,          0,    pw_infer, name##_forward,       \
-                                name##_backward, name##_vjp, NULL, true};                          \
+                                name##_backward, name##_vjp, NULL, true,     false};               \
     static nb_tensor *pw_##name(nb_graph *g, nb_tensor *x, double p) {                             \
         pw_params prm = {p};                                                                       \
         return nb__record(g, &nb_op_##name, &x, 1, &prm, sizeof prm);                              \

@@ -291,7 +291,8 @@ const nb_op nb_op_max_pool2d = {"max_pool2d",
                                 pool_backward,
                                 NULL,
                                 "its vjp (a scatter of gy to the saved argmax) is not written yet",
-                                true};
+                                true,
+                                false};
 const nb_op nb_op_avg_pool2d = {"avg_pool2d",
                                 1,
                                 0,
@@ -300,7 +301,8 @@ const nb_op nb_op_avg_pool2d = {"avg_pool2d",
                                 pool_backward,
                                 NULL,
                                 "its vjp (an average-pool adjoint) is not written yet",
-                                true};
+                                true,
+                                false};
 const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
                                          1,
                                          0,
@@ -309,7 +311,8 @@ const nb_op nb_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
                                          pool_backward,
                                          NULL,
                                          "its vjp (an average-pool adjoint) is not written yet",
-                                         true};
+                                         true,
+                                         false};
 
 // stride 0 means "the kernel size" (PyTorch's stride=None).
 static pool_params pool_args(pool_kind kind, int kernel, int stride, int padding, int dilation,

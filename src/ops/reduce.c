@@ -132,24 +132,26 @@ static nb_status red_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
     return nb_graph_status(g);
 }
 
-const nb_op nb_op_sum = {"sum", 1, 0, red_infer, red_forward, red_backward, red_vjp, NULL, false};
-const nb_op nb_op_mean = {"mean", 1, 0, red_infer, red_forward, red_backward, red_vjp, NULL, false};
+const nb_op nb_op_sum = {"sum",        1,       0,    red_infer, red_forward,
+                         red_backward, red_vjp, NULL, false,     false};
+const nb_op nb_op_mean = {"mean",       1,       0,    red_infer, red_forward,
+                          red_backward, red_vjp, NULL, false,     false};
 const nb_op nb_op_sum_axis = {"sum_axis",   1,       0,    red_infer, red_forward,
-                              red_backward, red_vjp, NULL, false};
+                              red_backward, red_vjp, NULL, false,     false};
 const nb_op nb_op_mean_axis = {"mean_axis",  1,       0,    red_infer, red_forward,
-                               red_backward, red_vjp, NULL, false};
+                               red_backward, red_vjp, NULL, false,     false};
 // The gradient of max / min goes to the first extremal element (the one argmax picks): no
 // differentiable op selects it yet, and ties are common (after relu, in padded inputs).
 #define ARG_REASON                                                                                 \
     "its gradient goes to the first maximal / minimal element, which no vjp selects yet"
 const nb_op nb_op_max_axis = {"max_axis",   1,    0,          red_infer, red_forward,
-                              red_backward, NULL, ARG_REASON, false};
+                              red_backward, NULL, ARG_REASON, false,     false};
 const nb_op nb_op_min_axis = {"min_axis",   1,    0,          red_infer, red_forward,
-                              red_backward, NULL, ARG_REASON, false};
+                              red_backward, NULL, ARG_REASON, false,     false};
 const nb_op nb_op_max = {"max",        1,    0,          red_infer, red_forward,
-                         red_backward, NULL, ARG_REASON, false};
+                         red_backward, NULL, ARG_REASON, false,     false};
 const nb_op nb_op_min = {"min",        1,    0,          red_infer, red_forward,
-                         red_backward, NULL, ARG_REASON, false};
+                         red_backward, NULL, ARG_REASON, false,     false};
 
 static nb_tensor *reduce(nb_graph *g, const nb_op *op, nb_tensor *x, red_params p) {
     return nb__record(g, op, &x, 1, &p, sizeof p);

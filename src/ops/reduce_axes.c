@@ -222,15 +222,15 @@ static nb_status ra_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
 }
 
 const nb_op nb_op_sum_axes = {"sum_axes",  1,      0,    ra_infer, ra_forward,
-                              ra_backward, ra_vjp, NULL, false};
+                              ra_backward, ra_vjp, NULL, false,    false};
 const nb_op nb_op_mean_axes = {"mean_axes", 1,      0,    ra_infer, ra_forward,
-                               ra_backward, ra_vjp, NULL, false};
+                               ra_backward, ra_vjp, NULL, false,    false};
 const nb_op nb_op_var_axes = {"var_axes",  1,      0,    ra_infer, ra_forward,
-                              ra_backward, ra_vjp, NULL, false};
+                              ra_backward, ra_vjp, NULL, false,    false};
 const nb_op nb_op_std_axes = {"std_axes",  1,      0,    ra_infer, ra_forward,
-                              ra_backward, ra_vjp, NULL, false};
+                              ra_backward, ra_vjp, NULL, false,    false};
 const nb_op nb_op_logsumexp_axes = {"logsumexp_axes", 1,      0,    ra_infer, ra_forward,
-                                    ra_backward,      ra_vjp, NULL, false};
+                                    ra_backward,      ra_vjp, NULL, false,    false};
 
 static nb_tensor *ra_record(nb_graph *g, const nb_op *op, int mode, nb_tensor *x, int n,
                             const int *axes, bool keepdim, bool unbiased) {
@@ -339,10 +339,10 @@ static nb_status sm_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
 
 const nb_op nb_op_softmax_axis = {
     "softmax_axis",        1,      0,    sm_infer, softmax_axis_forward,
-    softmax_axis_backward, sm_vjp, NULL, false};
+    softmax_axis_backward, sm_vjp, NULL, false,    false};
 const nb_op nb_op_log_softmax_axis = {
     "log_softmax_axis",        1,      0,    sm_infer, log_softmax_axis_forward,
-    log_softmax_axis_backward, sm_vjp, NULL, false};
+    log_softmax_axis_backward, sm_vjp, NULL, false,    false};
 
 nb_tensor *nb_softmax_axis(nb_graph *g, nb_tensor *x, int axis) {
     sm_params p = {.axis = axis};
@@ -401,7 +401,7 @@ static nb_status sp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor 
 }
 
 const nb_op nb_op_softplus_bt = {"softplus_bt", 1,      0,    sp_infer, sp_forward,
-                                 sp_backward,   sp_vjp, NULL, false};
+                                 sp_backward,   sp_vjp, NULL, false,    false};
 
 nb_tensor *nb_softplus_bt(nb_graph *g, nb_tensor *x, double beta, double threshold) {
     sm_params p = {.beta = beta, .threshold = threshold};

@@ -132,7 +132,7 @@ static nb_status where_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tens
 }
 
 const nb_op nb_op_where = {"where",        3,         0,    where_infer, where_forward,
-                           where_backward, where_vjp, NULL, false};
+                           where_backward, where_vjp, NULL, false,       false};
 
 nb_tensor *nb_where(nb_graph *g, nb_tensor *cond, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[] = {cond, a, b};
@@ -192,9 +192,16 @@ static nb_status masked_fill_vjp(nb_node *nd, nb_tensor *gy, const bool *want, n
     return nb_graph_status(nd->graph);
 }
 
-const nb_op nb_op_masked_fill = {
-    "masked_fill",   2,    0,    masked_fill_infer, masked_fill_forward, masked_fill_backward,
-    masked_fill_vjp, NULL, false};
+const nb_op nb_op_masked_fill = {"masked_fill",
+                                 2,
+                                 0,
+                                 masked_fill_infer,
+                                 masked_fill_forward,
+                                 masked_fill_backward,
+                                 masked_fill_vjp,
+                                 NULL,
+                                 false,
+                                 false};
 
 nb_tensor *nb_masked_fill(nb_graph *g, nb_tensor *x, nb_tensor *mask, double value) {
     nb_tensor *in[] = {x, mask};
@@ -258,7 +265,7 @@ static nb_status clamp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tens
 }
 
 const nb_op nb_op_clamp = {"clamp",        1,         0,    clamp_infer, clamp_forward,
-                           clamp_backward, clamp_vjp, NULL, false};
+                           clamp_backward, clamp_vjp, NULL, false,       false};
 
 nb_tensor *nb_clamp(nb_graph *g, nb_tensor *x, double lo, double hi) {
     clamp_params p = {lo, hi};

@@ -128,8 +128,9 @@ static nb_status reshape_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_te
     return nb_graph_status(nd->graph);
 }
 
+// Integer tensors reshape too (non-differentiable, as in PyTorch): the forward copies bytes.
 const nb_op nb_op_reshape = {"reshape",        1,           0,    reshape_infer, reshape_forward,
-                             reshape_backward, reshape_vjp, NULL, false};
+                             reshape_backward, reshape_vjp, NULL, false,         true};
 
 nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape) {
     reshape_params p = {.ndim = ndim, .has_shape = shape != NULL};
@@ -274,7 +275,7 @@ static nb_status slice_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tens
 }
 
 const nb_op nb_op_slice = {"slice",        1,         0,    slice_infer, slice_forward,
-                           slice_backward, slice_vjp, NULL, false};
+                           slice_backward, slice_vjp, NULL, false,       false};
 
 nb_tensor *nb_slice(nb_graph *g, nb_tensor *x, int axis, int64_t start, int64_t stop) {
     slice_params p = {axis, start, stop};
@@ -364,7 +365,7 @@ static nb_status concat_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_ten
 }
 
 const nb_op nb_op_concat = {"concat",        -1,         0,    concat_infer, concat_forward,
-                            concat_backward, concat_vjp, NULL, false};
+                            concat_backward, concat_vjp, NULL, false,        false};
 
 nb_tensor *nb_concat(nb_graph *g, nb_tensor *const *xs, int n, int axis) {
     if (g && !xs) { // said here: the tape's generic arity message would be vaguer
@@ -443,7 +444,8 @@ static nb_status pad_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
     return nb_graph_status(nd->graph);
 }
 
-const nb_op nb_op_pad = {"pad", 1, 0, pad_infer, pad_forward, pad_backward, pad_vjp, NULL, false};
+const nb_op nb_op_pad = {"pad",        1,       0,    pad_infer, pad_forward,
+                         pad_backward, pad_vjp, NULL, false,     false};
 
 nb_tensor *nb_pad(nb_graph *g, nb_tensor *x, int axis, int64_t before, int64_t after) {
     pad_params p = {axis, before, after};

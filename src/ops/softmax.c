@@ -88,10 +88,10 @@ static nb_status log_softmax_vjp(nb_node *nd, nb_tensor *gy, const bool *want, n
 }
 
 const nb_op nb_op_softmax = {"softmax",        1,           0,    softmax_infer, softmax_forward,
-                             softmax_backward, softmax_vjp, NULL, false};
+                             softmax_backward, softmax_vjp, NULL, false,         false};
 const nb_op nb_op_log_softmax = {
-    "log_softmax",   1,    0,    softmax_infer, log_softmax_forward, log_softmax_backward,
-    log_softmax_vjp, NULL, false};
+    "log_softmax",   1,    0,     softmax_infer, log_softmax_forward, log_softmax_backward,
+    log_softmax_vjp, NULL, false, false};
 
 nb_tensor *nb_softmax(nb_graph *g, nb_tensor *x) {
     return nb__record(g, &nb_op_softmax, &x, 1, NULL, 0);

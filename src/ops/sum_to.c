@@ -112,7 +112,7 @@ static nb_status sum_to_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_ten
 }
 
 const nb_op nb_op_sum_to = {"sum_to",        1,          0,    sum_to_infer, sum_to_forward,
-                            sum_to_backward, sum_to_vjp, NULL, false};
+                            sum_to_backward, sum_to_vjp, NULL, false,        false};
 
 nb_tensor *nb_sum_to(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape) {
     sum_to_params p = {.ndim = ndim, .has_shape = shape != NULL};

@@ -2,7 +2,6 @@
 // class labels for any number of classes and float targets attached as tensors, batches drawn
 // flat or in the sample's shape, the IDX loader's general form and class count, and every
 // inconsistent dataset or bad argument refused before anything is written.
-#define _POSIX_C_SOURCE 200809L // mkdtemp
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,20 +15,7 @@
 #include <string.h>
 
 #include "nabla.h"
-
-static char dir[64];
-
-static int group_setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/nabla_test_dataset_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-static int group_teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "support/testdir.h"
 
 #define assert_has(s)                                                                              \
     do {                                                                                           \
@@ -427,8 +413,8 @@ static void write_idx_pair(const char *im, const char *lb, uint32_t n, uint32_t 
 static void test_idx_general_form(void **state) {
     (void)state;
     char im[128], lb[128];
-    snprintf(im, sizeof im, "%s/img.idx", dir);
-    snprintf(lb, sizeof lb, "%s/lab.idx", dir);
+    snprintf(im, sizeof im, "%s/img.idx", nbt_dir);
+    snprintf(lb, sizeof lb, "%s/lab.idx", nbt_dir);
     const uint8_t labels[4] = {2, 12, 0, 7};
     write_idx_pair(im, lb, 4, 3, 2, labels);
     nb_dataset ds;
@@ -479,5 +465,5 @@ int main(void) {
         cmocka_unit_test(test_bad_datasets),           cmocka_unit_test(test_int64_labels),
         cmocka_unit_test(test_idx_general_form),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, nbt_dir_make, nbt_dir_remove);
 }

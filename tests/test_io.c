@@ -10,7 +10,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +20,7 @@
 
 #include "nabla/io.h"
 #include "nabla/tensor.h"
-
-static char dir[64]; // the group's mkdtemp directory
-
-static const char *in_dir(char *buf, const char *file) {
-    snprintf(buf, 256, "%s/%s", dir, file);
-    return buf;
-}
+#include "support/testdir.h"
 
 #define assert_msg_has(s)                                                                          \
     do {                                                                                           \
@@ -49,27 +42,6 @@ static bool all_equal(const nb_tensor *t, double v) {
         if (nb_tensor_get(t, i) != v)
             return false;
     return true;
-}
-
-// Files in the test directory whose name holds "tmp" (a save's leftover temp file).
-static int count_temp_files(void) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int count = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        count += strstr(e->d_name, "tmp") != NULL;
-    closedir(d);
-    return count;
-}
-
-static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    unsigned char *buf = malloc(1 << 20);
-    assert_non_null(buf);
-    *len = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    return buf;
 }
 
 // A file laid out by hand: the declared u64 header length (little-endian), header bytes, data.
@@ -96,7 +68,7 @@ static void write_json_file(const char *path, const char *json, const void *data
 static void round_trip_is_bitwise_exact(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "rt.safetensors");
+    nbt_in_dir(path, sizeof path, "rt.safetensors");
     const char *names[] = {"f32", "f64", "i32", "scalar", "one_f32", "one_i32", "empty", "i64"};
     nb_tensor *src[8] = {
         make(NB_F32, 2, (int64_t[]){3, 4}, 0), make(NB_F64, 3, (int64_t[]){2, 3, 2}, 0),
@@ -121,7 +93,7 @@ static void round_trip_is_bitwise_exact(void **state) {
     nb_tensor_set(src[4], 0, -0.1);
     nb_tensor_set(src[5], 0, 123456789);
     assert_int_equal(nb_save_safetensors(path, names, src, 8), NB_OK);
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
 
     nb_tensor *dst[8];
     for (int i = 0; i < 8; i++)
@@ -149,7 +121,7 @@ static void round_trip_is_bitwise_exact(void **state) {
 static void names_needing_json_escapes_round_trip(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "names.safetensors");
+    nbt_in_dir(path, sizeof path, "names.safetensors");
     const char *names[] = {"a\"b\\c\n", "\xe5\xb1\x82.weight", "x"}; // quote, backslash, UTF-8
     nb_tensor *src[3] = {make(NB_F32, 1, (int64_t[]){2}, 1), make(NB_F32, 1, (int64_t[]){2}, 2),
                          make(NB_F32, 1, (int64_t[]){2}, 3)};
@@ -183,13 +155,14 @@ static uint32_t crc32c_ref(const void *data, size_t n) {
 static void saved_layout_is_python_compatible(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "layout.safetensors");
+    nbt_in_dir(path, sizeof path, "layout.safetensors");
     const char *names[] = {"w", "d", "k"};
     nb_tensor *t[3] = {make(NB_F32, 1, (int64_t[]){3}, 1.5), make(NB_F64, 0, NULL, -2),
                        make(NB_I32, 2, (int64_t[]){1, 2}, 258)};
     assert_int_equal(nb_save_safetensors(path, names, t, 3), NB_OK);
     size_t len = 0;
-    unsigned char *b = read_all(path, &len);
+    unsigned char *b = nbt_read_file(path, &len);
+    assert_non_null(b);
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--)
         n = (n << 8) | b[k];
@@ -229,7 +202,7 @@ static void saved_layout_is_python_compatible(void **state) {
 static void loads_python_written_file(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "python.safetensors");
+    nbt_in_dir(path, sizeof path, "python.safetensors");
     const char *json = "{\"__metadata__\": {\"format\": \"pt\"}, "
                        "\"weight\": {\"dtype\": \"F32\", \"shape\": [2, 2], "
                        "\"data_offsets\": [16, 32]}, "
@@ -270,7 +243,7 @@ static void loads_python_written_file(void **state) {
 static void wrong_shape_rejected_and_nothing_modified(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "checkpoint.safetensors");
+    nbt_in_dir(path, sizeof path, "checkpoint.safetensors");
     const char *names[] = {"fc1.bias", "fc1.weight"};
     nb_tensor *saved[2] = {make(NB_F32, 1, (int64_t[]){128}, 1),
                            make(NB_F32, 2, (int64_t[]){128, 784}, 1)};
@@ -290,7 +263,7 @@ static void wrong_shape_rejected_and_nothing_modified(void **state) {
 static void wrong_dtype_rejected(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "dtype.safetensors");
+    nbt_in_dir(path, sizeof path, "dtype.safetensors");
     const char *names[] = {"w"};
     nb_tensor *saved = make(NB_F64, 1, (int64_t[]){4}, 1);
     nb_tensor *model = make(NB_F32, 1, (int64_t[]){4}, 42);
@@ -305,7 +278,7 @@ static void wrong_dtype_rejected(void **state) {
 static void missing_name_rejected(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "missing.safetensors");
+    nbt_in_dir(path, sizeof path, "missing.safetensors");
     nb_tensor *saved = make(NB_F32, 1, (int64_t[]){2}, 1);
     assert_int_equal(nb_save_safetensors(path, (const char *[]){"fc1.weight"}, &saved, 1), NB_OK);
     const char *names[] = {"fc1.weight", "fc2.bias", "fc3.bias"};
@@ -325,7 +298,7 @@ static void missing_name_rejected(void **state) {
 static void truncated_file_rejected(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "trunc.safetensors");
+    nbt_in_dir(path, sizeof path, "trunc.safetensors");
     const char *names[] = {"w"};
     nb_tensor *t = make(NB_F32, 1, (int64_t[]){16}, 1);
     assert_int_equal(nb_save_safetensors(path, names, &t, 1), NB_OK);
@@ -350,7 +323,7 @@ static void truncated_file_rejected(void **state) {
 static void header_length_beyond_file_rejected(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "hlen.safetensors");
+    nbt_in_dir(path, sizeof path, "hlen.safetensors");
     nb_tensor *t = make(NB_F32, 1, (int64_t[]){2}, 42);
     const char *names[] = {"a"};
     write_raw(path, 1000, "{}", 2, NULL, 0);
@@ -417,7 +390,7 @@ static void bad_headers_rejected(void **state) {
          "'zz' has data_offsets [0, 9] past the end"},
     };
     char path[256];
-    in_dir(path, "bad.safetensors");
+    nbt_in_dir(path, sizeof path, "bad.safetensors");
     const unsigned char data[8] = {0};
     const char *names[] = {"a"};
     nb_tensor *t = make(NB_F32, 1, (int64_t[]){2}, 42);
@@ -443,29 +416,30 @@ static void bad_headers_rejected(void **state) {
 static void save_to_unwritable_path_fails_cleanly(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "no_such_dir/model.safetensors");
+    nbt_in_dir(path, sizeof path, "no_such_dir/model.safetensors");
     nb_tensor *t = make(NB_F32, 1, (int64_t[]){2}, 1);
     assert_int_equal(nb_save_safetensors(path, (const char *[]){"w"}, &t, 1), NB_ERR_IO);
     assert_msg_has("no_such_dir/model.safetensors");
     assert_msg_has("No such file or directory");
     struct stat sb;
     char sub[256];
-    assert_int_not_equal(stat(in_dir(sub, "no_such_dir"), &sb), 0);
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_not_equal(stat(nbt_in_dir(sub, sizeof sub, "no_such_dir"), &sb), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
     nb_tensor_destroy(t);
 }
 
 static void save_replaces_atomically(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "atomic.safetensors");
+    nbt_in_dir(path, sizeof path, "atomic.safetensors");
     const char *names[] = {"a", "b"};
     nb_tensor *v1[2] = {make(NB_F32, 1, (int64_t[]){3}, 1), make(NB_F64, 1, (int64_t[]){2}, 1)};
     nb_tensor *v2[2] = {make(NB_F32, 1, (int64_t[]){3}, 2), make(NB_F64, 1, (int64_t[]){2}, 2)};
     assert_int_equal(nb_save_safetensors(path, names, v1, 2), NB_OK);
     assert_int_equal(nb_save_safetensors(path, names, v2, 2), NB_OK); // replaces
     size_t len_before = 0;
-    unsigned char *before = read_all(path, &len_before);
+    unsigned char *before = nbt_read_file(path, &len_before);
+    assert_non_null(before);
 
     // Failures before writing, and during the rename: the old file stays, no temp file is left.
     nb_tensor *with_null[2] = {v1[0], NULL};
@@ -474,16 +448,17 @@ static void save_replaces_atomically(void **state) {
     assert_int_equal(nb_save_safetensors(path, (const char *[]){"a", "a"}, v1, 2), NB_ERR_ARG);
     assert_msg_has("name 'a' is used twice");
     size_t len_after = 0;
-    unsigned char *after = read_all(path, &len_after);
+    unsigned char *after = nbt_read_file(path, &len_after);
+    assert_non_null(after);
     assert_int_equal(len_after, len_before);
     assert_memory_equal(after, before, len_before);
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
 
     char blocker[256];
-    assert_int_equal(mkdir(in_dir(blocker, "blocked.safetensors"), 0700), 0);
+    assert_int_equal(mkdir(nbt_in_dir(blocker, sizeof blocker, "blocked.safetensors"), 0700), 0);
     assert_int_equal(nb_save_safetensors(blocker, names, v1, 2), NB_ERR_IO);
     assert_msg_has("blocked.safetensors is a directory, not a regular file");
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
     assert_int_equal(rmdir(blocker), 0);
 
     nb_tensor *dst[2] = {make(NB_F32, 1, (int64_t[]){3}, 0), make(NB_F64, 1, (int64_t[]){2}, 0)};
@@ -503,7 +478,7 @@ static void save_replaces_atomically(void **state) {
 static void save_failing_midway_keeps_old_file(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "midway.safetensors");
+    nbt_in_dir(path, sizeof path, "midway.safetensors");
     const char *names[] = {"w"};
     nb_tensor *small = make(NB_F32, 1, (int64_t[]){4}, 1);
     nb_tensor *big = make(NB_F32, 1, (int64_t[]){100000}, 2);
@@ -522,7 +497,7 @@ static void save_failing_midway_keeps_old_file(void **state) {
     assert_int_equal(st, NB_ERR_IO);
     assert_msg_has("midway.safetensors: writing the new file failed");
     assert_msg_has("File too large");
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
     assert_int_equal(nb_load_safetensors(path, names, &small, 1), NB_OK);
     assert_true(all_equal(small, 1));
     nb_tensor_destroy(small);
@@ -532,7 +507,7 @@ static void save_failing_midway_keeps_old_file(void **state) {
 static void bad_arguments_rejected(void **state) {
     (void)state;
     char path[256];
-    in_dir(path, "args.safetensors");
+    nbt_in_dir(path, sizeof path, "args.safetensors");
     nb_tensor *t = make(NB_F32, 1, (int64_t[]){2}, 1);
     const char *w[] = {"w"};
     assert_int_equal(nb_save_safetensors(NULL, w, &t, 1), NB_ERR_NULL);
@@ -549,14 +524,14 @@ static void bad_arguments_rejected(void **state) {
     assert_int_equal(nb_save_safetensors(path, (const char *[]){"\xc0\x80"}, &t, 1), NB_ERR_ARG);
     struct stat sb;
     assert_int_not_equal(stat(path, &sb), 0); // no failed call created anything
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
 
     assert_int_equal(nb_load_safetensors(path, w, &t, 1), NB_ERR_IO);
     assert_msg_has("args.safetensors: cannot open: No such file or directory");
-    assert_int_equal(nb_load_safetensors(dir, w, &t, 1), NB_ERR_IO);
+    assert_int_equal(nb_load_safetensors(nbt_dir, w, &t, 1), NB_ERR_IO);
     assert_msg_has("not a regular file");
     char fifo[256];
-    assert_int_equal(mkfifo(in_dir(fifo, "pipe.safetensors"), 0600), 0);
+    assert_int_equal(mkfifo(nbt_in_dir(fifo, sizeof fifo, "pipe.safetensors"), 0600), 0);
     assert_int_equal(nb_load_safetensors(fifo, w, &t, 1), NB_ERR_IO); // and does not block
     assert_msg_has("pipe.safetensors: not a regular file");
     assert_int_equal(nb_save_safetensors(path, NULL, NULL, 0), NB_OK); // an empty checkpoint
@@ -568,28 +543,6 @@ static void bad_arguments_rejected(void **state) {
 }
 
 // ---- the group -------------------------------------------------------------------------------
-
-static int make_dir(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/nabla_test_io_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    char path[sizeof dir + 1 + sizeof((struct dirent *)0)->d_name]; // cannot truncate
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            remove(path);
-        }
-    }
-    closedir(d);
-    return rmdir(dir);
-}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -608,5 +561,5 @@ int main(void) {
         cmocka_unit_test(save_failing_midway_keeps_old_file),
         cmocka_unit_test(bad_arguments_rejected),
     };
-    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+    return cmocka_run_group_tests(tests, nbt_dir_make, nbt_dir_remove);
 }

@@ -11,7 +11,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,19 +21,13 @@
 
 #include "nabla/io.h"
 #include "nabla/tensor.h"
+#include "support/testdir.h"
 
 // Library internals under test: the portable CRC path and the switch that forces the named
 // temp file path (as on a filesystem without O_TMPFILE).
 uint32_t nb__crc32c_update(uint32_t crc, const void *data, size_t n);
 uint32_t nb__crc32c_soft(uint32_t crc, const void *data, size_t n);
 extern bool nb__io_no_tmpfile;
-
-static char dir[64];
-
-static const char *in_dir(char *buf, const char *file) {
-    snprintf(buf, 512, "%s/%s", dir, file);
-    return buf;
-}
 
 #define assert_msg_has(s)                                                                          \
     do {                                                                                           \
@@ -43,26 +36,6 @@ static const char *in_dir(char *buf, const char *file) {
             fail();                                                                                \
         }                                                                                          \
     } while (0)
-
-static int count_temp_files(void) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int count = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        count += strstr(e->d_name, "tmp") != NULL;
-    closedir(d);
-    return count;
-}
-
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    unsigned char *buf = malloc(1 << 20);
-    assert_non_null(buf);
-    *len = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    return buf;
-}
 
 static void spit(const char *path, const void *p, size_t len) {
     FILE *f = fopen(path, "wb");
@@ -152,14 +125,15 @@ static bool same_bytes(nb_tensor *a, nb_tensor *b) {
 static void every_bit_flip_is_caught(void **state) {
     (void)state;
     char path[512], flipped[512];
-    in_dir(path, "small.safetensors");
-    in_dir(flipped, "flipped.safetensors");
+    nbt_in_dir(path, sizeof path, "small.safetensors");
+    nbt_in_dir(flipped, sizeof flipped, "flipped.safetensors");
     nb_tensor *orig[N_T], *got[N_T];
     save_small(path, orig);
     for (int i = 0; i < N_T; i++)
         got[i] = t_make(i, 0);
     size_t len = 0;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = nbt_read_file(path, &len);
+    assert_non_null(b);
     int silent = 0, refused = 0;
     spit(flipped, b, len);
     // Flipped in place (no truncating rewrite: ext4 flushes a file truncated on open, 3 ms).
@@ -206,7 +180,7 @@ static void every_bit_flip_is_caught(void **state) {
 static void metadata_round_trips_and_reserved_keys_refused(void **state) {
     (void)state;
     char path[512];
-    in_dir(path, "meta.safetensors");
+    nbt_in_dir(path, sizeof path, "meta.safetensors");
     nb_tensor *t[N_T];
     save_small(path, t);
     nb_safetensors *h = NULL;
@@ -246,7 +220,7 @@ static void metadata_round_trips_and_reserved_keys_refused(void **state) {
 static void foreign_files_load_and_partial_checksums_fail(void **state) {
     (void)state;
     char path[512];
-    in_dir(path, "foreign.safetensors");
+    nbt_in_dir(path, sizeof path, "foreign.safetensors");
     const float two[2] = {1.5f, -2};
     nb_tensor *a = nb_tensor_create(NB_F32, 1, (const int64_t[]){2});
     assert_non_null(a);
@@ -291,7 +265,7 @@ static void foreign_files_load_and_partial_checksums_fail(void **state) {
 static void nonfinite_weights_refused_unless_allowed(void **state) {
     (void)state;
     char path[512];
-    in_dir(path, "nan.safetensors");
+    nbt_in_dir(path, sizeof path, "nan.safetensors");
     nb_tensor *t[2] = {nb_tensor_create(NB_F32, 1, (const int64_t[]){4}),
                        nb_tensor_create(NB_F64, 2, (const int64_t[]){2, 3})};
     assert_true(t[0] && t[1]);
@@ -346,7 +320,7 @@ static void strict_header_rules(void **state) {
          "unknown dtype '\\u0085'"},
     };
     char path[512];
-    in_dir(path, "strict.safetensors");
+    nbt_in_dir(path, sizeof path, "strict.safetensors");
     unsigned char data[8] = {0};
     nb_tensor *t = nb_tensor_create(NB_F32, 1, (const int64_t[]){2});
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -383,11 +357,12 @@ static void special_output_paths_refused(void **state) {
     nb_tensor *t = nb_tensor_create(NB_F32, 1, (const int64_t[]){2});
     assert_non_null(t);
     const char *w[] = {"w"};
-    in_dir(target, "target.safetensors");
+    nbt_in_dir(target, sizeof target, "target.safetensors");
     assert_int_equal(nb_save_safetensors(target, w, &t, 1), NB_OK);
     size_t before_len = 0;
-    unsigned char *before = slurp(target, &before_len);
-    assert_int_equal(symlink(target, in_dir(link, "link.safetensors")), 0);
+    unsigned char *before = nbt_read_file(target, &before_len);
+    assert_non_null(before);
+    assert_int_equal(symlink(target, nbt_in_dir(link, sizeof link, "link.safetensors")), 0);
     assert_int_equal(nb_check_output_path(link), NB_ERR_IO);
     assert_msg_has("link.safetensors is a symbolic link");
     nb_tensor_fill(t, 9);
@@ -396,25 +371,27 @@ static void special_output_paths_refused(void **state) {
     assert_int_equal(lstat(link, &sb), 0);
     assert_true(S_ISLNK(sb.st_mode));
     size_t after_len = 0;
-    unsigned char *after = slurp(target, &after_len);
+    unsigned char *after = nbt_read_file(target, &after_len);
+    assert_non_null(after);
     assert_true(after_len == before_len && !memcmp(before, after, before_len));
-    assert_int_equal(mkfifo(in_dir(fifo, "out.fifo"), 0600), 0);
+    assert_int_equal(mkfifo(nbt_in_dir(fifo, sizeof fifo, "out.fifo"), 0600), 0);
     assert_int_equal(nb_save_safetensors(fifo, w, &t, 1), NB_ERR_IO);
     assert_msg_has("out.fifo is a FIFO (named pipe), not a regular file");
     assert_int_equal(lstat(fifo, &sb), 0);
     assert_true(S_ISFIFO(sb.st_mode));
-    assert_int_equal(mkdir(in_dir(sub, "sub"), 0700), 0);
+    assert_int_equal(mkdir(nbt_in_dir(sub, sizeof sub, "sub"), 0700), 0);
     assert_int_equal(nb_check_output_path(sub), NB_ERR_IO);
     assert_msg_has("sub is a directory");
     snprintf(path, sizeof path, "%s/", sub);
     assert_int_equal(nb_check_output_path(path), NB_ERR_ARG);
-    assert_int_equal(nb_check_output_path(in_dir(path, "none/x.safetensors")), NB_ERR_IO);
+    assert_int_equal(nb_check_output_path(nbt_in_dir(path, sizeof path, "none/x.safetensors")),
+                     NB_ERR_IO);
     assert_msg_has("cannot create files in");
-    assert_int_equal(nb_check_output_path(in_dir(path, "new.safetensors")), NB_OK);
+    assert_int_equal(nb_check_output_path(nbt_in_dir(path, sizeof path, "new.safetensors")), NB_OK);
     assert_int_not_equal(stat(path, &sb), 0); // checking created nothing
     assert_int_equal(nb_check_output_path(NULL), NB_ERR_NULL);
     assert_int_equal(nb_write_file_atomic(path, NULL, NULL), NB_ERR_NULL);
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
     unlink(link);
     unlink(fifo);
     rmdir(sub);
@@ -437,17 +414,17 @@ static void temp_files_never_accumulate(void **state) {
         memset(name, 'n', 239);
         snprintf(name + 239, sizeof name - 239, "%d.safetensors", pass); // 252 bytes
         assert_int_equal(strlen(name), 252);
-        in_dir(path, name);
+        nbt_in_dir(path, sizeof path, name);
         assert_int_equal(nb_save_safetensors(path, w, &t, 1), NB_OK);
-        assert_int_equal(count_temp_files(), 0);
+        assert_int_equal(nbt_count_temp_files(), 0);
         assert_int_equal(nb_load_safetensors(path, w, &t, 1), NB_OK);
         // What a kill -9 between naming and renaming leaves: a fixed name next to the file.
-        in_dir(path, "short.safetensors");
-        snprintf(stale, sizeof stale, "%s/.short.safetensors.nabla-tmp", dir);
+        nbt_in_dir(path, sizeof path, "short.safetensors");
+        snprintf(stale, sizeof stale, "%s/.short.safetensors.nabla-tmp", nbt_dir);
         spit(stale, "partial", 7);
         assert_int_equal(chmod(stale, 0400), 0);
         assert_int_equal(nb_save_safetensors(path, w, &t, 1), NB_OK);
-        assert_int_equal(count_temp_files(), 0);
+        assert_int_equal(nbt_count_temp_files(), 0);
         assert_int_equal(chmod(path, 0640), 0);
         assert_int_equal(nb_save_safetensors(path, w, &t, 1), NB_OK);
         struct stat sb;
@@ -492,7 +469,7 @@ static void *count_realloc(void *q, size_t n) {
 static void header_memory_is_bounded(void **state) {
     (void)state;
     char path[512];
-    in_dir(path, "wide.safetensors");
+    nbt_in_dir(path, sizeof path, "wide.safetensors");
     enum { N = 100000 }; // entries "t<i>": one U8 each, ~58 bytes of header apiece
     size_t cap = (size_t)N * 80 + 16;
     char *json = malloc(cap);
@@ -525,28 +502,6 @@ static void header_memory_is_bounded(void **state) {
     free(data);
 }
 
-static int make_dir(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/nabla_test_integrity_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    char path[sizeof dir + 1 + sizeof((struct dirent *)0)->d_name];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            remove(path);
-        }
-    }
-    closedir(d);
-    return rmdir(dir);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(crc32c_matches_definition),
@@ -559,5 +514,5 @@ int main(void) {
         cmocka_unit_test(temp_files_never_accumulate),
         cmocka_unit_test(header_memory_is_bounded),
     };
-    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+    return cmocka_run_group_tests(tests, nbt_dir_make, nbt_dir_remove);
 }

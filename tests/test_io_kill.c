@@ -12,7 +12,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,25 +21,15 @@
 
 #include "nabla/io.h"
 #include "nabla/tensor.h"
+#include "support/testdir.h"
 
 extern bool nb__io_no_tmpfile; // library internal: force the named temp file path
 
 #define KILLS 60      // per path
 #define BIG (1 << 19) // F32 elements: 2 MiB, so a save takes long enough to be hit midway
 
-static char dir[64];
 static char path[128];
 static const char *const names[2] = {"big", "small"};
-
-static int count_temp_files(void) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int count = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        count += strstr(e->d_name, "tmp") != NULL;
-    closedir(d);
-    return count;
-}
 
 static nb_status save_gen(nb_tensor **t, long gen) {
     // Plain loops: the child runs after fork, where an OpenMP team must not be used.
@@ -105,14 +94,14 @@ static void kill_during_saves(bool named_temp) {
         int status = 0;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-        int temps = count_temp_files();
+        int temps = nbt_count_temp_files();
         assert_true(temps <= 1);
         hit_midway += temps;
         gen = check_file(t, gen);
     }
     // The next save removes any leftover.
     assert_int_equal(save_gen(t, gen + 1), NB_OK);
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(nbt_count_temp_files(), 0);
     check_file(t, gen + 1);
     if (named_temp) // kills during the write leave the named file: some must have hit it
         assert_true(hit_midway > 0);
@@ -132,28 +121,10 @@ static void kill_during_saves_named_temp(void **state) {
 }
 
 static int make_dir(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/nabla_test_kill_XXXXXX");
-    if (!mkdtemp(dir))
+    if (nbt_dir_make(state) != 0)
         return -1;
-    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    snprintf(path, sizeof path, "%s/ck.safetensors", nbt_dir);
     return 0;
-}
-
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    char p[sizeof dir + 1 + sizeof((struct dirent *)0)->d_name];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            remove(p);
-        }
-    }
-    closedir(d);
-    return rmdir(dir);
 }
 
 int main(void) {
@@ -161,5 +132,5 @@ int main(void) {
         cmocka_unit_test(kill_during_saves_tmpfile),
         cmocka_unit_test(kill_during_saves_named_temp),
     };
-    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+    return cmocka_run_group_tests(tests, make_dir, nbt_dir_remove);
 }

@@ -1,7 +1,6 @@
 // Tests for the layer part (include/nabla/nn.h): the named parameter set, linear / relu /
 // flatten / sequential layers (PyTorch's initialisers and names), the train/eval switch, the
 // optimizer adapter and whole-model checkpoints, including every bad-input path.
-#define _POSIX_C_SOURCE 200809L // mkdtemp
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,32 +15,8 @@
 #include <unistd.h>
 
 #include "nabla.h"
-
-static char dir[64];
-
-static int group_setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/nabla_test_nn_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-static int group_teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-static const char *in_dir(char *buf, const char *file) {
-    snprintf(buf, 256, "%s/%s", dir, file);
-    return buf;
-}
-
-#define assert_has(msg, s)                                                                         \
-    do {                                                                                           \
-        if (!strstr((msg), (s))) {                                                                 \
-            print_error("message \"%s\" lacks \"%s\"\n", (msg), (s));                              \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
+#include "support/expect.h"
+#include "support/testdir.h"
 
 static nb_tensor *param(int ndim, const int64_t *shape) {
     nb_tensor *t = nb_tensor_create(NB_F32, ndim, shape);
@@ -571,7 +546,7 @@ static bool same_params(nb_layer *a, nb_layer *b) {
 static void test_save_load(void **state) {
     (void)state;
     char path[256], path2[256];
-    in_dir(path, "model.safetensors");
+    nbt_in_dir(path, sizeof path, "model.safetensors");
     nb_rng rng;
     nb_rng_seed(&rng, 11);
     nb_layer *a = mlp(&rng, NB_F32, 6, 5, 3);
@@ -599,7 +574,7 @@ static void test_save_load(void **state) {
     // some tensors (fc1.*) would have fitted.
     nb_layer *c = mlp(&rng, NB_F32, 6, 5, 4); // fc2 has 4 outputs
     nb_layer *c_copy = mlp(&rng, NB_F32, 6, 5, 4);
-    in_dir(path2, "c.safetensors");
+    nbt_in_dir(path2, sizeof path2, "c.safetensors");
     assert_int_equal(nb_layer_save(c, path2), NB_OK);
     assert_int_equal(nb_layer_load(c_copy, path2), NB_OK);
     assert_int_equal(nb_layer_load(c, path), NB_ERR_SHAPE);
@@ -620,11 +595,12 @@ static void test_save_load(void **state) {
     // A model without tensors cannot be saved; missing files and NULLs are errors.
     nb_layer *r = nb_nn_relu_create();
     assert_int_equal(nb_layer_save(r, path), NB_ERR_ARG);
-    assert_int_equal(nb_layer_load(a, in_dir(path2, "missing.safetensors")), NB_ERR_IO);
+    assert_int_equal(nb_layer_load(a, nbt_in_dir(path2, sizeof path2, "missing.safetensors")),
+                     NB_ERR_IO);
     assert_int_equal(nb_layer_save(NULL, path), NB_ERR_NULL);
     assert_int_equal(nb_layer_load(a, NULL), NB_ERR_NULL);
     // A failed save (directory path) leaves the old file loadable.
-    assert_int_equal(nb_layer_save(a, dir), NB_ERR_IO);
+    assert_int_equal(nb_layer_save(a, nbt_dir), NB_ERR_IO);
     assert_int_equal(nb_layer_load(b, path), NB_OK);
 
     // Buffers are saved and loaded with the parameters.
@@ -711,5 +687,5 @@ int main(void) {
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_train_small),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, nbt_dir_make, nbt_dir_remove);
 }

@@ -12,23 +12,12 @@
 
 #include <cmocka.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 static void set_pattern(nb_tensor *t, double (*f)(double), double a, double scale) {
     for (int64_t i = 0; i < nb_tensor_numel(t); i++)
         nb_tensor_set(t, i, scale * f(a * (double)i));
-}
-
-static bool all_near(const nb_tensor *t, bool grad, const double *ref, int64_t n, double tol) {
-    bool ok = t && nb_tensor_numel(t) == n;
-    for (int64_t i = 0; ok && i < n; i++) {
-        double v = grad ? nb_tensor_grad_get(t, i) : nb_tensor_get(t, i);
-        if (!(fabs(v - ref[i]) <= tol)) {
-            fprintf(stderr, "  element %lld: %.12g vs torch %.12g\n", (long long)i, v, ref[i]);
-            ok = false;
-        }
-    }
-    return ok;
 }
 
 // in_proj_weight 0.5 sin(0.31 i), in_proj_bias 0.1 cos(0.7 i), out_proj.weight 0.6 cos(0.43 i),

@@ -15,32 +15,7 @@
 #include <string.h>
 
 #include "nabla.h"
-
-#define assert_has(msg, s)                                                                         \
-    do {                                                                                           \
-        if (!strstr((msg), (s))) {                                                                 \
-            print_error("message \"%s\" lacks \"%s\"\n", (msg), (s));                              \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static nb_tensor *filled(nb_dtype dt, int ndim, const int64_t *shape, double freq) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    assert_non_null(t);
-    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
-        nb_tensor_set(t, i, sin(freq * (double)i) + 0.1 * (double)(i % 5));
-    return t;
-}
-
-static void assert_same(nb_tensor *a, nb_tensor *b) {
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_int_equal(nb_tensor_ndim(a), nb_tensor_ndim(b));
-    for (int d = 0; d < nb_tensor_ndim(a); d++)
-        assert_int_equal(nb_tensor_dim(a, d), nb_tensor_dim(b, d));
-    for (int64_t i = 0; i < nb_tensor_numel(a); i++)
-        assert_true(nb_tensor_get(a, i) == nb_tensor_get(b, i));
-}
+#include "support/expect.h"
 
 // ---- batch_norm2d ----------------------------------------------------------------------------
 

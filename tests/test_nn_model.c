@@ -3,7 +3,6 @@
 // buffers apart, the model-wide train/eval switch, gradients, and whole-model checkpoints that
 // carry the buffers and refuse every mismatch (shape, dtype, missing or unexpected tensor)
 // without touching the model.
-#define _POSIX_C_SOURCE 200809L // mkdtemp
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,46 +16,8 @@
 #include <string.h>
 
 #include "nabla.h"
-
-static char dir[64];
-
-static int group_setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/nabla_test_nn_model_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-static int group_teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-#define assert_has(msg, s)                                                                         \
-    do {                                                                                           \
-        if (!strstr((msg), (s))) {                                                                 \
-            print_error("message \"%s\" lacks \"%s\"\n", (msg), (s));                              \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static nb_tensor *filled(nb_dtype dt, int ndim, const int64_t *shape, double freq) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    assert_non_null(t);
-    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
-        nb_tensor_set(t, i, sin(freq * (double)i) + 0.1 * (double)(i % 5));
-    return t;
-}
-
-static void assert_same(nb_tensor *a, nb_tensor *b) {
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_int_equal(nb_tensor_ndim(a), nb_tensor_ndim(b));
-    for (int d = 0; d < nb_tensor_ndim(a); d++)
-        assert_int_equal(nb_tensor_dim(a, d), nb_tensor_dim(b, d));
-    for (int64_t i = 0; i < nb_tensor_numel(a); i++)
-        assert_true(nb_tensor_get(a, i) == nb_tensor_get(b, i));
-}
+#include "support/expect.h"
+#include "support/testdir.h"
 
 // ---- a small CNN: names, the train/eval switch, checkpoints ----------------------------------
 
@@ -194,8 +155,8 @@ static bool unchanged(nb_layer *m, const double *before, int64_t n) {
 static void test_cnn_checkpoint(void **state) {
     (void)state;
     char path[256], other[256];
-    snprintf(path, sizeof path, "%s/cnn.safetensors", dir);
-    snprintf(other, sizeof other, "%s/other.safetensors", dir);
+    snprintf(path, sizeof path, "%s/cnn.safetensors", nbt_dir);
+    snprintf(other, sizeof other, "%s/other.safetensors", nbt_dir);
     nb_rng rng;
     nb_rng_seed(&rng, 5);
     nb_layer *a = cnn(&rng, 2, true, NB_F32), *b = cnn(&rng, 2, true, NB_F32);
@@ -399,5 +360,5 @@ int main(void) {
         cmocka_unit_test(test_cnn_checkpoint),
         cmocka_unit_test(test_collect_child),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, nbt_dir_make, nbt_dir_remove);
 }

@@ -17,14 +17,7 @@
 
 #include "nabla.h"
 #include "support/alloc_count.h"
-
-#define assert_has(msg, s)                                                                         \
-    do {                                                                                           \
-        if (!strstr((msg), (s))) {                                                                 \
-            print_error("message \"%s\" lacks \"%s\"\n", (msg), (s));                              \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
+#include "support/expect.h"
 
 static const char *const mode_name[] = {"rnn_tanh", "rnn_relu", "gru", "lstm"};
 

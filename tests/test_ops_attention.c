@@ -14,28 +14,8 @@
 #include <cmocka.h>
 
 #include "support/alloc_count.h"
+#include "support/expect.h"
 #include "support/opcheck.h"
-
-static nb_tensor *pattern(nb_dtype dt, int ndim, const int64_t *shape, double (*f)(double),
-                          double a, double scale, bool grad) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
-        nb_tensor_set(t, i, scale * f(a * (double)i));
-    nb_tensor_set_requires_grad(t, grad);
-    return t;
-}
-
-static bool all_near(const nb_tensor *t, bool grad, const double *ref, int64_t n, double tol) {
-    bool ok = t && nb_tensor_numel(t) == n;
-    for (int64_t i = 0; ok && i < n; i++) {
-        double v = grad ? nb_tensor_grad_get(t, i) : nb_tensor_get(t, i);
-        if (!(fabs(v - ref[i]) <= tol)) {
-            fprintf(stderr, "  element %lld: %.12g vs %.12g\n", (long long)i, v, ref[i]);
-            ok = false;
-        }
-    }
-    return ok;
-}
 
 // q = 1.5 sin(0.37 i) (1, 2, 3, 4), k = 1.2 cos(0.23 i) (1, 2, 5, 4), v = sin(0.71 i)
 // (1, 2, 5, 2), mask = 0.5 cos(1.1 i) (3, 5), causal, dy = cos(0.3 i).
@@ -156,11 +136,11 @@ static void matches_torch(void **state) {
     for (int f = 0; f < 2; f++) {
         nb_dtype dt = f ? NB_F32 : NB_F64;
         double tol = f ? 2e-6 : 1e-11;
-        nb_tensor *q = pattern(dt, 4, (int64_t[]){1, 2, 3, 4}, sin, 0.37, 1.5, true);
-        nb_tensor *k = pattern(dt, 4, (int64_t[]){1, 2, 5, 4}, cos, 0.23, 1.2, true);
-        nb_tensor *v = pattern(dt, 4, (int64_t[]){1, 2, 5, 2}, sin, 0.71, 1.0, true);
-        nb_tensor *m = pattern(dt, 2, (int64_t[]){3, 5}, cos, 1.1, 0.5, true);
-        nb_tensor *gy = pattern(dt, 4, (int64_t[]){1, 2, 3, 2}, cos, 0.3, 1.0, false);
+        nb_tensor *q = pattern(dt, 4, (int64_t[]){1, 2, 3, 4}, sin, 0.37, 1.5, 0, true);
+        nb_tensor *k = pattern(dt, 4, (int64_t[]){1, 2, 5, 4}, cos, 0.23, 1.2, 0, true);
+        nb_tensor *v = pattern(dt, 4, (int64_t[]){1, 2, 5, 2}, sin, 0.71, 1.0, 0, true);
+        nb_tensor *m = pattern(dt, 2, (int64_t[]){3, 5}, cos, 1.1, 0.5, 0, true);
+        nb_tensor *gy = pattern(dt, 4, (int64_t[]){1, 2, 3, 2}, cos, 0.3, 1.0, 0, false);
         nb_graph *g = nb_graph_create();
         nb_tensor *o = nb_scaled_dot_product_attention(g, q, k, v, m, true, 0.0, NULL);
         nb_tensor *loss = nb_sum(g, nb_mul(g, o, gy));
@@ -255,9 +235,9 @@ static void matches_composed_ops(void **state) {
 // a partly hidden row is a softmax over the rest; scores of ±1000 stay finite.
 static void hidden_rows_and_large_scores(void **state) {
     (void)state;
-    nb_tensor *q = pattern(NB_F32, 2, (int64_t[]){3, 2}, sin, 0.7, 1000, true);
-    nb_tensor *k = pattern(NB_F32, 2, (int64_t[]){4, 2}, cos, 0.9, 1000, true);
-    nb_tensor *v = pattern(NB_F32, 2, (int64_t[]){4, 3}, sin, 0.4, 1, true);
+    nb_tensor *q = pattern(NB_F32, 2, (int64_t[]){3, 2}, sin, 0.7, 1000, 0, true);
+    nb_tensor *k = pattern(NB_F32, 2, (int64_t[]){4, 2}, cos, 0.9, 1000, 0, true);
+    nb_tensor *v = pattern(NB_F32, 2, (int64_t[]){4, 3}, sin, 0.4, 1, 0, true);
     nb_tensor *m = nb_tensor_create(NB_F32, 2, (int64_t[]){3, 4});
     for (int j = 0; j < 4; j++)
         nb_tensor_set(m, j, -INFINITY); // row 0: nothing visible
@@ -291,7 +271,7 @@ static void hidden_rows_and_large_scores(void **state) {
 // passes its finite-difference check.
 static nb_tensor *hidden_row_mask(void) {
     // (3, 4): row 0 sees nothing, row 1 all but key 2, row 2 everything (plus small biases)
-    nb_tensor *m = pattern(NB_F64, 2, (int64_t[]){3, 4}, cos, 1.3, 0.25, true);
+    nb_tensor *m = pattern(NB_F64, 2, (int64_t[]){3, 4}, cos, 1.3, 0.25, 0, true);
     for (int j = 0; j < 4; j++)
         nb_tensor_set(m, j, -INFINITY);
     nb_tensor_set(m, 4 + 2, -INFINITY);
@@ -306,11 +286,11 @@ static nb_tensor *sdpa_hidden(nb_graph *g, nb_tensor *const *in, int n, void *ct
 static void vjp_agrees_on_hidden_rows(void **state) {
     (void)state;
     for (int causal = 0; causal < 2; causal++) {
-        nb_tensor *x[4] = {pattern(NB_F64, 3, (int64_t[]){2, 3, 2}, sin, 0.7, 1.5, true),
-                           pattern(NB_F64, 3, (int64_t[]){2, 4, 2}, cos, 0.9, 1.2, true),
-                           pattern(NB_F64, 3, (int64_t[]){2, 4, 3}, sin, 0.4, 1, true),
+        nb_tensor *x[4] = {pattern(NB_F64, 3, (int64_t[]){2, 3, 2}, sin, 0.7, 1.5, 0, true),
+                           pattern(NB_F64, 3, (int64_t[]){2, 4, 2}, cos, 0.9, 1.2, 0, true),
+                           pattern(NB_F64, 3, (int64_t[]){2, 4, 3}, sin, 0.4, 1, 0, true),
                            hidden_row_mask()};
-        nb_tensor *gy = pattern(NB_F64, 3, (int64_t[]){2, 3, 3}, cos, 0.3, 1, false);
+        nb_tensor *gy = pattern(NB_F64, 3, (int64_t[]){2, 3, 3}, cos, 0.3, 1, 0, false);
         nb_tensor *grads[2][4];
         nb_graph *gs[2];
         for (int cg = 0; cg < 2; cg++) {

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "support/alloc_count.h"
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 // x = sin(0.37 i) (2, 4, 5, 5), w = 0.5 cos(0.11 i) (4, 2, 3, 3), b = sin(1.3 i) (4),
@@ -242,37 +243,15 @@ static const double ref_dw[72] = {
     -1.88214353127,  -0.52078434624};
 static const double ref_db[4] = {5.33716445924, 3.42703337197, -2.85354022487, -5.49503822836};
 
-static nb_tensor *pattern(nb_dtype dt, int ndim, const int64_t *shape, double (*f)(double),
-                          double a, double scale, bool grad) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    int64_t n = nb_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        nb_tensor_set(t, i, scale * f(a * (double)i));
-    nb_tensor_set_requires_grad(t, grad);
-    return t;
-}
-
-static bool all_near(const nb_tensor *t, bool grad, const double *ref, int64_t n, double tol) {
-    bool ok = nb_tensor_numel(t) == n;
-    for (int64_t i = 0; ok && i < n; i++) {
-        double v = grad ? nb_tensor_grad_get(t, i) : nb_tensor_get(t, i);
-        if (fabs(v - ref[i]) > tol) {
-            fprintf(stderr, "  element %lld: %.12g vs torch %.12g\n", (long long)i, v, ref[i]);
-            ok = false;
-        }
-    }
-    return ok;
-}
-
 static void conv2d_matches_torch(void **state) {
     (void)state;
     for (int d = 0; d < 2; d++) {
         nb_dtype dt = d ? NB_F64 : NB_F32;
         double tol = d ? 1e-10 : 1e-5;
-        nb_tensor *x = pattern(dt, 4, (int64_t[]){2, 4, 5, 5}, sin, 0.37, 1, true);
-        nb_tensor *w = pattern(dt, 4, (int64_t[]){4, 2, 3, 3}, cos, 0.11, 0.5, true);
-        nb_tensor *b = pattern(dt, 1, (int64_t[]){4}, sin, 1.3, 1, true);
-        nb_tensor *up = pattern(dt, 4, (int64_t[]){2, 4, 2, 2}, cos, 0.3, 1, false);
+        nb_tensor *x = pattern(dt, 4, (int64_t[]){2, 4, 5, 5}, sin, 0.37, 1, 0, true);
+        nb_tensor *w = pattern(dt, 4, (int64_t[]){4, 2, 3, 3}, cos, 0.11, 0.5, 0, true);
+        nb_tensor *b = pattern(dt, 1, (int64_t[]){4}, sin, 1.3, 1, 0, true);
+        nb_tensor *up = pattern(dt, 4, (int64_t[]){2, 4, 2, 2}, cos, 0.3, 1, 0, false);
         nb_graph *g = nb_graph_create();
         nb_tensor *y = nb_conv2d(g, x, w, b, 2, 1, 2, 2);
         assert_non_null(y);
@@ -295,10 +274,10 @@ static void conv2d_matches_torch(void **state) {
 // conv1d is conv2d over a height of 1: compare with conv2d on the unsqueezed operands.
 static void conv1d_is_conv2d_of_height_one(void **state) {
     (void)state;
-    nb_tensor *x = pattern(NB_F64, 3, (int64_t[]){2, 4, 11}, sin, 0.7, 1, false);
-    nb_tensor *w = pattern(NB_F64, 3, (int64_t[]){6, 2, 3}, cos, 0.4, 1, false);
-    nb_tensor *x4 = pattern(NB_F64, 4, (int64_t[]){2, 4, 1, 11}, sin, 0.7, 1, false);
-    nb_tensor *w4 = pattern(NB_F64, 4, (int64_t[]){6, 2, 1, 3}, cos, 0.4, 1, false);
+    nb_tensor *x = pattern(NB_F64, 3, (int64_t[]){2, 4, 11}, sin, 0.7, 1, 0, false);
+    nb_tensor *w = pattern(NB_F64, 3, (int64_t[]){6, 2, 3}, cos, 0.4, 1, 0, false);
+    nb_tensor *x4 = pattern(NB_F64, 4, (int64_t[]){2, 4, 1, 11}, sin, 0.7, 1, 0, false);
+    nb_tensor *w4 = pattern(NB_F64, 4, (int64_t[]){6, 2, 1, 3}, cos, 0.4, 1, 0, false);
     nb_graph *g = nb_graph_create();
     nb_tensor *y = nb_conv1d(g, x, w, NULL, 2, 3, 2, 2);
     const int s[2] = {1, 2}, p[2] = {0, 3}, dl[2] = {1, 2};
@@ -324,8 +303,8 @@ static void conv2d_bitwise_across_thread_counts(void **state) {
     double first[3] = {0};
     for (int run = 0; run < 2; run++) {
         nb_set_num_threads(run ? 2 : 1);
-        nb_tensor *x = pattern(NB_F32, 4, (int64_t[]){8, 4, 12, 12}, sin, 0.37, 1, true);
-        nb_tensor *w = pattern(NB_F32, 4, (int64_t[]){8, 4, 3, 3}, cos, 0.11, 0.5, true);
+        nb_tensor *x = pattern(NB_F32, 4, (int64_t[]){8, 4, 12, 12}, sin, 0.37, 1, 0, true);
+        nb_tensor *w = pattern(NB_F32, 4, (int64_t[]){8, 4, 3, 3}, cos, 0.11, 0.5, 0, true);
         nb_graph *g = nb_graph_create();
         nb_tensor *y = nb_conv2d(g, x, w, NULL, 1, 1, 1, 1);
         nb_tensor *loss = nb_sum(g, nb_square(g, y));
@@ -353,9 +332,9 @@ static void conv2d_bitwise_across_thread_counts(void **state) {
 static void conv2d_steady_state_allocates_nothing(void **state) {
     (void)state;
     tc_count_allocs_start();
-    nb_tensor *x = pattern(NB_F32, 4, (int64_t[]){8, 3, 9, 9}, sin, 0.37, 1, false);
-    nb_tensor *w = pattern(NB_F32, 4, (int64_t[]){8, 3, 3, 3}, cos, 0.11, 0.5, true);
-    nb_tensor *b = pattern(NB_F32, 1, (int64_t[]){8}, sin, 1.3, 1, true);
+    nb_tensor *x = pattern(NB_F32, 4, (int64_t[]){8, 3, 9, 9}, sin, 0.37, 1, 0, false);
+    nb_tensor *w = pattern(NB_F32, 4, (int64_t[]){8, 3, 3, 3}, cos, 0.11, 0.5, 0, true);
+    nb_tensor *b = pattern(NB_F32, 1, (int64_t[]){8}, sin, 1.3, 1, 0, true);
     nb_graph *g = nb_graph_create();
     long before = 0;
     for (int step = 0; step < 4; step++) {

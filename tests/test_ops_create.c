@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 static void cast_both_ways(void **state) {
@@ -97,12 +98,6 @@ static void constants_on_the_tape(void **state) {
     nb_graph_destroy(g);
     nb_tensor_destroy(x);
 }
-
-#define EXPECT_ERR(call, st, ...)                                                                  \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), st, __VA_ARGS__, NULL));                            \
-    } while (0)
 
 static void bad_input(void **state) {
     (void)state;

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 static nb_tensor *iota(nb_dtype dt, int ndim, const int64_t *shape, bool grad) {
@@ -199,12 +200,6 @@ static void int64_indices_and_labels(void **state) {
     nb_tensor_destroy(big);
     nb_tensor_destroy(big3);
 }
-
-#define EXPECT_ERR(call, st, ...)                                                                  \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), st, __VA_ARGS__, NULL));                            \
-    } while (0)
 
 static void bad_indices(void **state) {
     (void)state;

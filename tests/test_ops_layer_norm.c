@@ -9,28 +9,8 @@
 
 #include <cmocka.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
-
-static nb_tensor *pattern(nb_dtype dt, int ndim, const int64_t *shape, double (*f)(double),
-                          double a, double scale, double offset, bool grad) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
-        nb_tensor_set(t, i, offset + scale * f(a * (double)i));
-    nb_tensor_set_requires_grad(t, grad);
-    return t;
-}
-
-static bool all_near(const nb_tensor *t, bool grad, const double *ref, int64_t n, double tol) {
-    bool ok = t && nb_tensor_numel(t) == n;
-    for (int64_t i = 0; ok && i < n; i++) {
-        double v = grad ? nb_tensor_grad_get(t, i) : nb_tensor_get(t, i);
-        if (fabs(v - ref[i]) > tol) {
-            fprintf(stderr, "  element %lld: %.12g vs torch %.12g\n", (long long)i, v, ref[i]);
-            ok = false;
-        }
-    }
-    return ok;
-}
 
 // layer_norm over (4, 5) of x = 2 sin(0.37 i) (3, 4, 5), w = 1 + 0.5 cos(0.9 i), b = sin(1.3 i),
 // eps 1e-5, dy = cos(0.3 i)

@@ -10,28 +10,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 static const nb_dtype dtypes[] = {NB_F32, NB_F64};
-
-// A tensor of dtype dt with values v (NULL: zeros).
-static nb_tensor *mk(nb_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    assert_non_null(t);
-    if (v)
-        assert_int_equal(nb_tensor_copy_in(t, v, NB_F64, nb_tensor_numel(t)), NB_OK);
-    nb_tensor_set_requires_grad(t, grad);
-    return t;
-}
-static nb_tensor *mk2(nb_dtype dt, int64_t r, int64_t c, const double *v, bool grad) {
-    return mk(dt, 2, (int64_t[]){r, c}, v, grad);
-}
-
-// |a - b| within an f32-sized tolerance relative to the magnitude.
-static void near(double a, double b, double tol) {
-    if (!(fabs(a - b) <= tol * fmax(1.0, fabs(b))))
-        fail_msg("got %.12g, expected %.12g", a, b);
-}
 
 static void mse_and_half_sse_hand_values(void **state) {
     (void)state;

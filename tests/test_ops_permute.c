@@ -136,12 +136,6 @@ static void conveniences_shapes(void **state) {
     nb_tensor_destroy(x);
 }
 
-#define EXPECT_ERR(call, st, ...)                                                                  \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), st, __VA_ARGS__, NULL));                            \
-    } while (0)
-
 static void bad_input(void **state) {
     (void)state;
     nb_tensor *x = iota(NB_F64, 3, (int64_t[]){2, 3, 4}, false);

@@ -160,12 +160,6 @@ static void large_inputs_match_plain_loops(void **state) {
     nb_tensor_destroy(x);
 }
 
-#define EXPECT_ERR(call, code, ...)                                                                \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), code, __VA_ARGS__, NULL));                          \
-    } while (0)
-
 static void reduce_errors(void **state) {
     (void)state;
     nb_tensor *x = mk(NB_F64, SHAPE(2, 3), X23, false);

@@ -9,14 +9,8 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
-
-static nb_tensor *mk(nb_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad) {
-    nb_tensor *t = nb_tensor_create(dt, ndim, shape);
-    nb_tensor_copy_in(t, v, NB_F64, nb_tensor_numel(t));
-    nb_tensor_set_requires_grad(t, grad);
-    return t;
-}
 
 // x (2, 3, 2) = 0..11: x[a, b, c] = 6a + 2b + c
 static const double X[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
@@ -118,12 +112,6 @@ static void softplus_beta_threshold(void **state) {
     nb_graph_destroy(g);
     nb_tensor_destroy(x);
 }
-
-#define EXPECT_ERR(call, st, ...)                                                                  \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), st, __VA_ARGS__, NULL));                            \
-    } while (0)
 
 static void bad_input(void **state) {
     (void)state;

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 static nb_tensor *vec(nb_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad) {
@@ -184,12 +185,6 @@ static void unary_math_against_libm(void **state) {
     nb_tensor_destroy(x);
     nb_tensor_destroy(xp);
 }
-
-#define EXPECT_ERR(call, st, ...)                                                                  \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), st, __VA_ARGS__, NULL));                            \
-    } while (0)
 
 static void bad_input(void **state) {
     (void)state;

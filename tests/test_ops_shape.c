@@ -79,12 +79,6 @@ static void concat_values_and_grad(void **state) {
     nb_tensor_destroy(up);
 }
 
-#define EXPECT_ERR(call, code, ...)                                                                \
-    do {                                                                                           \
-        nb_graph_reset(g);                                                                         \
-        assert_true(oc_expect_error(g, (call), code, __VA_ARGS__, NULL));                          \
-    } while (0)
-
 static void shape_errors(void **state) {
     (void)state;
     nb_tensor *x = mk(NB_F64, SHAPE(2, 3), X23, false);

@@ -70,6 +70,12 @@ bool oc_run_bad_case(const oc_bad_case *c);
 // True when `result` is NULL, g's status is st and its message contains every needle
 // (NULL-terminated list). Prints what it got otherwise.
 bool oc_expect_error(nb_graph *g, const nb_tensor *result, nb_status st, ...);
+// In a test with a graph g: reset g (an error is sticky), make the call, expect the error.
+#define EXPECT_ERR(call, code, ...)                                                                \
+    do {                                                                                           \
+        nb_graph_reset(g);                                                                         \
+        assert_true(oc_expect_error(g, (call), code, __VA_ARGS__, NULL));                          \
+    } while (0)
 
 // |a - b| <= tol, printing both on failure. Use instead of cmocka's assert_float_equal,
 // which converts to float and so cannot check float64 results: assert_true(oc_near(a, b, t)).

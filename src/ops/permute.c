@@ -41,9 +41,44 @@ static int64_t pm_tasks(const pm_plan *p) {
     return p->numel / p->dim[p->nd - 1];
 }
 
+#ifdef __SSE__
+#include <xmmintrin.h>
+
+// One tile of the float gather when x's innermost axis moves: y[i ysq + j] = x[j st + i] for
+// i < ni, j < nj, in 4 x 4 blocks: four 4-float loads along x's contiguous axis, transposed in
+// registers, four 4-float stores along y's (the scalar loop moves one element per load and
+// store); edges element by element. Copies only, so the result is the scalar loop's exactly.
+static void pm_transpose_f32(const float *x, int64_t st, float *y, int64_t ysq, int64_t ni,
+                             int64_t nj) {
+    int64_t i = 0;
+    for (; i + 4 <= ni; i += 4) {
+        int64_t j = 0;
+        for (; j + 4 <= nj; j += 4) {
+            const float *xs = x + j * st + i;
+            __m128 r0 = _mm_loadu_ps(xs), r1 = _mm_loadu_ps(xs + st);
+            __m128 r2 = _mm_loadu_ps(xs + 2 * st), r3 = _mm_loadu_ps(xs + 3 * st);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            float *yd = y + i * ysq + j;
+            _mm_storeu_ps(yd, r0);
+            _mm_storeu_ps(yd + ysq, r1);
+            _mm_storeu_ps(yd + 2 * ysq, r2);
+            _mm_storeu_ps(yd + 3 * ysq, r3);
+        }
+        for (; j < nj; j++)
+            for (int64_t c = 0; c < 4; c++)
+                y[(i + c) * ysq + j] = x[j * st + i + c];
+    }
+    for (; i < ni; i++)
+        for (int64_t j = 0; j < nj; j++)
+            y[i * ysq + j] = x[j * st + i];
+}
+#define PM_TRANSPOSE pm_transpose_f32
+#endif
+
 #define T float
 #define SFX f32
 #include "ops/permute_kernels.inc"
+#undef PM_TRANSPOSE
 #define T double
 #define SFX f64
 #include "ops/permute_kernels.inc"

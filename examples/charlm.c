@@ -335,10 +335,25 @@ static int resume(run *r) {
     // Another model's checkpoint (the transformer's has no LSTM weights, and the reverse) is
     // refused by name before its tensors' shapes are compared.
     bool saved_lstm = nb_safetensors_find(f, "lstm.weight_ih_l0", NULL, NULL, NULL);
+    // The transformer's position table (pos_emb.weight, (context, width)) fixes the longest
+    // window it can read: a run with longer windows is refused here, naming both sizes, rather
+    // than as a shape mismatch deep in the load.
+    int pdt = 0, pnd = 0;
+    int64_t pshape[NB_MAX_DIMS] = {0};
+    bool has_pos = nb_safetensors_find(f, "pos_emb.weight", &pdt, &pnd, pshape);
     nb_safetensors_close(f);
     if (saved_lstm != !strcmp(r->o.model, "lstm")) {
         fprintf(stderr, "charlm: --resume: %s was written by --model %s, not --model %s\n", path,
                 saved_lstm ? "lstm" : "transformer", r->o.model);
+        return 1;
+    }
+    if (!saved_lstm && has_pos && pnd == 2 && pshape[0] != r->o.context) {
+        fprintf(stderr,
+                "charlm: --resume: %s: its position embedding pos_emb.weight is (%" PRId64
+                ", %" PRId64 "), a table of %" PRId64 " positions, but --context %" PRId64
+                " windows are %" PRId64 " characters%s: resume with --context %" PRId64 "\n",
+                path, pshape[0], pshape[1], pshape[0], r->o.context, r->o.context,
+                r->o.context > pshape[0] ? " (T longer than the position table)" : "", pshape[0]);
         return 1;
     }
     // The vocabulary first: a checkpoint of another corpus is refused before anything changes.

@@ -48,6 +48,13 @@ expect_run 1 "other flags" "$bin" --data "$work/corpus" --epochs 4 --resume "$wo
 expect_run 1 "vocabulary" "$bin" --data "$work/other" --epochs 2 --resume "$work/ck.st" \
     --save "$work/ck.st" --quiet "${small[@]}"
 cmp -s "$work/ck.st" "$work/ck2.st" || fail "a refused resume changed the checkpoint"
+# Longer windows than the checkpoint's position table (T longer than the table): refused naming
+# the table, its size and the window's; nothing written; the checkpoint unchanged.
+expect_run 1 "pos_emb.weight is \\(16, 32\\), a table of 16 positions, but --context 32 windows are 32 characters \\(T longer than the position table\\)" \
+    "$bin" --data "$work/corpus" --epochs 3 --resume "$work/ck.st" --save "$work/ctx.st" \
+    --quiet "${small[@]}" --context 32
+[[ ! -e "$work/ctx.st" ]] || fail "a refused resume (context 32 > table 16) wrote $work/ctx.st"
+cmp -s "$work/ck.st" "$work/ck2.st" || fail "a refused resume (context 32) changed the checkpoint"
 
 # --model lstm: the same machinery around the recurrent model. A flag it has no use for is a
 # usage error; it trains (loss falling), samples, resumes bitwise; a checkpoint of the other

@@ -73,6 +73,21 @@ BODY(max_pool_overlap, nb_max_pool2d(g, h[0], 3, 2, 1, 1, true))
 BODY(avg_pool, nb_avg_pool2d(g, h[0], 3, 2, 1, false, true))
 BODY(batch_norm, nb_batch_norm(g, h[0], h[1], h[2], NULL, NULL, true, 0.1, 1e-5))
 BODY(batch_norm_bias_only, nb_batch_norm(g, h[0], NULL, h[1], NULL, NULL, true, 0.1, 1e-5))
+BODY(add, nb_add(g, h[0], h[1]))
+BODY(sub, nb_sub(g, h[0], h[1]))
+BODY(mul, nb_mul(g, h[0], h[1]))
+BODY(div, nb_div(g, h[0], h[1]))
+BODY(maximum, nb_maximum(g, h[0], h[1]))
+BODY(minimum, nb_minimum(g, h[0], h[1]))
+BODY(lt_mask, nb_mul(g, nb_lt(g, h[0], h[1]), h[0]))
+BODY(layer_norm, nb_layer_norm(g, h[0], 1, h[1], h[2], 1e-5))
+BODY(layer_norm_2d_weight_only, nb_layer_norm(g, h[0], 2, h[1], NULL, 1e-5))
+BODY(layer_norm_bias_only, nb_layer_norm(g, h[0], 1, NULL, h[1], 1e-5))
+BODY(rms_norm, nb_rms_norm(g, h[0], 1, h[1], 1e-6))
+// pre-norm residual block: h0 feeds the norm and the add (the add is its last user)
+static nb_tensor *b_prenorm(nb_graph *g, nb_tensor *const *h) {
+    return nb_add(g, h[0], nb_linear(g, nb_layer_norm(g, h[0], 1, h[1], h[2], 1e-5), h[3], NULL));
+}
 // conv -> batch norm -> relu -> max pool, as examples/cnn's blocks
 static nb_tensor *b_cnn_block(nb_graph *g, nb_tensor *const *h) {
     nb_tensor *c = nb_conv2d(g, h[0], h[1], NULL, 1, 1, 1, 1);
@@ -109,6 +124,21 @@ static const fw_case CASES[] = {
     {"avg_pool", 1, {{2, 3, 7, 7}}, -2, 2, b_avg_pool},
     {"batch_norm", 3, {{4, 3, 5}, {3}, {3}}, -1, 1, b_batch_norm},
     {"batch_norm_bias_only", 2, {{4, 3, 5}, {3}}, -1, 1, b_batch_norm_bias_only},
+    {"add", 2, {{3, 4}, {3, 4}}, -1, 1, b_add},
+    {"add_broadcast_row", 2, {{3, 4}, {4}}, -1, 1, b_add},
+    {"add_broadcast_both", 2, {{3, 1, 5}, {4, 1}}, -1, 1, b_add},
+    {"sub_broadcast_col", 2, {{3, 4}, {3, 1}}, -1, 1, b_sub},
+    {"mul", 2, {{2, 3, 4}, {2, 3, 4}}, -1, 1, b_mul},
+    {"mul_broadcast_scalar", 2, {{3, 4}, {1}}, -1, 1, b_mul},
+    {"div_broadcast", 2, {{3, 4}, {4}}, 0.5, 2, b_div},
+    {"maximum", 2, {{5, 3}, {5, 3}}, -1, 1, b_maximum},
+    {"minimum_broadcast", 2, {{5, 3}, {3}}, -1, 1, b_minimum},
+    {"lt_mask", 2, {{4, 3}, {4, 3}}, -1, 1, b_lt_mask},
+    {"layer_norm", 3, {{4, 11}, {11}, {11}}, -1, 1, b_layer_norm},
+    {"layer_norm_2d_weight_only", 2, {{3, 2, 9}, {2, 9}}, -1, 1, b_layer_norm_2d_weight_only},
+    {"layer_norm_bias_only", 2, {{5, 3}, {3}}, -1, 1, b_layer_norm_bias_only},
+    {"rms_norm", 2, {{4, 10}, {10}}, -1, 1, b_rms_norm},
+    {"prenorm_residual", 4, {{4, 16}, {16}, {16}, {16, 16}}, -1, 1, b_prenorm},
     {"cnn_block", 4, {{2, 3, 6, 6}, {4, 3, 3, 3}, {4}, {4}}, -1, 1, b_cnn_block},
 };
 

@@ -5,8 +5,9 @@
 // size-1 dims and merges dims that stay contiguous in all three tensors: same-shape and scalar
 // operands become one flat loop, (B, N) ∘ (N) a loop over B rows of N.
 // Backward: dx += Σ over x's broadcast dims of dy ∂y/∂x (plain elementwise when x is not
-// broadcast). Each parallel work item owns a run of x's grad elements and sums in double, so
-// there are no races and the result does not depend on the thread count.
+// broadcast), or dx = that sum on dx's first write of the sweep (grad_store). Each parallel work
+// item owns a run of x's grad elements and sums in double, so there are no races and the result
+// does not depend on the thread count.
 #include <math.h>
 #include <string.h>
 
@@ -115,7 +116,10 @@ static void row_offsets(const bc_plan *p, int64_t t, int64_t o[3]) {
 #define BLOCK 4096
 
 // Forward and elementwise backward both walk y row by row; the typed kernels pick the loop.
-typedef enum { BIN_FWD, BIN_DA, BIN_DB } bin_pass;
+typedef enum { BIN_FWD, BIN_DA, BIN_DB, BIN_DA_SET, BIN_DB_SET } bin_pass;
+// Elementwise row loops vectorise under `omp simd` (-fopenmp-simd, CMakeLists.txt), which GCC's
+// -O2 cost model would otherwise leave scalar for a row length it does not know.
+#define BIN_SIMD _Pragma("omp simd")
 
 // The typed kernels of each op: binary_kernels.inc, included once per op and dtype with T, SFX,
 // OP and the op's F(a, b), DA(g, a, b) = g ∂y/∂a and DB(g, a, b) = g ∂y/∂b.
@@ -235,29 +239,23 @@ static nb_status cmp_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
 }
 
 const nb_op nb_op_add = {"add",        2,       0,    bin_infer, add_forward,
-                         add_backward, add_vjp, NULL, false,     false};
+                         add_backward, add_vjp, NULL, true,      false};
 const nb_op nb_op_sub = {"sub",        2,       0,    bin_infer, sub_forward,
-                         sub_backward, sub_vjp, NULL, false,     false};
+                         sub_backward, sub_vjp, NULL, true,      false};
 const nb_op nb_op_mul = {"mul",        2,       0,    bin_infer, mul_forward,
-                         mul_backward, mul_vjp, NULL, false,     false};
+                         mul_backward, mul_vjp, NULL, true,      false};
 const nb_op nb_op_div = {"div",        2,       0,    bin_infer, div_forward,
-                         div_backward, div_vjp, NULL, false,     false};
+                         div_backward, div_vjp, NULL, true,      false};
 const nb_op nb_op_maximum = {"maximum",        2,           0,    bin_infer, maximum_forward,
-                             maximum_backward, maximum_vjp, NULL, false,     false};
+                             maximum_backward, maximum_vjp, NULL, true,      false};
 const nb_op nb_op_minimum = {"minimum",        2,           0,    bin_infer, minimum_forward,
-                             minimum_backward, minimum_vjp, NULL, false,     false};
-const nb_op nb_op_eq = {"eq",        2,       0,    bin_infer, eq_forward,
-                        eq_backward, cmp_vjp, NULL, false,     false};
-const nb_op nb_op_ne = {"ne",        2,       0,    bin_infer, ne_forward,
-                        ne_backward, cmp_vjp, NULL, false,     false};
-const nb_op nb_op_lt = {"lt",        2,       0,    bin_infer, lt_forward,
-                        lt_backward, cmp_vjp, NULL, false,     false};
-const nb_op nb_op_le = {"le",        2,       0,    bin_infer, le_forward,
-                        le_backward, cmp_vjp, NULL, false,     false};
-const nb_op nb_op_gt = {"gt",        2,       0,    bin_infer, gt_forward,
-                        gt_backward, cmp_vjp, NULL, false,     false};
-const nb_op nb_op_ge = {"ge",        2,       0,    bin_infer, ge_forward,
-                        ge_backward, cmp_vjp, NULL, false,     false};
+                             minimum_backward, minimum_vjp, NULL, true,      false};
+const nb_op nb_op_eq = {"eq", 2, 0, bin_infer, eq_forward, eq_backward, cmp_vjp, NULL, true, false};
+const nb_op nb_op_ne = {"ne", 2, 0, bin_infer, ne_forward, ne_backward, cmp_vjp, NULL, true, false};
+const nb_op nb_op_lt = {"lt", 2, 0, bin_infer, lt_forward, lt_backward, cmp_vjp, NULL, true, false};
+const nb_op nb_op_le = {"le", 2, 0, bin_infer, le_forward, le_backward, cmp_vjp, NULL, true, false};
+const nb_op nb_op_gt = {"gt", 2, 0, bin_infer, gt_forward, gt_backward, cmp_vjp, NULL, true, false};
+const nb_op nb_op_ge = {"ge", 2, 0, bin_infer, ge_forward, ge_backward, cmp_vjp, NULL, true, false};
 
 nb_tensor *nb_add(nb_graph *g, nb_tensor *a, nb_tensor *b) {
     return binary(g, &nb_op_add, a, b);

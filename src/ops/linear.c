@@ -59,13 +59,17 @@ static void linear_forward(nb_node *nd) {
 }
 
 // gb (out) += Σ_rows gy (batch, out); a first write (set) starts from row 0 instead of gb.
+// Rows in order (each column's sum is the same for any vector width): the inner loop over a
+// row's columns is an `omp simd` loop (-fopenmp-simd, CMakeLists.txt).
 #define DEFINE_BIAS_GRAD(T, sfx)                                                                   \
-    static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out, bool set) {        \
+    static void bias_grad_##sfx(const T *restrict gy, T *restrict gb, int64_t batch, int64_t out,  \
+                                bool set) {                                                        \
         if (set)                                                                                   \
             memset(gb, 0, (size_t)out * sizeof(T));                                                \
-        for (int64_t r = 0; r < batch; r++)                                                        \
-            for (int64_t j = 0; j < out; j++)                                                      \
-                gb[j] += gy[r * out + j];                                                          \
+        for (int64_t r = 0; r < batch; r++) {                                                      \
+            const T *restrict row = gy + r * out;                                                  \
+            _Pragma("omp simd") for (int64_t j = 0; j < out; j++) gb[j] += row[j];                 \
+        }                                                                                          \
     }
 DEFINE_BIAS_GRAD(float, f32)
 DEFINE_BIAS_GRAD(double, f64)

@@ -80,6 +80,8 @@ BODY(div, nb_div(g, h[0], h[1]))
 BODY(maximum, nb_maximum(g, h[0], h[1]))
 BODY(minimum, nb_minimum(g, h[0], h[1]))
 BODY(lt_mask, nb_mul(g, nb_lt(g, h[0], h[1]), h[0]))
+BODY(attention_qkv_causal, nb_attention_qkv(g, h[0], 2, true, 0.0, NULL))
+BODY(attention_qkv, nb_attention_qkv(g, h[0], 3, false, 0.0, NULL))
 BODY(layer_norm, nb_layer_norm(g, h[0], 1, h[1], h[2], 1e-5))
 BODY(layer_norm_2d_weight_only, nb_layer_norm(g, h[0], 2, h[1], NULL, 1e-5))
 BODY(layer_norm_bias_only, nb_layer_norm(g, h[0], 1, NULL, h[1], 1e-5))
@@ -134,6 +136,8 @@ static const fw_case CASES[] = {
     {"maximum", 2, {{5, 3}, {5, 3}}, -1, 1, b_maximum},
     {"minimum_broadcast", 2, {{5, 3}, {3}}, -1, 1, b_minimum},
     {"lt_mask", 2, {{4, 3}, {4, 3}}, -1, 1, b_lt_mask},
+    {"attention_qkv_causal", 1, {{2, 5, 12}}, -1, 1, b_attention_qkv_causal},
+    {"attention_qkv_rank4", 1, {{2, 1, 3, 18}}, -1, 1, b_attention_qkv},
     {"layer_norm", 3, {{4, 11}, {11}, {11}}, -1, 1, b_layer_norm},
     {"layer_norm_2d_weight_only", 2, {{3, 2, 9}, {2, 9}}, -1, 1, b_layer_norm_2d_weight_only},
     {"layer_norm_bias_only", 2, {{5, 3}, {3}}, -1, 1, b_layer_norm_bias_only},

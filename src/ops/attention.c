@@ -209,6 +209,10 @@ static size_t sdpa_thread_bytes(const sdpa_geom *g, size_t es) {
 typedef struct {
     const void *q, *k, *v, *m, *o, *go;
     void *gq, *gk, *gv, *gm;
+    // Backward: zero each slice's rows of gq, gk and gv just before its kernel adds into them
+    // (attention_qkv's first write, grad_store), cache-hot and in the parallel loop, instead of
+    // backward's serial zeroing pass over the whole (..., t, 3E) grad.
+    bool zero;
 } sdpa_ptrs;
 
 #define SDPA_AT(T, p, off) ((p) ? (T *)(p) + (off) : NULL)
@@ -258,7 +262,22 @@ static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_pt
     }
 }
 
-// Backward over every slice: accumulates into the non-NULL gradients of x.
+// Zeroes one slice's rows of the non-NULL gq, gk, gv (element offsets oq, ok, ov).
+static void sdpa_zero_slice(const sdpa_geom *g, size_t es, sdpa_ptrs x, int64_t oq, int64_t ok,
+                            int64_t ov) {
+    if (x.gq)
+        for (int64_t i = 0; i < g->tq; i++)
+            memset((char *)x.gq + (size_t)(oq + i * g->ldq) * es, 0, (size_t)g->d * es);
+    if (x.gk)
+        for (int64_t i = 0; i < g->tk; i++)
+            memset((char *)x.gk + (size_t)(ok + i * g->ldk) * es, 0, (size_t)g->d * es);
+    if (x.gv)
+        for (int64_t i = 0; i < g->tk; i++)
+            memset((char *)x.gv + (size_t)(ov + i * g->ldv) * es, 0, (size_t)g->dv * es);
+}
+
+// Backward over every slice: accumulates into the non-NULL gradients of x (zeroing each
+// slice's rows first when x.zero).
 static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
     nb_tensor *o = nd->out;
     size_t es = nb_dtype_size(o->dtype);
@@ -285,6 +304,8 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
         int64_t mo = x.m ? sdpa_mask_off(&g, bh) : 0;
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
+        if (x.zero)
+            sdpa_zero_slice(&g, es, x, oq, ok, ov);
         if (o->dtype == NB_F32)
             sdpa_bwd_f32(
                 &g, bh, (const float *)x.q + oq, (const float *)x.k + ok, (const float *)x.v + ov,
@@ -519,7 +540,8 @@ static void qkv_backward(nb_node *nd) {
                                   .go = nd->out->grad,
                                   .gq = gd,
                                   .gk = gd + qkv_col(&g, x, 1),
-                                  .gv = gd + qkv_col(&g, x, 2)});
+                                  .gv = gd + qkv_col(&g, x, 2),
+                                  .zero = nb__grad_first(nd, 0)});
 }
 
 // The split written with recorded ops, L the leading dims: qkv (L, t, 3E) viewed
@@ -566,9 +588,10 @@ static nb_status qkv_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
     return nb_graph_status(gr);
 }
 
-// Accumulates into qkv's gradient (GEMMs adding into each column block): grad_store false.
+// Accumulates into qkv's gradient (GEMMs adding into each column block); on its first write
+// each slice zeroes its own rows first (sdpa_ptrs.zero): grad_store.
 const nb_op nb_op_attention_qkv = {"attention_qkv", 1,       0,    qkv_infer, qkv_forward,
-                                   qkv_backward,    qkv_vjp, NULL, false,     false};
+                                   qkv_backward,    qkv_vjp, NULL, true,      false};
 
 nb_tensor *nb_attention_qkv(nb_graph *g, nb_tensor *qkv, int64_t heads, bool causal,
                             double dropout_p, nb_rng *rng) {

@@ -9,9 +9,9 @@
 #define TINY_GEMM 64
 
 #define DEFINE_TINY_GEMM(T, sfx)                                                                   \
-    static void tiny_gemm_##sfx(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,   \
-                                const T *a, int64_t lda, const T *b, int64_t ldb, double beta,     \
-                                T *c, int64_t ldc) {                                               \
+    static inline __attribute__((always_inline)) void tiny_gemm_##sfx(                             \
+        bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const T *a, int64_t lda,  \
+        const T *b, int64_t ldb, double beta, T *c, int64_t ldc) {                                 \
         for (int64_t i = 0; i < m; i++)                                                            \
             for (int64_t j = 0; j < n; j++) {                                                      \
                 double acc = 0;                                                                    \
@@ -26,15 +26,13 @@
 DEFINE_TINY_GEMM(float, f32)
 DEFINE_TINY_GEMM(double, f64)
 
-void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-              const void *a, const void *b, double beta, void *c) {
-    // Leading dimensions of the contiguous row-major operands.
-    nb__gemm_ld(dt, ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
-}
-
-void nb__gemm_ld(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-                 const void *a, int64_t lda_, const void *b, int64_t ldb_, double beta, void *c,
-                 int64_t ldc_) {
+// The body of nb__gemm_ld, inlined into it and into nb__gemm: a call from one to the other was
+// ~20 instructions per GEMM (the library is position-independent, so a global function is not
+// inlined into another), three GEMMs per iteration of bench_overhead (per-op overhead).
+static inline __attribute__((always_inline)) void
+gemm_body(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+          const void *a, int64_t lda_, const void *b, int64_t ldb_, double beta, void *c,
+          int64_t ldc_) {
     if (m == 0 || n == 0)
         return;
     blasint lda = (blasint)lda_, ldb = (blasint)ldb_, ldc = (blasint)ldc_;
@@ -66,4 +64,16 @@ void nb__gemm_ld(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
     else
         cblas_dgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b,
                     ldb, beta, c, ldc);
+}
+
+void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+              const void *a, const void *b, double beta, void *c) {
+    // Leading dimensions of the contiguous row-major operands.
+    gemm_body(dt, ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+}
+
+void nb__gemm_ld(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const void *a, int64_t lda_, const void *b, int64_t ldb_, double beta, void *c,
+                 int64_t ldc_) {
+    gemm_body(dt, ta, tb, m, n, k, alpha, a, lda_, b, ldb_, beta, c, ldc_);
 }

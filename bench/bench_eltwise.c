@@ -10,13 +10,15 @@
 //   add backward                         read dy, update da and db           20 n
 //   triad                                read b, c, write a                  12 n
 // Each kernel is called directly through the library-private ops/kernels.h, without a graph
-// or a tape, so nothing but the kernel is timed.
+// or a tape, so nothing but the kernel is timed. At 1 thread the same pairs are also timed by
+// the thread's CPU time (cpu_gbps, triad_cpu_gbps), a ratio that a loaded machine disturbs less.
 // Each timing repeats the kernel for at least MIN_SECONDS (iterations calibrated in a first
 // pass that also warms caches and thread teams). Inputs are uniform in [-2, 2] ([0.01, 4] for
 // log); elu uses alpha = 1. Usage: bench_eltwise [--reps R] [--n N (one size only)].
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -102,12 +104,22 @@ static void run_kernel(const op_case *c, int bwd, int64_t n) {
         c->unary->fwd(NB_F32, nb_tensor_data(c->a), nb_tensor_data(c->y), n, 1.0);
 }
 
-// Seconds for *iters calls of one kernel (op -1 is the triad). When calibrating, *iters
-// doubles from 1 until the calls take MIN_SECONDS.
+// CPU time of the calling thread, which alone runs the kernels at 1 thread: unlike wall time it
+// stops while the thread waits for a core, so on a loaded machine the 1-thread ratio of kernel
+// to triad CPU times still measures the kernel (memory contention from others remains).
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Seconds for *iters calls of one kernel (op -1 is the triad), wall time, and the calling
+// thread's CPU seconds in *cpu. When calibrating, *iters doubles from 1 until the calls take
+// MIN_SECONDS.
 static double time_kernel(op_case *cs, int op, int bwd, float *a, const float *b, const float *c,
-                          int64_t n, int64_t *iters, bool calibrate) {
+                          int64_t n, int64_t *iters, bool calibrate, double *cpu) {
     for (int64_t m = calibrate ? 1 : *iters;; m *= 2) {
-        double t0 = bu_now();
+        double c0 = thread_cpu(), t0 = bu_now();
         for (int64_t q = 0; q < m; q++) {
             if (op < 0)
                 triad(a, b, c, 0.5f, n);
@@ -115,18 +127,24 @@ static double time_kernel(op_case *cs, int op, int bwd, float *a, const float *b
                 run_kernel(cs, bwd, n);
         }
         double dt = bu_now() - t0;
+        *cpu = thread_cpu() - c0;
         *iters = m;
         if (!calibrate || dt >= MIN_SECONDS)
             return dt;
     }
 }
 
+// One JSON line; at 1 thread also GB/s by the thread's CPU time (cpu_gbps, triad_cpu_gbps).
 static void report(int op, int bwd, int64_t n, int threads, double bytes, int64_t iters, double dt,
-                   double triad_gbps) {
+                   double triad_gbps, double cpu, double triad_cpu_gbps) {
     printf("{\"bench\": \"eltwise\", \"op\": \"%s\", \"dir\": \"%s\", \"n\": %" PRId64
-           ", \"threads\": %d, \"gbps\": %.3f, \"triad_gbps\": %.3f}\n",
+           ", \"threads\": %d, \"gbps\": %.3f, \"triad_gbps\": %.3f",
            op_names[op], bwd ? "bwd" : "fwd", n, threads, bytes * (double)iters / dt * 1e-9,
            triad_gbps);
+    if (threads == 1)
+        printf(", \"cpu_gbps\": %.3f, \"triad_cpu_gbps\": %.3f", bytes * (double)iters / cpu * 1e-9,
+               triad_cpu_gbps);
+    printf("}\n");
 }
 
 int main(int argc, char **argv) {
@@ -174,12 +192,15 @@ int main(int argc, char **argv) {
                     // The triad runs right before each kernel: the pair sees the same machine.
                     int op = k / 2, bwd = k % 2;
                     int64_t *it_t = &iters[threads][0][0], *it = &iters[threads][op + 1][bwd];
-                    double dt_t = time_kernel(NULL, -1, 0, a, b, c, n, it_t, r < 0 && k == 0);
-                    double dt = time_kernel(&cs[op], op, bwd, a, b, c, n, it, r < 0);
+                    double cpu_t, cpu;
+                    double dt_t =
+                        time_kernel(NULL, -1, 0, a, b, c, n, it_t, r < 0 && k == 0, &cpu_t);
+                    double dt = time_kernel(&cs[op], op, bwd, a, b, c, n, it, r < 0, &cpu);
                     double bytes = (bwd ? bwd_bytes[op] : fwd_bytes[op]) * (double)n;
+                    double triad_bytes = 12.0 * (double)n * (double)*it_t;
                     if (r >= 0)
-                        report(op, bwd, n, threads, bytes, *it, dt,
-                               12.0 * (double)n * (double)*it_t / dt_t * 1e-9);
+                        report(op, bwd, n, threads, bytes, *it, dt, triad_bytes / dt_t * 1e-9, cpu,
+                               triad_bytes / cpu_t * 1e-9);
                 }
                 fflush(stdout);
             }

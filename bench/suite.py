@@ -184,11 +184,12 @@ def measure_overhead(bench, a, log):
 
 
 def measure_eltwise(bench, a, log):
-    """res[(op, dir, n, threads)] = [(GB/s, triad GB/s timed just before), ...]"""
+    """res[(op, dir, n, threads)] = [(GB/s, triad GB/s timed just before, the same two by the
+    thread's CPU time at 1 thread or None), ...]"""
     res = {}
     for r in run([os.path.join(bench, "bench_eltwise"), "--reps", str(a.reps)]):
         res.setdefault((r["op"], r["dir"], r["n"], r["threads"]), []).append(
-            (r["gbps"], r["triad_gbps"]))
+            (r["gbps"], r["triad_gbps"], r.get("cpu_gbps"), r.get("triad_cpu_gbps")))
         log.write(json.dumps(r) + "\n")
     return res
 
@@ -305,13 +306,15 @@ def table_cnn(rows, out):
 def table_eltwise(res, out):
     out.append("### 4. Elementwise kernels, float32 (GB/s; % of the triad timed just before "
                "each kernel)\n")
-    out.append("| kernel | n | 1 thread GB/s | % triad | 2 threads GB/s | % triad | target "
-               "| verdict |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    # "CPU time": the 1-thread pair timed by the thread's CPU time (bench_eltwise's cpu_gbps),
+    # which time spent waiting for a core on a loaded machine does not inflate.
+    out.append("| kernel | n | 1 thread GB/s | % triad | % triad, CPU time | 2 threads GB/s "
+               "| % triad | target | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for n in sorted({k[2] for k in res}):
         tri = {t: [p[1] for k, v in res.items() if k[2] == n and k[3] == t for p in v]
                for t in THREADS}
-        out.append("| triad | %s | %s | 100%% | %s | 100%% | — | — |" % (
+        out.append("| triad | %s | %s | 100%% | 100%% | %s | 100%% | — | — |" % (
             human(n), fmt(tri[1], 1), fmt(tri[2], 1)))
         for op in ELT_OPS:
             for d in ("fwd", "bwd"):
@@ -320,10 +323,13 @@ def table_eltwise(res, out):
                     v = res[(op, d, n, t)]
                     cells += [fmt([p[0] for p in v], 1),
                               fmt([100 * p[0] / p[1] for p in v], 0, True)]
+                    if t == 1:
+                        cpu = [100 * p[2] / p[3] for p in v if p[2]]
+                        cells.append(fmt(cpu, 0, True) if cpu else "—")
                 big = n >= 1 << 24
                 p2 = [p[0] / p[1] for p in res[(op, d, n, 2)]]
                 goal = ELT_TARGET[op]
-                out.append("| %s %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                out.append("| %s %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     op, d, human(n), *cells, "≥ %d%% (2 thr)" % (100 * goal) if big else "—",
                     verdict(statistics.median(p2) >= goal) if big else "—"))
     out.append("")

@@ -6,11 +6,11 @@
 //   exp 1.5 [1.05]   log 1 [0.81]   tanh 2.5 [2.32]   sigmoid 3 [2.64]   erf 2.5 [1.95]
 //   gelu 8 [6.15]   silu 4 [3.28]   softplus 3 [2.42]   elu 1.5 [0.85]
 //   softplus with β = 0.7, threshold 40: 3.5 [2.50], its backward 3 [2.05] (2^17 points)
-//   gelu_tanh 4 [3.62] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
+//   gelu_tanh 4 [3.44] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
 //     |x f'/f| of ~230 at x = -10, so this bounds the backward error (the result is f at an
 //     input within ~4 ulps of x), the best evaluating u in float can do.
 //   backward, in ulps of the largest term of f' (f' crosses zero): gelu 7 [5.39]
-//     gelu_tanh 6 [5.44] (also of |x f''|, as above)   silu 5 [4.36]   softplus (= σ) 3 [2.71]
+//     gelu_tanh 6 [5.00] (also of |x f''|, as above)   silu 5 [4.36]   softplus (= σ) 3 [2.71]
 // Subnormal results: within 8 subnormal spacings (measured 2.6).
 // Inputs: NaN gives NaN; ±inf and huge values give the limits (exp(-inf) = 0, tanh(±inf) = ±1,
 // log(0) = -inf, log(x < 0) = NaN); subnormal inputs and outputs are handled.

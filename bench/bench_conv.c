@@ -26,22 +26,12 @@ static const conv_shape shapes[] = {
     {"conv2 64x32x14x14 -> 64, 3x3", 64, 32, 14, 64, 3, true},
 };
 
-static nb_tensor *rand_t(int ndim, const int64_t *shape, nb_rng *rng, bool grad) {
-    nb_tensor *t = nb_tensor_create(NB_F32, ndim, shape);
-    if (t && (nb_init_uniform(t, rng, -1, 1) != NB_OK ||
-              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
-        nb_tensor_destroy(t);
-        t = NULL;
-    }
-    return t;
-}
-
 // Seconds per call of the nabla step, best of reps runs of >= MIN_SECONDS each.
 static double time_nabla(const conv_shape *s, nb_rng *rng, int reps, int64_t *allocs) {
-    nb_tensor *x = rand_t(4, (int64_t[]){s->n, s->c, s->h, s->h}, rng, s->x_grad);
-    nb_tensor *w = rand_t(4, (int64_t[]){s->o, s->c, s->k, s->k}, rng, true);
-    nb_tensor *b = rand_t(1, (int64_t[]){s->o}, rng, true);
-    nb_tensor *gy = rand_t(4, (int64_t[]){s->n, s->o, s->h, s->h}, rng, false);
+    nb_tensor *x = bu_rand_f32(4, (int64_t[]){s->n, s->c, s->h, s->h}, rng, s->x_grad);
+    nb_tensor *w = bu_rand_f32(4, (int64_t[]){s->o, s->c, s->k, s->k}, rng, true);
+    nb_tensor *b = bu_rand_f32(1, (int64_t[]){s->o}, rng, true);
+    nb_tensor *gy = bu_rand_f32(4, (int64_t[]){s->n, s->o, s->h, s->h}, rng, false);
     nb_graph *g = nb_graph_create();
     double best = 1e30;
     int64_t a0 = 0;
@@ -111,17 +101,8 @@ static double time_gemm(const conv_shape *s, int reps) {
 
 int main(int argc, char **argv) {
     int64_t reps = 3, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc && bu_int(argv[i + 1], 1, 1000, &reps))
-            i++;
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                 bu_int(argv[i + 1], 1, 64, &threads))
-            i++;
-        else {
-            fprintf(stderr, "usage: bench_conv [--reps R] [--threads T]\n");
-            return 2;
-        }
-    }
+    if (!bu_reps_threads(argc, argv, "bench_conv", 1000, &reps, &threads))
+        return 2;
     bu_count_allocations();
     nb_rng rng;
     nb_rng_seed(&rng, 7);

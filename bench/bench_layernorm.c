@@ -34,16 +34,6 @@ static void triad(float *a, const float *b, const float *c, float s, int64_t n) 
         a[i] = b[i] + s * c[i];
 }
 
-static nb_tensor *rand_t(int ndim, const int64_t *shape, nb_rng *rng, bool grad) {
-    nb_tensor *t = nb_tensor_create(NB_F32, ndim, shape);
-    if (t && (nb_init_uniform(t, rng, -1, 1) != NB_OK ||
-              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
-        nb_tensor_destroy(t);
-        t = NULL;
-    }
-    return t;
-}
-
 typedef struct {
     nb_graph *g;
     nb_tensor *x, *w, *b, *gy;
@@ -84,27 +74,18 @@ static double best_time(void (*fn)(ctx *), ctx *c, int reps) {
 
 int main(int argc, char **argv) {
     int64_t reps = 3, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc && bu_int(argv[i + 1], 1, 1000, &reps))
-            i++;
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                 bu_int(argv[i + 1], 1, 64, &threads))
-            i++;
-        else {
-            fprintf(stderr, "usage: bench_layernorm [--reps R] [--threads T]\n");
-            return 2;
-        }
-    }
+    if (!bu_reps_threads(argc, argv, "bench_layernorm", 1000, &reps, &threads))
+        return 2;
     bu_count_allocations();
     nb_rng rng;
     nb_rng_seed(&rng, 7);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
         ctx c = {.g = nb_graph_create(), .n = n};
-        c.x = rand_t(2, shapes[s], &rng, true);
-        c.w = rand_t(1, &cols, &rng, true);
-        c.b = rand_t(1, &cols, &rng, true);
-        c.gy = rand_t(2, shapes[s], &rng, false);
+        c.x = bu_rand_f32(2, shapes[s], &rng, true);
+        c.w = bu_rand_f32(1, &cols, &rng, true);
+        c.b = bu_rand_f32(1, &cols, &rng, true);
+        c.gy = bu_rand_f32(2, shapes[s], &rng, false);
         c.ta = calloc((size_t)n, sizeof(float));
         c.tb = calloc((size_t)n, sizeof(float));
         c.tc = calloc((size_t)n, sizeof(float));

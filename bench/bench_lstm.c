@@ -22,22 +22,12 @@ typedef struct {
 
 static const lstm_shape shapes[] = {{64, 32, 64, 128}, {64, 32, 128, 256}};
 
-static nb_tensor *rand_t(int ndim, const int64_t *shape, nb_rng *rng, bool grad) {
-    nb_tensor *t = nb_tensor_create(NB_F32, ndim, shape);
-    if (t && (nb_init_uniform(t, rng, -1, 1) != NB_OK ||
-              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
-        nb_tensor_destroy(t);
-        t = NULL;
-    }
-    return t;
-}
-
 // Seconds per forward + backward, best of reps runs of >= MIN_SECONDS each.
 static double time_nabla(const lstm_shape *s, nb_rng *rng, int reps, int64_t *allocs,
                          int64_t *ops) {
     nb_layer *l = nb_nn_lstm_create(s->f, s->h, 1, true, NB_F32, rng);
-    nb_tensor *x = rand_t(3, (int64_t[]){s->t, s->b, s->f}, rng, true);
-    nb_tensor *gy = rand_t(3, (int64_t[]){s->t, s->b, s->h}, rng, false);
+    nb_tensor *x = bu_rand_f32(3, (int64_t[]){s->t, s->b, s->f}, rng, true);
+    nb_tensor *gy = bu_rand_f32(3, (int64_t[]){s->t, s->b, s->h}, rng, false);
     nb_graph *g = nb_graph_create();
     double best = 1e30;
     int64_t a0 = 0;
@@ -113,17 +103,8 @@ static double time_gemm(const lstm_shape *s, int reps) {
 
 int main(int argc, char **argv) {
     int64_t reps = 3, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc && bu_int(argv[i + 1], 1, 100, &reps))
-            i++;
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                 bu_int(argv[i + 1], 1, 64, &threads))
-            i++;
-        else {
-            fprintf(stderr, "usage: bench_lstm [--reps R] [--threads T]\n");
-            return 2;
-        }
-    }
+    if (!bu_reps_threads(argc, argv, "bench_lstm", 100, &reps, &threads))
+        return 2;
     bu_count_allocations();
     for (int th = 1; th <= 2; th++) {
         if (threads && th != threads)

@@ -34,23 +34,13 @@ typedef struct {
     const mm_shape *s;
 } mm_case;
 
-static nb_tensor *rand_t(int ndim, const int64_t *shape, nb_rng *rng, bool grad) {
-    nb_tensor *t = nb_tensor_create(NB_F32, ndim, shape);
-    if (t && (nb_init_uniform(t, rng, -1, 1) != NB_OK ||
-              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
-        nb_tensor_destroy(t);
-        t = NULL;
-    }
-    return t;
-}
-
 static bool case_init(mm_case *c, const mm_shape *s, nb_rng *rng) {
     memset(c, 0, sizeof *c);
     c->s = s;
     c->g = nb_graph_create();
-    c->a = rand_t(3, (int64_t[]){BATCH, s->m, s->k}, rng, true);
-    c->b = rand_t(3, (int64_t[]){BATCH, s->k, s->n}, rng, true);
-    c->gy = rand_t(3, (int64_t[]){BATCH, s->m, s->n}, rng, false);
+    c->a = bu_rand_f32(3, (int64_t[]){BATCH, s->m, s->k}, rng, true);
+    c->b = bu_rand_f32(3, (int64_t[]){BATCH, s->k, s->n}, rng, true);
+    c->gy = bu_rand_f32(3, (int64_t[]){BATCH, s->m, s->n}, rng, false);
     if (!c->g || !c->a || !c->b || !c->gy)
         return false;
     nb_tensor *y = nb_matmul(c->g, c->a, c->b);
@@ -144,7 +134,7 @@ static int bench_matmul_shapes(int64_t reps, nb_rng *rng) {
 // axes (the tiled path).
 static int bench_permute(int64_t reps, nb_rng *rng, const int *perm, const char *name) {
     const int64_t shape[4] = {16, 256, 16, 256};
-    nb_tensor *x = rand_t(4, shape, rng, false);
+    nb_tensor *x = bu_rand_f32(4, shape, rng, false);
     nb_graph *g = nb_graph_create();
     nb_tensor *y = x && g ? nb_permute(g, x, 4, perm) : NULL;
     if (!y) {

@@ -4,7 +4,9 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -49,4 +51,31 @@ bool bu_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
         return false;
     *out = v;
     return true;
+}
+
+bool bu_reps_threads(int argc, char **argv, const char *prog, int64_t max_reps, int64_t *reps,
+                     int64_t *threads) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc &&
+            bu_int(argv[i + 1], 1, max_reps, reps))
+            i++;
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
+                 bu_int(argv[i + 1], 1, 64, threads))
+            i++;
+        else {
+            fprintf(stderr, "usage: %s [--reps R] [--threads T]\n", prog);
+            return false;
+        }
+    }
+    return true;
+}
+
+nb_tensor *bu_rand_f32(int ndim, const int64_t *shape, nb_rng *rng, bool grad) {
+    nb_tensor *t = nb_tensor_create(NB_F32, ndim, shape);
+    if (t && (nb_init_uniform(t, rng, -1, 1) != NB_OK ||
+              (grad && nb_tensor_set_requires_grad(t, true) != NB_OK))) {
+        nb_tensor_destroy(t);
+        t = NULL;
+    }
+    return t;
 }

@@ -2,6 +2,8 @@
 // eps) w in torch, which 1.13 lacks as a function), float64 reference numbers computed once from
 // the patterns named in the comments.
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,10 +180,137 @@ static void layer_norm_large_offset(void **state) {
     nb_tensor_destroy(x);
 }
 
+// x (r, d) = offset + spread sin(0.37 i), weight 1 + 0.5 cos(0.9 j), bias sin(1.3 j),
+// dy = cos(0.3 i), made in float32 and, for `like`, copied from it into float64 (the same
+// values). run_norm: y = layer_norm (rms: rms_norm) over the last axis and `sweeps` backward
+// passes without zeroing, so the second adds into every gradient.
+typedef struct {
+    nb_tensor *x, *w, *b, *dy, *y;
+    nb_graph *g;
+} ln_run;
+static nb_tensor *copy_as(nb_dtype dt, const nb_tensor *t, bool grad) {
+    nb_tensor *c = nb_tensor_create(dt, nb_tensor_ndim(t), nb_tensor_shape(t));
+    assert_non_null(c);
+    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
+        nb_tensor_set(c, i, nb_tensor_get(t, i));
+    nb_tensor_set_requires_grad(c, grad);
+    return c;
+}
+static ln_run ln_inputs(int64_t r, int64_t d, double offset, double spread) {
+    ln_run u = {.g = nb_graph_create()};
+    u.x = pattern(NB_F32, 2, (int64_t[]){r, d}, sin, 0.37, spread, offset, true);
+    u.w = pattern(NB_F32, 1, (int64_t[]){d}, cos, 0.9, 0.5, 1, true);
+    u.b = pattern(NB_F32, 1, (int64_t[]){d}, sin, 1.3, 1, 0, true);
+    u.dy = pattern(NB_F32, 2, (int64_t[]){r, d}, cos, 0.3, 1, 0, false);
+    return u;
+}
+static ln_run ln_as_f64(const ln_run *f) {
+    ln_run u = {.g = nb_graph_create()};
+    u.x = copy_as(NB_F64, f->x, true), u.w = copy_as(NB_F64, f->w, true);
+    u.b = copy_as(NB_F64, f->b, true), u.dy = copy_as(NB_F64, f->dy, false);
+    return u;
+}
+static void run_norm(ln_run *u, bool rms, int sweeps) {
+    for (int s = 0; s < sweeps; s++) {
+        nb_graph_reset(u->g);
+        u->y = rms ? nb_rms_norm(u->g, u->x, 1, u->w, 1e-6)
+                   : nb_layer_norm(u->g, u->x, 1, u->w, u->b, 1e-5);
+        assert_non_null(u->y);
+        assert_int_equal(nb_backward_with(u->g, u->y, u->dy), NB_OK);
+    }
+}
+static void ln_free(ln_run *u) {
+    nb_graph_destroy(u->g);
+    nb_tensor *ts[] = {u->x, u->w, u->b, u->dy};
+    for (int i = 0; i < 4; i++)
+        nb_tensor_destroy(ts[i]);
+}
+// The values (grad: gradients) of a and b, same shape, agree bit for bit.
+static bool same_bits(const nb_tensor *a, const nb_tensor *b, bool grad) {
+    for (int64_t i = 0; i < nb_tensor_numel(a); i++) {
+        double va = grad ? nb_tensor_grad_get(a, i) : nb_tensor_get(a, i);
+        double vb = grad ? nb_tensor_grad_get(b, i) : nb_tensor_get(b, i);
+        if (memcmp(&va, &vb, sizeof va) != 0) {
+            fprintf(stderr, "  element %lld: %.17g vs %.17g\n", (long long)i, va, vb);
+            return false;
+        }
+    }
+    return true;
+}
+// Within tol (relative to max(1, |b|)) of the float64 run b.
+static bool near_rel(const nb_tensor *a, const nb_tensor *b, bool grad, double tol) {
+    for (int64_t i = 0; i < nb_tensor_numel(a); i++) {
+        double va = grad ? nb_tensor_grad_get(a, i) : nb_tensor_get(a, i);
+        double vb = grad ? nb_tensor_grad_get(b, i) : nb_tensor_get(b, i);
+        if (!(fabs(va - vb) <= tol * fmax(1, fabs(vb)))) {
+            fprintf(stderr, "  element %lld: %.9g vs float64 %.12g\n", (long long)i, va, vb);
+            return false;
+        }
+    }
+    return true;
+}
+
+// (300, 200): 60 K elements, above the parallel threshold, in 4 blocks of rows (the weight and
+// bias gradients are per-block partial sums), rows of 200 = 6 x 32 lanes + a remainder of 8.
+// One and two threads give the same bits in y and every gradient, both dtypes, both ops.
+static void layer_norm_threads_bitwise(void **state) {
+    (void)state;
+    int before = nb_get_num_threads();
+    for (int k = 0; k < 4; k++) {
+        bool f64 = k & 1, rms = k >= 2;
+        ln_run a = ln_inputs(300, 200, 0.5, 2), b = ln_inputs(300, 200, 0.5, 2);
+        if (f64) {
+            ln_run a64 = ln_as_f64(&a), b64 = ln_as_f64(&b);
+            ln_free(&a), ln_free(&b);
+            a = a64, b = b64;
+        }
+        nb_set_num_threads(1);
+        run_norm(&a, rms, 2);
+        nb_set_num_threads(2);
+        run_norm(&b, rms, 2);
+        assert_true(same_bits(a.y, b.y, false));
+        assert_true(same_bits(a.x, b.x, true));
+        assert_true(same_bits(a.w, b.w, true));
+        if (!rms)
+            assert_true(same_bits(a.b, b.b, true));
+        ln_free(&a), ln_free(&b);
+    }
+    nb_set_num_threads(before);
+}
+
+// float32 against float64 on the same inputs: (300, 200) as above, (7, 45) (a remainder in
+// every loop) and rows of 1e4 + 0.05 sin, whose means no float holds: the float32 kernels
+// subtract a mean as two floats (one rounded float would be off by up to 5e-4, 1 % of the
+// spread, and fail here). Two backward sweeps: the second adds into every gradient.
+static void layer_norm_f32_matches_f64(void **state) {
+    (void)state;
+    const struct {
+        int64_t r, d;
+        double offset, spread;
+    } cases[] = {{300, 200, 0.5, 2}, {7, 45, -1, 3}, {64, 96, 1e4, 0.05}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int rms = 0; rms < 2; rms++) {
+            ln_run f = ln_inputs(cases[c].r, cases[c].d, cases[c].offset, cases[c].spread);
+            ln_run e = ln_as_f64(&f);
+            run_norm(&f, rms, 2);
+            run_norm(&e, rms, 2);
+            // dw sums 300 rows: its terms are O(1), its tolerance scaled by the row count
+            double tw = 2e-6 * (double)cases[c].r;
+            assert_true(near_rel(f.y, e.y, false, 2e-6));
+            assert_true(near_rel(f.x, e.x, true, 2e-5));
+            assert_true(near_rel(f.w, e.w, true, tw));
+            if (!rms)
+                assert_true(near_rel(f.b, e.b, true, tw));
+            ln_free(&f), ln_free(&e);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(norms_match_torch),
         cmocka_unit_test(layer_norm_large_offset),
+        cmocka_unit_test(layer_norm_threads_bitwise),
+        cmocka_unit_test(layer_norm_f32_matches_f64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

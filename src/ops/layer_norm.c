@@ -7,8 +7,10 @@
 // g = dy w and xhat = (x - mean) istd (mean 0 for rms_norm):
 //   layer_norm: dx = istd (g - mean_D(g) - xhat mean_D(g xhat))
 //   rms_norm:   dx = istd (g - xhat mean_D(g xhat))
-//   dw = Σ_r dy xhat,  db = Σ_r dy   (summed over rows in row order: thread-count independent)
-// Rows run in parallel for y and dx.
+//   dw = Σ_r dy xhat,  db = Σ_r dy
+// Forward reads x once and writes y; backward reads x and dy once and writes dx, summing dw and
+// db on the way in per-block partials added in block order (thread-count independent). Blocks
+// of rows run in parallel for both.
 #include <math.h>
 #include <string.h>
 
@@ -54,147 +56,153 @@ static int64_t ln_len(const nb_node *nd) {
     return d;
 }
 
-// Row sums go to LN_LANES partial sums by position (j mod LN_LANES), added in a fixed order
-// at the end: independent chains the compiler keeps in vector registers instead of one add
-// waiting on the last (a serial double sum of a 128-wide row cost ~4 cycles per element), and
-// the same bits for any thread count or instruction set. The row kernels are built for
-// AVX-512, AVX2 and SSE2 (picked once at load time) from one source compiled without FMA
-// contraction (CMakeLists.txt), so every build computes the same bits.
-#define LN_LANES 8
+// Row kernels (layer_norm_kernels.inc). Sums run in double over LN_LANES = 32 lanes by position
+// (element j to lane j mod 32), held as four vectors of LN_VW = 8 doubles, and a row's lanes
+// are totalled in a fixed tree; y and dx are elementwise in T. The vectors are GCC / clang
+// vector extensions: an operation on one is the same IEEE operation in each lane whatever
+// registers a build lowers it to (one zmm, two ymm, four xmm), and this file is compiled
+// without FMA contraction (CMakeLists.txt), so every build and every thread count computes the
+// same bits. With GCC on x86-64 the kernels are built three times, for AVX-512, AVX2 and the
+// SSE2 baseline, and picked per call (ln_pick); they differ only in how 8 floats become 8
+// doubles: GCC 12 splits __builtin_convertvector's float -> double into halves (4
+// instructions for one vcvtps2pd), so the AVX builds use the intrinsic. (The earlier plain
+// loops over a double[8] lane array stayed scalar under GCC 12.) A call runs a block of rows.
+#define LN_VW 8
+#define LN_LANES (4 * LN_VW)
+typedef double ln_vd __attribute__((vector_size(LN_VW * sizeof(double))));
+typedef float ln_vf __attribute__((vector_size(LN_VW * sizeof(float))));
+typedef float ln_vs __attribute__((vector_size(2 * LN_VW * sizeof(float))));
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define LN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define LN_ISA_BUILDS 1
+#include <immintrin.h>
 #else
-#define LN_CLONES
+#define LN_ISA_BUILDS 0
 #endif
-static double ln_total(const double *a) {
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+
+// a[0..LN_LANES) = the lanes of four accumulators, in lane order, and back.
+#define ln_spill(a, v0, v1, v2, v3)                                                                \
+    do {                                                                                           \
+        memcpy((a), &(v0), sizeof(ln_vd));                                                         \
+        memcpy((a) + LN_VW, &(v1), sizeof(ln_vd));                                                 \
+        memcpy((a) + 2 * LN_VW, &(v2), sizeof(ln_vd));                                             \
+        memcpy((a) + 3 * LN_VW, &(v3), sizeof(ln_vd));                                             \
+    } while (0)
+#define ln_fill(a, v0, v1, v2, v3)                                                                 \
+    do {                                                                                           \
+        memcpy(&(v0), (a), sizeof(ln_vd));                                                         \
+        memcpy(&(v1), (a) + LN_VW, sizeof(ln_vd));                                                 \
+        memcpy(&(v2), (a) + 2 * LN_VW, sizeof(ln_vd));                                             \
+        memcpy(&(v3), (a) + 3 * LN_VW, sizeof(ln_vd));                                             \
+    } while (0)
+// Σ of the lanes of four accumulators as a fixed tree, halves added lane by lane: lanes
+// [i] += [i + LN_LANES / 2], then [i] += [i + LN_LANES / 4], ... (in registers).
+#define ln_tree(v0, v1, v2, v3)                                                                    \
+    __extension__({                                                                                \
+        ln_vd t_ = ((v0) + (v2)) + ((v1) + (v3));                                                  \
+        for (int w_ = LN_VW / 2; w_ > 0; w_ /= 2)                                                  \
+            for (int i_ = 0; i_ < w_; i_++)                                                        \
+                t_[i_] += t_[i_ + w_];                                                             \
+        t_[0];                                                                                     \
+    })
+
+// Rows per block of work, about 16 K elements (an L1-sized run of x and dy), and at most 32
+// blocks: a function of the shape alone. The backward's dw and db are summed per block
+// (2 d doubles each) and the block sums added in block order.
+static int64_t ln_chunk_rows(int64_t r, int64_t d) {
+    int64_t rb = (16384 + d - 1) / d;
+    if ((r + rb - 1) / rb > 32)
+        rb = (r + 31) / 32;
+    return rb > 0 ? rb : 1;
 }
 
-// stat: 2 R doubles, mean (0 for rms_norm) then istd.
-#define DEFINE_LN(T, sfx)                                                                          \
-    /* Σ (x - shift)^(sq ? 2 : 1) over one row, in LN_LANES partial sums */                       \
-    LN_CLONES static double ln_sum_##sfx(const T *restrict x, int64_t d, double shift, bool sq) {  \
-        double a[LN_LANES] = {0};                                                                  \
-        int64_t j = 0;                                                                             \
-        if (sq)                                                                                    \
-            for (; j + LN_LANES <= d; j += LN_LANES)                                               \
-                for (int l = 0; l < LN_LANES; l++) {                                               \
-                    double v = (double)x[j + l] - shift;                                           \
-                    a[l] += v * v;                                                                 \
-                }                                                                                  \
-        else                                                                                       \
-            for (; j + LN_LANES <= d; j += LN_LANES)                                               \
-                for (int l = 0; l < LN_LANES; l++)                                                 \
-                    a[l] += (double)x[j + l] - shift;                                              \
-        for (int l = 0; j < d; j++, l++) {                                                         \
-            double v = (double)x[j] - shift;                                                       \
-            a[l] += sq ? v * v : v;                                                                \
-        }                                                                                          \
-        return ln_total(a);                                                                        \
-    }                                                                                              \
-    /* y = (x - mean) istd w + b over one row (w, b optional: branches outside the loops) */       \
-    LN_CLONES static void ln_norm_##sfx(const T *restrict x, const T *restrict w,                  \
-                                        const T *restrict b, T *restrict y, int64_t d,             \
-                                        double mean, double istd) {                                \
-        if (w && b)                                                                                \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) y[j] =                             \
-                (T)(((double)x[j] - mean) * istd * (double)w[j] + (double)b[j]);                   \
-        else if (w)                                                                                \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) y[j] =                             \
-                (T)(((double)x[j] - mean) * istd * (double)w[j]);                                  \
-        else if (b)                                                                                \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) y[j] =                             \
-                (T)(((double)x[j] - mean) * istd + (double)b[j]);                                  \
-        else                                                                                       \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) y[j] =                             \
-                (T)(((double)x[j] - mean) * istd);                                                 \
-    }                                                                                              \
-    /* s[0] = Σ g, s[1] = Σ g xhat over a row, g = dy w (or dy), xhat = (x - mean) istd */       \
-    LN_CLONES static void ln_dot_##sfx(const T *restrict x, const T *restrict w,                   \
-                                       const T *restrict gy, int64_t d, double mean, double istd,  \
-                                       double *s) {                                                \
-        double a1[LN_LANES] = {0}, a2[LN_LANES] = {0};                                             \
-        int64_t j = 0;                                                                             \
-        if (w)                                                                                     \
-            for (; j + LN_LANES <= d; j += LN_LANES)                                               \
-                for (int l = 0; l < LN_LANES; l++) {                                               \
-                    double g = (double)gy[j + l] * (double)w[j + l];                               \
-                    a1[l] += g;                                                                    \
-                    a2[l] += g * (((double)x[j + l] - mean) * istd);                               \
-                }                                                                                  \
-        else                                                                                       \
-            for (; j + LN_LANES <= d; j += LN_LANES)                                               \
-                for (int l = 0; l < LN_LANES; l++) {                                               \
-                    double g = (double)gy[j + l];                                                  \
-                    a1[l] += g;                                                                    \
-                    a2[l] += g * (((double)x[j + l] - mean) * istd);                               \
-                }                                                                                  \
-        for (int l = 0; j < d; j++, l++) {                                                         \
-            double g = (double)gy[j] * (w ? (double)w[j] : 1.0);                                   \
-            a1[l] += g;                                                                            \
-            a2[l] += g * (((double)x[j] - mean) * istd);                                           \
-        }                                                                                          \
-        s[0] = ln_total(a1), s[1] = ln_total(a2);                                                  \
-    }                                                                                              \
-    /* gx = (store) or += istd (g - a - xhat c) over one row */                                    \
-    LN_CLONES static void ln_gx_##sfx(const T *restrict x, const T *restrict w,                    \
-                                      const T *restrict gy, T *restrict gx, int64_t d,             \
-                                      double mean, double istd, double a, double c, bool store) {  \
-        if (w && store)                                                                            \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) gx[j] =                            \
-                (T)(istd * ((double)gy[j] * (double)w[j] - a - ((double)x[j] - mean) * istd * c)); \
-        else if (w)                                                                                \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) gx[j] +=                           \
-                (T)(istd * ((double)gy[j] * (double)w[j] - a - ((double)x[j] - mean) * istd * c)); \
-        else if (store)                                                                            \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) gx[j] =                            \
-                (T)(istd * ((double)gy[j] - a - ((double)x[j] - mean) * istd * c));                \
-        else                                                                                       \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) gx[j] +=                           \
-                (T)(istd * ((double)gy[j] - a - ((double)x[j] - mean) * istd * c));                \
-    }                                                                                              \
-    /* gw += dy xhat and gb += dy over one row (either may be NULL) */                             \
-    LN_CLONES static void ln_wb_row_##sfx(const T *restrict x, const T *restrict gy,               \
-                                          T *restrict gw, T *restrict gb, int64_t d, double mean,  \
-                                          double istd) {                                           \
-        if (gw)                                                                                    \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) gw[j] +=                           \
-                (T)((double)gy[j] * ((double)x[j] - mean) * istd);                                 \
-        if (gb)                                                                                    \
-            _Pragma("omp simd") for (int64_t j = 0; j < d; j++) gb[j] += gy[j];                    \
-    }                                                                                              \
-    static void ln_fwd_##sfx(bool rms, double eps, int64_t r, int64_t d, const T *x, const T *w,   \
-                             const T *b, T *y, double *stat) {                                     \
-        NB_FOR_WORK(r, r *d, i, {                                                                  \
-            const T *xr = x + i * d;                                                               \
-            double mean = rms ? 0.0 : ln_sum_##sfx(xr, d, 0.0, false) / (double)d;                 \
-            double istd = 1.0 / sqrt(ln_sum_##sfx(xr, d, mean, true) / (double)d + eps);           \
-            stat[i] = mean;                                                                        \
-            stat[r + i] = istd;                                                                    \
-            ln_norm_##sfx(xr, w, b, y + i * d, d, mean, istd);                                     \
-        });                                                                                        \
-    }                                                                                              \
-    static void ln_bwd_x_##sfx(bool rms, int64_t r, int64_t d, const T *x, const T *w,             \
-                               const double *stat, const T *gy, T *gx, bool store) {               \
-        NB_FOR_WORK(r, r *d, i, {                                                                  \
-            double mean = stat[i], istd = stat[r + i], s[2];                                       \
-            ln_dot_##sfx(x + i * d, w, gy + i * d, d, mean, istd, s);                              \
-            double a = rms ? 0.0 : s[0] / (double)d, c = s[1] / (double)d;                         \
-            ln_gx_##sfx(x + i * d, w, gy + i * d, gx + i * d, d, mean, istd, a, c, store);         \
-        });                                                                                        \
-    }                                                                                              \
-    /* summed over rows in row order (thread-count independent); set: a first write */             \
-    static void ln_bwd_wb_##sfx(int64_t r, int64_t d, const T *x, const double *stat, const T *gy, \
-                                T *gw, T *gb, bool setw, bool setb) {                              \
-        if (setw)                                                                                  \
-            memset(gw, 0, (size_t)d * sizeof(T));                                                  \
-        if (setb)                                                                                  \
-            memset(gb, 0, (size_t)d * sizeof(T));                                                  \
-        for (int64_t i = 0; i < r; i++)                                                            \
-            ln_wb_row_##sfx(x + i * d, gy + i * d, gw, gb, d, stat[i], stat[r + i]);               \
+// 8 floats at p as doubles: GCC's vector conversion, and the AVX-512 / AVX2 instructions.
+#define LN_LD_CVT(v, p)                                                                            \
+    do {                                                                                           \
+        ln_vf t_;                                                                                  \
+        memcpy(&t_, (p), sizeof t_);                                                               \
+        (v) = __builtin_convertvector(t_, ln_vd);                                                  \
+    } while (0)
+#define LN_LD_512(v, p) ((v) = (ln_vd)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
+#define LN_LD_256(v, p)                                                                            \
+    do {                                                                                           \
+        union {                                                                                    \
+            ln_vd v;                                                                               \
+            __m256d h[2];                                                                          \
+        } u_;                                                                                      \
+        u_.h[0] = _mm256_cvtps_pd(_mm_loadu_ps(p));                                                \
+        u_.h[1] = _mm256_cvtps_pd(_mm_loadu_ps((p) + 4));                                          \
+        (v) = u_.v;                                                                                \
+    } while (0)
+#define LN_LD_F64(v, p) memcpy(&(v), (p), sizeof(ln_vd))
+
+#define T float
+#define SFX f32_base
+#define LN_TARGET
+#define LN_VE ln_vs
+#define LN_EW (2 * LN_VW)
+#define LN_LD LN_LD_CVT
+#include "ops/layer_norm_kernels.inc"
+#define T double
+#define SFX f64_base
+#define LN_TARGET
+#define LN_VE ln_vd
+#define LN_EW LN_VW
+#define LN_LD LN_LD_F64
+#include "ops/layer_norm_kernels.inc"
+#if LN_ISA_BUILDS
+#define T float
+#define SFX f32_avx512
+#define LN_TARGET __attribute__((target("avx512f")))
+#define LN_VE ln_vs
+#define LN_EW (2 * LN_VW)
+#define LN_LD LN_LD_512
+#include "ops/layer_norm_kernels.inc"
+#define T float
+#define SFX f32_avx2
+#define LN_TARGET __attribute__((target("avx2")))
+#define LN_VE ln_vs
+#define LN_EW (2 * LN_VW)
+#define LN_LD LN_LD_256
+#include "ops/layer_norm_kernels.inc"
+#define T double
+#define SFX f64_avx512
+#define LN_TARGET __attribute__((target("avx512f")))
+#define LN_VE ln_vd
+#define LN_EW LN_VW
+#define LN_LD LN_LD_F64
+#include "ops/layer_norm_kernels.inc"
+#define T double
+#define SFX f64_avx2
+#define LN_TARGET __attribute__((target("avx2")))
+#define LN_VE ln_vd
+#define LN_EW LN_VW
+#define LN_LD LN_LD_F64
+#include "ops/layer_norm_kernels.inc"
+#endif
+
+typedef void ln_fwd_fn(bool rms, double eps, int64_t r, int64_t d, int64_t i0, int64_t i1,
+                       const void *x, const void *w, const void *b, void *y, double *stat);
+typedef void ln_bwd_fn(bool rms, int64_t r, int64_t d, int64_t i0, int64_t i1, const void *x,
+                       const void *w, const double *stat, const void *gy, void *gx, bool store,
+                       double *pw, double *pb);
+// The build for this CPU (__builtin_cpu_supports reads what libgcc's constructor found).
+static void ln_pick(nb_dtype dt, ln_fwd_fn **fwd, ln_bwd_fn **bwd) {
+    bool f = dt == NB_F32;
+#if LN_ISA_BUILDS
+    if (__builtin_cpu_supports("avx512f")) {
+        *fwd = f ? ln_fwd_rows_f32_avx512 : ln_fwd_rows_f64_avx512;
+        *bwd = f ? ln_bwd_rows_f32_avx512 : ln_bwd_rows_f64_avx512;
+        return;
     }
-DEFINE_LN(float, f32)
-DEFINE_LN(double, f64)
+    if (__builtin_cpu_supports("avx2")) {
+        *fwd = f ? ln_fwd_rows_f32_avx2 : ln_fwd_rows_f64_avx2;
+        *bwd = f ? ln_bwd_rows_f32_avx2 : ln_bwd_rows_f64_avx2;
+        return;
+    }
+#endif
+    *fwd = f ? ln_fwd_rows_f32_base : ln_fwd_rows_f64_base;
+    *bwd = f ? ln_bwd_rows_f32_base : ln_bwd_rows_f64_base;
+}
 
 static nb_tensor *ln_weight(const nb_node *nd) {
     const ln_params *p = nd->params;
@@ -205,6 +213,7 @@ static nb_tensor *ln_bias(const nb_node *nd) {
     return p->has_bias ? nd->in[p->has_weight ? 2 : 1] : NULL;
 }
 
+// Blocks of rows on the team (any split gives the same bits: rows are independent).
 static void ln_forward(nb_node *nd) {
     const ln_params *p = nd->params;
     const nb_tensor *x = nd->in[0], *w = ln_weight(nd), *b = ln_bias(nd);
@@ -213,35 +222,64 @@ static void ln_forward(nb_node *nd) {
     double *stat = nb__node_save(nd, (size_t)(2 * r) * sizeof(double));
     if (!stat)
         return;
-    if (y->dtype == NB_F32)
-        ln_fwd_f32(p->rms, p->eps, r, d, F32(x), w ? F32(w) : NULL, b ? F32(b) : NULL, F32(y),
-                   stat);
-    else
-        ln_fwd_f64(p->rms, p->eps, r, d, F64(x), w ? F64(w) : NULL, b ? F64(b) : NULL, F64(y),
-                   stat);
+    ln_fwd_fn *fwd;
+    ln_bwd_fn *bwd;
+    ln_pick(y->dtype, &fwd, &bwd);
+    const int64_t rb = ln_chunk_rows(r, d), nb = (r + rb - 1) / rb;
+    const void *xd = x->data, *wd = w ? w->data : NULL, *bd = b ? b->data : NULL;
+    NB_FOR_WORK(nb, r * d, k, {
+        int64_t i1 = (k + 1) * rb < r ? (k + 1) * rb : r;
+        fwd(p->rms, p->eps, r, d, k * rb, i1, xd, wd, bd, y->data, stat);
+    });
 }
 
-// Stores (rather than adds) each grad on its first write of the sweep (grad_store).
+// Blocks of ln_chunk_rows rows (a function of the shape alone) on the team, each writing its
+// rows of dx and its partial sums of dw and db (2 d doubles per block, from the graph arena);
+// the partials are then added in block order, so no bit depends on the thread count. Each
+// grad is stored (rather than added) on its first write of the sweep (grad_store).
 static void ln_backward(nb_node *nd) {
     const ln_params *p = nd->params;
     nb_tensor *x = nd->in[0], *y = nd->out, *w = ln_weight(nd), *b = ln_bias(nd);
     int64_t d = ln_len(nd), r = x->numel / d;
-    bool gw = w && NB_WANTS_GRAD(w), gb = b && NB_WANTS_GRAD(b);
+    bool gx = NB_WANTS_GRAD(x), gw = w && NB_WANTS_GRAD(w), gb = b && NB_WANTS_GRAD(b);
     int kb = p->has_weight ? 2 : 1;
-    bool sx = nb__grad_first(nd, 0), sw = gw && nb__grad_first(nd, 1),
+    bool sx = gx && nb__grad_first(nd, 0), sw = gw && nb__grad_first(nd, 1),
          sb = gb && nb__grad_first(nd, kb);
-    if (y->dtype == NB_F32) {
-        if (NB_WANTS_GRAD(x))
-            ln_bwd_x_f32(p->rms, r, d, F32(x), w ? F32(w) : NULL, nd->saved, G32(y), G32(x), sx);
-        if (gw || gb)
-            ln_bwd_wb_f32(r, d, F32(x), nd->saved, G32(y), gw ? G32(w) : NULL, gb ? G32(b) : NULL,
-                          sw, sb);
-    } else {
-        if (NB_WANTS_GRAD(x))
-            ln_bwd_x_f64(p->rms, r, d, F64(x), w ? F64(w) : NULL, nd->saved, G64(y), G64(x), sx);
-        if (gw || gb)
-            ln_bwd_wb_f64(r, d, F64(x), nd->saved, G64(y), gw ? G64(w) : NULL, gb ? G64(b) : NULL,
-                          sw, sb);
+    const int64_t rb = ln_chunk_rows(r, d), nch = (r + rb - 1) / rb;
+    double *part = NULL;
+    if (gw || gb) {
+        part = nb__graph_alloc(nd->graph, (size_t)(nch * 2 * d) * sizeof(double));
+        if (!part)
+            return; // the graph holds the out-of-memory error
+    }
+    ln_fwd_fn *fwd;
+    ln_bwd_fn *bwd;
+    ln_pick(y->dtype, &fwd, &bwd);
+    const void *xd = x->data, *wd = w ? w->data : NULL, *gy = y->grad;
+    void *gxd = gx ? x->grad : NULL;
+    const double *stat = nd->saved;
+    NB_FOR_WORK(nch, r * d, k, {
+        int64_t i1 = (k + 1) * rb < r ? (k + 1) * rb : r;
+        double *pw = part ? part + 2 * k * d : NULL;
+        bwd(p->rms, r, d, k * rb, i1, xd, wd, stat, gy, gxd, sx, pw, pw ? pw + d : NULL);
+    });
+    if (!part)
+        return;
+    for (int64_t k = 1; k < nch; k++) // into block 0's partials, block by block
+        for (int64_t j = 0; j < 2 * d; j++)
+            part[j] += part[2 * k * d + j];
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *t = i ? b : w;
+        const double *s = part + i * d;
+        bool set = i ? sb : sw;
+        if (!(i ? gb : gw))
+            continue;
+        if (t->dtype == NB_F32)
+            for (int64_t j = 0; j < d; j++)
+                G32(t)[j] = set ? (float)s[j] : G32(t)[j] + (float)s[j];
+        else
+            for (int64_t j = 0; j < d; j++)
+                G64(t)[j] = set ? s[j] : G64(t)[j] + s[j];
     }
 }
 

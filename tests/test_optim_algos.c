@@ -100,6 +100,46 @@ static void test_against_pytorch(void **state) {
            worst32);
 }
 
+// Each configuration of the reference table over a (50003) float32 tensor whose element i
+// starts as element i mod 6 of the reference parameter and gets that element's gradient:
+// above the parallel threshold, in 8192-element work items and a remainder, at 1 and 2
+// threads. Every element must match the 6-element run bit for bit.
+static void test_large_tensor_matches_small(void **state) {
+    (void)state;
+    const int64_t n = 50003;
+    int before = nb_get_num_threads();
+    for (size_t k = 0; k < sizeof ref_cases / sizeof ref_cases[0]; k++)
+        for (int th = 1; th <= 2; th++) {
+            nb_set_num_threads(th);
+            nb_tensor *w = param(NB_F32, 1), *big = nb_tensor_create(NB_F32, 1, &n);
+            assert_non_null(big);
+            float *bw = nb_tensor_data_f32(big);
+            for (int64_t i = 0; i < n; i++)
+                bw[i] = nb_tensor_data_f32(w)[i % REF_N];
+            assert_int_equal(nb_tensor_set_requires_grad(big, true), NB_OK);
+            ensure_grad(big);
+            nb_optim *os = nb_optim_create(&w, NULL, 1, ref_cases[k].cfg);
+            nb_optim *ob = nb_optim_create(&big, NULL, 1, ref_cases[k].cfg);
+            assert_non_null(os);
+            assert_non_null(ob);
+            for (int t = 1; t <= REF_STEPS; t++) {
+                set_grad(w, t);
+                for (int64_t i = 0; i < n; i++)
+                    nb_tensor_grad_f32(big)[i] = nb_tensor_grad_f32(w)[i % REF_N];
+                assert_int_equal(nb_optim_step(os), NB_OK);
+                assert_int_equal(nb_optim_step(ob), NB_OK);
+                for (int64_t i = 0; i < n; i++)
+                    if (memcmp(&bw[i], &nb_tensor_data_f32(w)[i % REF_N], sizeof(float)) != 0)
+                        fail_msg("%s, %d thread(s), step %d [%lld]: %.9g, 6-element run %.9g",
+                                 ref_cases[k].name, th, t, (long long)i, (double)bw[i],
+                                 (double)nb_tensor_data_f32(w)[i % REF_N]);
+            }
+            nb_optim_destroy(os), nb_optim_destroy(ob);
+            nb_tensor_destroy(w), nb_tensor_destroy(big);
+        }
+    nb_set_num_threads(before);
+}
+
 // A different lr and weight decay per group, as torch's param_groups.
 static void test_groups_against_pytorch(void **state) {
     (void)state;
@@ -175,6 +215,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_pytorch),
         cmocka_unit_test(test_groups_against_pytorch),
+        cmocka_unit_test(test_large_tensor_matches_small),
         cmocka_unit_test(test_clip_norm_against_pytorch),
         cmocka_unit_test(test_schedules_against_pytorch),
         cmocka_unit_test(test_plateau_against_pytorch),

@@ -1,17 +1,21 @@
 // The libtorch (PyTorch's C++ frontend) column of the op families in bench/suite_families.py:
 // the workloads of bench/torch_matmul.py, torch_conv.py, torch_layernorm.py, torch_lstm.py,
-// torch_attention.py and torch_adam.py, line for line, without Python in the loop. Built by
-// bench/CMakeLists.txt only when CMake finds Torch; suite.py runs it when the binary exists.
+// torch_attention.py, torch_charlm.py and torch_adam.py, line for line, without Python in the
+// loop. Built by bench/CMakeLists.txt only when CMake finds Torch; suite.py runs it when the
+// binary exists.
 //
 //   libtorch_ops matmul [--reps R]                      (1 and 2 threads inside, as the script)
 //   libtorch_ops conv|layernorm|lstm --threads T [--reps R]
 //   libtorch_ops attention --threads T [--reps R]       (process CPU time, as the script)
+//   libtorch_ops charlm --threads T [--steps S]         (the transformer's training step)
 //   libtorch_ops adam [--reps R] [--n N]                (1 and 2 threads inside)
 //
 // The caller sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS; torch::set_num_threads is called
 // here too. One JSON line per measurement, with "impl": "libtorch" and the fields of the
 // matching Python script.
 #include <torch/torch.h>
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -37,12 +41,12 @@ double cpu_now() {
 
 struct Args {
     std::string cmd;
-    long threads = 1, reps = 3, n = 10000000;
+    long threads = 1, reps = 3, n = 10000000, steps = 30;
 };
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: libtorch_ops matmul|conv|layernorm|lstm|attention|adam "
-                         "[--threads T] [--reps R] [--n N]\n");
+    std::fprintf(stderr, "usage: libtorch_ops matmul|conv|layernorm|lstm|attention|charlm|adam "
+                         "[--threads T] [--reps R] [--n N] [--steps S]\n");
     std::exit(2);
 }
 
@@ -63,6 +67,8 @@ Args parse(int argc, char **argv) {
             a.reps = v;
         else if (k == "--n")
             a.n = v;
+        else if (k == "--steps")
+            a.steps = v;
         else
             usage();
     }
@@ -236,6 +242,109 @@ void attention(const Args &a) {
     }
 }
 
+// torch_charlm.py's model: token + position embedding, 2 pre-norm blocks of 4-head causal
+// nn::MultiheadAttention + GELU MLP with residuals, final LayerNorm, linear head; width 128.
+// The C++ MultiheadAttention has no batch_first: it takes (T, B, E), so the block transposes in
+// and out as Python's batch_first=True does inside nn.MultiheadAttention. It adds attn_mask to
+// the scores (a bool mask would add 0/1), so the causal mask is float: -inf above the diagonal,
+// which is what Python turns its bool triu(1) mask into.
+struct BlockImpl : torch::nn::Module {
+    torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
+    torch::nn::MultiheadAttention attn{nullptr};
+    torch::nn::Sequential mlp{nullptr};
+    BlockImpl(long e, long h) {
+        ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({e})));
+        attn = register_module("attn", torch::nn::MultiheadAttention(e, h));
+        ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({e})));
+        mlp = register_module("mlp",
+                              torch::nn::Sequential(torch::nn::Linear(e, 4 * e), torch::nn::GELU(),
+                                                    torch::nn::Linear(4 * e, e)));
+    }
+    // x (B, T, E), mask (T, T) -> (B, T, E)
+    torch::Tensor forward(torch::Tensor x, const torch::Tensor &mask) {
+        torch::Tensor a = ln1(x).transpose(0, 1);
+        auto [y, unused] = attn->forward(a, a, a, {}, /*need_weights=*/false, mask);
+        (void)unused;
+        x = x + y.transpose(0, 1);
+        return x + mlp->forward(ln2(x));
+    }
+};
+TORCH_MODULE(Block);
+
+struct CharLMImpl : torch::nn::Module {
+    torch::nn::Embedding tok_emb{nullptr}, pos_emb{nullptr};
+    torch::nn::ModuleList blocks{nullptr}; // names blocks.0.attn.in_proj_weight, ... as in Python
+    torch::nn::LayerNorm ln_f{nullptr};
+    torch::nn::Linear head{nullptr};
+    CharLMImpl(long v, long t, long e, long h, long layers) {
+        tok_emb = register_module("tok_emb", torch::nn::Embedding(v, e));
+        pos_emb = register_module("pos_emb", torch::nn::Embedding(t, e));
+        blocks = register_module("blocks", torch::nn::ModuleList());
+        for (long i = 0; i < layers; i++)
+            blocks->push_back(Block(e, h));
+        ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({e})));
+        head = register_module("head", torch::nn::Linear(e, v));
+    }
+    // ids (B, T) int64 -> logits (B, T, V)
+    torch::Tensor forward(const torch::Tensor &ids) {
+        long t = ids.size(1);
+        torch::Tensor x = tok_emb(ids) + pos_emb->weight.slice(0, 0, t);
+        torch::Tensor mask = torch::full({t, t}, -INFINITY).triu(1);
+        for (const auto &b : *blocks)
+            x = b->as<BlockImpl>()->forward(x, mask);
+        return head(ln_f(x));
+    }
+};
+TORCH_MODULE(CharLM);
+
+// torch_charlm.py's step: forward, cross-entropy, zero_grad, backward, AdamW (lr 3e-3, weight
+// decay 0.01 on the parameters with >= 2 dims, 0 on the rest) on fresh random ids and targets;
+// 3 untimed steps, then medians of process CPU time and wall time over --steps steps.
+void charlm(const Args &a) {
+    const long B = 32, T = 64, V = 113;
+    torch::manual_seed(1);
+    CharLM m(V, T, 128, 4, 2);
+    std::vector<torch::Tensor> decay, no_decay;
+    long params = 0;
+    for (const torch::Tensor &p : m->parameters()) {
+        if (!p.defined())
+            continue; // MultiheadAttention registers its unused separate q/k/v weights empty
+        (p.dim() >= 2 ? decay : no_decay).push_back(p);
+        params += p.numel();
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(3e-3).weight_decay(0.01)));
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(3e-3).weight_decay(0.0)));
+    torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(3e-3));
+    std::vector<double> cpu, wall;
+    for (long s = 0; s < a.steps + 3; s++) {
+        torch::Tensor x = torch::randint(0, V, {B, T}), y = torch::randint(0, V, {B, T});
+        double c0 = cpu_now(), w0 = now();
+        torch::Tensor loss = torch::nn::functional::cross_entropy(m->forward(x).reshape({B * T, V}),
+                                                                  y.reshape({B * T}));
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        if (s >= 3) {
+            cpu.push_back(cpu_now() - c0);
+            wall.push_back(now() - w0);
+        }
+    }
+    std::sort(cpu.begin(), cpu.end());
+    std::sort(wall.begin(), wall.end());
+    double c = cpu[cpu.size() / 2], w = wall[wall.size() / 2];
+    rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    std::printf("{\"bench\": \"torch_charlm_step\", \"impl\": \"libtorch\", \"threads\": %ld, "
+                "\"params\": %ld, \"step_cpu_ms\": %.2f, \"tok_per_cpu_s\": %.0f, "
+                "\"step_wall_ms\": %.2f, \"tok_per_s\": %.0f, \"peak_rss_mib\": %.1f}\n",
+                a.threads, params, 1e3 * c, (double)(B * T) / c, 1e3 * w, (double)(B * T) / w,
+                (double)ru.ru_maxrss / 1024.0);
+    std::fflush(stdout);
+}
+
 // torch_adam.py: one Adam step (lr 1e-3, defaults) over n float32 parameters in one tensor,
 // with a triad a = b + 0.5 c timed right before each step; median of 9 steps per repetition,
 // 1 and 2 threads alternating; 28 n bytes for Adam, 12 n for the triad.
@@ -290,6 +399,8 @@ int main(int argc, char **argv) {
         lstm(a);
     else if (a.cmd == "attention")
         attention(a);
+    else if (a.cmd == "charlm")
+        charlm(a);
     else if (a.cmd == "adam")
         adam(a);
     else

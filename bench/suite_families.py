@@ -5,8 +5,8 @@ and the Adam step. Each family runs nabla's bench program and its PyTorch script
 family's limit (GEMMs through CBLAS or a triad timed in the same process), and a verdict
 against the target of the family's issue. libtorch (bench/libtorch_ops.cpp, the same
 workloads as the Python scripts in PyTorch's C++ frontend) runs right after PyTorch when it was
-built; where the target is a ratio to PyTorch, it stands against libtorch too. The charlm
-step has no libtorch program (its column says so).
+built; where the target is a ratio to PyTorch, it stands against libtorch too (the charlm
+step's 1.5x with its own ratio and verdict column).
 
 Each measure_* returns a dict that its table_* turns into markdown lines; `ctx` carries the
 bench dir, the options, the raw log and the helpers of suite.py (run, torch_env, fmt, ...).
@@ -233,26 +233,38 @@ def table_attention(res, ctx, out):
 
 def measure_charlm(ctx):
     return _per_thread(ctx, "charlm", [_exe(ctx, "bench_charlm"), "--steps", "8"],
-                       _py(ctx, "torch_charlm.py") + ["--steps", "8"], lambda r: "step")
+                       _py(ctx, "torch_charlm.py") + ["--steps", "8"], lambda r: "step",
+                       ["charlm", "--steps", "8"])
 
 
 def table_charlm(res, ctx, out):
+    """Issue 12's >= 1.5x tokens/s against PyTorch, and (issue 17) against libtorch with its own
+    ratio and verdict; ratios of wall-time tokens/s per repetition, pairwise."""
     fmt, verdict = ctx.fmt, ctx.verdict
     out.append("### examples/charlm transformer training step, batch 32 × 64 tokens "
                "(issue 12; tokens/s of wall time and of process CPU time)\n")
-    out.append("| thr | nabla tok/s | PyTorch tok/s | nabla ÷ PyTorch (pairwise) | nabla tok/CPU-s "
-               "| PyTorch tok/CPU-s | libtorch | peak RSS nabla / PyTorch MiB | allocs/step "
-               "| target | verdict |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| thr | nabla tok/s | PyTorch tok/s | nabla ÷ PyTorch (pairwise) | target | "
+               "verdict | libtorch tok/s | nabla ÷ libtorch (pairwise) | target | verdict | "
+               "tok/CPU-s nabla / PyTorch / libtorch | peak RSS nabla / PyTorch / libtorch MiB "
+               "| allocs/step |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (_, t), d in sorted(res.items()):
-        nb, tor = d["nabla"], d.get("torch", [])
+        nb, tor, lt = d["nabla"], d.get("torch", []), d.get("libtorch", [])
         q = [x["tok_per_s"] / y["tok_per_s"] for x, y in zip(nb, tor)]
-        out.append("| %d | %s | %s | %s | %s | %s | — | %s / %s | %s | ≥ %.1f× PyTorch | %s |" % (
-            t, fmt([x["tok_per_s"] for x in nb]), fmt([x["tok_per_s"] for x in tor]), fmt(q, 2),
-            fmt([x["tok_per_cpu_s"] for x in nb]), fmt([x["tok_per_cpu_s"] for x in tor]),
-            fmt([x["peak_rss_mib"] for x in nb]), fmt([x["peak_rss_mib"] for x in tor]),
-            fmt([x["allocs_per_step"] for x in nb], 1), CHARLM_TORCH,
-            verdict(med(q) >= CHARLM_TORCH)))
+        ql = [x["tok_per_s"] / y["tok_per_s"] for x, y in zip(nb, lt)]
+        target = "≥ %.1f×" % CHARLM_TORCH
+        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s "
+                   "| %s |" % (
+                       t, fmt([x["tok_per_s"] for x in nb]), fmt([x["tok_per_s"] for x in tor]),
+                       fmt(q, 2), target, verdict(med(q) >= CHARLM_TORCH),
+                       fmt([x["tok_per_s"] for x in lt]), fmt(ql, 2), target if lt else "—",
+                       verdict(med(ql) >= CHARLM_TORCH) if lt else "—",
+                       fmt([x["tok_per_cpu_s"] for x in nb]),
+                       fmt([x["tok_per_cpu_s"] for x in tor]),
+                       fmt([x["tok_per_cpu_s"] for x in lt]),
+                       fmt([x["peak_rss_mib"] for x in nb]), fmt([x["peak_rss_mib"] for x in tor]),
+                       fmt([x["peak_rss_mib"] for x in lt]),
+                       fmt([x["allocs_per_step"] for x in nb], 1)))
     out.append("")
 
 

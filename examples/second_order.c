@@ -214,7 +214,7 @@ static nb_tensor *penalised_loss(nb_graph *g, mlp *m, nb_tensor *x, nb_tensor *t
                                  double *gnorm) {
     nb_tensor *h = nb_tanh(g, nb_linear(g, x, m->p[0], m->p[1]));
     nb_tensor *z = nb_linear(g, h, m->p[2], m->p[3]);
-    nb_tensor *sum = nb_cross_entropy_logits(g, z, t, NB_REDUCE_SUM), *gx;
+    nb_tensor *sum = nb_cross_entropy_logits(g, z, t, NB_REDUCE_SUM), *gx = NULL;
     if (!sum || nb_grad(g, &sum, NULL, 1, &x, 1, true, &gx) != NB_OK) // row i: ∂ℓ_i/∂x_i
         die(g, "input gradient");
     nb_tensor *pen = nb_scale(g, nb_sum(g, nb_mul(g, gx, gx)), 1.0 / B);

@@ -2,6 +2,8 @@
 // or calls a different collective would otherwise leave the others blocked forever inside
 // MPI_Allreduce. When the deadline passes the waiting rank says what it was waiting for and
 // MPI_Abort ends the job on every node.
+#define _POSIX_C_SOURCE 200809L // clock_gettime under -std=c11
+
 #include <limits.h>
 #include <mpi.h>
 #include <pthread.h>

@@ -4,6 +4,8 @@
 // parameter, the total weight Σ w and whether any rank passed an invalid weight. Every rank
 // then takes the same decision from the same reduced numbers (no second round trip), and the
 // grads are written only once every bucket has arrived and the checks passed.
+#define _POSIX_C_SOURCE 200809L // clock_gettime under -std=c11
+
 #include <math.h>
 #include <string.h>
 #include <time.h>

@@ -85,6 +85,10 @@ const oc_case oc_cases_matmul[] = {
     {"matmul_t", "(2, 4, 3)T x (5, 4)T, broadcast", mm_tt, 2, {T3(2, 4, 3), M2(5, 4)}},
     {"matmul_t", "(2, 3, 4) x (5, 4)T, folded", mm_nt, 2, {T3(2, 3, 4), M2(5, 4)}},
     {"matmul_t", "(1, 1)T x (1, 1)T, 1 element", mm_tt, 2, {M2(1, 1), M2(1, 1)}},
+    // m = n = 1: nb__gemm's dot product, with each flag combination.
+    {"matmul_t", "(1, 6) x (1, 6)T, dot", mm_nt, 2, {M2(1, 6), M2(1, 6)}},
+    {"matmul_t", "(6, 1)T x (6, 1), dot", mm_tn, 2, {M2(6, 1), M2(6, 1)}},
+    {"matmul_t", "(6, 1)T x (1, 6)T, dot", mm_tt, 2, {M2(6, 1), M2(1, 6)}},
     {"matmul_t", "(4, 3)T x (2, 4, 5), broadcast", mm_tn, 2, {M2(4, 3), T3(2, 4, 5)}},
     {"matmul_t",
      "(8, 16, 16)T x (8, 16, 16)T, parallel",

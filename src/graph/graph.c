@@ -368,7 +368,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
                  : n_in == 0          ? NB_F32 // a constant's infer always sets it
                  : op->index_arg == 1 ? in[1]->dtype
                                       : in[0]->dtype;
-    if (nb__shape_check(shape.ndim, shape.dim, &out->numel, err, sizeof err) != NB_OK) {
+    if (nb__shape_check_fast(shape.ndim, shape.dim, &out->numel, err, sizeof err) != NB_OK) {
         nb__graph_fail(g, NB_ERR_SHAPE, "%s: output shape: %s", op->name, err);
         return NULL;
     }
@@ -398,8 +398,8 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
         return NULL;
     nb_tensor **in_copy = n_in ? (nb_tensor **)(void *)block : NULL;
     void *params_copy = params_size ? block + in_bytes : NULL;
-    if (n_in)
-        memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
+    for (int i = 0; i < n_in; i++) // a loop, not a memcpy call: 1-3 inputs, per op
+        in_copy[i] = in[i];
     if (params_size)
         memcpy(params_copy, params, params_size);
     nd.in = in_copy;

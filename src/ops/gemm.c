@@ -26,6 +26,22 @@
 DEFINE_TINY_GEMM(float, f32)
 DEFINE_TINY_GEMM(double, f64)
 
+// tiny_gemm for m = n = 1, the same sum in the same order: c = alpha Σ_p a_p b_p + beta c,
+// with a_p = a[p lda] when a is (1, k) stored transposed, and b_p = b[p ldb] unless b is.
+#define DEFINE_TINY_DOT(T, sfx)                                                                    \
+    static inline __attribute__((always_inline)) void tiny_dot_##sfx(                              \
+        bool ta, bool tb, int64_t k, double alpha, const T *a, int64_t lda, const T *b,            \
+        int64_t ldb, double beta, T *c) {                                                          \
+        const int64_t sa = ta ? lda : 1, sb = tb ? 1 : ldb;                                        \
+        double acc = 0;                                                                            \
+        for (int64_t p = 0; p < k; p++)                                                            \
+            acc += (double)a[p * sa] * (double)b[p * sb];                                          \
+        double prev = beta == 0 ? 0.0 : beta * (double)*c;                                         \
+        *c = (T)(alpha * acc + prev);                                                              \
+    }
+DEFINE_TINY_DOT(float, f32)
+DEFINE_TINY_DOT(double, f64)
+
 // The body of nb__gemm_ld, inlined into it and into nb__gemm: a call from one to the other was
 // ~20 instructions per GEMM (the library is position-independent, so a global function is not
 // inlined into another), three GEMMs per iteration of bench_overhead (per-op overhead).
@@ -50,6 +66,13 @@ gemm_body(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double
         return;
     }
     if (m * n * k <= TINY_GEMM) {
+        if (m == 1 && n == 1) { // a dot product (1-D · 1-D, a row times a column): no loop nest
+            if (dt == NB_F32)
+                tiny_dot_f32(ta, tb, k, alpha, a, lda_, b, ldb_, beta, c);
+            else
+                tiny_dot_f64(ta, tb, k, alpha, a, lda_, b, ldb_, beta, c);
+            return;
+        }
         if (dt == NB_F32)
             tiny_gemm_f32(ta, tb, m, n, k, alpha, a, lda_, b, ldb_, beta, c, ldc_);
         else

@@ -43,4 +43,24 @@ static inline size_t nb__dtype_size(nb_dtype dtype) {
 // Writes a message into err (size n) on failure.
 nb_status nb__shape_check(int ndim, const int64_t *shape, int64_t *numel, char *err, size_t n);
 
+// nb__shape_check with its common case inline, for nb__record (every op output, per-op
+// overhead): all dims positive and the product within the limit. Anything else (an empty dim,
+// a negative one, an overflow, a bad ndim) goes to nb__shape_check for the verdict and message.
+static inline nb_status nb__shape_check_fast(int ndim, const int64_t *shape, int64_t *numel,
+                                             char *err, size_t n) {
+    if (ndim >= 0 && ndim <= NB_MAX_DIMS) {
+        int64_t count = 1;
+        int i = 0;
+        for (; i < ndim; i++)
+            if (shape[i] <= 0 || __builtin_mul_overflow(count, shape[i], &count) ||
+                count > INT64_MAX / 8)
+                break;
+        if (i == ndim) {
+            *numel = count;
+            return NB_OK;
+        }
+    }
+    return nb__shape_check(ndim, shape, numel, err, n);
+}
+
 #endif

@@ -8,7 +8,7 @@
 // tensor: each (batch, head) slice is done in chunks of at most SDPA_ROWS query rows whose
 // (rows, tk) score blocks live in per-thread scratch (two blocks of rows x tk in backward, no
 // more than one tq x tk block once tq >= 2), and backward recomputes P = e^(S - lse) from q
-// and k (flash-attention style). delta_i = Σ_j P_ij dP_ij is taken as dO_i · O_i.
+// and k (flash-attention style).
 // Dropout factors come from a counter-based hash of (seed, slice, row, column), the seed drawn
 // from the caller's nb_rng by each forward (a replay draws a new one, as PyTorch draws a mask
 // per forward), so backward regenerates that forward's mask without storing it and the result
@@ -77,6 +77,20 @@ static int64_t sdpa_mask_off(const sdpa_geom *g, int64_t bh) {
         bh /= g->lead[i];
     }
     return off;
+}
+
+// The row kernels (softmax, probabilities, dS) in an AVX-512, an AVX2 and a baseline (SSE2) build,
+// picked once at load time; the file is compiled without FMA contraction (CMakeLists.txt), so
+// every build computes the same bits. GCC on x86-64 only (clang's target_clones needs a newer
+// release than Debian 12's).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SDPA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SDPA_CLONES
+#endif
+#define SDPA_LANES 8
+static inline double sdpa_total(const double *a) {
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
 #define T float
@@ -190,7 +204,7 @@ static int sdpa_threads(const sdpa_geom *g) {
 }
 
 // The saved block: this header, lse (bh tq doubles), then per thread the scratch a, b
-// ((rows, tk) each, of the dtype) and delta (rows doubles). The thread count is fixed at the
+// ((rows, tk) each, of the dtype). The thread count is fixed at the
 // first forward (a replay keeps the partition); the dropout seed is each forward's, for backward.
 typedef struct {
     int threads;
@@ -199,15 +213,15 @@ typedef struct {
 #define SDPA_HDR 64
 
 static size_t sdpa_thread_bytes(const sdpa_geom *g, size_t es) {
-    size_t n = (size_t)(2 * g->rows * g->tk) * es + (size_t)g->rows * sizeof(double);
+    size_t n = (size_t)(2 * g->rows * g->tk) * es;
     return (n + 63) & ~(size_t)63;
 }
 
-// The operands of one call, by base pointer: q, k, v, o and their gradients (NULL when not
-// wanted) are read through the geometry's strides and sdpa_off, so q, k and v may be columns of
-// one packed tensor (attention_qkv). mask and gmask are NULL without a mask.
+// The operands of one call, by base pointer: q, k, v, o's gradient go and their gradients (NULL
+// when not wanted) are read through the geometry's strides and sdpa_off, so q, k and v may be
+// columns of one packed tensor (attention_qkv). mask and gmask are NULL without a mask.
 typedef struct {
-    const void *q, *k, *v, *m, *o, *go;
+    const void *q, *k, *v, *m, *go;
     void *gq, *gk, *gv, *gm;
     // Backward: zero each slice's rows of gq, gk and gv just before its kernel adds into them
     // (attention_qkv's first write, grad_store), cache-hot and in the parallel loop, instead of
@@ -300,25 +314,23 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
         tid = threads > 1 ? omp_get_thread_num() : 0;
 #endif
         char *a = scratch + (size_t)tid * per, *b = a + (size_t)(g.rows * g.tk) * es;
-        double *delta = (double *)(b + (size_t)(g.rows * g.tk) * es);
         int64_t mo = x.m ? sdpa_mask_off(&g, bh) : 0;
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
         if (x.zero)
             sdpa_zero_slice(&g, es, x, oq, ok, ov);
         if (o->dtype == NB_F32)
-            sdpa_bwd_f32(
-                &g, bh, (const float *)x.q + oq, (const float *)x.k + ok, (const float *)x.v + ov,
-                SDPA_AT(const float, x.m, mo), (const float *)x.o + oo, (const float *)x.go + oo,
-                lse + bh * g.tq, SDPA_AT(float, x.gq, oq), SDPA_AT(float, x.gk, ok),
-                SDPA_AT(float, x.gv, ov), SDPA_AT(float, x.gm, mo), (float *)a, (float *)b, delta);
+            sdpa_bwd_f32(&g, bh, (const float *)x.q + oq, (const float *)x.k + ok,
+                         (const float *)x.v + ov, SDPA_AT(const float, x.m, mo),
+                         (const float *)x.go + oo, lse + bh * g.tq, SDPA_AT(float, x.gq, oq),
+                         SDPA_AT(float, x.gk, ok), SDPA_AT(float, x.gv, ov),
+                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b);
         else
             sdpa_bwd_f64(&g, bh, (const double *)x.q + oq, (const double *)x.k + ok,
                          (const double *)x.v + ov, SDPA_AT(const double, x.m, mo),
-                         (const double *)x.o + oo, (const double *)x.go + oo, lse + bh * g.tq,
-                         SDPA_AT(double, x.gq, oq), SDPA_AT(double, x.gk, ok),
-                         SDPA_AT(double, x.gv, ov), SDPA_AT(double, x.gm, mo), (double *)a,
-                         (double *)b, delta);
+                         (const double *)x.go + oo, lse + bh * g.tq, SDPA_AT(double, x.gq, oq),
+                         SDPA_AT(double, x.gk, ok), SDPA_AT(double, x.gv, ov),
+                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b);
     }
 }
 
@@ -341,7 +353,6 @@ static void sdpa_backward(nb_node *nd) {
                                   .k = k->data,
                                   .v = v->data,
                                   .m = m ? m->data : NULL,
-                                  .o = nd->out->data,
                                   .go = nd->out->grad,
                                   .gq = NB_WANTS_GRAD(q) ? q->grad : NULL,
                                   .gk = NB_WANTS_GRAD(k) ? k->grad : NULL,
@@ -536,7 +547,6 @@ static void qkv_backward(nb_node *nd) {
                       (sdpa_ptrs){.q = d,
                                   .k = d + qkv_col(&g, x, 1),
                                   .v = d + qkv_col(&g, x, 2),
-                                  .o = nd->out->data,
                                   .go = nd->out->grad,
                                   .gq = gd,
                                   .gk = gd + qkv_col(&g, x, 1),

@@ -383,14 +383,28 @@ NB_VM_KERNEL(void, , nb_vm_elu_f32, (const float *x, float *y, int64_t n, float 
 
 NB_VM_KERNEL(double, return, nb_vm_exp_shift_sum_f32,
              (const float *x, float m, float *y, int64_t n), (x, m, y, n)) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = vexp(x[i] - m);
+    // Whole vectors of 16, then the last n % 16 through a 16-lane buffer (padded with m, its
+    // extra lanes then set to 0, which leaves the sums as they were): vector code instead of
+    // scalar remainder loops, which cost as much as the body on attention's short causal rows
+    // (lengths 1 to 64), with the same bits (vexp is elementwise; the sum's lanes are unchanged).
+    int64_t nv = n & ~(int64_t)15;
+    NB_VM_SIMD for (int64_t i = 0; i < nv; i++) y[i] = vexp(x[i] - m);
     double acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    for (int64_t i = 0; i < nv; i += 8)
         for (int j = 0; j < 8; j++)
             acc[j] += (double)y[i + j];
-    for (int j = 0; i + j < n; j++)
-        acc[j] += (double)y[i + j];
+    if (nv < n) {
+        int64_t r = n - nv;
+        float t[16];
+        for (int j = 0; j < 16; j++)
+            t[j] = m;
+        memcpy(t, x + nv, (size_t)r * sizeof(float));
+        NB_VM_SIMD for (int j = 0; j < 16; j++) t[j] = j < r ? vexp(t[j] - m) : (float)0;
+        memcpy(y + nv, t, (size_t)r * sizeof(float));
+        for (int j = 0; j < 16; j += 8)
+            for (int l = 0; l < 8; l++)
+                acc[l] += (double)t[j + l];
+    }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 

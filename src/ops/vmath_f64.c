@@ -371,14 +371,26 @@ NB_VM_CLONES void nb_vm_elu_f64(const double *x, double *y, int64_t n, double al
 }
 
 NB_VM_CLONES double nb_vm_exp_shift_sum_f64(const double *x, double m, double *y, int64_t n) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = vexp(x[i] - m);
+    // Whole vectors of 8, then the tail through an 8-lane buffer (see the float32 kernel: vector
+    // code instead of scalar remainder loops, same bits).
+    int64_t nv = n & ~(int64_t)7;
+    NB_VM_SIMD for (int64_t i = 0; i < nv; i++) y[i] = vexp(x[i] - m);
     double acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    for (int64_t i = 0; i < nv; i += 8)
         for (int j = 0; j < 8; j++)
             acc[j] += (double)y[i + j];
-    for (int j = 0; i + j < n; j++)
-        acc[j] += (double)y[i + j];
+    if (nv < n) {
+        int64_t r = n - nv;
+        double t[8];
+        for (int j = 0; j < 8; j++)
+            t[j] = m;
+        memcpy(t, x + nv, (size_t)r * sizeof(double));
+        NB_VM_SIMD for (int j = 0; j < 8; j++) t[j] = j < r ? vexp(t[j] - m) : (double)0;
+        memcpy(y + nv, t, (size_t)r * sizeof(double));
+        for (int j = 0; j < 8; j += 8)
+            for (int l = 0; l < 8; l++)
+                acc[l] += (double)t[j + l];
+    }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 

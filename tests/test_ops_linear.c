@@ -1,5 +1,6 @@
 // src/ops/linear.c: y = x wᵀ + b: values computed by hand, gradients against the formulas, and
 // bad input.
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,10 +78,61 @@ static void bad_shapes_record_errors(void **state) {
     nb_tensor_destroy(b);
 }
 
+// The bias gradient of a (600, 150) gy (above the parallel threshold; column blocks of 64, 64
+// and 22) is each column summed over the rows in order, bit for bit, at 1 and 2 threads, as a
+// first write (one linear) and accumulated (b used by two linears: the second adds its rows to
+// the first's sums).
+static void bias_grad_sums_rows_in_order(void **state) {
+    (void)state;
+    enum { R = 600, O = 150 };
+    for (int dt = 0; dt < 2; dt++) {
+        nb_dtype t = dt ? NB_F64 : NB_F32;
+        nb_tensor *x = nb_tensor_create(t, 2, (int64_t[]){R, 1});
+        nb_tensor *w = nb_tensor_create(t, 2, (int64_t[]){O, 1});
+        nb_tensor *b = nb_tensor_create(t, 1, (int64_t[]){O});
+        nb_tensor *up = nb_tensor_create(t, 2, (int64_t[]){R, O});
+        nb_tensor_set_requires_grad(b, true);
+        for (int64_t i = 0; i < R * O; i++) // mixed magnitudes: the order shows in the bits
+            nb_tensor_set(up, i, sin(0.37 * (double)i) * (i % 7 == 0 ? 1e3 : 1.0));
+        for (int uses = 1; uses <= 2; uses++)
+            for (int th = 1; th <= 2; th++) {
+                nb_set_num_threads(th);
+                nb_tensor_zero_grad(b);
+                nb_graph *g = nb_graph_create();
+                nb_tensor *y = nb_linear(g, x, w, b);
+                if (uses == 2)
+                    y = nb_add(g, y, nb_linear(g, x, w, b));
+                assert_int_equal(nb_backward_with(g, y, up), NB_OK);
+                for (int64_t j = 0; j < O; j++) {
+                    float s32 = 0;
+                    double s64 = 0;
+                    for (int u = 0; u < uses; u++)
+                        for (int64_t r = 0; r < R; r++) {
+                            s32 += (float)nb_tensor_get(up, r * O + j);
+                            s64 += nb_tensor_get(up, r * O + j);
+                        }
+                    double want = dt ? s64 : (double)s32;
+                    if (nb_tensor_grad_get(b, j) != want)
+                        fail_msg("%s, %d use(s), %d thread(s): db[%lld] = %.17g, rows in order "
+                                 "give %.17g",
+                                 dt ? "f64" : "f32", uses, th, (long long)j,
+                                 nb_tensor_grad_get(b, j), want);
+                }
+                nb_graph_destroy(g);
+            }
+        nb_tensor_destroy(x);
+        nb_tensor_destroy(w);
+        nb_tensor_destroy(b);
+        nb_tensor_destroy(up);
+    }
+    nb_set_num_threads(1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_is_x_wT_plus_b),
         cmocka_unit_test(bad_shapes_record_errors),
+        cmocka_unit_test(bias_grad_sums_rows_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -549,6 +549,55 @@ static void store_equals_accumulate(void **state) {
     }
 }
 
+// exp_shift_rows against exp_shift_sum on each row: for every n up to 40 (whole vectors and
+// tails of every length on every ISA) and every limit 0..n, the same bits in the first lim
+// entries and in the sum, and exact zeros after them (the output starts as garbage).
+static void exp_shift_rows_equals_rows(void **state) {
+    (void)state;
+    enum { NMAX = 40 };
+    float x32[NMAX + 1][NMAX], m32[NMAX + 1], w32[NMAX];
+    double x64[NMAX + 1][NMAX], m64[NMAX + 1], w64[NMAX];
+    double s32[NMAX + 1], s64[NMAX + 1];
+    int64_t lim[NMAX + 1];
+    for (int64_t n = 1; n <= NMAX; n++) {
+        for (int64_t r = 0; r <= n; r++) { // row r sees r keys
+            lim[r] = r;
+            m64[r] = 0.25 * (double)r;
+            m32[r] = (float)m64[r];
+            for (int64_t j = 0; j < n; j++) {
+                x64[r][j] = sin(0.7 * (double)(r * NMAX + j)) * 9.0;
+                x32[r][j] = (float)x64[r][j];
+            }
+        }
+        // the block: rows n apart, the output filled with NaN
+        float px32[(NMAX + 1) * NMAX], py32[(NMAX + 1) * NMAX];
+        double px64[(NMAX + 1) * NMAX], py64[(NMAX + 1) * NMAX];
+        for (int64_t r = 0; r <= n; r++)
+            for (int64_t j = 0; j < n; j++) {
+                px32[r * n + j] = x32[r][j], py32[r * n + j] = NAN;
+                px64[r * n + j] = x64[r][j], py64[r * n + j] = NAN;
+            }
+        nb_vm_exp_shift_rows_f32(px32, m32, lim, py32, s32, n + 1, n);
+        nb_vm_exp_shift_rows_f64(px64, m64, lim, py64, s64, n + 1, n);
+        for (int64_t r = 0; r <= n; r++) {
+            double w_s32 = nb_vm_exp_shift_sum_f32(x32[r], m32[r], w32, lim[r]);
+            double w_s64 = nb_vm_exp_shift_sum_f64(x64[r], m64[r], w64, lim[r]);
+            if (memcmp(&w_s32, &s32[r], sizeof w_s32) || memcmp(&w_s64, &s64[r], sizeof w_s64))
+                fail_msg("n %lld, lim %lld: sums %.17g %.17g, exp_shift_sum %.17g %.17g",
+                         (long long)n, (long long)r, s32[r], s64[r], w_s32, w_s64);
+            for (int64_t j = 0; j < n; j++) {
+                float e32 = j < r ? w32[j] : 0.0f;
+                double e64 = j < r ? w64[j] : 0.0;
+                if (memcmp(&e32, &py32[r * n + j], sizeof e32) ||
+                    memcmp(&e64, &py64[r * n + j], sizeof e64))
+                    fail_msg("n %lld, lim %lld, entry %lld: %.9g %.17g, want %.9g %.17g",
+                             (long long)n, (long long)r, (long long)j, (double)py32[r * n + j],
+                             py64[r * n + j], (double)e32, e64);
+            }
+        }
+    }
+}
+
 int main(void) {
     printf("vmath kernels: %s build\n", nb_vm_isa());
     const struct CMUnitTest tests[] = {
@@ -558,6 +607,7 @@ int main(void) {
         cmocka_unit_test(vector_equals_scalar),
         cmocka_unit_test(ops_thread_independent),
         cmocka_unit_test(store_equals_accumulate),
+        cmocka_unit_test(exp_shift_rows_equals_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,7 +124,7 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
             const T *xp = x + pl * q.h * q.w;                                                      \
             for (int64_t oy = 0; oy < q.oh; oy++)                                                  \
                 for (int64_t ox = 0; ox < q.ow; ox++) {                                            \
-                    T best = -INFINITY;                                                            \
+                    T best = -(T)INFINITY;                                                         \
                     int64_t bi = -1;                                                               \
                     for (int64_t i = 0; i < p->k[0]; i++) {                                        \
                         int64_t iy = oy * p->s[0] - p->p[0] + i * p->d[0];                         \

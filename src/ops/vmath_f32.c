@@ -408,6 +408,48 @@ NB_VM_KERNEL(double, return, nb_vm_exp_shift_sum_f32,
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+NB_VM_KERNEL(void, , nb_vm_exp_shift_rows_f32,
+             (const float *x, const float *m, const int64_t *lim, float *y, double *sum,
+              int64_t rows, int64_t n),
+             (x, m, lim, y, sum, rows, n)) {
+    // Each row in whole vectors of 16 up to its limit rounded up (the lanes past the limit set
+    // to 0), zeros to the last whole vector, then the n % 16 tail through a buffer as
+    // exp_shift_sum's: the sums' lanes get the same values plus zeros, so the same bits.
+    int64_t nv = n & ~(int64_t)15;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float *yr = y + r * n, mr = m[r];
+        int64_t l = lim[r], lv = (l + 15) & ~(int64_t)15;
+        if (lv > nv)
+            lv = nv;
+        for (int64_t j0 = 0; j0 < lv; j0 += 16) { // whole vectors: no peeling, no remainder
+            const float *xb = xr + j0;
+            float *yb = yr + j0;
+            int64_t lb = l - j0;
+            NB_VM_SIMD for (int k = 0; k < 16; k++) yb[k] = k < lb ? vexp(xb[k] - mr) : (float)0;
+        }
+        double acc[8] = {0};
+        for (int64_t j = 0; j < lv; j += 8)
+            for (int k = 0; k < 8; k++)
+                acc[k] += (double)yr[j + k];
+        NB_VM_SIMD for (int64_t j = lv; j < nv; j++) yr[j] = 0;
+        if (nv < n) {
+            int64_t t_n = n - nv, t_l = l - nv;
+            float t[16];
+            for (int j = 0; j < 16; j++)
+                t[j] = mr;
+            if (t_l > 0)
+                memcpy(t, xr + nv, (size_t)(t_l < t_n ? t_l : t_n) * sizeof(float));
+            NB_VM_SIMD for (int j = 0; j < 16; j++) t[j] = j < t_l ? vexp(t[j] - mr) : (float)0;
+            memcpy(yr + nv, t, (size_t)t_n * sizeof(float));
+            for (int j = 0; j < 16; j += 8)
+                for (int k = 0; k < 8; k++)
+                    acc[k] += (double)t[j + k];
+        }
+        sum[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+}
+
 NB_VM_KERNEL(void, , nb_vm_log_softmax_bwd_f32,
              (const float *y, const float *gy, float *gx, float d, int64_t n), (y, gy, gx, d, n)) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] - vexp(y[i]) * d;

@@ -394,6 +394,46 @@ NB_VM_CLONES double nb_vm_exp_shift_sum_f64(const double *x, double m, double *y
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+NB_VM_CLONES void nb_vm_exp_shift_rows_f64(const double *x, const double *m, const int64_t *lim,
+                                           double *y, double *sum, int64_t rows, int64_t n) {
+    // Each row in whole vectors of 8 up to its limit rounded up (the lanes past the limit set
+    // to 0), zeros to the last whole vector, then the n % 8 tail through a buffer as
+    // exp_shift_sum's: the sums' lanes get the same values plus zeros, so the same bits.
+    int64_t nv = n & ~(int64_t)7;
+    for (int64_t r = 0; r < rows; r++) {
+        const double *xr = x + r * n;
+        double *yr = y + r * n, mr = m[r];
+        int64_t l = lim[r], lv = (l + 7) & ~(int64_t)7;
+        if (lv > nv)
+            lv = nv;
+        for (int64_t j0 = 0; j0 < lv; j0 += 8) { // whole vectors: no peeling, no remainder
+            const double *xb = xr + j0;
+            double *yb = yr + j0;
+            int64_t lb = l - j0;
+            NB_VM_SIMD for (int k = 0; k < 8; k++) yb[k] = k < lb ? vexp(xb[k] - mr) : (double)0;
+        }
+        double acc[8] = {0};
+        for (int64_t j = 0; j < lv; j += 8)
+            for (int k = 0; k < 8; k++)
+                acc[k] += (double)yr[j + k];
+        NB_VM_SIMD for (int64_t j = lv; j < nv; j++) yr[j] = 0;
+        if (nv < n) {
+            int64_t t_n = n - nv, t_l = l - nv;
+            double t[8];
+            for (int j = 0; j < 8; j++)
+                t[j] = mr;
+            if (t_l > 0)
+                memcpy(t, xr + nv, (size_t)(t_l < t_n ? t_l : t_n) * sizeof(double));
+            NB_VM_SIMD for (int j = 0; j < 8; j++) t[j] = j < t_l ? vexp(t[j] - mr) : (double)0;
+            memcpy(yr + nv, t, (size_t)t_n * sizeof(double));
+            for (int j = 0; j < 8; j += 8)
+                for (int k = 0; k < 8; k++)
+                    acc[k] += (double)t[j + k];
+        }
+        sum[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+}
+
 NB_VM_CLONES void nb_vm_log_softmax_bwd_f64(const double *y, const double *gy, double *gx, double d,
                                             int64_t n) {
     NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] - vexp(y[i]) * d;

@@ -4,13 +4,13 @@
 // Max error in ulps of the exact result: the bound tests/test_vmath.c asserts, then in
 // brackets the max over a 2^24-point sweep (the test's own sweep is 2^17 points):
 //   exp 1.5 [1.05]   log 1 [0.81]   tanh 2.5 [2.32]   sigmoid 3 [2.64]   erf 2.5 [1.95]
-//   gelu 8 [6.15]   silu 4 [3.28]   softplus 3 [2.42]   elu 1.5 [0.85]
+//   gelu 7 [6.00]   silu 4 [3.28]   softplus 3 [2.42]   elu 1.5 [0.85]
 //   softplus with β = 0.7, threshold 40: 3.5 [2.50], its backward 3 [2.05] (2^17 points)
-//   gelu_tanh 4 [3.44] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
+//   gelu_tanh 3.5 [3.23] in ulps of max(|f|, |x f'|): f = x σ(2u(x)) has a condition number
 //     |x f'/f| of ~230 at x = -10, so this bounds the backward error (the result is f at an
-//     input within ~4 ulps of x), the best evaluating u in float can do.
-//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 7 [5.39]
-//     gelu_tanh 6 [5.00] (also of |x f''|, as above)   silu 5 [4.36]   softplus (= σ) 3 [2.71]
+//     input within ~3.5 ulps of x), the best evaluating u in float can do.
+//   backward, in ulps of the largest term of f' (f' crosses zero): gelu 6 [4.87]
+//     gelu_tanh 5.5 [4.88] (also of |x f''|, as above)   silu 5 [4.36]   softplus (= σ) 3 [2.71]
 // Subnormal results: within 8 subnormal spacings (measured 2.6).
 // Inputs: NaN gives NaN; ±inf and huge values give the limits (exp(-inf) = 0, tanh(±inf) = ±1,
 // log(0) = -inf, log(x < 0) = NaN); subnormal inputs and outputs are handled.
@@ -39,7 +39,6 @@ NB_VM_INLINE float u2f(uint32_t u) {
 #define LOG2E 1.44269504f          // 1/ln 2
 #define LN2_HI 0x1.62ep-1f         // ln 2 to 12 bits: k LN2_HI is exact for |k| < 4096
 #define LN2_LO 3.19461833e-05f     // ln 2 - LN2_HI
-#define INV_SQRT2 0.707106781f
 #define INV_SQRT_2PI 0.398942280f
 
 NB_VM_INLINE float clampf(float v, float lo, float hi) {
@@ -81,7 +80,7 @@ NB_VM_INLINE float vexp(float x) {
     return (1.0f + em1_poly(r)) * pow2i(k1) * pow2i(k - k1);
 }
 
-// e^x 2^SC for x <= 0, SC = 64, for the sigmoid and normal families below, which only use it
+// e^x 2^SC for x <= 0, SC = 64, for the sigmoid family below, which only uses it
 // times UNSCALE. x is clamped at -130, where e^x 2^SC >= 2^-124 is still normal, so one scale
 // factor 2^(k+SC) is exact (no split scaling). Below -130 it is 0: e^x 2^SC UNSCALE times any
 // factor the sigmoid family uses there (|x| itself for silu, below 2^13 otherwise) is under
@@ -96,16 +95,8 @@ NB_VM_INLINE float vexp_s(float x) {
     return x < S_LO ? 0.0f : e;
 }
 // e^(a + c) 2^SC with a tiny correction c (|c| < 2^-20 |a|, the low part of an exactly split
-// argument), which joins the reduced argument; for the normal family (GELU), whose factors stay
-// below 2^5, so below -130 the value e^-130 2^SC needs no select to 0 (the results are ±0).
-NB_VM_INLINE float vexp_s_c(float a, float c) {
-    int32_t k;
-    float r = reduce(clampf(a, S_LO, 0.0f), &k) + c;
-    return (1.0f + em1_poly(r)) * pow2i(k + SC);
-}
-
-// e^(a + c) 2^SC as vexp_s_c, exact down to a = -150 (softplus_bt divides by a small β, so no
-// factor bound holds): two scale factors, 0 below -150.
+// argument), which joins the reduced argument; exact down to a = -150 (softplus_bt divides by a
+// small β, so no factor bound holds): two scale factors, 0 below -150.
 NB_VM_INLINE float vexp_sc(float a, float c) {
     int32_t k;
     float r = reduce(clampf(a, -150.0f, 0.0f), &k) + c;
@@ -114,6 +105,29 @@ NB_VM_INLINE float vexp_sc(float a, float c) {
     return a < -150.0f ? 0.0f : e;
 }
 
+// e^(v/2) for |v| <= ln 2 (and a little beyond): 7-term fit (scripts/vmath_fit.py), relative
+// error 2.6e-9.
+NB_VM_INLINE float exp_half(float v) {
+    float p = 2.178345425e-5f;
+    p = FMA(p, v, 0.0002617302635f);
+    p = FMA(p, v, 0.002604146828f);
+    p = FMA(p, v, 0.02083301575f);
+    p = FMA(p, v, 0.1250000012f);
+    p = FMA(p, v, 0.5000000192f);
+    return FMA(p, v, 1.0f);
+}
+// e^(-(h + l)/2) = e^(v/2) 2^(k+64) *s for 0 <= h <= 2^8 and |l| <= 2^-20 h: k = round(-h/2
+// log2 e), v = -h - 2k ln2 - l (Cody-Waite; 2k LN2_HI is exact). Working with v = 2r instead
+// of r saves a halving. 2^(k+64) >= 2^-121 stays normal, so every product with it rounds once,
+// at the end. Returns e^(v/2); the low bits of tk hold k.
+NB_VM_INLINE float exp_neg_half(float h, float l, float *s) {
+    float tk = FMA(h, -0.5f * LOG2E, SHIFT);
+    float n = tk - SHIFT;
+    float v = FMA(n, -2.0f * LN2_HI, -h);
+    v = FMA(n, -2.0f * LN2_LO, v) - l;
+    *s = u2f((f2u(tk) + (uint32_t)(127 + SC) - f2u(SHIFT)) << 23);
+    return exp_half(v);
+}
 // e^x - 1 for x in [-30, 40] (clamped): 2^k (e^r - 1) + (2^k - 1), exact at k = 0.
 NB_VM_INLINE float vexpm1(float x) {
     int32_t k;
@@ -227,74 +241,111 @@ NB_VM_INLINE float erfc_scaled(float z) {
     return t * FMA(p, w, 5.720119476e-01f);
 }
 
-// e^(-s v²) 2^SC for s = 1 or ½ without the error a rounded v² would bring (it grows with v² as
-// an absolute error in the exponent): v² = h + l exactly, h = v v rounded, l = fma(v, v, -h),
-// and the tiny -s l joins the reduced argument.
-NB_VM_INLINE float exp_neg_sq_s(float v, float s) {
-    float h = v * v;
-    float l = FMA(v, v, -h);
-    return vexp_s_c(-(s * h), -(s * l)); // s h exact: s is a power of two
-}
-NB_VM_INLINE float exp_neg_sq(float v) {
-    return exp_neg_sq_s(v, 1.0f) * UNSCALE;
-}
+// erf = 1 - e^(-z²) G(z) from z = 1 on, e^(-z²) from the exact z² (see exp_half_sq)
 NB_VM_INLINE float verf(float x) {
-    float z = fabsf(x);
+    float z = fabsf(x), s;
     float zc = clampf(z, 1.0f, 10.0f); // erfc(10) is below the type's range
-    float big = copysignf(1.0f - exp_neg_sq(zc) * erfc_scaled(zc), x);
+    float h = zc * zc;
+    float e = exp_neg_half(2.0f * h, 2.0f * FMA(zc, zc, -h), &s) * s * UNSCALE;
+    float big = copysignf(1.0f - e * erfc_scaled(zc), x);
     return z < 1.0f ? x * erf_small(x * x) : big;
 }
 
-// a Φ(x) + b φ(x) for the clamped x, Φ the standard normal CDF and φ = e^(-x²/2)/√(2π) its
-// density, on one path for every x: with z = |x|/√2, ½ erfc(z) = ½ e^(-x²/2) G(z) is Φ(x) for
-// x < 0 (keeping relative accuracy far into the tail) and 1 - Φ(x) for x >= 0. e^(-x²/2) comes
-// from the exact x² (exp_neg_sq_s), scaled by 2^SC until the last multiply.
-// ½ G(|x|/√2), the argument clamped at 10 (no lower clamp needed: it is |x|/√2 or NaN)
-NB_VM_INLINE float half_g(float x) {
-    float z = fabsf(x) * INV_SQRT2;
-    return 0.5f * erfc_scaled(z > 10.0f ? 10.0f : z);
+// Exact GELU from q = Φ(-|x|) = ½ erfc(|x|/√2) = e^(-x²/2) R(|x|), R(a) = ½ G(a/√2) (from ½
+// down to 0.027 on the range): gelu = x q for x < 0 (q keeps its relative accuracy far into the
+// tail) and x - x q above; gelu' = Φ + x φ with φ = e^(-x²/2)/√(2π). No erf branch, no
+// cancellation; one division (t below), one exponential, 10 + 7 polynomial terms.
+// x is clamped at ±GC: below -GC gelu and gelu' round to ±0 (|x| φ(x) < 2^-150 from -14.6),
+// above GC 1 - Φ(x) < 2^-150.
+#define GC 14.75f
+// R(a) 2^-64 for a in [0, GC] as t H(t), t = 3.25/(3.25 + a), H a 10-term fit centred at
+// t = 19/32 (scripts/vmath_fit.py; R falls like 1/a, H stays within [0.149, 0.5]). The
+// 2^-64 (exact) undoes the 2^64 of exp_half_sq's scale in the same multiply.
+#define R_(c) (c##f * 0x1p-64f)
+NB_VM_INLINE float gelu_r(float a) {
+    float t = 3.25f / (3.25f + a);
+    float w = t - 0.59375f;
+    float p = R_(-0.01991862909);
+    p = FMA(p, w, R_(-0.005561313969));
+    p = FMA(p, w, R_(0.0434732233));
+    p = FMA(p, w, R_(0.005618699554));
+    p = FMA(p, w, R_(-0.08668262841));
+    p = FMA(p, w, R_(-0.03470731267));
+    p = FMA(p, w, R_(0.1937755732));
+    p = FMA(p, w, R_(0.3934050099));
+    p = FMA(p, w, R_(0.4005650803));
+    return t * FMA(p, w, R_(0.2611611564));
 }
-NB_VM_INLINE float normal_form(float a, float b, float x) {
-    float e = exp_neg_sq_s(x, 0.5f);
-    float hg = half_g(x);
-    float bphi = b * INV_SQRT_2PI;
-    float lo = (a * hg + bphi) * e * UNSCALE;
-    float hi = a * (1.0f - hg * e * UNSCALE) + bphi * e * UNSCALE;
-    return x < 0.0f ? lo : hi;
+// e^(-x²/2) from the exact x² = h + l (h = x x rounded, l its FMA remainder): a rounded x² would
+// bring an exponent error growing with x².
+NB_VM_INLINE float exp_half_sq(float x, float *s) {
+    float h = x * x;
+    return exp_neg_half(h, FMA(x, x, -h), s);
 }
 
-// gelu = x Φ(x); gelu' = Φ(x) + x φ(x). The clamped x in the φ term gives the limits 0 and 1
-// at ∓inf instead of inf·0.
-// Forward is normal_form(a, 0, xc) written out without the three operations of its b φ terms
-// (the same bits: b φ is +0 there).
-NB_VM_INLINE float vgelu(float x) {
-    float xc = clampf(x, -20.0f, 20.0f); // gelu underflows to 0 below -20
-    float a = x < -20.0f ? 0.0f : x;
-    float e = exp_neg_sq_s(xc, 0.5f);
-    float hg = half_g(xc);
-    float lo = a * hg * e * UNSCALE;
-    float hi = a * (1.0f - hg * e * UNSCALE) + 0.0f; // + 0: gelu(-0) = +0, as in float64
-    return xc < 0.0f ? lo : hi;
+// gelu = x Φ(x): x q below 0, x - x q above, q = p s with p = R e^r 2^-64, from a = |x|
+// clamped at GC (NaN stays NaN). a s is exact (a power-of-two scaling, normal for every x, tiny
+// x included), so each result is one rounding of an exact product or FMA. The select takes
+// x = ±0 to 0 - 0 = +0, as does x = -inf (gelu(-inf) = +0, as in float64).
+NB_VM_INLINE float vgelu(float x, float gc) {
+    float a = fabsf(x), s;
+    a = a > gc ? gc : a;
+    float p = gelu_r(a) * exp_half_sq(a, &s);
+    float as = a * s;
+    float lo = 0.0f - as * p;
+    float hi = FMA(-as, p, x);
+    return x <= 0.0f ? lo : hi;
 }
-NB_VM_INLINE float dgelu(float x) {
-    float xc = clampf(x, -20.0f, 20.0f);
-    return normal_form(1.0f, xc, xc);
+// gelu' = Φ + x φ: (R - a/√(2π)) e^(-x²/2) below 0, 1 + (a/√(2π) - R) e^(-x²/2) above. The
+// clamped a in the φ term gives the limits 0 and 1 at ∓inf instead of inf·0.
+#define INV_SQRT_2PI_S (INV_SQRT_2PI * 0x1p-64f)
+NB_VM_INLINE float dgelu(float x, float gc) {
+    float a = fabsf(x), s;
+    a = a > gc ? gc : a;
+    float e = exp_half_sq(a, &s) * s; // e^(-x²/2) 2^64
+    float r = gelu_r(a);
+    float lo = FMA(a, -INV_SQRT_2PI_S, r) * e;
+    float hi = FMA(FMA(a, INV_SQRT_2PI_S, -r), e, 1.0f);
+    return x < 0.0f ? lo : hi;
 }
 
 // ½x(1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715x³): no cancellation for negative x.
 // 2u = x (K1 + K3 x²) and 2u' = K1 + 3 K3 x², K1 = 2√(2/π), K3 = 0.044715 K1: one FMA each.
+// From a = |x| clamped at GTC (NaN stays NaN; beyond GTC, σ(2u) rounds to 0 or 1 and the
+// results to x or ±0): e = e^(-2u(a)) 2^64 (normal down to 2u = -113), σ(2u) = 1/(1 + e 2^-64)
+// for x >= 0 and e 2^-64/(1 + e 2^-64) below. One division, nothing else on the select.
 #define GT_K1 1.59576912f
 #define GT_K3 0.0713548163f
 #define GT_3K3 0.214064449f
-NB_VM_INLINE float vgelu_tanh(float x) {
-    float xc = clampf(x, -30.0f, 30.0f); // σ(2u) is exactly 0 or 1 beyond
-    return times_sigmoid(x, xc * FMA(GT_K3, xc * xc, GT_K1));
+#define GTC 11.0f
+// e^(-2u(a)) 2^64 for a >= 0; 2u(a) computed doubled (exact), as exp_neg_half takes it
+NB_VM_INLINE float gt_exp(float a) {
+    float s;
+    float e = exp_neg_half(a * FMA(2.0f * GT_K3, a * a, 2.0f * GT_K1), 0.0f, &s);
+    return e * s;
 }
-// d/dx x σ(2u) = σ + 2x σ(1 - σ) u' = σ (1 + 2x u' (1 - σ))
-NB_VM_INLINE float dgelu_tanh(float x) {
-    float xc = clampf(x, -30.0f, 30.0f);
-    float x2 = xc * xc;
-    return sigmoid_grad_form(xc * FMA(GT_3K3, x2, GT_K1), xc * FMA(GT_K3, x2, GT_K1));
+// x σ(2u): x/(1 + e) above 0, -(a e)/(1 + e) below (unscaled after the division: one rounding
+// into the subnormals)
+NB_VM_INLINE float vgelu_tanh(float x, float gc) {
+    float a = fabsf(x);
+    a = a > gc ? gc : a;
+    float e = gt_exp(a);
+    float q = (x >= 0.0f ? x : a * e) / FMA(e, UNSCALE, 1.0f);
+    return x >= 0.0f ? q : q * -UNSCALE;
+}
+// d/dx x σ(2u) = σ + 2x σ(1 - σ) u' = σ (1 + 2x u' (1 - σ)); with E = e^(-2u(a)) (e holds
+// E 2^64), p = 1/(1 + E), m = E p 2^64 and A = 2a u'(a) >= 0: p + A m p 2^-64 above 0,
+// m (1 - A p) 2^-64 below.
+NB_VM_INLINE float dgelu_tanh(float x, float gc) {
+    float a = fabsf(x);
+    a = a > gc ? gc : a;
+    float e = gt_exp(a);
+    float A = a * FMA(GT_3K3, a * a, GT_K1);
+    float p = 1.0f / FMA(e, UNSCALE, 1.0f);
+    float m = e * p;
+    float pos = FMA(A * m, p * UNSCALE, p);
+    float neg = m * FMA(A, -p, 1.0f) * UNSCALE;
+    return x >= 0.0f ? pos : neg;
 }
 
 // silu = x σ(x); silu' = σ (1 + x (1 - σ))
@@ -364,12 +415,12 @@ NB_VM_MAP_FMA(nb_vm_log_f32, float, vlog)
 NB_VM_MAP_FMA(nb_vm_tanh_f32, float, vtanh)
 NB_VM_MAP_FMA(nb_vm_sigmoid_f32, float, vsigmoid)
 NB_VM_MAP_FMA(nb_vm_erf_f32, float, verf)
-NB_VM_MAP_FMA(nb_vm_gelu_f32, float, vgelu)
-NB_VM_MAP_FMA(nb_vm_gelu_tanh_f32, float, vgelu_tanh)
+NB_VM_MAP_FMA_C(nb_vm_gelu_f32, float, vgelu, GC)
+NB_VM_MAP_FMA_C(nb_vm_gelu_tanh_f32, float, vgelu_tanh, GTC)
 NB_VM_MAP_FMA(nb_vm_silu_f32, float, vsilu)
 NB_VM_MAP_FMA(nb_vm_softplus_f32, float, vsoftplus)
-NB_VM_GRAD_FMA(nb_vm_gelu_bwd_f32, nb_vm_gelu_bwdset_f32, float, dgelu)
-NB_VM_GRAD_FMA(nb_vm_gelu_tanh_bwd_f32, nb_vm_gelu_tanh_bwdset_f32, float, dgelu_tanh)
+NB_VM_GRAD_FMA_C(nb_vm_gelu_bwd_f32, nb_vm_gelu_bwdset_f32, float, dgelu, GC)
+NB_VM_GRAD_FMA_C(nb_vm_gelu_tanh_bwd_f32, nb_vm_gelu_tanh_bwdset_f32, float, dgelu_tanh, GTC)
 NB_VM_GRAD_FMA(nb_vm_silu_bwd_f32, nb_vm_silu_bwdset_f32, float, dsilu)
 NB_VM_GRAD_FMA(nb_vm_softplus_bwd_f32, nb_vm_softplus_bwdset_f32, float, vsigmoid)
 

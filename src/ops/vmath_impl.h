@@ -77,6 +77,33 @@
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * D(x[i]);                        \
     }
 
+// The same loops for element functions F(x, c) taking a clamp bound c that the compiler must not
+// see as a constant: with a known bound, GCC if-converts `a > c ? c : a` by evaluating the
+// function's first steps at c at compile time and blending those constants in at each step
+// (six extra blends in GELU), where one compare and blend on the input is all a vector needs.
+#if defined(__GNUC__)
+#define NB_VM_OPAQUE(v) __asm__("" : "+m"(v))
+#else
+#define NB_VM_OPAQUE(v) (void)0
+#endif
+#define NB_VM_MAP_FMA_C(name, T, F, C)                                                             \
+    NB_VM_KERNEL(void, , name, (const T *x, T *y, int64_t n), (x, y, n)) {                         \
+        T c = C;                                                                                   \
+        NB_VM_OPAQUE(c);                                                                           \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = F(x[i], c);                              \
+    }
+#define NB_VM_GRAD_FMA_C(name, setname, T, D, C)                                                   \
+    NB_VM_KERNEL(void, , name, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {      \
+        T c = C;                                                                                   \
+        NB_VM_OPAQUE(c);                                                                           \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * D(x[i], c);                    \
+    }                                                                                              \
+    NB_VM_KERNEL(void, , setname, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {   \
+        T c = C;                                                                                   \
+        NB_VM_OPAQUE(c);                                                                           \
+        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * D(x[i], c);                     \
+    }
+
 // Element functions must inline into the loops or the loops stay scalar (GCC's size limits
 // keep the larger ones, like the GELU core, out otherwise).
 #if defined(__GNUC__)

@@ -1,7 +1,8 @@
 // src/ops/permute.c: permute, transpose (the last two axes, any two axes), expand, and the
 // reshape conveniences (squeeze, unsqueeze, flatten) that permute and expand are used with:
 // values against index arithmetic done here and by hand, gradients (including the sum over
-// expanded copies), the plain, run-copy, tiled and multi-threaded paths, and every bad input.
+// expanded copies), the plain, run-copy, tiled (SSE and AVX-512, cached and streamed) and
+// multi-threaded paths, and every bad input.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "ops/ops_impl.h" // nb__permute_no_avx512
 #include "support/expect.h"
 #include "support/opcheck.h"
 
@@ -67,6 +69,33 @@ static void permute_matches_index_arithmetic(void **state) {
         check_permute(dt, 2, (int64_t[]){300, 300}, (int[]){1, 0});          // parallel, tiled
         check_permute(dt, 1, (int64_t[]){7}, (int[]){0});
     }
+}
+
+// The tiled float gather on both of its paths (AVX-512 16 x 16 blocks where the CPU has it,
+// else SSE 4 x 4): whole blocks, edges in i and j, dims below a block, ranks 3 to 6, y rows
+// that are not whole cache lines. Then, on the default path, y of at least 16 MiB, which
+// streams the blocks whose y rows are aligned lines (all, some, or none of them).
+static void float_tiles_both_paths(void **state) {
+    (void)state;
+    for (int sse = 0; sse < 2; sse++) {
+        nb__permute_no_avx512 = sse;
+        check_permute(NB_F32, 3, (int64_t[]){2, 48, 64}, (int[]){0, 2, 1}); // whole blocks
+        check_permute(NB_F32, 3, (int64_t[]){3, 37, 50}, (int[]){0, 2, 1}); // edges, rows of 37
+        check_permute(NB_F32, 3, (int64_t[]){16, 17, 1}, (int[]){2, 1, 0}); // i edge: 17 = 16 + 1
+        check_permute(NB_F32, 2, (int64_t[]){8, 9}, (int[]){1, 0});         // below a block
+        check_permute(NB_F32, 2, (int64_t[]){17, 16}, (int[]){1, 0});       // j edge: 17 = 16 + 1
+        check_permute(NB_F32, 3, (int64_t[]){24, 2, 33}, (int[]){2, 1, 0}); // j band + edge
+        check_permute(NB_F32, 4, (int64_t[]){3, 16, 5, 32}, (int[]){0, 3, 2, 1});
+        check_permute(NB_F32, 5, (int64_t[]){2, 3, 17, 2, 33}, (int[]){0, 4, 3, 1, 2});
+        check_permute(NB_F32, 6, (int64_t[]){2, 1, 3, 18, 2, 20}, (int[]){5, 1, 2, 0, 4, 3});
+        check_permute(NB_F32, 2, (int64_t[]){300, 300}, (int[]){1, 0}); // parallel
+    }
+    nb__permute_no_avx512 = false;
+    // Just over 2^22 floats (16 MiB): (131080, 16) rows are whole lines; (55200, 19) rows never
+    // are; in (87382, 2, 24) the first 16 of each 48-float row are.
+    check_permute(NB_F32, 3, (int64_t[]){2, 16, 131080}, (int[]){0, 2, 1});
+    check_permute(NB_F32, 3, (int64_t[]){4, 19, 55200}, (int[]){0, 2, 1});
+    check_permute(NB_F32, 3, (int64_t[]){24, 2, 87382}, (int[]){2, 1, 0});
 }
 
 static void transpose_axes_and_last_two(void **state) {
@@ -227,6 +256,7 @@ static void transpose_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(permute_matches_index_arithmetic),
+        cmocka_unit_test(float_tiles_both_paths),
         cmocka_unit_test(transpose_axes_and_last_two),
         cmocka_unit_test(expand_repeats_and_sums_back),
         cmocka_unit_test(conveniences_shapes),

@@ -14,6 +14,10 @@
 
 #include "tensor/parallel.h"
 
+// permute.c: true keeps the tiled float gather off AVX-512 (the SSE path), so that tests reach
+// both paths on an AVX-512 machine; false (the default) uses AVX-512 when the CPU has it.
+extern bool nb__permute_no_avx512;
+
 // extern const nb_op nb_op_<name>; for every op in ops.def
 #define X(name) extern const nb_op nb_op_##name;
 #include "ops/ops.def"

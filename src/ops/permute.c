@@ -4,13 +4,19 @@
 //   expand(x, shape):   NumPy broadcast_to: size-1 (or missing leading) axes repeated
 // All three walk y in order and read x through per-axis strides (0 on a broadcast axis), after
 // merging axes that stay adjacent, so (B, T, H, D) -> (B, H, T, D) copies runs of D elements.
-// When x's innermost axis moves, 32 x 32 tiles keep reads and writes in cache lines.
+// When x's innermost axis moves, the float gather transposes 16 x 16 blocks in AVX-512
+// registers (permute_avx512.inc), streaming whole lines of a large y past the cache; without
+// AVX-512 (and for double), 32 x 32 tiles keep reads and writes in cache lines.
 // Backward: gx[off(o)] += gy[o] (for expand, the sum over the repeated copies).
 #include <string.h>
 
 #include "ops/ops_impl.h"
 
 #define PM_TILE 32
+// From this many bytes of y on, the tiled float gather writes whole aligned lines of y with
+// non-temporal stores: y cannot stay in cache anyway (half this machine's 32 MiB L3), and
+// streaming saves the read of each line before its write (memcpy switches at a similar size).
+#define PM_STREAM_BYTES (16 << 20)
 
 typedef struct {
     int kind;                   // PM_PERMUTE (transpose too) or PM_EXPAND
@@ -30,6 +36,8 @@ typedef struct {
     int64_t numel;
     int tile_axis;  // axis with x stride 1 for the tiled path, -1 for plain rows
     bool broadcast; // some x stride is 0: gx elements receive several gy elements
+    bool avx512;    // the tiled float gather may use AVX-512 (the CPU has it)
+    bool stream;    // y is large: write it with non-temporal stores where lines are whole
 } pm_plan;
 
 static int64_t pm_tasks(const pm_plan *p) {
@@ -48,7 +56,7 @@ static int64_t pm_tasks(const pm_plan *p) {
 // i < ni, j < nj, in 4 x 4 blocks: four 4-float loads along x's contiguous axis, transposed in
 // registers, four 4-float stores along y's (the scalar loop moves one element per load and
 // store); edges element by element. Copies only, so the result is the scalar loop's exactly.
-static void pm_transpose_f32(const float *x, int64_t st, float *y, int64_t ysq, int64_t ni,
+static void pm_transpose_sse(const float *x, int64_t st, float *y, int64_t ysq, int64_t ni,
                              int64_t nj) {
     int64_t i = 0;
     for (; i + 4 <= ni; i += 4) {
@@ -72,13 +80,39 @@ static void pm_transpose_f32(const float *x, int64_t st, float *y, int64_t ysq, 
         for (int64_t j = 0; j < nj; j++)
             y[i * ysq + j] = x[j * st + i];
 }
-#define PM_TRANSPOSE pm_transpose_f32
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include "ops/permute_avx512.inc"
+#define PM_HAVE_AVX512 1
 #endif
+
+// One task of the tiled float gather: rows i < ni of y (stride ysq), each nj long, from columns
+// of x (rows of stride st). AVX-512 moves 16 x 16 blocks; otherwise 32 x 32 tiles of SSE 4 x 4
+// blocks keep both sides in cache lines.
+static void pm_transpose_f32(const pm_plan *p, const float *x, int64_t st, float *y, int64_t ysq,
+                             int64_t ni, int64_t nj) {
+#ifdef PM_HAVE_AVX512
+    if (p->avx512) {
+        pm_transpose_avx512(x, st, y, ysq, ni, nj, p->stream);
+        return;
+    }
+#endif
+    for (int64_t j0 = 0; j0 < nj; j0 += PM_TILE) {
+        int64_t j1 = j0 + PM_TILE < nj ? j0 + PM_TILE : nj;
+        pm_transpose_sse(x + j0 * st, st, y + j0, ysq, ni, j1 - j0);
+    }
+}
+#define PM_TRANSPOSE pm_transpose_f32
+#define PM_FENCE _mm_sfence
+#endif
+
+bool nb__permute_no_avx512 = false;
 
 #define T float
 #define SFX f32
 #include "ops/permute_kernels.inc"
 #undef PM_TRANSPOSE
+#undef PM_FENCE
 #define T double
 #define SFX f64
 #include "ops/permute_kernels.inc"
@@ -157,6 +191,8 @@ static void pm_make_plan(const nb_node *nd, pm_plan *pl) {
     pl->nd = 0;
     pl->numel = y->numel;
     pl->broadcast = false;
+    pl->avx512 = false;
+    pl->stream = false;
     for (int i = 0; i < ndim; i++) {
         int64_t d = y->shape[i];
         if (d == 1)
@@ -221,9 +257,13 @@ static nb_status pm_infer(nb_node *nd, nb_shape *out) {
 static void pm_forward(nb_node *nd) {
     pm_plan pl;
     pm_make_plan(nd, &pl);
-    if (nd->out->dtype == NB_F32)
+    if (nd->out->dtype == NB_F32) {
+#ifdef PM_HAVE_AVX512
+        pl.avx512 = !nb__permute_no_avx512 && __builtin_cpu_supports("avx512f");
+#endif
+        pl.stream = pl.numel >= PM_STREAM_BYTES / (int64_t)sizeof(float);
         pm_gather_f32(&pl, F32(nd->in[0]), F32(nd->out));
-    else
+    } else
         pm_gather_f64(&pl, F64(nd->in[0]), F64(nd->out));
 }
 

@@ -71,10 +71,10 @@ static void permute_matches_index_arithmetic(void **state) {
     }
 }
 
-// The tiled float gather on both of its paths (AVX-512 16 x 16 blocks where the CPU has it,
-// else SSE 4 x 4): whole blocks, edges in i and j, dims below a block, ranks 3 to 6, y rows
-// that are not whole cache lines. Then, on the default path, y of at least 16 MiB, which
-// streams the blocks whose y rows are aligned lines (all, some, or none of them).
+// The tiled float gather and its scatter-add on both paths (AVX-512 16 x 16 blocks where the CPU
+// has it, else SSE 4 x 4 / scalar): whole blocks, edges in i and j, dims below a block, ranks 3
+// to 6, y rows that are not whole cache lines, a broadcast. Then, on the default path, y of at
+// least 16 MiB, which streams the blocks whose y rows are aligned lines (all, some or none).
 static void float_tiles_both_paths(void **state) {
     (void)state;
     for (int sse = 0; sse < 2; sse++) {
@@ -89,6 +89,21 @@ static void float_tiles_both_paths(void **state) {
         check_permute(NB_F32, 5, (int64_t[]){2, 3, 17, 2, 33}, (int[]){0, 4, 3, 1, 2});
         check_permute(NB_F32, 6, (int64_t[]){2, 1, 3, 18, 2, 20}, (int[]){5, 1, 2, 0, 4, 3});
         check_permute(NB_F32, 2, (int64_t[]){300, 300}, (int[]){1, 0}); // parallel
+        // expand (40, 1) -> (3, 40, 17): tiled with x stride 0 along y's rows (a broadcast:
+        // the serial scatter-add); y[b, i, j] = i, and with w[o] = o,
+        // gx[i] = Σ_{b, j} (680 b + 17 i + j) = 867 i + 17 (0 + 680 + 1360) + 3 (0 + .. + 16).
+        nb_tensor *x = iota(NB_F32, 2, (int64_t[]){40, 1}, true);
+        nb_graph *g = nb_graph_create();
+        nb_tensor *y = nb_expand(g, x, 3, (int64_t[]){3, 40, 17});
+        nb_tensor *w = iota(NB_F32, 3, (int64_t[]){3, 40, 17}, false);
+        assert_int_equal(nb_backward_with(g, y, w), NB_OK);
+        for (int64_t o = 0; o < 3 * 40 * 17; o++)
+            assert_true(nb_tensor_get(y, o) == (double)(o / 17 % 40));
+        for (int i = 0; i < 40; i++)
+            assert_true(nb_tensor_grad_get(x, i) == 867.0 * i + 34680.0 + 408.0);
+        nb_graph_destroy(g);
+        nb_tensor_destroy(x);
+        nb_tensor_destroy(w);
     }
     nb__permute_no_avx512 = false;
     // Just over 2^22 floats (16 MiB): (131080, 16) rows are whole lines; (55200, 19) rows never

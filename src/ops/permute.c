@@ -102,7 +102,21 @@ static void pm_transpose_f32(const pm_plan *p, const float *x, int64_t st, float
         pm_transpose_sse(x + j0 * st, st, y + j0, ysq, ni, j1 - j0);
     }
 }
+// The backward of one such task, gx[j st + i] += gy[i ysq + j]: true when done here (AVX-512,
+// no broadcast axis), false leaves it to the scalar tiles.
+static bool pm_transpose_add_f32(const pm_plan *p, float *gx, int64_t st, const float *gy,
+                                 int64_t ysq, int64_t ni, int64_t nj) {
+#ifdef PM_HAVE_AVX512
+    if (p->avx512 && !p->broadcast) {
+        pm_transpose_add_avx512(gx, st, gy, ysq, ni, nj);
+        return true;
+    }
+#endif
+    (void)p, (void)gx, (void)st, (void)gy, (void)ysq, (void)ni, (void)nj;
+    return false;
+}
 #define PM_TRANSPOSE pm_transpose_f32
+#define PM_TRANSPOSE_ADD pm_transpose_add_f32
 #define PM_FENCE _mm_sfence
 #endif
 
@@ -112,6 +126,7 @@ bool nb__permute_no_avx512 = false;
 #define SFX f32
 #include "ops/permute_kernels.inc"
 #undef PM_TRANSPOSE
+#undef PM_TRANSPOSE_ADD
 #undef PM_FENCE
 #define T double
 #define SFX f64
@@ -254,14 +269,19 @@ static nb_status pm_infer(nb_node *nd, nb_shape *out) {
     return NB_OK;
 }
 
+// The float kernels' choices: AVX-512 when the CPU has it, streamed stores for a large y.
+static void pm_f32_flags(pm_plan *pl) {
+#ifdef PM_HAVE_AVX512
+    pl->avx512 = !nb__permute_no_avx512 && __builtin_cpu_supports("avx512f");
+#endif
+    pl->stream = pl->numel >= PM_STREAM_BYTES / (int64_t)sizeof(float);
+}
+
 static void pm_forward(nb_node *nd) {
     pm_plan pl;
     pm_make_plan(nd, &pl);
     if (nd->out->dtype == NB_F32) {
-#ifdef PM_HAVE_AVX512
-        pl.avx512 = !nb__permute_no_avx512 && __builtin_cpu_supports("avx512f");
-#endif
-        pl.stream = pl.numel >= PM_STREAM_BYTES / (int64_t)sizeof(float);
+        pm_f32_flags(&pl);
         pm_gather_f32(&pl, F32(nd->in[0]), F32(nd->out));
     } else
         pm_gather_f64(&pl, F64(nd->in[0]), F64(nd->out));
@@ -273,9 +293,10 @@ static void pm_backward(nb_node *nd) {
         return;
     pm_plan pl;
     pm_make_plan(nd, &pl);
-    if (x->dtype == NB_F32)
+    if (x->dtype == NB_F32) {
+        pm_f32_flags(&pl);
         pm_scatter_add_f32(&pl, G32(x), G32(nd->out));
-    else
+    } else
         pm_scatter_add_f64(&pl, G64(x), G64(nd->out));
 }
 

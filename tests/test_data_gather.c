@@ -57,13 +57,13 @@ static void every_byte_is_the_quotient(void **state) {
     nb_dataset_free(&ds);
 }
 
-// A row longer than the gather's 256 KiB look-ahead window (one row ahead at a time), and a
-// batch of more rows than the window holds (the look-ahead slides), at odd row sizes so rows
-// start inside cache lines.
+// Rows longer than the gather's 6 KiB look-ahead window (one row ahead at a time), and a
+// batch of more rows than the window holds (7 rows of 1003 bytes: the look-ahead slides), at
+// odd row sizes so rows start inside cache lines.
 static void rows_beyond_the_prefetch_window(void **state) {
     (void)state;
-    const int64_t sizes[] = {(300 << 10) + 5, (64 << 10) + 3};
-    for (int k = 0; k < 2; k++) {
+    const int64_t sizes[] = {(300 << 10) + 5, (64 << 10) + 3, 1003};
+    for (int k = 0; k < 3; k++) {
         int64_t f = sizes[k], n = 12;
         nb_dataset ds;
         assert_int_equal(nb_dataset_create(n, 1, (int64_t[]){f}, NB_DATA_U8, &ds), NB_OK);

@@ -207,39 +207,71 @@ static inline void prefetch_row(const uint8_t *p, int64_t f) {
     for (uintptr_t q = a; q < (uintptr_t)p + (uintptr_t)f; q += 64)
         __builtin_prefetch((const void *)q, 0, 3);
 }
-#define GATHER_PIXELS(CONV)                                                                        \
-    int64_t ahead = (GATHER_AHEAD + f - 1) / f;                                                    \
-    for (int64_t i = 0; i < n && i < ahead; i++)                                                   \
-        prefetch_row(s + idx[i] * f, f);                                                           \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-        if (i + ahead < n)                                                                         \
-            prefetch_row(s + idx[i + ahead] * f, f);                                               \
-        const uint8_t *r = s + idx[i] * f;                                                         \
-        float *o = d + i * f;                                                                      \
-        _Pragma("omp simd") for (int64_t j = 0; j < f; j++) o[j] = CONV((float)r[j]);              \
-    }
+// ROW(o, r, f) converts one row of f pixels.
+#define GATHER_PIXELS(ROW)                                                                         \
+    do {                                                                                           \
+        int64_t ahead = (GATHER_AHEAD + f - 1) / f;                                                \
+        for (int64_t i = 0; i < n && i < ahead; i++)                                               \
+            prefetch_row(s + idx[i] * f, f);                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            if (i + ahead < n)                                                                     \
+                prefetch_row(s + idx[i + ahead] * f, f);                                           \
+            ROW(d + i * f, s + idx[i] * f, f);                                                     \
+        }                                                                                          \
+    } while (0)
+#define PIXEL_LOOP(CONV, o, r, f)                                                                  \
+    _Pragma("omp simd") for (int64_t j = 0; j < (f); j++)(o)[j] = CONV((float)(r)[j])
 #define PIXEL_DIV(v) ((v) / 255.0f)
 #define PIXEL_RCP (1.0f / 255.0f)
+#define ROW_DIV(o, r, f) PIXEL_LOOP(PIXEL_DIV, o, r, f)
 
 static void gather_pixels_div(float *d, const uint8_t *s, const int64_t *idx, int64_t n,
-                              int64_t f){GATHER_PIXELS(PIXEL_DIV)}
+                              int64_t f) {
+    GATHER_PIXELS(ROW_DIV);
+}
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define HAVE_PIXEL_FMA 1
-#define PIXEL_FMA_FN(name, isa)                                                                    \
-    __attribute__((target(isa))) static inline float name##_one(float v) {                         \
-        float q = v * PIXEL_RCP;                                                                   \
-        return __builtin_fmaf(__builtin_fmaf(-q, 255.0f, v), PIXEL_RCP, q);                        \
-    }                                                                                              \
-    __attribute__((target(isa))) static void name(float *d, const uint8_t *s, const int64_t *idx,  \
-                                                  int64_t n, int64_t f) {                          \
-        GATHER_PIXELS(name##_one)                                                                  \
+#include <immintrin.h>
+// One pixel: q = v r, then q + (v - 255 q) r, both steps fused.
+#define PIXEL_FMA(v)                                                                               \
+    __builtin_fmaf(__builtin_fmaf(-(v)*PIXEL_RCP, 255.0f, (v)), PIXEL_RCP, (v)*PIXEL_RCP)
+__attribute__((target("avx2,fma"))) static inline float pixel_avx2_one(float v) {
+    return PIXEL_FMA(v);
+}
+#define ROW_AVX2(o, r, f) PIXEL_LOOP(pixel_avx2_one, o, r, f)
+__attribute__((target("avx2,fma"))) static void
+gather_pixels_avx2(float *d, const uint8_t *s, const int64_t *idx, int64_t n, int64_t f) {
+    GATHER_PIXELS(ROW_AVX2);
+}
+// AVX-512 with intrinsics: GCC vectorises the `omp simd` loop 8 floats wide with a two-step
+// byte widening; 16 wide with one vpmovzxbd the conversion of net B's batch (64 x 784, data in
+// cache) took 2.0-2.5 instead of 2.5-3.5 us. The same two fused steps lane by lane as
+// pixel_avx512_one, which converts the remainder.
+__attribute__((target("avx512f,fma"))) static inline float pixel_avx512_one(float v) {
+    return PIXEL_FMA(v);
+}
+__attribute__((target("avx512f,fma"))) static void pixel_row_avx512(float *o, const uint8_t *r,
+                                                                    int64_t f) {
+    const __m512 rcp = _mm512_set1_ps(PIXEL_RCP), k = _mm512_set1_ps(255.0f);
+    int64_t j = 0;
+    for (; j + 16 <= f; j += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(r + j));
+        __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+        __m512 q = _mm512_mul_ps(v, rcp);
+        _mm512_storeu_ps(o + j, _mm512_fmadd_ps(_mm512_fnmadd_ps(q, k, v), rcp, q));
     }
-PIXEL_FMA_FN(gather_pixels_avx512, "avx512f,avx2,fma") PIXEL_FMA_FN(gather_pixels_avx2, "avx2,fma")
+    for (; j < f; j++)
+        o[j] = pixel_avx512_one((float)r[j]);
+}
+__attribute__((target("avx512f,fma"))) static void
+gather_pixels_avx512(float *d, const uint8_t *s, const int64_t *idx, int64_t n, int64_t f) {
+    GATHER_PIXELS(pixel_row_avx512);
+}
 #endif
 
-    static void gather_pixels_f32(float *d, const uint8_t *s, const int64_t *idx, int64_t n,
-                                  int64_t f) {
+static void gather_pixels_f32(float *d, const uint8_t *s, const int64_t *idx, int64_t n,
+                              int64_t f) {
 #ifdef HAVE_PIXEL_FMA
     if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512f"))
         gather_pixels_avx512(d, s, idx, n, f);

@@ -65,7 +65,7 @@
             SGD_VARIANTS(g[i]);                                                                    \
     }                                                                                              \
     static void sgd_update_##sfx(const nb_optim_update *u) {                                       \
-        NB_RANGES(u->n, lo, hi, sgd_range_##sfx(u, lo, hi));                                       \
+        NB_RANGES(u->n, NB_OMP_MIN, lo, hi, sgd_range_##sfx(u, lo, hi));                           \
     }
 DEFINE_SGD_UPDATE(float, f32)
 DEFINE_SGD_UPDATE(double, f64)

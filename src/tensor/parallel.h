@@ -65,15 +65,15 @@ extern int64_t nb__gemm_batch_parallel_min;
 // NB_OMP_MIN and there are at least 2 items. Each item is still done by one thread.
 #define NB_FOR_WORK(n, work, i, ...) NB_FOR_IF_(, (work) > NB_OMP_MIN && (n) > 1, n, i, __VA_ARGS__)
 
-// { BODY } with [lo, hi) bound to a contiguous share of [0, n): above NB_OMP_MIN once per thread
+// { BODY } with [lo, hi) bound to a contiguous share of [0, n): above `min` once per thread
 // of the OpenMP team (the shares of schedule(static): the first n % threads threads take one
 // more), otherwise once with [0, n) outside the OpenMP runtime. For kernels whose loop lives in
 // its own function (an ISA clone: an `omp parallel for` around a call cannot split its loop).
 #ifdef _OPENMP
-#define NB_RANGES(n, lo, hi, ...)                                                                  \
+#define NB_RANGES(n, min, lo, hi, ...)                                                             \
     do {                                                                                           \
         const int64_t n_ = (n);                                                                    \
-        if (n_ > NB_OMP_MIN) {                                                                     \
+        if (n_ > (min)) {                                                                          \
             NB_PRAGMA(omp parallel) {                                                              \
                 const int64_t t_ = omp_get_thread_num(), nt_ = omp_get_num_threads();              \
                 const int64_t q_ = n_ / nt_, r_ = n_ % nt_;                                        \
@@ -86,7 +86,7 @@ extern int64_t nb__gemm_batch_parallel_min;
         }                                                                                          \
     } while (0)
 #else
-#define NB_RANGES(n, lo, hi, ...)                                                                  \
+#define NB_RANGES(n, min, lo, hi, ...)                                                             \
     do {                                                                                           \
         const int64_t lo = 0, hi = (n);                                                            \
         __VA_ARGS__;                                                                               \

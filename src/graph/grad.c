@@ -186,6 +186,7 @@ static nb_tensor *constant(nb_graph *g, const nb_tensor *like, const void *data)
 typedef struct {
     nb_tensor *t;
     void *grad; // the pointer to restore
+    bool zero;  // and its grad_zero (cleared meanwhile: the scratch grad is real)
 } saved_leaf;
 
 static nb_status run_kernels(walk *w, nb_tensor **grads) {
@@ -210,9 +211,10 @@ static nb_status run_kernels(walk *w, nb_tensor **grads) {
                 seen = sl[s].t == t;
             if (t->node >= 0 || !t->requires_grad || seen)
                 continue;
-            sl[nl++] = (saved_leaf){t, t->grad};
+            sl[nl++] = (saved_leaf){t, t->grad, t->grad_zero};
             int j = requested_leaf(w, t);
             t->grad = NULL;
+            t->grad_zero = false;
             if (j >= 0) {
                 size_t nbytes = (size_t)t->numel * nb_dtype_size(t->dtype);
                 scratch[j] = nb__graph_alloc(g, nbytes ? nbytes : 1);
@@ -257,8 +259,10 @@ static nb_status run_kernels(walk *w, nb_tensor **grads) {
         if (!grads[j])
             st = g->status;
     }
-    for (int s = 0; s < nl; s++) // always give the leaves their own grads back
+    for (int s = 0; s < nl; s++) { // always give the leaves their own grads back
         sl[s].t->grad = sl[s].grad;
+        sl[s].t->grad_zero = sl[s].zero;
+    }
     return st;
 }
 

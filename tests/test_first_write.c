@@ -5,17 +5,13 @@
 // write; then checks that nb_backward gives exactly nb_grad's leaf gradients (nb_grad's kernel
 // path zeroes every grad and accumulates), also on a replayed step, where the recycled grads
 // still hold the last step's values (an op that added instead of storing would double them),
-// and in debug builds on garbage (backward.c poisons such grads there). Each case runs again
-// with the inputs as leaves (no op in front): nb_tensor_zero_grad defers a leaf's zeroing, so
-// the leaf's first write of the sweep stores too; NaN in its grad before each zero_grad shows
-// any element left unwritten or added to.
+// and in debug builds on garbage (backward.c poisons such grads there).
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "nabla/graph.h"
@@ -160,15 +156,7 @@ static nb_tensor *make(const int64_t *shape, nb_dtype dt, nb_rng *rng, double lo
     return t;
 }
 
-static void nan_grad(nb_tensor *t) {
-    for (int64_t e = 0; e < nb_tensor_numel(t); e++)
-        if (nb_tensor_dtype(t) == NB_F32)
-            nb_tensor_grad_f32(t)[e] = NAN;
-        else
-            nb_tensor_grad_f64(t)[e] = (double)NAN;
-}
-
-static void run_case(const fw_case *c, nb_dtype dt, bool leaves) {
+static void run_case(const fw_case *c, nb_dtype dt) {
     nb_rng rng;
     nb_rng_seed(&rng, 17);
     nb_tensor *x[MAX_IN], *h[MAX_IN], *ref[MAX_IN];
@@ -178,7 +166,7 @@ static void run_case(const fw_case *c, nb_dtype dt, bool leaves) {
     }
     nb_graph *g = nb_graph_create();
     for (int i = 0; i < c->n_in; i++)
-        h[i] = leaves ? x[i] : nb_scale(g, x[i], 1.0);
+        h[i] = nb_scale(g, x[i], 1.0);
     nb_tensor *y = c->body(g, h);
     assert_non_null(y);
     int64_t ys[4] = {0};
@@ -188,11 +176,8 @@ static void run_case(const fw_case *c, nb_dtype dt, bool leaves) {
     nb_tensor *loss = nb_sum(g, nb_mul(g, y, w));
     assert_int_equal(nb_grad(g, &loss, NULL, 1, x, c->n_in, false, ref), NB_OK);
     for (int step = 0; step < 3; step++) {
-        for (int i = 0; i < c->n_in; i++) {
-            if (step > 0)
-                nan_grad(x[i]); // stale garbage under the deferred zeroing
+        for (int i = 0; i < c->n_in; i++)
             nb_tensor_zero_grad(x[i]);
-        }
         if (step > 0)
             assert_int_equal(nb_graph_replay(g), NB_OK);
         assert_int_equal(nb_backward(g, loss), NB_OK);
@@ -200,10 +185,9 @@ static void run_case(const fw_case *c, nb_dtype dt, bool leaves) {
             for (int64_t e = 0; e < nb_tensor_numel(x[i]); e++) {
                 double got = nb_tensor_grad_get(x[i], e), want = nb_tensor_get(ref[i], e);
                 if (got != want)
-                    fail_msg("%s (%s%s), step %d: input %d element %lld: nb_backward %.17g, "
+                    fail_msg("%s (%s), step %d: input %d element %lld: nb_backward %.17g, "
                              "nb_grad %.17g",
-                             c->name, nb_dtype_name(dt), leaves ? ", leaves" : "", step, i,
-                             (long long)e, got, want);
+                             c->name, nb_dtype_name(dt), step, i, (long long)e, got, want);
             }
     }
     nb_graph_destroy(g);
@@ -214,11 +198,10 @@ static void run_case(const fw_case *c, nb_dtype dt, bool leaves) {
 
 static void first_writes_match_zero_and_accumulate(void **state) {
     (void)state;
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
-        for (int leaves = 0; leaves < 2; leaves++) {
-            run_case(&CASES[i], NB_F64, leaves);
-            run_case(&CASES[i], NB_F32, leaves);
-        }
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        run_case(&CASES[i], NB_F64);
+        run_case(&CASES[i], NB_F32);
+    }
 }
 
 int main(void) {

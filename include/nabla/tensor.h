@@ -67,10 +67,7 @@ float *nb_tensor_data_f32(nb_tensor *t);
 double *nb_tensor_data_f64(nb_tensor *t);
 int32_t *nb_tensor_data_i32(nb_tensor *t);
 int64_t *nb_tensor_data_i64(nb_tensor *t);
-// Gradient buffer, NULL until a backward pass has reached the tensor. The buffer stays the same
-// for the tensor's life, but after nb_tensor_zero_grad read it only through a pointer fetched
-// again (this call, or nb_tensor_grad_get): the zeroing is deferred until then or until the next
-// backward writes the grad.
+// Gradient buffer, NULL until a backward pass has reached the tensor.
 void *nb_tensor_grad(nb_tensor *t);
 float *nb_tensor_grad_f32(nb_tensor *t);
 double *nb_tensor_grad_f64(nb_tensor *t);
@@ -104,10 +101,7 @@ nb_status nb_tensor_copy_in(nb_tensor *t, const void *src, nb_dtype src_dtype, i
 nb_status nb_tensor_copy_out(const nb_tensor *t, void *dst, nb_dtype dst_dtype, int64_t n);
 // dst := src; same numel required, dtypes may differ (converted).
 nb_status nb_tensor_copy(nb_tensor *dst, const nb_tensor *src);
-// grad := 0 (no-op if the grad was never allocated). For a leaf the memset is deferred: the
-// next backward stores its first contribution instead of adding it (no pass over the grad),
-// and nb_tensor_grad* / nb_tensor_grad_get, optimizers, clipping, gradcheck and the dist
-// all-reduce see zeros until then.
+// grad := 0 (no-op if the grad was never allocated).
 void nb_tensor_zero_grad(nb_tensor *t);
 
 // ---- random numbers and initialisers -----------------------------------------------------------

@@ -99,7 +99,7 @@ nb_status nb__check_output(nb_node *nd) {
 nb_status nb__check_input_grads(nb_node *nd) {
     for (int k = 0; k < nd->n_in; k++) {
         const nb_tensor *t = nd->in[k];
-        if (!t->requires_grad || !t->grad || t->grad_zero) // grad_zero: reads as zeros
+        if (!t->requires_grad || !t->grad)
             continue;
         bool seen = false; // x used twice by one op (x * x): scan its grad once
         for (int j = 0; j < k && !seen; j++)

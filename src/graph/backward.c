@@ -82,29 +82,6 @@ static void zero_grad(nb_tensor *t) {
     memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
 }
 
-// Whether node nd (a consumer of t = in[k]) may store into t's grad on its first write instead
-// of adding: its op has grad_store, k has a grad_first bit, and t is not passed twice to it.
-static bool can_store(const nb_node *nd, int k, const nb_tensor *t) {
-    bool store = nd->op->grad_store && k < 8;
-    for (int j = 0; j < nd->n_in && store; j++)
-        store = j == k || nd->in[j] != t;
-    return store;
-}
-
-// t's grad is due its first write by nd's backward (input k): claim a store there, or zero it.
-static void first_write(nb_node *nd, int k, nb_tensor *t) {
-    if (can_store(nd, k, t)) {
-        nd->grad_first |= (uint8_t)(1u << k);
-#ifdef NB_DEBUG_LIFETIME
-        // Debug builds: garbage for real, so a backward that claims grad_store but leaves an
-        // element unwritten fails every gradient check through it.
-        memset(t->grad, NB_POISON_BYTE, (size_t)t->numel * nb_dtype_size(t->dtype));
-#endif
-    } else {
-        zero_grad(t);
-    }
-}
-
 // One pass from the root down plans the sweep (one loop instead of three: this runs in every
 // nb_backward, so it is per-op overhead, bench_overhead). The tape is in execution order, so a
 // node comes up after all its consumers: its `mark` and `grad_seen` are final by then.
@@ -116,9 +93,6 @@ static void first_write(nb_node *nd, int k, nb_tensor *t) {
 //    is zeroed here, and so is a marked output that no running backward writes (all its
 //    consumers are empty, run skips them) when its own node comes up. The root's grad is
 //    seeded whole by run.
-//  - The same for a leaf whose grad is logically zero (grad_zero, nb_tensor_zero_grad): the
-//    first marked consumer met that runs claims its first write, and the flag clears. A leaf
-//    that no running backward reaches keeps the flag: its readers zero it (nb__grad_sync).
 static nb_status plan(nb_graph *g, int64_t root) {
     nb_node *nodes = g->nodes;
     for (int64_t i = 0; i <= root; i++) {
@@ -145,12 +119,19 @@ static nb_status plan(nb_graph *g, int64_t root) {
                 if (!runs || p->grad_seen)
                     continue; // a later consumer already claimed t's first write
                 p->grad_seen = true;
-                first_write(nd, k, t);
-            } else if (t->grad_zero) { // a leaf zeroed by nb_tensor_zero_grad since its last use
-                if (!runs)
-                    continue;
-                t->grad_zero = false;
-                first_write(nd, k, t);
+                bool store = nd->op->grad_store && k < 8;
+                for (int j = 0; j < nd->n_in && store; j++)
+                    store = j == k || nd->in[j] != t;
+                if (store) {
+                    nd->grad_first |= (uint8_t)(1u << k);
+#ifdef NB_DEBUG_LIFETIME
+                    // Debug builds: garbage for real, so a backward that claims grad_store but
+                    // leaves an element unwritten fails every gradient check through it.
+                    memset(t->grad, NB_POISON_BYTE, (size_t)t->numel * nb_dtype_size(t->dtype));
+#endif
+                } else {
+                    zero_grad(t);
+                }
             } else if (!t->grad) { // a leaf's grad is allocated once, on first need
                 size_t nbytes = (size_t)t->numel * nb_dtype_size(t->dtype);
                 if (t->graph) { // a graph-owned constant (nb_jvp's dummy): grad in the arena
@@ -170,18 +151,6 @@ static nb_status plan(nb_graph *g, int64_t root) {
         }
     }
     return NB_OK;
-}
-
-// The sweep stopped (an error) before nodes from..0 ran: a leaf whose first write one of them
-// claimed has had no contribution (its claiming node is its first writer), so its grad is still
-// logically zero, whatever plan poisoned or left in it.
-static void unclaim_leaves(nb_graph *g, int64_t from) {
-    for (int64_t i = from; i >= 0; i--) {
-        const nb_node *nd = &g->nodes[i];
-        for (int k = 0; nd->grad_first && k < nd->n_in && k < 8; k++)
-            if (nd->grad_first >> k & 1u && nd->in[k]->node < 0)
-                nd->in[k]->grad_zero = true;
-    }
 }
 
 static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
@@ -206,10 +175,8 @@ static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
 static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
     int64_t root = out->node;
     nb_status st = plan(g, root);
-    if (st != NB_OK) {
-        unclaim_leaves(g, root);
+    if (st != NB_OK)
         return st;
-    }
     if (grad_out)
         memcpy(out->grad, grad_out->data, (size_t)out->numel * nb_dtype_size(out->dtype));
     else if (out->dtype == NB_F32)
@@ -218,24 +185,19 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         *(double *)out->grad = 1.0;
     // Without a grad-ready hook or anomaly mode (the common case) the sweep is only the marked
     // nodes' backward calls: no per-node hook lookup or check (per-op overhead, replayed).
-    int64_t i = root;
     if (!g->ready_fn && !g->check_finite) {
-        for (; i >= 0 && g->status == NB_OK; i--) {
+        for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
             nb_node *nd = &g->nodes[i];
             if (nd->mark && nd->out->numel > 0) // an empty output contributes nothing
                 nd->op->backward(nd);
         }
-        if (g->status != NB_OK)
-            unclaim_leaves(g, i);
         return g->status;
     }
     ready_entry *ready = NULL;
     int64_t *head = NULL;
-    if (g->ready_fn && (st = plan_ready(g, root, &ready, &head)) != NB_OK) {
-        unclaim_leaves(g, root);
+    if (g->ready_fn && (st = plan_ready(g, root, &ready, &head)) != NB_OK)
         return st;
-    }
-    for (; i >= 0 && g->status == NB_OK; i--) {
+    for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
         nb_node *nd = &g->nodes[i];
         if (nd->mark && nd->out->numel > 0) { // an empty output contributes nothing
             nd->op->backward(nd);
@@ -246,8 +208,6 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         for (int64_t e = head ? head[i] : -1; e >= 0 && g->status == NB_OK; e = ready[e].next)
             g->ready_fn(g->ready_ctx, ready[e].leaf);
     }
-    if (g->status != NB_OK)
-        unclaim_leaves(g, i);
     return g->status;
 }
 

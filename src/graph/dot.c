@@ -160,9 +160,7 @@ static void put_leaf(FILE *f, const leaf_table *lt, int64_t i, const nb_dot_opti
         fprintf(f, "\\n%lld parameters", (long long)t->numel);
     if (o->stats) {
         put_stats(f, "value", t, t->data);
-        if (t->grad && t->grad_zero) // zeroed by nb_tensor_zero_grad, deferred: zeros
-            fputs("\\ngrad [0, 0] mean 0 norm 0", f);
-        else if (t->grad)
+        if (t->grad)
             put_stats(f, "grad", t, t->grad);
     }
     fputs(t->requires_grad ? "\", shape=box, style=\"filled,bold\", fillcolor=\"#f6c85f\"];\n"

@@ -186,7 +186,6 @@ static nb_tensor *constant(nb_graph *g, const nb_tensor *like, const void *data)
 typedef struct {
     nb_tensor *t;
     void *grad; // the pointer to restore
-    bool zero;  // and its grad_zero (cleared meanwhile: the scratch grad is real)
 } saved_leaf;
 
 static nb_status run_kernels(walk *w, nb_tensor **grads) {
@@ -211,10 +210,9 @@ static nb_status run_kernels(walk *w, nb_tensor **grads) {
                 seen = sl[s].t == t;
             if (t->node >= 0 || !t->requires_grad || seen)
                 continue;
-            sl[nl++] = (saved_leaf){t, t->grad, t->grad_zero};
+            sl[nl++] = (saved_leaf){t, t->grad};
             int j = requested_leaf(w, t);
             t->grad = NULL;
-            t->grad_zero = false;
             if (j >= 0) {
                 size_t nbytes = (size_t)t->numel * nb_dtype_size(t->dtype);
                 scratch[j] = nb__graph_alloc(g, nbytes ? nbytes : 1);
@@ -259,10 +257,8 @@ static nb_status run_kernels(walk *w, nb_tensor **grads) {
         if (!grads[j])
             st = g->status;
     }
-    for (int s = 0; s < nl; s++) { // always give the leaves their own grads back
+    for (int s = 0; s < nl; s++) // always give the leaves their own grads back
         sl[s].t->grad = sl[s].grad;
-        sl[s].t->grad_zero = sl[s].zero;
-    }
     return st;
 }
 

@@ -107,8 +107,8 @@ nb_gradcheck_result nb__gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const
             nb_tensor *t = inputs[i];
             if (!t->requires_grad)
                 continue;
-            if (t->grad) // a deferred zeroing (grad_zero) is done first: saved reads zeros
-                memcpy(saved + off, nb__grad_sync(t), (size_t)t->numel * sizeof(double));
+            if (t->grad)
+                memcpy(saved + off, t->grad, (size_t)t->numel * sizeof(double));
             nb_tensor_zero_grad(t);
             off += t->numel;
         }
@@ -120,9 +120,8 @@ nb_gradcheck_result nb__gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const
             nb_tensor *t = inputs[i];
             if (!t->requires_grad)
                 continue;
-            const double *tg = t->grad && !zero ? nb__grad_sync(t) : NULL; // unreached: zeros
             for (int64_t k = 0; k < t->numel; k++)
-                analytic[off + k] = tg ? tg[k] : 0.0;
+                analytic[off + k] = t->grad && !zero ? ((double *)t->grad)[k] : 0.0;
             if (t->grad) // restore the caller's accumulated grads
                 memcpy(t->grad, saved + off, (size_t)t->numel * sizeof(double));
             off += t->numel;

@@ -73,9 +73,8 @@ struct nb_node {
     bool grad_seen;  // scratch for backward: a consumer already claimed out->grad's first write
     // Set by nb_backward for the sweep it runs (0 everywhere else): bit k (k < 8) says in[k]'s
     // grad holds garbage and this node's backward is the first to write it, so it must store
-    // every element (see nb_op.grad_store). An op output's grad gets one, a leaf's only when
-    // nb_tensor_zero_grad left it logically zero (grad_zero; otherwise leaves accumulate across
-    // backward calls), and never an input passed twice to the node.
+    // every element (see nb_op.grad_store). Only an op output's grad gets one, never a leaf's
+    // (leaves accumulate across backward calls), and never an input passed twice to the node.
     uint8_t grad_first;
     const char *file; // where the user called the op (ops.h macros), NULL if unknown
     int line;

@@ -192,15 +192,14 @@ int32_t *nb_tensor_data_i32(nb_tensor *t) {
 int64_t *nb_tensor_data_i64(nb_tensor *t) {
     return t && t->dtype == NB_I64 ? t->data : NULL;
 }
-// The pointer is handed out, so a deferred zeroing (nb_tensor_zero_grad) is done first.
 void *nb_tensor_grad(nb_tensor *t) {
-    return t ? nb__grad_sync(t) : NULL;
+    return t ? t->grad : NULL;
 }
 float *nb_tensor_grad_f32(nb_tensor *t) {
-    return t && t->dtype == NB_F32 ? nb__grad_sync(t) : NULL;
+    return t && t->dtype == NB_F32 ? t->grad : NULL;
 }
 double *nb_tensor_grad_f64(nb_tensor *t) {
-    return t && t->dtype == NB_F64 ? nb__grad_sync(t) : NULL;
+    return t && t->dtype == NB_F64 ? t->grad : NULL;
 }
 
 static double load(const void *p, nb_dtype dtype, int64_t i) {
@@ -274,7 +273,7 @@ double nb_tensor_get(const nb_tensor *t, int64_t i) {
 double nb_tensor_grad_get(const nb_tensor *t, int64_t i) {
     if (!index_ok("nb_tensor_grad_get", t, i))
         return (double)NAN;
-    return t->grad && !t->grad_zero ? load(t->grad, t->dtype, i) : 0;
+    return t->grad ? load(t->grad, t->dtype, i) : 0;
 }
 
 // Records why v cannot be stored into an int32 / int64 tensor; false when it can.
@@ -409,15 +408,7 @@ nb_status nb_tensor_copy(nb_tensor *dst, const nb_tensor *src) {
     return copy_elems("nb_tensor_copy", dst->data, dst->dtype, src->data, src->dtype, src->numel);
 }
 
-// A leaf's zeroing is deferred (issue 17: the memset of every parameter's grad was a pass over
-// all the weights each step): grad_zero says the grad reads as zeros. The next backward's first
-// write into it stores (GEMM beta = 0) instead of adding, and every other reader zeroes it
-// first (nb__grad_sync). An op output's grad is planned by each backward anyway: zeroed now.
 void nb_tensor_zero_grad(nb_tensor *t) {
-    if (!t || !t->grad)
-        return;
-    if (t->node < 0)
-        t->grad_zero = true;
-    else
+    if (t && t->grad)
         memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
 }

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "base/base_impl.h"
 #include "nabla/tensor.h"
@@ -22,10 +21,6 @@ struct nb_tensor {
     int64_t numel;
     void *data; // numel elements of dtype
     void *grad; // same shape and dtype, or NULL until backward reaches it
-    // A leaf's grad is logically zero and its bytes are stale: nb_tensor_zero_grad defers its
-    // memset (issue 17). The next nb_backward's first write into the grad stores instead of
-    // adding (plan, graph/backward.c), and any other reader zeroes it first (nb__grad_sync).
-    bool grad_zero;
     bool requires_grad;
     bool owns_data;         // user tensors from nb_tensor_create: data is ours to free
     struct nb_graph *graph; // owning graph for op outputs, NULL for user tensors
@@ -37,16 +32,6 @@ struct nb_tensor {
 // nb_dtype_size inline, for the per-op paths (0 for an invalid dtype, as nb_dtype_size).
 static inline size_t nb__dtype_size(nb_dtype dtype) {
     return dtype == NB_F32 || dtype == NB_I32 ? 4 : dtype == NB_F64 || dtype == NB_I64 ? 8 : 0;
-}
-
-// The grad of t for a reader or writer outside backward's planned sweep: a deferred zeroing
-// (grad_zero) is done now, so whoever reads or hands out the pointer sees zeros.
-static inline void *nb__grad_sync(nb_tensor *t) {
-    if (t->grad_zero) {
-        memset(t->grad, 0, (size_t)t->numel * nb__dtype_size(t->dtype));
-        t->grad_zero = false;
-    }
-    return t->grad;
 }
 
 // The epoch of user-made tensors. Graph epochs start above it; a released op-output header

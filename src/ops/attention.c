@@ -83,11 +83,6 @@ static int64_t sdpa_mask_off(const sdpa_geom *g, int64_t bh) {
 // picked once at load time; the file is compiled without FMA contraction (CMakeLists.txt), so
 // every build computes the same bits. GCC on x86-64 only (clang's target_clones needs a newer
 // release than Debian 12's).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SDPA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SDPA_CLONES
-#endif
 #define SDPA_LANES 8
 static inline double sdpa_total(const double *a) {
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));

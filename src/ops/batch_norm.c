@@ -85,11 +85,6 @@ static bn_geom bn_geometry(const nb_tensor *x) {
 // The row kernels in an AVX-512, an AVX2 and a baseline (SSE2) build, picked once at load time;
 // the file is compiled without FMA contraction (CMakeLists.txt), so every build computes the
 // same bits. GCC on x86-64 only (clang's target_clones needs a newer release than Debian 12's).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BN_CLONES
-#endif
 static double bn_total(const double *a) {
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
@@ -97,7 +92,7 @@ static double bn_total(const double *a) {
 // stat: 2 C doubles, mean then istd.
 #define DEFINE_BN(T, sfx)                                                                          \
     /* a[i mod BN_LANES] += v_i, v = r - shift, squared when sq */                                 \
-    BN_CLONES static void bn_sum_##sfx(const T *r, int64_t s, double shift, double *a, bool sq) {  \
+    NB_CLONES static void bn_sum_##sfx(const T *r, int64_t s, double shift, double *a, bool sq) {  \
         int64_t i = 0;                                                                             \
         if (sq)                                                                                    \
             for (; i + BN_LANES <= s; i += BN_LANES)                                               \
@@ -115,7 +110,7 @@ static double bn_total(const double *a) {
         }                                                                                          \
     }                                                                                              \
     /* a1[i mod BN_LANES] += g_i, a2[...] += g_i (r_i - mean) */                                   \
-    BN_CLONES static void bn_dot_##sfx(const T *g, const T *r, int64_t s, double mean, double *a1, \
+    NB_CLONES static void bn_dot_##sfx(const T *g, const T *r, int64_t s, double mean, double *a1, \
                                        double *a2) {                                               \
         int64_t i = 0;                                                                             \
         for (; i + BN_LANES <= s; i += BN_LANES)                                                   \
@@ -129,13 +124,13 @@ static double bn_total(const double *a) {
         }                                                                                          \
     }                                                                                              \
     /* y = (x - mean) sc + sh over one row */                                                      \
-    BN_CLONES static void bn_norm_##sfx(const T *r, T *yr, int64_t s, double mean, double sc,      \
+    NB_CLONES static void bn_norm_##sfx(const T *r, T *yr, int64_t s, double mean, double sc,      \
                                         double sh) {                                               \
         for (int64_t i = 0; i < s; i++)                                                            \
             yr[i] = (T)(((double)r[i] - mean) * sc + sh);                                          \
     }                                                                                              \
     /* gx = (store) or += istd (wc g - a - xhat bq) over one row, xhat = (x - mean) istd */        \
-    BN_CLONES static void bn_gx_##sfx(const T *r, const T *gr, T *gxr, int64_t s, double mean,     \
+    NB_CLONES static void bn_gx_##sfx(const T *r, const T *gr, T *gxr, int64_t s, double mean,     \
                                       double istd, double wc, double a, double bq, bool store) {   \
         if (store)                                                                                 \
             for (int64_t i = 0; i < s; i++) {                                                      \

@@ -66,13 +66,8 @@ static void linear_forward(nb_node *nd) {
 // kernels are built for AVX-512, AVX2 and SSE2, picked once at load time (GCC on x86-64; the
 // baseline build elsewhere): `omp simd` loops (-fopenmp-simd, CMakeLists.txt).
 #define BG_COLS 64
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define BG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BG_CLONES
-#endif
 #define DEFINE_BIAS_GRAD(T, sfx)                                                                   \
-    static BG_CLONES void bias_full_##sfx(const T *restrict gy, T *restrict gb, int64_t batch,     \
+    static NB_CLONES void bias_full_##sfx(const T *restrict gy, T *restrict gb, int64_t batch,     \
                                           int64_t out, bool set) {                                 \
         T acc[BG_COLS];                                                                            \
         _Pragma("omp simd") for (int j = 0; j < BG_COLS; j++) acc[j] = set ? (T)0 : gb[j];         \
@@ -82,7 +77,7 @@ static void linear_forward(nb_node *nd) {
         }                                                                                          \
         memcpy(gb, acc, sizeof acc);                                                               \
     }                                                                                              \
-    static BG_CLONES void bias_part_##sfx(const T *restrict gy, T *restrict gb, int64_t batch,     \
+    static NB_CLONES void bias_part_##sfx(const T *restrict gy, T *restrict gb, int64_t batch,     \
                                           int64_t out, int64_t w, bool set) {                      \
         T acc[BG_COLS];                                                                            \
         for (int64_t j = 0; j < w; j++)                                                            \

@@ -108,11 +108,6 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
 
 // Row kernels in an AVX-512, an AVX2 and a baseline (SSE2) build, picked once at load time
 // (GCC on x86-64; the file is compiled without FMA contraction: the same bits in every build).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define POOL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define POOL_CLONES
-#endif
 #define MAX2_ROW 256 // outputs per call of the 2x2 row kernel (its tap codes on the stack)
 
 // v replaces the current maximum m in a scan: larger, or the first NaN.
@@ -153,8 +148,8 @@ static void avg_window(const pool_params *p, int a, int64_t o, int64_t in, int64
        winners into yr, their taps as codes (row 0 / 1) * 2 + (column 0 / 1) into cd. The fast     \
        kernel has selects only (branches mispredicted half the time on real data) and vectorises;  \
        it ignores NaN and returns whether it saw one, and then the exact one redoes the row. */    \
-    POOL_CLONES static int max2_row_##sfx(const T *r0, const T *r1, T *yr, int32_t *cd,            \
-                                          int64_t ow) {                                            \
+    NB_CLONES static int max2_row_##sfx(const T *r0, const T *r1, T *yr, int32_t *cd,              \
+                                        int64_t ow) {                                              \
         int nan = 0;                                                                               \
         for (int64_t ox = 0; ox < ow; ox++) {                                                      \
             T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];              \

@@ -20,11 +20,6 @@
 // (CMakeLists.txt), so every build, every split and every thread count give the same bits.
 // (The baseline build alone ran 4 floats per divps / sqrtps: about half of the loop's time at
 // the charlm model's 434 K parameters, perf annotate of bench_charlm.)
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define ADAM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ADAM_CLONES
-#endif
 #define ADAM_SPAN 8192
 
 #define ADAM_LOOP(T, SQRT, DECAY, VHAT)                                                            \
@@ -49,8 +44,8 @@
 // decay, 1 - lr decay (in T, computed in double once per tensor); mode 0: no decay, 1: AdamW's
 // decoupled decay, 2: Adam's L2 term.
 #define DEFINE_ADAM_UPDATE(T, sfx, SQRT)                                                           \
-    ADAM_CLONES static void adam_span_##sfx(const nb_optim_update *u, const T *k, int mode,        \
-                                            int64_t i0, int64_t i1) {                              \
+    NB_CLONES static void adam_span_##sfx(const nb_optim_update *u, const T *k, int mode,          \
+                                          int64_t i0, int64_t i1) {                                \
         T *restrict w = u->w;                                                                      \
         const T *restrict g = u->g;                                                                \
         T *restrict m = u->slot[0];                                                                \

@@ -41,17 +41,12 @@
 // is compiled without FMA contraction (CMakeLists.txt), so every build computes the bits of
 // the scalar expression. GCC on x86-64 only (clang's target_clones needs a newer release than
 // Debian 12's).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SGD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SGD_CLONES
-#endif
 
 // Coefficients are converted to T once so float params are updated in float arithmetic, as
 // PyTorch does. Elements are independent, so threads never change results. The update is
 // memory-bound: large tensors (> NB_OMP_MIN) split into one contiguous range per thread.
 #define DEFINE_SGD_UPDATE(T, sfx)                                                                  \
-    SGD_CLONES static void sgd_range_##sfx(const nb_optim_update *u, int64_t lo, int64_t hi) {     \
+    NB_CLONES static void sgd_range_##sfx(const nb_optim_update *u, int64_t lo, int64_t hi) {      \
         const nb_optim_config *c = u->cfg;                                                         \
         T *restrict w = (T *)u->w + lo;                                                            \
         const T *restrict g = (const T *)u->g + lo;                                                \

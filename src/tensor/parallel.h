@@ -8,6 +8,16 @@
 #include <omp.h>
 #endif
 
+// A function built for AVX-512, AVX2 and the x86-64 baseline, the best picked once at load time
+// (the library itself is compiled for the baseline). GCC on x86-64 only: Debian 12's clang
+// lacks the target_clones support these need; elsewhere one portable build. Files using it are
+// compiled without FMA contraction (CMakeLists.txt), so every build gives the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NB_CLONES
+#endif
+
 // Below this many elements a kernel runs on one thread: starting a parallel region costs a
 // few microseconds, more than a short loop. bench/ checks it: at 64 K elements 2 threads beat
 // 1 for every kernel measured (see bench/README.md); it is not finely tuned.

@@ -18,6 +18,14 @@
 
 #include "ops/vmath_impl.h"
 
+// The element type and what the type-generic parts (vmath_sigmoid.inc, vmath_exp_kernels.inc)
+// need to know of it: suffix, elements per AVX-512 vector, kernel definer, |x|.
+#define T float
+#define SFX f32
+#define W 16
+#define KERNEL NB_VM_KERNEL
+#define FABS fabsf
+
 typedef union {
     float f;
     int32_t i;
@@ -179,36 +187,7 @@ NB_VM_INLINE float vtanh(float x) {
     return copysignf(e / (e + 2.0f), x);
 }
 
-// 1/(1 + e^-x) for x >= 0, e^x/(1 + e^x) below: both from e = e^-|x| <= 1, never overflowing.
-// The sigmoid family keeps e scaled by 2^SC (es = e 2^SC) and multiplies it in last, then
-// unscales: when e^-|x| is below the normals, the products that use it (x σ(x), the
-// derivatives) would otherwise inherit its subnormal rounding times |x|.
-typedef struct {
-    float sp; // 1/(1 + e)
-    float es; // e 2^SC, e = e^-|x|
-} sig_parts;
-NB_VM_INLINE sig_parts sig(float x) {
-    sig_parts p;
-    p.es = vexp_s(-fabsf(x));
-    p.sp = 1.0f / (1.0f + p.es * UNSCALE);
-    return p;
-}
-NB_VM_INLINE float vsigmoid(float x) {
-    sig_parts p = sig(x);
-    return x >= 0.0f ? p.sp : p.sp * p.es * UNSCALE;
-}
-// a σ(x), with σ(x) = sp for x >= 0, sp e below
-NB_VM_INLINE float times_sigmoid(float a, float x) {
-    sig_parts p = sig(x);
-    return x >= 0.0f ? a * p.sp : a * p.sp * p.es * UNSCALE;
-}
-// σ(x) (1 + a (1 - σ(x))): σ = sp, 1 - σ = e sp for x >= 0; σ = e sp, 1 - σ = sp below.
-NB_VM_INLINE float sigmoid_grad_form(float a, float x) {
-    sig_parts p = sig(x);
-    float pos = p.sp * (1.0f + a * (p.sp * p.es * UNSCALE));
-    float neg = p.sp * (1.0f + a * p.sp) * p.es * UNSCALE;
-    return x >= 0.0f ? pos : neg;
-}
+#include "ops/vmath_sigmoid.inc" // sig_parts, vsigmoid, times_sigmoid, sigmoid_grad_form
 
 // erf(x)/x = P(x²) on |x| <= 1: 7-term fit centred at x² = 0.5 (scripts/vmath_fit.py).
 NB_VM_INLINE float erf_small(float x2) {
@@ -424,92 +403,8 @@ NB_VM_GRAD_FMA_C(nb_vm_gelu_tanh_bwd_f32, nb_vm_gelu_tanh_bwdset_f32, float, dge
 NB_VM_GRAD_FMA(nb_vm_silu_bwd_f32, nb_vm_silu_bwdset_f32, float, dsilu)
 NB_VM_GRAD_FMA(nb_vm_softplus_bwd_f32, nb_vm_softplus_bwdset_f32, float, vsigmoid)
 
-NB_VM_KERNEL(void, , nb_vm_elu_f32, (const float *x, float *y, int64_t n, float alpha),
-             (x, y, n, alpha)) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : alpha * vexpm1(v);
-    }
-}
-
-NB_VM_KERNEL(double, return, nb_vm_exp_shift_sum_f32,
-             (const float *x, float m, float *y, int64_t n), (x, m, y, n)) {
-    // Whole vectors of 16, then the last n % 16 through a 16-lane buffer (padded with m, its
-    // extra lanes then set to 0, which leaves the sums as they were): vector code instead of
-    // scalar remainder loops, which cost as much as the body on attention's short causal rows
-    // (lengths 1 to 64), with the same bits (vexp is elementwise; the sum's lanes are unchanged).
-    int64_t nv = n & ~(int64_t)15;
-    NB_VM_SIMD for (int64_t i = 0; i < nv; i++) y[i] = vexp(x[i] - m);
-    double acc[8] = {0};
-    for (int64_t i = 0; i < nv; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)y[i + j];
-    if (nv < n) {
-        int64_t r = n - nv;
-        float t[16];
-        for (int j = 0; j < 16; j++)
-            t[j] = m;
-        memcpy(t, x + nv, (size_t)r * sizeof(float));
-        NB_VM_SIMD for (int j = 0; j < 16; j++) t[j] = j < r ? vexp(t[j] - m) : (float)0;
-        memcpy(y + nv, t, (size_t)r * sizeof(float));
-        for (int j = 0; j < 16; j += 8)
-            for (int l = 0; l < 8; l++)
-                acc[l] += (double)t[j + l];
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-NB_VM_KERNEL(void, , nb_vm_exp_shift_rows_f32,
-             (const float *x, const float *m, const int64_t *lim, float *y, double *sum,
-              int64_t rows, int64_t n),
-             (x, m, lim, y, sum, rows, n)) {
-    // Each row in whole vectors of 16 up to its limit rounded up (the lanes past the limit set
-    // to 0), zeros to the last whole vector, then the n % 16 tail through a buffer as
-    // exp_shift_sum's: the sums' lanes get the same values plus zeros, so the same bits.
-    int64_t nv = n & ~(int64_t)15;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * n;
-        float *yr = y + r * n, mr = m[r];
-        int64_t l = lim[r], lv = (l + 15) & ~(int64_t)15;
-        if (lv > nv)
-            lv = nv;
-        for (int64_t j0 = 0; j0 < lv; j0 += 16) { // whole vectors: no peeling, no remainder
-            const float *xb = xr + j0;
-            float *yb = yr + j0;
-            int64_t lb = l - j0;
-            NB_VM_SIMD for (int k = 0; k < 16; k++) yb[k] = k < lb ? vexp(xb[k] - mr) : (float)0;
-        }
-        double acc[8] = {0};
-        for (int64_t j = 0; j < lv; j += 8)
-            for (int k = 0; k < 8; k++)
-                acc[k] += (double)yr[j + k];
-        NB_VM_SIMD for (int64_t j = lv; j < nv; j++) yr[j] = 0;
-        if (nv < n) {
-            int64_t t_n = n - nv, t_l = l - nv;
-            float t[16];
-            for (int j = 0; j < 16; j++)
-                t[j] = mr;
-            if (t_l > 0)
-                memcpy(t, xr + nv, (size_t)(t_l < t_n ? t_l : t_n) * sizeof(float));
-            NB_VM_SIMD for (int j = 0; j < 16; j++) t[j] = j < t_l ? vexp(t[j] - mr) : (float)0;
-            memcpy(yr + nv, t, (size_t)t_n * sizeof(float));
-            for (int j = 0; j < 16; j += 8)
-                for (int k = 0; k < 8; k++)
-                    acc[k] += (double)t[j + k];
-        }
-        sum[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    }
-}
-
-NB_VM_KERNEL(void, , nb_vm_log_softmax_bwd_f32,
-             (const float *y, const float *gy, float *gx, float d, int64_t n), (y, gy, gx, d, n)) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] - vexp(y[i]) * d;
-}
-
-NB_VM_KERNEL(void, , nb_vm_add_scaled_exp_f32, (const float *x, float c, float *y, int64_t n),
-             (x, c, y, n)) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] += c * vexp(x[i]);
-}
+// elu, exp_shift_sum, exp_shift_rows, log_softmax_bwd, add_scaled_exp
+#include "ops/vmath_exp_kernels.inc"
 
 const char *nb_vm_isa(void) {
 #if NB_VM_HAVE_CLONES

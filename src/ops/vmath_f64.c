@@ -11,6 +11,14 @@
 
 #include "ops/vmath_impl.h"
 
+// The element type and what the type-generic parts (vmath_sigmoid.inc, vmath_exp_kernels.inc)
+// need to know of it: suffix, elements per AVX-512 vector, kernel definer, |x|.
+#define T double
+#define SFX f64
+#define W 8
+#define KERNEL NB_VM_CLONED
+#define FABS fabs
+
 typedef union {
     double f;
     int64_t i;
@@ -150,36 +158,7 @@ NB_VM_INLINE double vtanh(double x) {
     return copysign(e / (e + 2.0), x);
 }
 
-// 1/(1 + e^-x) for x >= 0, e^x/(1 + e^x) below: both from e = e^-|x| <= 1, never overflowing.
-// The sigmoid family keeps e scaled by 2^SC (es = e 2^SC) and multiplies it in last, then
-// unscales: when e^-|x| is below the normals, the products that use it (x σ(x), the
-// derivatives) would otherwise inherit its subnormal rounding times |x|.
-typedef struct {
-    double sp; // 1/(1 + e)
-    double es; // e 2^SC, e = e^-|x|
-} sig_parts;
-NB_VM_INLINE sig_parts sig(double x) {
-    sig_parts p;
-    p.es = vexp_s(-fabs(x));
-    p.sp = 1.0 / (1.0 + p.es * UNSCALE);
-    return p;
-}
-NB_VM_INLINE double vsigmoid(double x) {
-    sig_parts p = sig(x);
-    return x >= 0.0 ? p.sp : p.sp * p.es * UNSCALE;
-}
-// a σ(x), with σ(x) = sp for x >= 0, sp e below
-NB_VM_INLINE double times_sigmoid(double a, double x) {
-    sig_parts p = sig(x);
-    return x >= 0.0 ? a * p.sp : a * p.sp * p.es * UNSCALE;
-}
-// σ(x) (1 + a (1 - σ(x))): σ = sp, 1 - σ = e sp for x >= 0; σ = e sp, 1 - σ = sp below.
-NB_VM_INLINE double sigmoid_grad_form(double a, double x) {
-    sig_parts p = sig(x);
-    double pos = p.sp * (1.0 + a * (p.sp * p.es * UNSCALE));
-    double neg = p.sp * (1.0 + a * p.sp) * p.es * UNSCALE;
-    return x >= 0.0 ? pos : neg;
-}
+#include "ops/vmath_sigmoid.inc" // sig_parts, vsigmoid, times_sigmoid, sigmoid_grad_form
 
 // erf(x)/x = P(x²) on |x| <= 1: 12-term fit centred at x² = 0.5 (scripts/vmath_fit.py).
 NB_VM_INLINE double erf_small(double x2) {
@@ -304,12 +283,9 @@ NB_VM_INLINE double vsoftplus(double x) {
 }
 
 // softplus(βx)/β = x⁺ + ln(1 + e^-|βx|)/β (exact identity; x⁺ stays exact, nothing
-// overflows). βx = zh + zl by Dekker's product (26-bit halves, so the partial products are
-// exact): e^-|βx| keeps the accuracy of e^-|x| even for large |βx|, where a rounded βx would
+// overflows). βx = zh + zl by Dekker's product (hi_half's 26-bit halves, so the partial products
+// are exact): e^-|βx| keeps the accuracy of e^-|x| even for large |βx|, where a rounded βx would
 // cost |βx|/2 ulps. The threshold compares the rounded zh, as PyTorch compares its product.
-NB_VM_INLINE double hi26(double v) {
-    return u2f(f2u(v) & 0xfffffffff8000000u);
-}
 // e^(a + c) 2^SC for a <= 0 and a tiny correction c joining the reduced argument
 NB_VM_INLINE double vexp_sc(double a, double c) {
     int64_t k;
@@ -321,7 +297,7 @@ NB_VM_INLINE double vexp_sc(double a, double c) {
 // e^-|βv| 2^SC; *zh = the rounded βv
 NB_VM_INLINE double bt_exp(double beta, double v, double *zh) {
     double h = beta * v;
-    double bh = hi26(beta), bl = beta - bh, vh = hi26(v), vl = v - vh;
+    double bh = hi_half(beta), bl = beta - bh, vh = hi_half(v), vl = v - vh;
     double l = (((bh * vh - h) + bh * vl) + bl * vh) + bl * vl;
     l = fabs(h) < 1000.0 ? l : 0.0; // beyond, e is 0 (and the products may overflow)
     *zh = h;
@@ -363,82 +339,5 @@ NB_VM_GRAD(nb_vm_gelu_tanh_bwd_f64, nb_vm_gelu_tanh_bwdset_f64, double, dgelu_ta
 NB_VM_GRAD(nb_vm_silu_bwd_f64, nb_vm_silu_bwdset_f64, double, dsilu)
 NB_VM_GRAD(nb_vm_softplus_bwd_f64, nb_vm_softplus_bwdset_f64, double, vsigmoid)
 
-NB_VM_CLONES void nb_vm_elu_f64(const double *x, double *y, int64_t n, double alpha) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) {
-        double v = x[i];
-        y[i] = v > 0.0 ? v : alpha * vexpm1(v);
-    }
-}
-
-NB_VM_CLONES double nb_vm_exp_shift_sum_f64(const double *x, double m, double *y, int64_t n) {
-    // Whole vectors of 8, then the tail through an 8-lane buffer (see the float32 kernel: vector
-    // code instead of scalar remainder loops, same bits).
-    int64_t nv = n & ~(int64_t)7;
-    NB_VM_SIMD for (int64_t i = 0; i < nv; i++) y[i] = vexp(x[i] - m);
-    double acc[8] = {0};
-    for (int64_t i = 0; i < nv; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)y[i + j];
-    if (nv < n) {
-        int64_t r = n - nv;
-        double t[8];
-        for (int j = 0; j < 8; j++)
-            t[j] = m;
-        memcpy(t, x + nv, (size_t)r * sizeof(double));
-        NB_VM_SIMD for (int j = 0; j < 8; j++) t[j] = j < r ? vexp(t[j] - m) : (double)0;
-        memcpy(y + nv, t, (size_t)r * sizeof(double));
-        for (int j = 0; j < 8; j += 8)
-            for (int l = 0; l < 8; l++)
-                acc[l] += (double)t[j + l];
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-NB_VM_CLONES void nb_vm_exp_shift_rows_f64(const double *x, const double *m, const int64_t *lim,
-                                           double *y, double *sum, int64_t rows, int64_t n) {
-    // Each row in whole vectors of 8 up to its limit rounded up (the lanes past the limit set
-    // to 0), zeros to the last whole vector, then the n % 8 tail through a buffer as
-    // exp_shift_sum's: the sums' lanes get the same values plus zeros, so the same bits.
-    int64_t nv = n & ~(int64_t)7;
-    for (int64_t r = 0; r < rows; r++) {
-        const double *xr = x + r * n;
-        double *yr = y + r * n, mr = m[r];
-        int64_t l = lim[r], lv = (l + 7) & ~(int64_t)7;
-        if (lv > nv)
-            lv = nv;
-        for (int64_t j0 = 0; j0 < lv; j0 += 8) { // whole vectors: no peeling, no remainder
-            const double *xb = xr + j0;
-            double *yb = yr + j0;
-            int64_t lb = l - j0;
-            NB_VM_SIMD for (int k = 0; k < 8; k++) yb[k] = k < lb ? vexp(xb[k] - mr) : (double)0;
-        }
-        double acc[8] = {0};
-        for (int64_t j = 0; j < lv; j += 8)
-            for (int k = 0; k < 8; k++)
-                acc[k] += (double)yr[j + k];
-        NB_VM_SIMD for (int64_t j = lv; j < nv; j++) yr[j] = 0;
-        if (nv < n) {
-            int64_t t_n = n - nv, t_l = l - nv;
-            double t[8];
-            for (int j = 0; j < 8; j++)
-                t[j] = mr;
-            if (t_l > 0)
-                memcpy(t, xr + nv, (size_t)(t_l < t_n ? t_l : t_n) * sizeof(double));
-            NB_VM_SIMD for (int j = 0; j < 8; j++) t[j] = j < t_l ? vexp(t[j] - mr) : (double)0;
-            memcpy(yr + nv, t, (size_t)t_n * sizeof(double));
-            for (int j = 0; j < 8; j += 8)
-                for (int k = 0; k < 8; k++)
-                    acc[k] += (double)t[j + k];
-        }
-        sum[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    }
-}
-
-NB_VM_CLONES void nb_vm_log_softmax_bwd_f64(const double *y, const double *gy, double *gx, double d,
-                                            int64_t n) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] - vexp(y[i]) * d;
-}
-
-NB_VM_CLONES void nb_vm_add_scaled_exp_f64(const double *x, double c, double *y, int64_t n) {
-    NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] += c * vexp(x[i]);
-}
+// elu, exp_shift_sum, exp_shift_rows, log_softmax_bwd, add_scaled_exp
+#include "ops/vmath_exp_kernels.inc"

@@ -63,19 +63,28 @@
     }                                                                                              \
     NB_VM_BODY(ret, name, params)
 #endif
+// NB_VM_KERNEL's counterpart for kernels without FMA (float64: plain +, -, ×, ÷), same arguments:
+// GCC's own target_clones and resolver.
+#define NB_VM_CLONED(ret, retkw, name, params, args) NB_VM_CLONES ret name params
+
 // y[i] = F(x[i]), and gx[i] += gy[i] D(x[i]) (name) or gx[i] = gy[i] D(x[i]) (setname: gx's
-// first write, one pass instead of zeroing then adding), on the FMA builds
-#define NB_VM_MAP_FMA(name, T, F)                                                                  \
-    NB_VM_KERNEL(void, , name, (const T *x, T *y, int64_t n), (x, y, n)) {                         \
+// first write, one pass instead of zeroing then adding), each defined by DEF: NB_VM_KERNEL (the
+// FMA builds) or NB_VM_CLONED
+#define NB_VM_MAP_DEF(DEF, name, T, F)                                                             \
+    DEF(void, , name, (const T *x, T *y, int64_t n), (x, y, n)) {                                  \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                 \
     }
-#define NB_VM_GRAD_FMA(name, setname, T, D)                                                        \
-    NB_VM_KERNEL(void, , name, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {      \
+#define NB_VM_GRAD_DEF(DEF, name, setname, T, D)                                                   \
+    DEF(void, , name, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {               \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * D(x[i]);                       \
     }                                                                                              \
-    NB_VM_KERNEL(void, , setname, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {   \
+    DEF(void, , setname, (const T *x, const T *gy, T *gx, int64_t n), (x, gy, gx, n)) {            \
         NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * D(x[i]);                        \
     }
+#define NB_VM_MAP_FMA(name, T, F) NB_VM_MAP_DEF(NB_VM_KERNEL, name, T, F)
+#define NB_VM_GRAD_FMA(name, setname, T, D) NB_VM_GRAD_DEF(NB_VM_KERNEL, name, setname, T, D)
+#define NB_VM_MAP(name, T, F) NB_VM_MAP_DEF(NB_VM_CLONED, name, T, F)
+#define NB_VM_GRAD(name, setname, T, D) NB_VM_GRAD_DEF(NB_VM_CLONED, name, setname, T, D)
 
 // The same loops for element functions F(x, c) taking a clamp bound c that the compiler must not
 // see as a constant: with a known bound, GCC if-converts `a > c ? c : a` by evaluating the
@@ -114,19 +123,5 @@
 
 #define NB_VM_PRAGMA(x) _Pragma(#x)
 #define NB_VM_SIMD NB_VM_PRAGMA(omp simd)
-
-// y[i] = F(x[i])
-#define NB_VM_MAP(name, T, F)                                                                      \
-    NB_VM_CLONES void name(const T *x, T *y, int64_t n) {                                          \
-        NB_VM_SIMD for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                 \
-    }
-// gx[i] += gy[i] D(x[i]) (name), gx[i] = gy[i] D(x[i]) (setname)
-#define NB_VM_GRAD(name, setname, T, D)                                                            \
-    NB_VM_CLONES void name(const T *x, const T *gy, T *gx, int64_t n) {                            \
-        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * D(x[i]);                       \
-    }                                                                                              \
-    NB_VM_CLONES void setname(const T *x, const T *gy, T *gx, int64_t n) {                         \
-        NB_VM_SIMD for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * D(x[i]);                        \
-    }
 
 #endif

@@ -229,6 +229,100 @@ static void cross_entropy_logits_extreme(void **state) {
         }
 }
 
+// Sparse backward writes the label's entry as prior - k (1 - p_label), with 1 - p_label summed
+// from the other classes in forward: exact when p_label is 1 - 2e-13 (one logit 30 above the
+// rest), where p - 1 would cancel to 0 in float32. Both row paths (a 3-class row in a block, a
+// 200-class row alone), both dtypes; a second backward adds the same again onto every entry.
+static void sparse_cross_entropy_confident_label_gradient(void **state) {
+    (void)state;
+    const int64_t widths[] = {3, 200};
+    for (int w = 0; w < 2; w++)
+        for (int d = 0; d < 2; d++) {
+            int64_t n = widths[w];
+            double *z = calloc((size_t)n, sizeof *z);
+            assert_non_null(z);
+            z[1] = 30;
+            const int32_t lab[] = {1};
+            nb_tensor *x = mk2(dtypes[d], 1, n, z, true);
+            nb_tensor *l = labels(1, lab);
+            nb_graph *g = nb_graph_create();
+            nb_tensor *loss = nb_sparse_cross_entropy_logits(g, x, l, NB_REDUCE_SUM);
+            assert_non_null(loss);
+            // q = (n - 1) e^-30 / (1 + (n - 1) e^-30): the loss is log1p of the same ratio
+            double r = (double)(n - 1) * exp(-30.0), q = r / (1 + r);
+            double tol = dtypes[d] == NB_F32 ? 1e-6 : 1e-13;
+            // the loss is (30 + ln s) - 30 in double: its rounding is ~30 * 2^-52 absolute
+            near(nb_tensor_get(loss, 0), log1p(r), 3e-14);
+            for (int pass = 1; pass <= 2; pass++) {
+                assert_int_equal(nb_backward(g, loss), NB_OK);
+                double got = nb_tensor_grad_get(x, 1), want = -pass * q;
+                if (!(fabs(got - want) <= tol * q))
+                    fail_msg("n %lld %s pass %d: grad[label] = %.9g, want %.9g", (long long)n,
+                             nb_dtype_name(dtypes[d]), pass, got, want);
+                near(nb_tensor_grad_get(x, 0), pass * exp(-30.0) / (1 + r), tol * exp(-30.0));
+            }
+            nb_graph_destroy(g);
+            nb_tensor_destroy(x);
+            nb_tensor_destroy(l);
+            free(z);
+        }
+}
+
+// A replay with new labels and logits saves what backward needs for those (the probabilities
+// and 1 - p_label), so it gives the bits of a fresh recording; and the gradients of a batch
+// large enough for the backward's parallel blocks (1200 x 40 > NB_OMP_MIN) are the same bits
+// with 1 and 2 threads.
+static void sparse_cross_entropy_replay_and_threads(void **state) {
+    (void)state;
+    const int64_t rows = 1200, n = 40;
+    double *z = malloc((size_t)(rows * n) * sizeof *z);
+    int32_t *la = malloc((size_t)rows * sizeof *la), *lb = malloc((size_t)rows * sizeof *lb);
+    assert_true(z && la && lb);
+    for (int64_t i = 0; i < rows * n; i++)
+        z[i] = 4 * sin(0.37 * (double)i);
+    for (int64_t r = 0; r < rows; r++) {
+        la[r] = (int32_t)((r * 7) % n);
+        lb[r] = (int32_t)((r * 11 + 5) % n);
+    }
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *grads[3] = {NULL, NULL, NULL};
+        for (int run = 0; run < 3; run++) { // 0: replayed (1 thread), 1: fresh, 2: fresh at 2
+            nb_set_num_threads(run == 2 ? 2 : 1);
+            nb_tensor *x = mk2(dtypes[d], rows, n, z, true);
+            nb_tensor *l = labels(rows, run == 0 ? la : lb);
+            nb_graph *g = nb_graph_create();
+            nb_tensor *loss = nb_sparse_cross_entropy_logits(g, x, l, NB_REDUCE_MEAN);
+            assert_non_null(loss);
+            if (run == 0) { // refresh labels and logits in place, then replay
+                memcpy(nb_tensor_data_i32(l), lb, (size_t)rows * sizeof *lb);
+                for (int64_t i = 0; i < rows * n; i++)
+                    nb_tensor_set(x, i, z[i]);
+                assert_int_equal(nb_graph_replay(g), NB_OK);
+            }
+            assert_int_equal(nb_backward(g, loss), NB_OK);
+            grads[run] = nb_tensor_create(dtypes[d], 2, (int64_t[]){rows, n});
+            assert_non_null(grads[run]);
+            for (int64_t i = 0; i < rows * n; i++)
+                nb_tensor_set(grads[run], i, nb_tensor_grad_get(x, i));
+            nb_graph_destroy(g);
+            nb_tensor_destroy(x);
+            nb_tensor_destroy(l);
+        }
+        for (int run = 1; run < 3; run++)
+            for (int64_t i = 0; i < rows * n; i++)
+                if (nb_tensor_get(grads[0], i) != nb_tensor_get(grads[run], i))
+                    fail_msg("%s run %d: grad[%lld] = %.17g, replayed %.17g",
+                             nb_dtype_name(dtypes[d]), run, (long long)i,
+                             nb_tensor_get(grads[run], i), nb_tensor_get(grads[0], i));
+        for (int run = 0; run < 3; run++)
+            nb_tensor_destroy(grads[run]);
+    }
+    nb_set_num_threads(1);
+    free(z);
+    free(la);
+    free(lb);
+}
+
 // With grad mode off nothing is saved; the loss value must not change.
 static void cross_entropy_logits_eval_mode(void **state) {
     (void)state;
@@ -320,6 +414,8 @@ int main(void) {
         cmocka_unit_test(cross_entropy_forms_agree),
         cmocka_unit_test(cross_entropy_logits_extreme),
         cmocka_unit_test(cross_entropy_logits_blocks_match_reference),
+        cmocka_unit_test(sparse_cross_entropy_confident_label_gradient),
+        cmocka_unit_test(sparse_cross_entropy_replay_and_threads),
         cmocka_unit_test(cross_entropy_logits_eval_mode),
         cmocka_unit_test(errors_are_recorded),
     };

@@ -100,7 +100,9 @@ static double ce_dt(double p, double t) {
     }
 
 // Softmax cross-entropy over rows of n logits, with dense targets t or int32 or int64 labels lab
-// (the other NULL). Saves the log-probabilities lp (when not NULL) for backward.
+// (the other NULL). Saves for backward (when not NULL) the log-probabilities (dense targets), or
+// the probabilities and 1 - p_label per row (labels: forward and backward fused, so backward is
+// one multiply-add pass with no exponential).
 #define T float
 #define SFX f32
 #include "ops/loss_logits_kernels.inc"
@@ -198,9 +200,11 @@ static void logits_forward(nb_node *nd) {
         return;
     }
     int64_t rows = z->shape[0], n = z->shape[1];
-    void *lp = NULL; // (batch, classes) log-probabilities, only when backward will run
+    // Only when backward will run: dense, lp (batch, classes); sparse, p (batch, classes) then
+    // q (batch).
+    void *lp = NULL;
     if (nd->needs_grad) {
-        lp = nb__node_save(nd, (size_t)z->numel * nb_dtype_size(z->dtype));
+        lp = nb__node_save(nd, (size_t)(z->numel + (sparse ? rows : 0)) * nb_dtype_size(z->dtype));
         if (!lp)
             return; // out of memory, recorded on the graph
     }

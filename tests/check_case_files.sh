@@ -26,8 +26,9 @@ for f in "$ops_dir"/*.c; do
         home[$op]=$name
     done
 done
-# Unary pointwise ops are one NB_POINTWISE* line each in pointwise.c.
-for op in $(sed -n 's/^NB_POINTWISE[A-Z0-9_]*(\([a-z0-9_]*\)[,)].*/\1/p' "$ops_dir/pointwise.c"); do
+# Unary pointwise ops are one NB_POINTWISE* line each in pointwise.c, or a PW_OP(<op>) line
+# after kernels of their own (elu, relu).
+for op in $(sed -n 's/^\(NB_POINTWISE[A-Z0-9_]*\|PW_OP\)(\([a-z0-9_]*\)[,)].*/\2/p' "$ops_dir/pointwise.c"); do
     home[$op]=pointwise
 done
 # Composites and aliases live with the op they record.

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 #include <math.h>
+#include <string.h>
 
 #include "support/opcheck.h"
 
@@ -65,6 +66,52 @@ static void kink_conventions(void **state) {
     eval(nb_step, xs, 3, y, d);
     assert_true(y[0] == 0 && y[1] == 0 && y[2] == 1);
     assert_true(d[0] == 0 && d[1] == 0 && d[2] == 0); // zero gradient everywhere
+}
+
+// relu's loops run in ISA clones (16 / 8 / 4 floats): lengths 1, around the vector widths and
+// with a remainder, both dtypes, values at the kink (±0), ±inf and NaN, against the scalar
+// definition bit for bit: y = x > 0 ? x : 0; dx = dy · [x > 0] stored when relu writes dx first
+// (its input is the output of another op) and added to the prior gradient of a leaf.
+static void relu_clones_match_scalar(void **state) {
+    (void)state;
+    const int64_t lens[] = {1, 3, 4, 7, 8, 15, 16, 17, 31, 33, 100};
+    const nb_dtype dts[] = {NB_F32, NB_F64};
+    for (int d = 0; d < 2; d++)
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t n = lens[li];
+            nb_tensor *x = nb_tensor_create(dts[d], 1, (int64_t[]){n});
+            nb_tensor *gy = nb_tensor_create(dts[d], 1, (int64_t[]){n});
+            assert_true(x && gy);
+            const double special[] = {0.0, -0.0, INFINITY, -INFINITY, NAN};
+            for (int64_t i = 0; i < n; i++) {
+                nb_tensor_set(x, i, i % 7 == 6 ? special[(i / 7) % 5] : sin(1.3 * (double)i));
+                nb_tensor_set(gy, i, 0.5 + cos(0.9 * (double)i));
+            }
+            nb_tensor_set_requires_grad(x, true);
+            for (int first = 0; first < 2; first++) {
+                nb_tensor_zero_grad(x);
+                nb_graph *g = nb_graph_create();
+                nb_tensor *in = first ? nb_scale(g, x, 1.0) : x; // scale: x · 1 is x exactly
+                nb_tensor *y = nb_relu(g, in);
+                assert_non_null(y);
+                // a leaf's gradient accumulates: backward twice adds dy · [x > 0] twice
+                int passes = first ? 1 : 2;
+                for (int p = 0; p < passes; p++)
+                    assert_int_equal(nb_backward_with(g, y, gy), NB_OK);
+                for (int64_t i = 0; i < n; i++) {
+                    double xv = nb_tensor_get(x, i), dv = nb_tensor_get(gy, i);
+                    double want_y = xv > 0 ? xv : 0, want_g = passes * (dv * (xv > 0 ? 1 : 0));
+                    double got_y = nb_tensor_get(y, i), got_g = nb_tensor_grad_get(x, i);
+                    if (memcmp(&got_y, &want_y, sizeof got_y) || got_g != want_g)
+                        fail_msg("%s n %lld first %d: i %lld x %g: y %g (want %g), dx %g (want %g)",
+                                 nb_dtype_name(dts[d]), (long long)n, first, (long long)i, xv,
+                                 got_y, want_y, got_g, want_g);
+                }
+                nb_graph_destroy(g);
+            }
+            nb_tensor_destroy(x);
+            nb_tensor_destroy(gy);
+        }
 }
 
 static nb_tensor *leaky(nb_graph *g, nb_tensor *x) {
@@ -136,9 +183,13 @@ static void bad_input(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reference_values),        cmocka_unit_test(kink_conventions),
-        cmocka_unit_test(parameterised_ops),       cmocka_unit_test(pow_at_zero),
-        cmocka_unit_test(saturation_stays_finite), cmocka_unit_test(bad_input),
+        cmocka_unit_test(reference_values),
+        cmocka_unit_test(kink_conventions),
+        cmocka_unit_test(relu_clones_match_scalar),
+        cmocka_unit_test(parameterised_ops),
+        cmocka_unit_test(pow_at_zero),
+        cmocka_unit_test(saturation_stays_finite),
+        cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

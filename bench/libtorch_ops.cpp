@@ -15,6 +15,7 @@
 // matching Python script.
 #include <torch/torch.h>
 
+#include <dirent.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -77,7 +78,9 @@ Args parse(int argc, char **argv) {
     return a;
 }
 
-torch::Tensor uniform(at::IntArrayRef shape) { return torch::rand(shape).mul_(2).sub_(1); }
+torch::Tensor uniform(at::IntArrayRef shape) {
+    return torch::rand(shape).mul_(2).sub_(1);
+}
 
 // Seconds per call of fn: best of reps runs of >= min_s each, after one warm-up run.
 template <class F> double best_of(long reps, double min_s, F fn) {
@@ -297,10 +300,28 @@ struct CharLMImpl : torch::nn::Module {
 };
 TORCH_MODULE(CharLM);
 
+// Tasks (threads) of this process now: what the thread settings really gave.
+int os_threads() {
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+double tv_s(timeval t) {
+    return (double)t.tv_sec + 1e-6 * (double)t.tv_usec;
+}
+
 // torch_charlm.py's step: forward, cross-entropy, zero_grad, backward, AdamW (lr 3e-3, weight
 // decay 0.01 on the parameters with >= 2 dims, 0 on the rest) on fresh random ids and targets;
-// 3 untimed steps, then medians of process CPU time and wall time over --steps steps.
+// WARMUP untimed steps (bench_charlm.c's protocol), then medians of process CPU time and wall
+// time over --steps steps, and bench_charlm.c's os_threads, cores_used, minflt_per_step and
+// sys_ms_per_step.
 void charlm(const Args &a) {
+    const long WARMUP = 5;
     const long B = 32, T = 64, V = 113;
     torch::manual_seed(1);
     CharLM m(V, T, 128, 4, 2);
@@ -319,19 +340,28 @@ void charlm(const Args &a) {
                                       torch::optim::AdamWOptions(3e-3).weight_decay(0.0)));
     torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(3e-3));
     std::vector<double> cpu, wall;
-    for (long s = 0; s < a.steps + 3; s++) {
+    double cpu_sum = 0, wall_sum = 0, sys_sum = 0;
+    long minflt = 0;
+    for (long s = 0; s < WARMUP + a.steps; s++) {
         torch::Tensor x = torch::randint(0, V, {B, T}), y = torch::randint(0, V, {B, T});
+        rusage r0, r1;
+        getrusage(RUSAGE_SELF, &r0);
         double c0 = cpu_now(), w0 = now();
         torch::Tensor loss = torch::nn::functional::cross_entropy(m->forward(x).reshape({B * T, V}),
                                                                   y.reshape({B * T}));
         opt.zero_grad();
         loss.backward();
         opt.step();
-        if (s >= 3) {
+        if (s >= WARMUP) {
             cpu.push_back(cpu_now() - c0);
             wall.push_back(now() - w0);
+            getrusage(RUSAGE_SELF, &r1);
+            cpu_sum += cpu.back(), wall_sum += wall.back();
+            sys_sum += tv_s(r1.ru_stime) - tv_s(r0.ru_stime);
+            minflt += r1.ru_minflt - r0.ru_minflt;
         }
     }
+    int nthreads = os_threads();
     std::sort(cpu.begin(), cpu.end());
     std::sort(wall.begin(), wall.end());
     double c = cpu[cpu.size() / 2], w = wall[wall.size() / 2];
@@ -339,9 +369,12 @@ void charlm(const Args &a) {
     getrusage(RUSAGE_SELF, &ru);
     std::printf("{\"bench\": \"torch_charlm_step\", \"impl\": \"libtorch\", \"threads\": %ld, "
                 "\"params\": %ld, \"step_cpu_ms\": %.2f, \"tok_per_cpu_s\": %.0f, "
-                "\"step_wall_ms\": %.2f, \"tok_per_s\": %.0f, \"peak_rss_mib\": %.1f}\n",
+                "\"step_wall_ms\": %.2f, \"tok_per_s\": %.0f, \"peak_rss_mib\": %.1f, "
+                "\"os_threads\": %d, \"cores_used\": %.2f, \"minflt_per_step\": %.0f, "
+                "\"sys_ms_per_step\": %.2f, \"warmup\": %ld}\n",
                 a.threads, params, 1e3 * c, (double)(B * T) / c, 1e3 * w, (double)(B * T) / w,
-                (double)ru.ru_maxrss / 1024.0);
+                (double)ru.ru_maxrss / 1024.0, nthreads, cpu_sum / wall_sum,
+                (double)minflt / (double)a.steps, 1e3 * sys_sum / (double)a.steps, WARMUP);
     std::fflush(stdout);
 }
 

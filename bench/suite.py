@@ -84,6 +84,7 @@ class Ctx:
         self.PY, self.HERE = PY, HERE
         self.run, self.torch_env, self.passive_env = run, torch_env, passive_env
         self.fmt, self.verdict, self.libtorch_cmd = fmt, verdict, libtorch_cmd
+        self.base_env = lambda: BASE_ENV  # every child's environment, with the --env settings
 
     def log_row(self, r):
         self._log.write(json.dumps(r) + "\n")

@@ -12,7 +12,9 @@ Each measure_* returns a dict that its table_* turns into markdown lines; `ctx` 
 bench dir, the options, the raw log and the helpers of suite.py (run, torch_env, fmt, ...).
 """
 import os
+import resource
 import statistics
+import time
 
 THREADS = (1, 2)
 # Targets, by issue. None: the issue gives no number; the table shows the figures and no verdict.
@@ -106,24 +108,55 @@ def _libtorch(ctx, args):
     return ctx.libtorch_cmd(ctx.bench, "ops", args)
 
 
-def _per_thread(ctx, name, nabla_cmd, torch_cmd, key, lt_args=None):
+def _per_thread(ctx, name, nabla_cmd, torch_cmd, key, lt_args=None, reps=None, torch_extra=None):
     """Runs nabla_cmd + [--threads T], torch_cmd + [--threads T] and libtorch_ops lt_args +
-    [--threads T] alternately per repetition and thread count;
-    res[(key(row), T)] = {"nabla": [rows], "torch": [rows], "libtorch": [rows]}."""
+    [--threads T] alternately per repetition and thread count, in the order nabla, PyTorch,
+    libtorch on even repetitions and the reverse on odd ones (so neither a drift within a
+    repetition nor what the previous run left in the caches favours one side); reps defaults
+    to --reps; torch_extra (a dict) is added to PyTorch's and libtorch's environment.
+    res[(key(row), T)] = {"nabla": [rows], "torch": [rows], "libtorch": [rows]}; each row also
+    gets "rep", "others_cpu_pct" and "steal_pct" (others_share)."""
     res = {}
-    for rep in range(ctx.a.reps):
+    extra = torch_extra or {}
+    for rep in range(reps or ctx.a.reps):
         for t in THREADS:
             th = ["--threads", str(t)]
             runs = [("nabla", nabla_cmd + th, ctx.passive_env()),
-                    ("torch", torch_cmd + th, ctx.torch_env(t, passive=True))]
+                    ("torch", torch_cmd + th, dict(ctx.torch_env(t, passive=True), **extra))]
             lt = _libtorch(ctx, lt_args + th) if lt_args else None
             if lt:
-                runs.append(("libtorch", lt, ctx.torch_env(t, passive=True)))
-            for impl, cmd, env in runs:
-                for r in _collect(ctx, cmd, env):
+                runs.append(("libtorch", lt, dict(ctx.torch_env(t, passive=True), **extra)))
+            for impl, cmd, e in runs if rep % 2 == 0 else runs[::-1]:
+                s0 = machine_sample()
+                rows = ctx.run(cmd, e)
+                others, steal = others_share(s0, machine_sample())
+                for r in rows:
+                    r.update(rep=rep, others_cpu_pct=others, steal_pct=steal)
+                    ctx.log_row(r)
                     res.setdefault((key(r), t), {}).setdefault(impl, []).append(r)
         ctx.progress("%s rep %d done" % (name, rep + 1))
     return res
+
+
+def machine_sample():
+    """(wall s, busy CPU s of the whole machine, steal s, CPU s of this process's finished
+    children) now, from /proc/stat (USER_HZ ticks) and getrusage."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
+    return time.monotonic(), busy / hz, v[7] / hz, ch.ru_utime + ch.ru_stime
+
+
+def others_share(a, b):
+    """What other processes took during a run (between samples a and b): their CPU time (the
+    machine's busy time less the run's own) and the hypervisor's steal, in % of the machine's
+    capacity over the run (2 cores x wall). Others show up even in CPU time: shared caches,
+    memory bandwidth, preemptions."""
+    cap = (b[0] - a[0]) * (os.cpu_count() or 1)
+    others = max(0.0, (b[1] - a[1]) - (b[3] - a[3]))
+    return round(100 * others / cap, 1), round(100 * (b[2] - a[2]) / cap, 1)
 
 
 def _lt_cell(ctx, d, field, nabla_field=None, digits=2):
@@ -231,41 +264,77 @@ def table_attention(res, ctx, out):
     out.append("")
 
 
+# PyTorch and libtorch allocate ~20 MB of activations in each charlm step. With glibc's default
+# (dynamic) mmap and trim thresholds, freeing them gives pages back to the kernel and the next
+# step faults them in again: at 1 thread libtorch took 4800 page faults and 9-13 ms of kernel
+# time per ~60 ms step, PyTorch 400-1300 faults and 0.3-3 ms (bench/README.md, "Measuring the
+# charlm step"). Fixed thresholds (both are needed: either one alone freezes the other at its
+# default, and a 128 KiB mmap threshold costs 32 000 faults per step) keep the pages: libtorch
+# ~30 faults and ~11 ms faster, PyTorch ~0-150 faults. So PyTorch and libtorch run with them,
+# as PyTorch's CPU tuning advice (a caching malloc) would have it: the stricter comparison for
+# nabla. nabla's step makes no allocation (0 faults either way; the same tunables measured no
+# speed change for it, only +20 MB of peak RSS from setup buffers kept), so it keeps glibc's
+# defaults. `--env GLIBC_TUNABLES=` (empty) runs all three with glibc's defaults instead.
+CHARLM_MALLOC = "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432"
+CHARLM_STEPS = "20"  # timed steps per run (after 5 untimed ones): ~1 s of steps per run
+CHARLM_REPS = 5  # at least this many alternations: the pairwise ratio's range needs them
+
+
 def measure_charlm(ctx):
-    return _per_thread(ctx, "charlm", [_exe(ctx, "bench_charlm"), "--steps", "8"],
-                       _py(ctx, "torch_charlm.py") + ["--steps", "8"], lambda r: "step",
-                       ["charlm", "--steps", "8"])
+    extra = {} if "GLIBC_TUNABLES" in ctx.base_env() else {"GLIBC_TUNABLES": CHARLM_MALLOC}
+    steps = ["--steps", CHARLM_STEPS]
+    return _per_thread(ctx, "charlm", [_exe(ctx, "bench_charlm")] + steps,
+                       _py(ctx, "torch_charlm.py") + steps, lambda r: "step",
+                       ["charlm"] + steps, reps=max(ctx.a.reps, CHARLM_REPS), torch_extra=extra)
 
 
 def table_charlm(res, ctx, out):
     """Issue 12's >= 1.5x tokens/s against PyTorch, and (issue 17) against libtorch with its own
-    ratio and verdict; ratios of wall-time tokens/s per repetition, pairwise."""
+    ratio and verdict, as medians [min-max] of per-repetition ratios (pairs measured next to
+    each other). At 1 thread the ratio is of tokens per CPU-second: each run has one busy
+    thread (os_threads 1, cores_used ~1) and, idle, CPU time equals wall time, but on a busy
+    machine wall time also counts the time spent waiting for a core. At 2 threads: wall time."""
     fmt, verdict = ctx.fmt, ctx.verdict
     out.append("### examples/charlm transformer training step, batch 32 × 64 tokens "
-               "(issue 12; tokens/s of wall time and of process CPU time)\n")
+               "(issue 12; 1 thread: tokens per CPU-second; 2 threads: tokens per wall second)\n")
     out.append("| thr | nabla tok/s | PyTorch tok/s | nabla ÷ PyTorch (pairwise) | target | "
                "verdict | libtorch tok/s | nabla ÷ libtorch (pairwise) | target | verdict | "
-               "tok/CPU-s nabla / PyTorch / libtorch | peak RSS nabla / PyTorch / libtorch MiB "
-               "| allocs/step |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "wall tok/s nabla / PyTorch / libtorch | OS threads | page faults/step "
+               "nabla / PyTorch / libtorch | peak RSS nabla / PyTorch / libtorch MiB "
+               "| allocs/step | others' CPU % |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (_, t), d in sorted(res.items()):
         nb, tor, lt = d["nabla"], d.get("torch", []), d.get("libtorch", [])
-        q = [x["tok_per_s"] / y["tok_per_s"] for x, y in zip(nb, tor)]
-        ql = [x["tok_per_s"] / y["tok_per_s"] for x, y in zip(nb, lt)]
+        f = "tok_per_cpu_s" if t == 1 else "tok_per_s"
+        q = [x[f] / y[f] for x, y in zip(nb, tor)]
+        ql = [x[f] / y[f] for x, y in zip(nb, lt)]
         target = "≥ %.1f×" % CHARLM_TORCH
-        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s "
-                   "| %s |" % (
-                       t, fmt([x["tok_per_s"] for x in nb]), fmt([x["tok_per_s"] for x in tor]),
+        thr = "/".join(sorted({str(x.get("os_threads", "?")) for x in nb}) or "—") + " / " + \
+            "/".join(sorted({str(x.get("os_threads", "?")) for x in tor}) or "—") + " / " + \
+            "/".join(sorted({str(x.get("os_threads", "?")) for x in lt}) or "—")
+        busy = [x["others_cpu_pct"] for x in nb + tor + lt if "others_cpu_pct" in x]
+        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s "
+                   "| %s / %s / %s | %s / %s / %s | %s | %s |" % (
+                       t, fmt([x[f] for x in nb]), fmt([x[f] for x in tor]),
                        fmt(q, 2), target, verdict(med(q) >= CHARLM_TORCH),
-                       fmt([x["tok_per_s"] for x in lt]), fmt(ql, 2), target if lt else "—",
+                       fmt([x[f] for x in lt]), fmt(ql, 2), target if lt else "—",
                        verdict(med(ql) >= CHARLM_TORCH) if lt else "—",
-                       fmt([x["tok_per_cpu_s"] for x in nb]),
-                       fmt([x["tok_per_cpu_s"] for x in tor]),
-                       fmt([x["tok_per_cpu_s"] for x in lt]),
+                       fmt([x["tok_per_s"] for x in nb]), fmt([x["tok_per_s"] for x in tor]),
+                       fmt([x["tok_per_s"] for x in lt]), thr,
+                       fmt([x.get("minflt_per_step", 0) for x in nb]),
+                       fmt([x.get("minflt_per_step", 0) for x in tor]),
+                       fmt([x.get("minflt_per_step", 0) for x in lt]),
                        fmt([x["peak_rss_mib"] for x in nb]), fmt([x["peak_rss_mib"] for x in tor]),
                        fmt([x["peak_rss_mib"] for x in lt]),
-                       fmt([x["allocs_per_step"] for x in nb], 1)))
+                       fmt([x["allocs_per_step"] for x in nb], 1), fmt(busy)))
     out.append("")
+    out.append("Others' CPU: what other processes used of the 2 cores during each run "
+               "(/proc/stat less the run's own CPU time). Above ~10 %% the runs shared the "
+               "machine, which slows PyTorch (larger working set, page faults) more than nabla "
+               "even in CPU time: rerun such a verdict on a quiet machine. All three ran with "
+               "OMP_WAIT_POLICY=passive; %s (suite_families.py says why).\n" % (
+                   "GLIBC_TUNABLES as given by --env" if "GLIBC_TUNABLES" in ctx.base_env()
+                   else "PyTorch and libtorch with GLIBC_TUNABLES=" + CHARLM_MALLOC))
 
 
 # ---- LSTM layer (issue 12) --------------------------------------------------------------------

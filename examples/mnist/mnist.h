@@ -1,8 +1,9 @@
 // mnist example, shared declarations: the command line (cli.c), the multi-layer perceptron with
 // its checkpoints and evaluation (model.c) and the stderr progress bar (progress.c).
 // paths.c checks the output files, state.c writes and resumes training checkpoints, report.c
-// prints the confusion matrix; mnist.c holds main and the training loop. examples/cnn.c
-// reuses the progress bar, runtime settings, output checks, checkpoints and report.
+// prints the confusion matrix; mnist.c holds main and the training loop, setup.c (train.h)
+// what comes before it. examples/cnn.c reuses the progress bar, runtime settings, output checks,
+// checkpoints and report.
 #ifndef NABLA_EXAMPLE_MNIST_H
 #define NABLA_EXAMPLE_MNIST_H
 

@@ -11,9 +11,10 @@
 // samples; a checkpoint resumes on any number of ranks. Dropout masks come from a per-rank,
 // per-step stream.
 // Exit status: 0 done, 1 runtime error (data, checkpoint, training), 2 usage error.
+// Files: charlm/cli.c (command line), charlm/checkpoint.c (--save, --resume), charlm/sample.c
+// (the closing sample), this file (training, --distributed and main); charlm/train.h.
 #define _POSIX_C_SOURCE 200809L // clock_gettime, isatty, fileno
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,175 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "charlm/charlm.h"
+#include "charlm/train.h"
 #include "common/dist_cli.h"
-
-typedef struct opts {
-    const char *data, *save, *resume, *prompt, *model;
-    int epochs, sample, top_k, stop_after;
-    int64_t max_steps; // per epoch, 0: all (for quick runs and tests)
-    int64_t batch, context, width, heads, layers, hidden;
-    double lr, wd, dropout, val_frac, temperature, warmup, max_minutes;
-    uint64_t seed;
-    bool quiet, distributed;
-} opts;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: charlm [options]\n"
-               "  --data DIR        fortune files (default /usr/share/games/fortunes)\n"
-               "  --model NAME      transformer (default) or lstm\n"
-               "  --epochs N        passes over the training windows (default 5; lstm 3)\n"
-               "  --batch B         windows per step (default 32)\n"
-               "  --context T       characters per window (default 64)\n"
-               "  --width E --heads H --layers L   (default 128, 4, 2)\n"
-               "  lstm: --width E (embedding) --hidden H --layers L   (default 64, 256, 1)\n"
-               "  --lr X            AdamW peak learning rate (default 3e-3), cosine to 0\n"
-               "  --warmup F        warm-up, a fraction of all steps (default 0.02)\n"
-               "  --wd X            AdamW weight decay on matrices (default 0.01)\n"
-               "  --dropout P       (default 0)\n"
-               "  --val F           validation fraction of the windows (default 0.1)\n"
-               "  --seed S          (default 1)\n"
-               "  --save FILE       checkpoint after every epoch (atomic)\n"
-               "  --resume FILE     continue the run saved in FILE (same flags)\n"
-               "  --max-minutes M   stop after the epoch that passes M minutes (default: none)\n"
-               "  --stop-after N    stop after N epochs (an interrupted run, for --resume)\n"
-               "  --sample N        characters to sample at the end (default 400)\n"
-               "  --temperature X   (default 0.8)  --top-k K (default 20, 0: all)\n"
-               "  --prompt TEXT     start of the sample (default \"Q: \")\n"
-               "  --steps N         at most N steps per epoch (default: all windows)\n"
-               "  --quiet           no progress bar\n"
-               "  --distributed     data parallel over MPI ranks (mpirun -np N charlm ...)\n");
-}
-
-static bool num(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return false;
-    *out = v;
-    return true;
-}
-
-static int parse(int argc, char **argv, opts *o) {
-    *o = (opts){.data = "/usr/share/games/fortunes",
-                .model = "transformer",
-                .prompt = "Q: ",
-                .epochs = -1, // per model, after parsing
-                .sample = 400,
-                .top_k = 20,
-                .batch = 32,
-                .context = 64,
-                .width = -1, // per model, after parsing
-                .heads = 4,
-                .layers = -1,
-                .hidden = 256,
-                .lr = 3e-3,
-                .wd = 0.01,
-                .val_frac = 0.1,
-                .temperature = 0.8,
-                .warmup = 0.02,
-                .seed = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "--distributed")) {
-            *(a[2] == 'q' ? &o->quiet : &o->distributed) = true;
-            continue;
-        }
-        static const char *const known[] = {
-            "--data",   "--save",        "--resume",     "--prompt", "--model",
-            "--epochs", "--batch",       "--context",    "--width",  "--heads",
-            "--layers", "--sample",      "--steps",      "--top-k",  "--seed",
-            "--lr",     "--wd",          "--dropout",    "--val",    "--temperature",
-            "--warmup", "--max-minutes", "--stop-after", "--hidden", NULL};
-        bool is_known = false;
-        for (int k = 0; known[k]; k++)
-            is_known = is_known || !strcmp(a, known[k]);
-        if (!is_known) {
-            fprintf(stderr, "charlm: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "charlm: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        double x = 0;
-        bool ok = true;
-#define INT(name, field, lo, hi)                                                                   \
-    else if (!strcmp(a, name)) {                                                                   \
-        ok = num(v, lo, hi, &x) && x == floor(x);                                                  \
-        o->field = (int64_t)x;                                                                     \
-    }
-#define DBL(name, field, lo, hi)                                                                   \
-    else if (!strcmp(a, name)) {                                                                   \
-        ok = num(v, lo, hi, &x);                                                                   \
-        o->field = x;                                                                              \
-    }
-        if (!strcmp(a, "--data"))
-            o->data = v;
-        else if (!strcmp(a, "--save"))
-            o->save = v;
-        else if (!strcmp(a, "--resume"))
-            o->resume = v;
-        else if (!strcmp(a, "--prompt"))
-            o->prompt = v;
-        else if (!strcmp(a, "--model"))
-            o->model = v;
-        INT("--epochs", epochs, 0, 100000)
-        INT("--batch", batch, 1, 1 << 20)
-        INT("--context", context, 1, 1 << 16)
-        INT("--width", width, 1, 1 << 16)
-        INT("--heads", heads, 1, 1 << 10)
-        INT("--layers", layers, 1, CHARLM_MAX_LAYERS)
-        INT("--hidden", hidden, 1, 1 << 16)
-        INT("--sample", sample, 0, 1 << 20)
-        INT("--steps", max_steps, 0, 1e12)
-        INT("--stop-after", stop_after, 0, 100000)
-        INT("--top-k", top_k, 0, 1 << 20)
-        INT("--seed", seed, 0, 4294967295.0)
-        DBL("--lr", lr, 1e-12, 10)
-        DBL("--wd", wd, 0, 10)
-        DBL("--dropout", dropout, 0, 0.99)
-        DBL("--val", val_frac, 0.001, 0.5)
-        DBL("--temperature", temperature, 1e-3, 100)
-        DBL("--warmup", warmup, 0, 1)
-        DBL("--max-minutes", max_minutes, 0, 1e6)
-        else {
-            fprintf(stderr, "charlm: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "charlm: bad value '%s' for %s (see --help)\n", v, a);
-            return 2;
-        }
-    }
-    bool lstm = !strcmp(o->model, "lstm");
-    if (!lstm && strcmp(o->model, "transformer") != 0) {
-        fprintf(stderr, "charlm: unknown --model '%s' (transformer or lstm)\n", o->model);
-        return 2;
-    }
-    if (lstm && o->dropout > 0) {
-        fprintf(stderr, "charlm: --dropout applies to the transformer only, not --model lstm\n");
-        return 2;
-    }
-    if (o->width < 0)
-        o->width = lstm ? 64 : 128;
-    if (o->layers < 0)
-        o->layers = lstm ? 1 : 2;
-    if (o->epochs < 0) // about the same 10 minutes on 2 cores for both
-        o->epochs = lstm ? 3 : 5;
-    if (!lstm && o->width % o->heads) {
-        fprintf(stderr, "charlm: --heads %" PRId64 " does not divide --width %" PRId64 "\n",
-                o->heads, o->width);
-        return 2;
-    }
-    return 0;
-}
 
 static double now(void) {
     struct timespec ts;
@@ -228,33 +62,13 @@ static void progress(bool tty, int epoch, int epochs, int64_t done, int64_t tota
     fflush(stderr);
 }
 
-typedef struct run {
-    opts o;
-    nb_text txt;
-    int64_t *train, *val, n_train, n_val;
-    nb_layer *model; // the transformer's or the LSTM's
-    nb_params *params;
-    nb_optim *opt;
-    nb_graph *g;
-    nb_tensor *x, *y, *yflat, *vocab; // yflat: y's data as (B T) labels
-    nb_rng rng;
-    int64_t step, total_steps;
-    int epoch;
-    // --distributed: the ranks, the gradient all-reduce, this rank's rows [off, off + rows) of
-    // every global batch (x and y hold `rows`), its dropout stream. dist is NULL otherwise.
-    nb_dist *dist;
-    nb_dist_reducer *red;
-    int64_t off, rows;
-    nb_rng drop_rng;
-} run;
-
-static int64_t charlm_steps_per_epoch(const run *r) {
+static int64_t charlm_steps_per_epoch(const charlm_run *r) {
     int64_t n = r->n_train / r->o.batch;
     return r->o.max_steps > 0 && r->o.max_steps < n ? r->o.max_steps : n;
 }
 
 // The learning rate at step s: linear warm-up, then cosine to 0 at the last step.
-static double lr_at(const run *r, int64_t s) {
+static double lr_at(const charlm_run *r, int64_t s) {
     double w = r->o.warmup * (double)r->total_steps;
     if (s < w)
         return r->o.lr * (double)(s + 1) / w;
@@ -263,7 +77,7 @@ static double lr_at(const run *r, int64_t s) {
 }
 
 // Mean loss (bits per character) over windows list[0..n) in batches, without gradients.
-static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
+static int eval_bits(charlm_run *r, const int64_t *list, int64_t n, double *bits) {
     nb_layer_train(r->model, false);
     double sum = 0;
     int64_t count = 0, b = r->o.batch;
@@ -295,186 +109,8 @@ static int eval_bits(run *r, const int64_t *list, int64_t n, double *bits) {
     return 0;
 }
 
-// ---- checkpoints: the named parameters, "vocab" (int32 code points), the optimizer's state and
-// "train.state" float64 (4): version, finished epochs, steps, total steps.
-#define MAX_T 512
-static nb_status save_ckpt(run *r) {
-    const char *names[MAX_T];
-    nb_tensor *ts[MAX_T];
-    int n = 0;
-    for (int i = 0; i < nb_params_count(r->params, NB_PARAM); i++) {
-        names[n] = nb_params_name(r->params, NB_PARAM, i);
-        ts[n++] = nb_params_tensor(r->params, NB_PARAM, i);
-    }
-    const char *const *on;
-    nb_tensor *const *ot;
-    int k = nb_optim_state_export(r->opt, &on, &ot);
-    for (int i = 0; i < k && n < MAX_T - 2; i++)
-        names[n] = on[i], ts[n++] = ot[i];
-    double st[4] = {1, r->epoch, (double)r->step, (double)r->total_steps};
-    nb_tensor *ts_state = nb_tensor_wrap(NB_F64, 1, (int64_t[]){4}, st);
-    names[n] = "vocab", ts[n++] = r->vocab;
-    names[n] = "train.state", ts[n++] = ts_state;
-    nb_status s = nb_save_safetensors(r->o.save, names, ts, n);
-    nb_tensor_destroy(ts_state);
-    return s;
-}
-
-static nb_status state_loader(void *ctx, const char *const *names, nb_tensor *const *ts, int n) {
-    return nb_load_safetensors(ctx, names, ts, n);
-}
-
-static int resume(run *r) {
-    const char *path = r->o.resume;
-    nb_safetensors *f = NULL;
-    nb_status s = nb_safetensors_open(path, &f);
-    if (s != NB_OK) {
-        fprintf(stderr, "charlm: --resume: %s\n", nb_last_error());
-        return 1;
-    }
-    // Another model's checkpoint (the transformer's has no LSTM weights, and the reverse) is
-    // refused by name before its tensors' shapes are compared.
-    bool saved_lstm = nb_safetensors_find(f, "lstm.weight_ih_l0", NULL, NULL, NULL);
-    // The transformer's position table (pos_emb.weight, (context, width)) fixes the longest
-    // window it can read: a run with longer windows is refused here, naming both sizes, rather
-    // than as a shape mismatch deep in the load.
-    int pdt = 0, pnd = 0;
-    int64_t pshape[NB_MAX_DIMS] = {0};
-    bool has_pos = nb_safetensors_find(f, "pos_emb.weight", &pdt, &pnd, pshape);
-    nb_safetensors_close(f);
-    if (saved_lstm != !strcmp(r->o.model, "lstm")) {
-        fprintf(stderr, "charlm: --resume: %s was written by --model %s, not --model %s\n", path,
-                saved_lstm ? "lstm" : "transformer", r->o.model);
-        return 1;
-    }
-    if (!saved_lstm && has_pos && pnd == 2 && pshape[0] != r->o.context) {
-        fprintf(stderr,
-                "charlm: --resume: %s: its position embedding pos_emb.weight is (%" PRId64
-                ", %" PRId64 "), a table of %" PRId64 " positions, but --context %" PRId64
-                " windows are %" PRId64 " characters%s: resume with --context %" PRId64 "\n",
-                path, pshape[0], pshape[1], pshape[0], r->o.context, r->o.context,
-                r->o.context > pshape[0] ? " (T longer than the position table)" : "", pshape[0]);
-        return 1;
-    }
-    // The vocabulary first: a checkpoint of another corpus is refused before anything changes.
-    nb_tensor *saved = nb_tensor_create(NB_I32, 1, (int64_t[]){r->txt.vocab.size});
-    const char *vn = "vocab";
-    s = nb_load_safetensors(path, &vn, &saved, 1);
-    if (s == NB_ERR_SHAPE || s == NB_OK) {
-        // a size mismatch: read it at its own size for nb_vocab_check's message
-        if (s == NB_OK)
-            s = nb_vocab_check(&r->txt.vocab, saved);
-        else
-            s = NB_ERR_FORMAT, fprintf(stderr,
-                                       "charlm: --resume: %s has a vocabulary of another size "
-                                       "than this corpus's %d symbols: not the same data\n",
-                                       path, r->txt.vocab.size);
-    }
-    nb_tensor_destroy(saved);
-    if (s != NB_OK) {
-        if (s != NB_ERR_FORMAT || !strstr(nb_last_error(), "another size"))
-            fprintf(stderr, "charlm: --resume: %s: %s\n", path, nb_last_error());
-        return 1;
-    }
-    double st[4];
-    nb_tensor *tst = nb_tensor_wrap(NB_F64, 1, (int64_t[]){4}, st);
-    const char *sn = "train.state";
-    s = nb_load_safetensors(path, &sn, &tst, 1);
-    nb_tensor_destroy(tst);
-    if (s != NB_OK || st[0] != 1 || st[3] != (double)r->total_steps) {
-        fprintf(stderr, "charlm: --resume: %s: %s\n", path,
-                s != NB_OK ? nb_last_error()
-                           : "written by a run with other flags (steps per run differ): resume "
-                             "with the flags of that run");
-        return 1;
-    }
-    if ((s = nb_params_load(r->params, path)) != NB_OK ||
-        (s = nb_optim_state_import(r->opt, state_loader, (void *)(uintptr_t)path)) != NB_OK) {
-        fprintf(stderr, "charlm: --resume: %s\n", nb_last_error());
-        return 1;
-    }
-    r->epoch = (int)st[1];
-    r->step = (int64_t)st[2];
-    printf("resumed %s at epoch %d, step %" PRId64 "\n", path, r->epoch, r->step);
-    return 0;
-}
-
-// Samples n characters after the prompt: softmax(logits / temperature) over the k likeliest.
-static int sample_text(run *r) {
-    const opts *o = &r->o;
-    int64_t cap = (int64_t)strlen(o->prompt) + o->sample + 1;
-    int32_t *ids = malloc((size_t)cap * sizeof *ids);
-    double *p = malloc((size_t)r->txt.vocab.size * sizeof *p);
-    char *buf = malloc((size_t)cap * 4 + 1);
-    if (!ids || !p || !buf)
-        return free(ids), free(p), free(buf), 1;
-    int64_t n = nb_vocab_encode(&r->txt.vocab, o->prompt, strlen(o->prompt), ids, cap);
-    if (n < 0) {
-        fprintf(stderr, "charlm: --prompt: %s\n", nb_last_error());
-        return free(ids), free(p), free(buf), 1;
-    }
-    if (n == 0)
-        ids[n++] = 0;
-    nb_rng rng;
-    nb_rng_seed(&rng, o->seed + 1000);
-    nb_layer_train(r->model, false);
-    int64_t V = r->txt.vocab.size, start = n;
-    for (int s = 0; s < o->sample; s++) {
-        int64_t t = n < o->context ? n : o->context;
-        nb_graph_reset(r->g);
-        nb_graph_set_grad_enabled(r->g, false);
-        nb_tensor *x = nb_tensor_wrap(NB_I32, 2, (int64_t[]){1, t}, ids + n - t);
-        nb_tensor *logits = nb_layer_forward(r->g, r->model, x);
-        if (!logits) {
-            fprintf(stderr, "charlm: sampling: %s\n", nb_graph_error(r->g));
-            nb_tensor_destroy(x);
-            return free(ids), free(p), free(buf), 1;
-        }
-        const float *lr = nb_tensor_data_f32(logits) + (t - 1) * V;
-        // keep the top k: the k-th largest logit is the threshold
-        double thr = -(double)INFINITY;
-        if (o->top_k > 0 && o->top_k < V) {
-            for (int64_t i = 0; i < V; i++)
-                p[i] = lr[i];
-            for (int k = 0; k < o->top_k; k++) { // partial selection, V is small
-                int64_t best = -1;
-                for (int64_t i = 0; i < V; i++)
-                    if (p[i] != -(double)INFINITY && (best < 0 || p[i] > p[best]))
-                        best = i;
-                thr = p[best];
-                p[best] = -(double)INFINITY;
-            }
-        }
-        double mx = -(double)INFINITY, sum = 0;
-        for (int64_t i = 0; i < V; i++)
-            if ((double)lr[i] >= thr && (double)lr[i] > mx)
-                mx = (double)lr[i];
-        for (int64_t i = 0; i < V; i++) {
-            p[i] = (double)lr[i] >= thr ? exp(((double)lr[i] - mx) / o->temperature) : 0.0;
-            sum += p[i];
-        }
-        double u = nb_rng_uniform(&rng) * sum, c = 0;
-        int64_t pick = V - 1;
-        for (int64_t i = 0; i < V; i++) {
-            c += p[i];
-            if (u < c && p[i] > 0) {
-                pick = i;
-                break;
-            }
-        }
-        ids[n++] = (int32_t)pick;
-        nb_tensor_destroy(x);
-    }
-    nb_vocab_decode(&r->txt.vocab, ids, n, buf, (size_t)cap * 4 + 1);
-    (void)start;
-    printf("--- sample (temperature %.2f, top-k %d, seed %" PRIu64 ") ---\n%s\n---\n",
-           o->temperature, o->top_k, o->seed, buf);
-    free(ids), free(p), free(buf);
-    return 0;
-}
-
-static int train(run *r) {
-    const opts *o = &r->o;
+static int train(charlm_run *r) {
+    const charlm_opts *o = &r->o;
     int64_t steps_per_epoch = charlm_steps_per_epoch(r);
     bool tty = !o->quiet && isatty(fileno(stderr)) == 1;
     double t_start = now();
@@ -553,7 +189,7 @@ static int train(run *r) {
         fflush(stdout);
         if (o->save) {
             r->epoch++; // the checkpoint counts this epoch as finished
-            nb_status s = save_ckpt(r);
+            nb_status s = charlm_save_checkpoint(r);
             r->epoch--;
             if (s != NB_OK) {
                 fprintf(stderr, "charlm: --save: %s\n", nb_last_error());
@@ -580,7 +216,7 @@ static int train(run *r) {
 
 // --distributed: join the MPI job; this rank's rows of every global batch. Rank 0 alone prints,
 // saves and samples, and reads --resume (the others get the state by broadcast).
-static int dist_join(run *r, int *argc, char ***argv) {
+static int dist_join(charlm_run *r, int *argc, char ***argv) {
     int rc = dist_cli_join("charlm", argc, argv, r->o.batch, &r->dist);
     if (rc)
         return rc;
@@ -592,8 +228,8 @@ static int dist_join(run *r, int *argc, char ***argv) {
 
 // --distributed: rank 0 reads --resume; then every rank gets its parameters, optimizer state
 // and position (after a model fingerprint check: another corpus or --width on a rank fails).
-static int dist_start(run *r) {
-    nb_status st = r->o.resume && nb_dist_is_root(r->dist) && resume(r) ? NB_ERR_IO : NB_OK;
+static int dist_start(charlm_run *r) {
+    nb_status st = r->o.resume && nb_dist_is_root(r->dist) && charlm_resume(r) ? NB_ERR_IO : NB_OK;
     if (nb_dist_agree(r->dist, st, "reading the checkpoint") != NB_OK) {
         if (st == NB_OK)
             fprintf(stderr, "charlm: --resume: %s\n", nb_last_error());
@@ -612,11 +248,11 @@ static int dist_start(run *r) {
 }
 
 int main(int argc, char **argv) {
-    run r = {0};
-    int rc = parse(argc, argv, &r.o);
+    charlm_run r = {0};
+    int rc = charlm_parse_args(argc, argv, &r.o);
     if (rc)
         return rc;
-    const opts *o = &r.o;
+    const charlm_opts *o = &r.o;
     r.rows = o->batch;
     bool agreed = false;      // --distributed: the ranks' setups compared (nb_dist_agree)
     charlm_model *tfm = NULL; // the transformer (dropout's rng), NULL for --model lstm
@@ -692,7 +328,7 @@ int main(int argc, char **argv) {
            o->model, r.txt.n, r.txt.vocab.size, r.n_train, r.n_val, o->context,
            nb_params_numel(r.params, NB_PARAM), o->epochs, charlm_steps_per_epoch(&r));
     fflush(stdout);
-    if (r.dist ? dist_start(&r) : o->resume && resume(&r))
+    if (r.dist ? dist_start(&r) : o->resume && charlm_resume(&r))
         goto done;
     if (train(&r))
         goto done;
@@ -704,7 +340,7 @@ int main(int argc, char **argv) {
             nb_dist_size(r.dist), 1e3 * st.seconds / (double)(st.calls ? st.calls : 1),
             nb_dist_reducer_buckets(r.red), st.bytes / 1e6 / (double)(st.calls ? st.calls : 1));
     }
-    if (o->sample > 0 && sample_text(&r))
+    if (o->sample > 0 && charlm_sample(&r))
         goto done;
     rc = 0;
 done:

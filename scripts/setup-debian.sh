@@ -10,5 +10,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config file \
     libopenblas-dev libopenblas0-openmp libcmocka-dev libcjson-dev zlib1g-dev \
     libopenmpi-dev openmpi-bin \
-    dataset-fashion-mnist fortunes python3 graphviz clang-format >/dev/null
+    dataset-fashion-mnist fortunes python3 graphviz clang-format clang >/dev/null
 echo "setup-debian: dependencies installed"

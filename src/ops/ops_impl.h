@@ -69,6 +69,28 @@ void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, do
 void nb__gemm_ld(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                  const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
                  int64_t ldc);
+// attention_gemm.c: C (m, n) = alpha op(A) B (+ C when acc) for one attention slice's small,
+// cache-resident operands: A stored (m, k) rows lda apart, or (k, m) when ta; B (k, n) rows
+// ldb apart (no transpose: callers transpose B once); C rows ldc apart. Rows go in blocks
+// [i0, i1) of up to 8; a non-NULL cut limits a block, for what causality makes 0, to the inner
+// indices [i0 + lo, i1 + hi) and to the columns below i1 + col rounded up to a vector (the
+// block's other columns are set to 0, or left when acc). NB_AGEMM_OPEN: no limit.
+typedef struct {
+    int64_t lo, hi, col;
+} nb__agemm_cut;
+#define NB_AGEMM_OPEN ((int64_t)1 << 60)
+void nb__agemm_f32(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   int64_t lda, const float *b, int64_t ldb, bool acc, float *c, int64_t ldc,
+                   const nb__agemm_cut *cut);
+void nb__agemm_f64(bool ta, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                   int64_t lda, const double *b, int64_t ldb, bool acc, double *c, int64_t ldc,
+                   const nb__agemm_cut *cut);
+// t (w, n) = x (n rows ld apart, w columns) transposed, t's rows n apart.
+void nb__atranspose_f32(const float *x, int64_t n, int64_t w, int64_t ld, float *t);
+void nb__atranspose_f64(const double *x, int64_t n, int64_t w, int64_t ld, double *t);
+// Tests: 0 (default) the best build for the CPU, 1 at most AVX2, 2 the SSE2 baseline.
+extern int nb__agemm_isa;
+
 // False if a dimension does not fit BLAS's 32-bit int (blasint is 32-bit in Debian's
 // OpenBLAS: refuse rather than truncate). Inline: matmul checks it on every call.
 static inline bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {

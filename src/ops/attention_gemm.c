@@ -1,0 +1,177 @@
+// The small GEMMs of scaled_dot_product_attention (attention_kernels.inc): per (batch, head)
+// slice and chunk of query rows, e.g. charlm's (32 rows) x (32 or 64 keys) x (head dim 32)
+// products, seven per slice. OpenBLAS took them through its small-matrix kernels plus a call's
+// dispatch, and computed the scores' masked upper triangle; here they run on register tiles
+// over unpacked operands, skip what causality makes 0 (nb__agemm_cut) and take B in the NN
+// layout only (attention transposes k and v once per slice). See attention_gemm_kernels.inc for
+// the order of the sums: each element's bits are fixed by the shape alone, whatever the ISA
+// build or the thread count.
+// Built three times with GCC on x86-64 (AVX-512, AVX2, the SSE2 baseline), picked per call
+// (ag_pick), as layer_norm.c; the vectors are GCC / clang vector extensions, each build lowers
+// a 64-byte vector to its own registers.
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ops/ops_impl.h"
+
+int nb__agemm_isa = 0;
+
+// C tiles of 8 rows: 8 x 2 vector accumulators, 16 of AVX-512's 32 registers.
+#define AG_MR 8
+typedef float ag_vf __attribute__((vector_size(64)));
+typedef double ag_vd __attribute__((vector_size(64)));
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define AG_ISA_BUILDS 1
+#include <immintrin.h>
+#else
+#define AG_ISA_BUILDS 0
+#endif
+
+#define T float
+#define SFX f32_base
+#define AG_TARGET
+#define AG_V ag_vf
+#define AG_VL 16
+#include "ops/attention_gemm_kernels.inc"
+#define T double
+#define SFX f64_base
+#define AG_TARGET
+#define AG_V ag_vd
+#define AG_VL 8
+#include "ops/attention_gemm_kernels.inc"
+#if AG_ISA_BUILDS
+#define T float
+#define SFX f32_avx512
+#define AG_TARGET __attribute__((target("avx512f")))
+#define AG_V ag_vf
+#define AG_VL 16
+#include "ops/attention_gemm_kernels.inc"
+#define T double
+#define SFX f64_avx512
+#define AG_TARGET __attribute__((target("avx512f")))
+#define AG_V ag_vd
+#define AG_VL 8
+#include "ops/attention_gemm_kernels.inc"
+#define T float
+#define SFX f32_avx2
+#define AG_TARGET __attribute__((target("avx2")))
+#define AG_V ag_vf
+#define AG_VL 16
+#include "ops/attention_gemm_kernels.inc"
+#define T double
+#define SFX f64_avx2
+#define AG_TARGET __attribute__((target("avx2")))
+#define AG_V ag_vd
+#define AG_VL 8
+#include "ops/attention_gemm_kernels.inc"
+#endif
+
+// The best build for this CPU that nb__agemm_isa allows (__builtin_cpu_supports reads what
+// libgcc's constructor found).
+static int ag_pick(void) {
+#if AG_ISA_BUILDS
+    if (nb__agemm_isa < 1 && __builtin_cpu_supports("avx512f"))
+        return 0;
+    if (nb__agemm_isa < 2 && __builtin_cpu_supports("avx2"))
+        return 1;
+#endif
+    return 2;
+}
+
+void nb__agemm_f32(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   int64_t lda, const float *b, int64_t ldb, bool acc, float *c, int64_t ldc,
+                   const nb__agemm_cut *cut) {
+    switch (ag_pick()) {
+#if AG_ISA_BUILDS
+    case 0:
+        ag_gemm_f32_avx512(ta, m, n, k, alpha, a, lda, b, ldb, acc, c, ldc, cut);
+        return;
+    case 1:
+        ag_gemm_f32_avx2(ta, m, n, k, alpha, a, lda, b, ldb, acc, c, ldc, cut);
+        return;
+#endif
+    default:
+        ag_gemm_f32_base(ta, m, n, k, alpha, a, lda, b, ldb, acc, c, ldc, cut);
+    }
+}
+
+void nb__agemm_f64(bool ta, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                   int64_t lda, const double *b, int64_t ldb, bool acc, double *c, int64_t ldc,
+                   const nb__agemm_cut *cut) {
+    switch (ag_pick()) {
+#if AG_ISA_BUILDS
+    case 0:
+        ag_gemm_f64_avx512(ta, m, n, k, alpha, a, lda, b, ldb, acc, c, ldc, cut);
+        return;
+    case 1:
+        ag_gemm_f64_avx2(ta, m, n, k, alpha, a, lda, b, ldb, acc, c, ldc, cut);
+        return;
+#endif
+    default:
+        ag_gemm_f64_base(ta, m, n, k, alpha, a, lda, b, ldb, acc, c, ldc, cut);
+    }
+}
+
+// t (w, n) = x (n rows ld apart, w columns) transposed. Plain copies, so every build gives the
+// same bits; AVX-512 moves 16 x 16 blocks through registers (a scalar element-by-element
+// transpose of charlm's (64, 32) k and v cost about as much as the GEMMs it saved).
+#define AG_TRANSPOSE_SCALAR(T)                                                                     \
+    for (int64_t p = p0; p < w; p++)                                                               \
+        for (int64_t j = 0; j < n; j++)                                                            \
+            t[p * n + j] = x[j * ld + p];                                                          \
+    for (int64_t p = 0; p < p0; p++)                                                               \
+        for (int64_t j = j0; j < n; j++)                                                           \
+            t[p * n + j] = x[j * ld + p];
+
+#if AG_ISA_BUILDS
+// One 16 x 16 block: rows r (16 rows of 16) -> out (column c of the block in out[c]).
+__attribute__((target("avx512f"))) static void ag_t16(const float *x, int64_t ld, float *t,
+                                                      int64_t n) {
+    __m512 r[16], a[16], b[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(x + i * ld);
+    // a[2i], a[2i + 1]: rows 2i and 2i + 1 interleaved, per 128-bit lane L: columns 4L, 4L + 1
+    // and 4L + 2, 4L + 3.
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // b[4g + c], lane L: rows 4g .. 4g + 3 of column 4L + c.
+    for (int g = 0; g < 4; g++) {
+        b[4 * g] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
+        b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
+        b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
+        b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
+    }
+    // Column 4L + c = lane L of b[c], b[4 + c], b[8 + c], b[12 + c]: a 4 x 4 lane transpose.
+    for (int c = 0; c < 4; c++) {
+        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44);
+        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
+        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
+        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
+        _mm512_storeu_ps(t + (0 + c) * n, _mm512_shuffle_f32x4(u0, u2, 0x88));
+        _mm512_storeu_ps(t + (4 + c) * n, _mm512_shuffle_f32x4(u0, u2, 0xDD));
+        _mm512_storeu_ps(t + (8 + c) * n, _mm512_shuffle_f32x4(u1, u3, 0x88));
+        _mm512_storeu_ps(t + (12 + c) * n, _mm512_shuffle_f32x4(u1, u3, 0xDD));
+    }
+}
+#endif
+
+void nb__atranspose_f32(const float *x, int64_t n, int64_t w, int64_t ld, float *t) {
+    int64_t j0 = 0, p0 = 0;
+#if AG_ISA_BUILDS
+    if (ag_pick() == 0) {
+        j0 = n / 16 * 16, p0 = w / 16 * 16;
+        for (int64_t j = 0; j < j0; j += 16)
+            for (int64_t p = 0; p < p0; p += 16)
+                ag_t16(x + j * ld + p, ld, t + p * n + j, n);
+    }
+#endif
+    AG_TRANSPOSE_SCALAR(float)
+}
+
+void nb__atranspose_f64(const double *x, int64_t n, int64_t w, int64_t ld, double *t) {
+    int64_t j0 = 0, p0 = 0;
+    AG_TRANSPOSE_SCALAR(double)
+}

@@ -82,9 +82,38 @@ static void zero_grad(nb_tensor *t) {
     memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
 }
 
+void nb__grad_unshare(nb_graph *g, int64_t root) {
+    for (int64_t i = 0; i <= root; i++) {
+        nb_node *nd = &g->nodes[i];
+        nd->grad_shared = 0;
+        if (nd->grad_own)
+            nd->out->grad = nd->grad_own;
+    }
+}
+
+// Node p's output t has exactly one marked consumer c (slot k), whose backward was planned to
+// store dy into t->grad (grad_first). When c's d out / d t is the identity (grad_pass), t->grad
+// would be an exact copy of c's out->grad: t shares that buffer instead, and c's backward skips
+// t. Safe for the sweep and for whoever reads grads afterwards: the only other writers of the
+// buffer are c's output's consumers, which all run before c, and t has no other consumer to add
+// into it, so both tensors hold their own, equal, gradient at every point after c's backward.
+// A chain of such ops (add of an add's output) shares one buffer: c's out->grad is already
+// final (c was planned before p). Leaves never share (their grads accumulate across calls).
+static void share_grad(nb_node *nodes, nb_node *p) {
+    if (p->uses != 1 || p->claim_k >= 8) // the node's bits cover its first 8 inputs
+        return;
+    nb_node *c = &nodes[p->claim];
+    uint8_t bit = (uint8_t)(1u << p->claim_k);
+    if (!(c->grad_first & bit) || !(c->grad_pass & bit))
+        return;
+    p->out->grad = c->out->grad;
+    c->grad_first &= (uint8_t)~bit;
+    c->grad_shared |= bit;
+}
+
 // One pass from the root down plans the sweep (one loop instead of three: this runs in every
 // nb_backward, so it is per-op overhead, bench_overhead). The tape is in execution order, so a
-// node comes up after all its consumers: its `mark` and `grad_seen` are final by then.
+// node comes up after all its consumers: its `mark`, `grad_seen` and `uses` are final by then.
 //  - Mark the nodes the root depends on; a leaf that needs a grad gets one, once.
 //  - Plan the first write of each op output's (recycled) grad. The first marked consumer met
 //    is the output's last user on the tape, so its backward writes the grad first: if its op
@@ -93,12 +122,18 @@ static void zero_grad(nb_tensor *t) {
 //    is zeroed here, and so is a marked output that no running backward writes (all its
 //    consumers are empty, run skips them) when its own node comes up. The root's grad is
 //    seeded whole by run.
+//  - An output whose one consumer passes dy through unchanged shares its grad (share_grad).
 static nb_status plan(nb_graph *g, int64_t root) {
     nb_node *nodes = g->nodes;
     for (int64_t i = 0; i <= root; i++) {
-        nodes[i].mark = false;
-        nodes[i].grad_seen = false;
-        nodes[i].grad_first = 0;
+        nb_node *nd = &nodes[i];
+        nd->mark = false;
+        nd->grad_seen = false;
+        nd->grad_first = 0;
+        nd->grad_shared = 0;
+        nd->uses = 0;
+        if (nd->grad_own) // an earlier sweep's sharing ends here
+            nd->out->grad = nd->grad_own;
     }
     nodes[root].mark = true;
     nodes[root].grad_seen = true;
@@ -108,6 +143,8 @@ static nb_status plan(nb_graph *g, int64_t root) {
             continue;
         if (!nd->grad_seen)
             zero_grad(nd->out);
+        else if (i != root)
+            share_grad(nodes, nd);
         bool runs = nd->out->numel > 0; // run skips an empty output's backward: it writes nothing
         for (int k = 0; k < nd->n_in; k++) {
             nb_tensor *t = nd->in[k];
@@ -116,9 +153,15 @@ static nb_status plan(nb_graph *g, int64_t root) {
             if (t->node >= 0) {
                 nb_node *p = &nodes[t->node];
                 p->mark = true;
-                if (!runs || p->grad_seen)
+                if (!runs)
+                    continue;
+                if (p->uses < 2)
+                    p->uses++;
+                if (p->grad_seen)
                     continue; // a later consumer already claimed t's first write
                 p->grad_seen = true;
+                p->claim = i;
+                p->claim_k = (uint8_t)(k < 8 ? k : 8); // 8: a slot past the bits, never shared
                 bool store = nd->op->grad_store && k < 8;
                 for (int j = 0; j < nd->n_in && store; j++)
                     store = j == k || nd->in[j] != t;

@@ -224,6 +224,7 @@ static nb_status run_kernels(walk *w, nb_tensor **grads) {
             }
         }
     }
+    nb__grad_unshare(g, w->root); // every grad its own buffer: the kernels all accumulate
     for (int64_t i = 0; i <= w->root && st == NB_OK; i++) {
         nb_tensor *o = g->nodes[i].out;
         g->nodes[i].grad_first = 0; // every kernel accumulates here (nb_backward's plan is stale)

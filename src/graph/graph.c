@@ -409,6 +409,7 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
     if (nd.needs_grad) {
         out->requires_grad = true;
         out->grad = block + in_bytes + params_bytes + data_bytes; // zeroed by backward
+        nd.grad_own = out->grad;
     }
 
     // An empty output has nothing to compute (and its backward nothing to add): skipping the

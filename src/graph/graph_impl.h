@@ -76,6 +76,20 @@ struct nb_node {
     // every element (see nb_op.grad_store). Only an op output's grad gets one, never a leaf's
     // (leaves accumulate across backward calls), and never an input passed twice to the node.
     uint8_t grad_first;
+    // Set by the op's infer: bit k (k < 8) says d out / d in[k] is the identity (in[k] has out's
+    // dtype, element count and element order: a same-shape add operand, a reshape), so when this
+    // node is in[k]'s only consumer of a sweep, nb_backward lets in[k] share out's grad buffer
+    // instead of copying it (a residual add's branch, the reshape before a head).
+    uint8_t grad_pass;
+    // Set by nb_backward for the sweep it runs (0 elsewhere): bit k says in[k]->grad is out->grad
+    // (planned from grad_pass), so backward must not write in[k]'s grad: it already holds dy.
+    uint8_t grad_shared;
+    uint8_t uses;     // scratch for backward: marked consumers of out (saturates at 2)
+    uint8_t claim_k;  // scratch for backward: the input slot of the consumer that claimed out
+                      // (8 for any slot from 8 on: never shared)
+    int64_t claim;    // scratch for backward: the node whose backward writes out->grad first
+    void *grad_own;   // out's own grad buffer (nb__record); out->grad points elsewhere only
+                      // while it shares a consumer's buffer (grad_pass), until the next plan
     const char *file; // where the user called the op (ops.h macros), NULL if unknown
     int line;
 };

@@ -27,6 +27,10 @@ struct nb_graph {
     char error[512];
 };
 
+// Give every op output of nodes 0..root its own grad buffer back and clear the nodes'
+// grad_shared bits: a sweep plans its own sharing (backward.c), and nb_grad's kernels share none.
+void nb__grad_unshare(nb_graph *g, int64_t root);
+
 // The innermost open op call site (NULL, 0 if none): site.c.
 void nb__site_current(const char **file, int *line);
 // Anomaly mode (anomaly.c).

@@ -35,6 +35,15 @@ static nb_status bin_infer(nb_node *nd, nb_shape *out) {
                                  (long long)db);
         out->dim[out->ndim - 1 - k] = da == 1 ? db : da;
     }
+    // add's dy/da = dy/db = 1 and sub's dy/da = 1: an operand with y's element count is not
+    // broadcast (its dims are y's, give or take 1s), so its gradient is dy itself, element for
+    // element, and may share y's grad buffer (nb_node.grad_pass; a residual add's branch).
+    if (nd->op == &nb_op_add || nd->op == &nb_op_sub) {
+        int64_t ny = 1;
+        for (int k = 0; k < out->ndim; k++)
+            ny *= out->dim[k];
+        nd->grad_pass = (uint8_t)((a->numel == ny) | (nd->op == &nb_op_add && b->numel == ny) << 1);
+    }
     return NB_OK;
 }
 

@@ -49,6 +49,11 @@ static inline int64_t nb__index_at(const void *data, bool i64, int64_t i) {
 static inline bool nb__grad_first(const nb_node *nd, int k) {
     return k < 8 && (nd->grad_first >> k & 1u);
 }
+// Does input k share out's grad buffer for this sweep (nb_node.grad_pass)? Then it already
+// holds dy and the backward must leave it alone.
+static inline bool nb__grad_shared(const nb_node *nd, int k) {
+    return k < 8 && (nd->grad_shared >> k & 1u);
+}
 // For a path of such a backward that can only add: zero input k's grad first if it is due a
 // first write. Returns the GEMM beta to use for it (0 when it is a first write, else 1).
 static inline double nb__grad_beta(const nb_node *nd, int k) {

@@ -106,6 +106,7 @@ static nb_status reshape_infer(nb_node *nd, nb_shape *out) {
                              " elements) to %s: element counts differ",
                              NB_SHAPE_STR(x), x->numel, want);
     }
+    nd->grad_pass = 1; // dx = dy element for element: x may share y's grad (nb_node.grad_pass)
     return NB_OK;
 }
 
@@ -114,10 +115,15 @@ static void reshape_forward(nb_node *nd) {
         memcpy(nd->out->data, nd->in[0]->data, at(nd->in[0], nd->in[0]->numel));
 }
 
-// dx += dy: the same elements in the same (row-major) order.
+// dx += dy: the same elements in the same (row-major) order; dx = dy on dx's first write
+// (grad_store), and nothing when dx shares dy's buffer (x's only consumer: grad_pass).
 static void reshape_backward(nb_node *nd) {
     nb_tensor *x = nd->in[0], *y = nd->out;
-    if (NB_WANTS_GRAD(x))
+    if (!NB_WANTS_GRAD(x) || nb__grad_shared(nd, 0))
+        return;
+    if (nb__grad_first(nd, 0))
+        memcpy(x->grad, y->grad, at(x, x->numel));
+    else
         add_into(x->dtype, x->grad, y->grad, x->numel);
 }
 
@@ -130,7 +136,7 @@ static nb_status reshape_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_te
 
 // Integer tensors reshape too (non-differentiable, as in PyTorch): the forward copies bytes.
 const nb_op nb_op_reshape = {"reshape",        1,           0,    reshape_infer, reshape_forward,
-                             reshape_backward, reshape_vjp, NULL, false,         true};
+                             reshape_backward, reshape_vjp, NULL, true,          true};
 
 nb_tensor *nb_reshape(nb_graph *g, nb_tensor *x, int ndim, const int64_t *shape) {
     reshape_params p = {.ndim = ndim, .has_shape = shape != NULL};

@@ -219,9 +219,9 @@ static size_t sdpa_thread_bytes(const sdpa_geom *g, size_t es) {
 typedef struct {
     const void *q, *k, *v, *m, *go;
     void *gq, *gk, *gv, *gm;
-    // Backward: zero each slice's rows of gq, gk and gv just before its kernel adds into them
-    // (attention_qkv's first write, grad_store), cache-hot and in the parallel loop, instead of
-    // backward's serial zeroing pass over the whole (..., t, 3E) grad.
+    // Backward: gq, gk and gv hold garbage (attention_qkv's first write, grad_store); each
+    // slice's kernel stores its rows rather than adding into them (sdpa_bwd's `store`), in the
+    // parallel loop, instead of backward's serial zeroing pass over the whole (..., t, 3E) grad.
     bool zero;
 } sdpa_ptrs;
 
@@ -301,22 +301,8 @@ static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_pt
     }
 }
 
-// Zeroes one slice's rows of the non-NULL gq, gk, gv (element offsets oq, ok, ov).
-static void sdpa_zero_slice(const sdpa_geom *g, size_t es, sdpa_ptrs x, int64_t oq, int64_t ok,
-                            int64_t ov) {
-    if (x.gq)
-        for (int64_t i = 0; i < g->tq; i++)
-            memset((char *)x.gq + (size_t)(oq + i * g->ldq) * es, 0, (size_t)g->d * es);
-    if (x.gk)
-        for (int64_t i = 0; i < g->tk; i++)
-            memset((char *)x.gk + (size_t)(ok + i * g->ldk) * es, 0, (size_t)g->d * es);
-    if (x.gv)
-        for (int64_t i = 0; i < g->tk; i++)
-            memset((char *)x.gv + (size_t)(ov + i * g->ldv) * es, 0, (size_t)g->dv * es);
-}
-
-// Backward over every slice: accumulates into the non-NULL gradients of x (zeroing each
-// slice's rows first when x.zero).
+// Backward over every slice: accumulates into the non-NULL gradients of x (stores into them
+// when x.zero).
 static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
     nb_tensor *o = nd->out;
     size_t es = nb_dtype_size(o->dtype);
@@ -343,20 +329,18 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
         sdpa_prefetch(&g, bh + 1, es, &x, true);
-        if (x.zero)
-            sdpa_zero_slice(&g, es, x, oq, ok, ov);
         if (o->dtype == NB_F32)
             sdpa_bwd_f32(&g, bh, (const float *)x.q + oq, (const float *)x.k + ok,
                          (const float *)x.v + ov, SDPA_AT(const float, x.m, mo),
                          (const float *)x.go + oo, lse + bh * g.tq, SDPA_AT(float, x.gq, oq),
                          SDPA_AT(float, x.gk, ok), SDPA_AT(float, x.gv, ov),
-                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b);
+                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b, x.zero);
         else
             sdpa_bwd_f64(&g, bh, (const double *)x.q + oq, (const double *)x.k + ok,
                          (const double *)x.v + ov, SDPA_AT(const double, x.m, mo),
                          (const double *)x.go + oo, lse + bh * g.tq, SDPA_AT(double, x.gq, oq),
                          SDPA_AT(double, x.gk, ok), SDPA_AT(double, x.gv, ov),
-                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b);
+                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b, x.zero);
     }
 }
 
@@ -625,7 +609,7 @@ static nb_status qkv_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
 }
 
 // Accumulates into qkv's gradient (GEMMs adding into each column block); on its first write
-// each slice zeroes its own rows first (sdpa_ptrs.zero): grad_store.
+// each slice stores its own rows instead (sdpa_ptrs.zero): grad_store.
 const nb_op nb_op_attention_qkv = {"attention_qkv", 1,       0,    qkv_infer, qkv_forward,
                                    qkv_backward,    qkv_vjp, NULL, true,      false};
 

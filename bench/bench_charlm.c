@@ -6,7 +6,9 @@
 // PyTorch with the same protocol: WARMUP untimed steps, the ids drawn outside the timer, and
 // the same extra fields, which show whether a run did what it claims: "os_threads" (tasks in
 // /proc/self/task after the timed steps), "cores_used" (CPU time / wall time over them), and
-// "minflt_per_step" / "sys_ms_per_step" (page faults and kernel time, means over them).
+// "minflt_per_step" / "sys_ms_per_step" (page faults and kernel time, means over them), and
+// "best_step_cpu_ms" / "best_step_wall_ms" (the fastest step: other processes' bursts on a
+// shared machine miss some steps, so a ratio of these cross-checks the ratio of medians).
 //   bench_charlm [--threads N] [--steps S]
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,11 +117,12 @@ int main(int argc, char **argv) {
            "\"tok_per_cpu_s\": %.0f, \"step_wall_ms\": %.2f, \"tok_per_s\": %.0f, "
            "\"peak_rss_mib\": %.1f, \"allocs_per_step\": %.2f, \"os_threads\": %d, "
            "\"cores_used\": %.2f, \"minflt_per_step\": %.0f, \"sys_ms_per_step\": %.2f, "
-           "\"warmup\": %d}\n",
+           "\"warmup\": %d, \"best_step_cpu_ms\": %.2f, \"best_step_wall_ms\": %.2f}\n",
            (int)threads, (long long)nb_params_numel(ps, NB_PARAM), 1e3 * cpu[steps / 2],
            tok / cpu[steps / 2], 1e3 * wall[steps / 2], tok / wall[steps / 2], bu_max_rss_mib(),
            (double)allocs / (double)steps, nthreads, cpu_sum / wall_sum,
-           (double)minflt / (double)steps, 1e3 * sys_sum / (double)steps, WARMUP);
+           (double)minflt / (double)steps, 1e3 * sys_sum / (double)steps, WARMUP, 1e3 * cpu[0],
+           1e3 * wall[0]);
     free(cpu), free(wall);
     nb_graph_destroy(g);
     nb_optim_destroy(opt);

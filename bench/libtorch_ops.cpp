@@ -318,8 +318,8 @@ double tv_s(timeval t) {
 // torch_charlm.py's step: forward, cross-entropy, zero_grad, backward, AdamW (lr 3e-3, weight
 // decay 0.01 on the parameters with >= 2 dims, 0 on the rest) on fresh random ids and targets;
 // WARMUP untimed steps (bench_charlm.c's protocol), then medians of process CPU time and wall
-// time over --steps steps, and bench_charlm.c's os_threads, cores_used, minflt_per_step and
-// sys_ms_per_step.
+// time over --steps steps, and bench_charlm.c's os_threads, cores_used, minflt_per_step,
+// sys_ms_per_step and best_step_{cpu,wall}_ms.
 void charlm(const Args &a) {
     const long WARMUP = 5;
     const long B = 32, T = 64, V = 113;
@@ -371,10 +371,12 @@ void charlm(const Args &a) {
                 "\"params\": %ld, \"step_cpu_ms\": %.2f, \"tok_per_cpu_s\": %.0f, "
                 "\"step_wall_ms\": %.2f, \"tok_per_s\": %.0f, \"peak_rss_mib\": %.1f, "
                 "\"os_threads\": %d, \"cores_used\": %.2f, \"minflt_per_step\": %.0f, "
-                "\"sys_ms_per_step\": %.2f, \"warmup\": %ld}\n",
+                "\"sys_ms_per_step\": %.2f, \"warmup\": %ld, \"best_step_cpu_ms\": %.2f, "
+                "\"best_step_wall_ms\": %.2f}\n",
                 a.threads, params, 1e3 * c, (double)(B * T) / c, 1e3 * w, (double)(B * T) / w,
                 (double)ru.ru_maxrss / 1024.0, nthreads, cpu_sum / wall_sum,
-                (double)minflt / (double)a.steps, 1e3 * sys_sum / (double)a.steps, WARMUP);
+                (double)minflt / (double)a.steps, 1e3 * sys_sum / (double)a.steps, WARMUP,
+                1e3 * cpu[0], 1e3 * wall[0]);
     std::fflush(stdout);
 }
 

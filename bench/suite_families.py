@@ -299,26 +299,31 @@ def table_charlm(res, ctx, out):
                "(issue 12; 1 thread: tokens per CPU-second; 2 threads: tokens per wall second)\n")
     out.append("| thr | nabla tok/s | PyTorch tok/s | nabla ÷ PyTorch (pairwise) | target | "
                "verdict | libtorch tok/s | nabla ÷ libtorch (pairwise) | target | verdict | "
+               "fastest steps: nabla ÷ PyTorch / ÷ libtorch | "
                "wall tok/s nabla / PyTorch / libtorch | OS threads | page faults/step "
                "nabla / PyTorch / libtorch | peak RSS nabla / PyTorch / libtorch MiB "
                "| allocs/step | others' CPU % |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (_, t), d in sorted(res.items()):
         nb, tor, lt = d["nabla"], d.get("torch", []), d.get("libtorch", [])
         f = "tok_per_cpu_s" if t == 1 else "tok_per_s"
         q = [x[f] / y[f] for x, y in zip(nb, tor)]
         ql = [x[f] / y[f] for x, y in zip(nb, lt)]
+        # The same ratios from each run's fastest step (ms: PyTorch's over nabla's).
+        b = "best_step_cpu_ms" if t == 1 else "best_step_wall_ms"
+        bq = [y[b] / x[b] for x, y in zip(nb, tor) if b in x and b in y]
+        bql = [y[b] / x[b] for x, y in zip(nb, lt) if b in x and b in y]
         target = "≥ %.1f×" % CHARLM_TORCH
         thr = "/".join(sorted({str(x.get("os_threads", "?")) for x in nb}) or "—") + " / " + \
             "/".join(sorted({str(x.get("os_threads", "?")) for x in tor}) or "—") + " / " + \
             "/".join(sorted({str(x.get("os_threads", "?")) for x in lt}) or "—")
         busy = [x["others_cpu_pct"] for x in nb + tor + lt if "others_cpu_pct" in x]
-        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s "
-                   "| %s / %s / %s | %s / %s / %s | %s | %s |" % (
+        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s / %s "
+                   "| %s | %s / %s / %s | %s / %s / %s | %s | %s |" % (
                        t, fmt([x[f] for x in nb]), fmt([x[f] for x in tor]),
                        fmt(q, 2), target, verdict(med(q) >= CHARLM_TORCH),
                        fmt([x[f] for x in lt]), fmt(ql, 2), target if lt else "—",
-                       verdict(med(ql) >= CHARLM_TORCH) if lt else "—",
+                       verdict(med(ql) >= CHARLM_TORCH) if lt else "—", fmt(bq, 2), fmt(bql, 2),
                        fmt([x["tok_per_s"] for x in nb]), fmt([x["tok_per_s"] for x in tor]),
                        fmt([x["tok_per_s"] for x in lt]), thr,
                        fmt([x.get("minflt_per_step", 0) for x in nb]),
@@ -328,6 +333,9 @@ def table_charlm(res, ctx, out):
                        fmt([x["peak_rss_mib"] for x in lt]),
                        fmt([x["allocs_per_step"] for x in nb], 1), fmt(busy)))
     out.append("")
+    out.append("Fastest steps: the same ratios from each run's fastest timed step (CPU time at "
+               "1 thread, wall at 2); other processes' bursts miss some steps, so where these "
+               "and the medians' ratios disagree, the machine was not quiet enough.\n")
     out.append("Others' CPU: what other processes used of the 2 cores during each run "
                "(/proc/stat less the run's own CPU time). Above ~10 %% the runs shared the "
                "machine, which slows PyTorch (larger working set, page faults) more than nabla "

@@ -26,7 +26,7 @@ typedef float ag_vf __attribute__((vector_size(64)));
 typedef double ag_vd __attribute__((vector_size(64)));
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define AG_ISA_BUILDS 1
-#include <immintrin.h>
+#include "ops/transpose16_avx512.h"
 #else
 #define AG_ISA_BUILDS 0
 #endif
@@ -128,36 +128,15 @@ void nb__agemm_f64(bool ta, int64_t m, int64_t n, int64_t k, double alpha, const
             t[p * n + j] = x[j * ld + p];
 
 #if AG_ISA_BUILDS
-// One 16 x 16 block: rows r (16 rows of 16) -> out (column c of the block in out[c]).
+// One 16 x 16 block: 16 rows ld apart -> t (column c of the block in t's row c, n apart).
 __attribute__((target("avx512f"))) static void ag_t16(const float *x, int64_t ld, float *t,
                                                       int64_t n) {
-    __m512 r[16], a[16], b[16];
+    __m512 r[16];
     for (int i = 0; i < 16; i++)
         r[i] = _mm512_loadu_ps(x + i * ld);
-    // a[2i], a[2i + 1]: rows 2i and 2i + 1 interleaved, per 128-bit lane L: columns 4L, 4L + 1
-    // and 4L + 2, 4L + 3.
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // b[4g + c], lane L: rows 4g .. 4g + 3 of column 4L + c.
-    for (int g = 0; g < 4; g++) {
-        b[4 * g] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
-        b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
-        b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
-        b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
-    }
-    // Column 4L + c = lane L of b[c], b[4 + c], b[8 + c], b[12 + c]: a 4 x 4 lane transpose.
-    for (int c = 0; c < 4; c++) {
-        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44);
-        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
-        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
-        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-        _mm512_storeu_ps(t + (0 + c) * n, _mm512_shuffle_f32x4(u0, u2, 0x88));
-        _mm512_storeu_ps(t + (4 + c) * n, _mm512_shuffle_f32x4(u0, u2, 0xDD));
-        _mm512_storeu_ps(t + (8 + c) * n, _mm512_shuffle_f32x4(u1, u3, 0x88));
-        _mm512_storeu_ps(t + (12 + c) * n, _mm512_shuffle_f32x4(u1, u3, 0xDD));
-    }
+    nb__t16_avx512(r);
+    for (int c = 0; c < 16; c++)
+        _mm512_storeu_ps(t + c * n, r[c]);
 }
 #endif
 

@@ -222,7 +222,7 @@ typedef struct {
     // Backward: gq, gk and gv hold garbage (attention_qkv's first write, grad_store); each
     // slice's kernel stores its rows rather than adding into them (sdpa_bwd's `store`), in the
     // parallel loop, instead of backward's serial zeroing pass over the whole (..., t, 3E) grad.
-    bool zero;
+    bool store;
 } sdpa_ptrs;
 
 #define SDPA_AT(T, p, off) ((p) ? (T *)(p) + (off) : NULL)
@@ -302,7 +302,7 @@ static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_pt
 }
 
 // Backward over every slice: accumulates into the non-NULL gradients of x (stores into them
-// when x.zero).
+// when x.store).
 static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
     nb_tensor *o = nd->out;
     size_t es = nb_dtype_size(o->dtype);
@@ -334,13 +334,13 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
                          (const float *)x.v + ov, SDPA_AT(const float, x.m, mo),
                          (const float *)x.go + oo, lse + bh * g.tq, SDPA_AT(float, x.gq, oq),
                          SDPA_AT(float, x.gk, ok), SDPA_AT(float, x.gv, ov),
-                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b, x.zero);
+                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b, x.store);
         else
             sdpa_bwd_f64(&g, bh, (const double *)x.q + oq, (const double *)x.k + ok,
                          (const double *)x.v + ov, SDPA_AT(const double, x.m, mo),
                          (const double *)x.go + oo, lse + bh * g.tq, SDPA_AT(double, x.gq, oq),
                          SDPA_AT(double, x.gk, ok), SDPA_AT(double, x.gv, ov),
-                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b, x.zero);
+                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b, x.store);
     }
 }
 
@@ -561,7 +561,7 @@ static void qkv_backward(nb_node *nd) {
                                   .gq = gd,
                                   .gk = gd + qkv_col(&g, x, 1),
                                   .gv = gd + qkv_col(&g, x, 2),
-                                  .zero = nb__grad_first(nd, 0)});
+                                  .store = nb__grad_first(nd, 0)});
 }
 
 // The split written with recorded ops, L the leading dims: qkv (L, t, 3E) viewed
@@ -609,7 +609,7 @@ static nb_status qkv_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor
 }
 
 // Accumulates into qkv's gradient (GEMMs adding into each column block); on its first write
-// each slice stores its own rows instead (sdpa_ptrs.zero): grad_store.
+// each slice stores its own rows instead (sdpa_ptrs.store): grad_store.
 const nb_op nb_op_attention_qkv = {"attention_qkv", 1,       0,    qkv_infer, qkv_forward,
                                    qkv_backward,    qkv_vjp, NULL, true,      false};
 

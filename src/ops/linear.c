@@ -1,7 +1,9 @@
 // linear: y = x wᵀ + b,  x (..., in), w (out, in), b (out) optional -> y (..., out). The
 // leading dims of x (batch = their product, 1 for x (in)) are the rows of one GEMM.
-// The bias is folded into the GEMM: y is first filled with b row by row, then the GEMM
-// accumulates with beta = 1. wᵀ is a GEMM flag, so w is never copied.
+// On OpenBLAS the bias is folded into the GEMM: y is first filled with b row by row, then the
+// GEMM accumulates with beta = 1; wᵀ is a GEMM flag, so w is never copied. Float32 shapes like
+// charlm's (2048 rows, 128-512 features) run on linear_gemm.c's register tiles instead
+// (nb__lgemm_ok), which add the bias in their store and transpose w once into scratch.
 // Backward: dx += dy w (batch, out)(out, in);  dw += dyᵀ x (out, batch)(batch, in);
 //           db += Σ_batch dy.
 #include <string.h>
@@ -48,6 +50,13 @@ static void linear_forward(nb_node *nd) {
     const nb_tensor *x = nd->in[0], *w = nd->in[1];
     nb_tensor *y = nd->out;
     int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
+    if (nb__lgemm_ok(y->dtype, batch, in, out)) { // wᵀ in the node's scratch, the bias in the store
+        float *wt = nb__node_save(nd, (size_t)(in * out) * sizeof(float));
+        if (wt)
+            nb__lgemm_fwd_f32(F32(x), F32(w), nd->n_in == 3 ? F32(nd->in[2]) : NULL, F32(y), batch,
+                              in, out, wt);
+        return;
+    }
     size_t row = (size_t)out * nb_dtype_size(y->dtype);
     double beta = 0.0;
     if (nd->n_in == 3) {
@@ -104,13 +113,22 @@ DEFINE_BIAS_GRAD(double, f64)
 static void linear_backward(nb_node *nd) {
     nb_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
     int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
+    bool tiles = nb__lgemm_ok(y->dtype, batch, in, out);
     // beta 0 on a grad's first write of the sweep (nb__grad_first): no zeroing pass before it.
-    if (NB_WANTS_GRAD(x)) // dx (batch, in) += dy (batch, out) · w (out, in)
-        nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data,
-                 nb__grad_beta(nd, 0), x->grad);
-    if (NB_WANTS_GRAD(w)) // dw (out, in) += dyᵀ (out, batch) · x (batch, in)
-        nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data, nb__grad_beta(nd, 1),
-                 w->grad);
+    if (NB_WANTS_GRAD(x)) { // dx (batch, in) += dy (batch, out) · w (out, in)
+        if (tiles)
+            nb__lgemm_dx_f32(G32(y), F32(w), G32(x), batch, in, out, !nb__grad_first(nd, 0));
+        else
+            nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data,
+                     nb__grad_beta(nd, 0), x->grad);
+    }
+    if (NB_WANTS_GRAD(w)) { // dw (out, in) += dyᵀ (out, batch) · x (batch, in)
+        if (tiles)
+            nb__lgemm_dw_f32(G32(y), F32(x), G32(w), batch, in, out, !nb__grad_first(nd, 1));
+        else
+            nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data,
+                     nb__grad_beta(nd, 1), w->grad);
+    }
     if (nd->n_in == 3 && NB_WANTS_GRAD(nd->in[2])) {
         bool set = nb__grad_first(nd, 2);
         if (y->dtype == NB_F32)

@@ -96,6 +96,24 @@ void nb__atranspose_f64(const double *x, int64_t n, int64_t w, int64_t ld, doubl
 // Tests: 0 (default) the best build for the CPU, 1 at most AVX2, 2 the SSE2 baseline.
 extern int nb__agemm_isa;
 
+// linear_gemm.c: linear's float32 GEMMs on AVX-512 register tiles, for the shapes where they
+// beat OpenBLAS (nb__lgemm_ok: rows >= nb__lgemm_min_rows, 16 <= in, out <= 1024, in out <=
+// 128 Ki, an AVX-512 CPU). Contiguous row-major operands: x (rows, in), w (out, in), b (out)
+// or NULL, y (rows, out); wt is scratch of in out floats. dx and dw add into their destination
+// when acc, else overwrite it (garbage or NaN in it is ignored).
+#define NB_LGEMM_MIN_ROWS_DEFAULT 256
+bool nb__lgemm_ok(nb_dtype dt, int64_t rows, int64_t in, int64_t out);
+void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
+                       int64_t in, int64_t out, float *wt);
+void nb__lgemm_dx_f32(const float *dy, const float *w, float *dx, int64_t rows, int64_t in,
+                      int64_t out, bool acc);
+void nb__lgemm_dw_f32(const float *dy, const float *x, float *dw, int64_t rows, int64_t in,
+                      int64_t out, bool acc);
+// Tests: 1 takes linear to OpenBLAS as on a CPU without AVX-512; a lower minimum of rows puts
+// small shapes on the tiles.
+extern int nb__lgemm_isa;
+extern int64_t nb__lgemm_min_rows;
+
 // False if a dimension does not fit BLAS's 32-bit int (blasint is 32-bit in Debian's
 // OpenBLAS: refuse rather than truncate). Inline: matmul checks it on every call.
 static inline bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {

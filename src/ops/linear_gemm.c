@@ -1,0 +1,175 @@
+// linear's float32 GEMMs on register tiles of our own (AVX-512), for the mid-sized shapes of
+// a small transformer: charlm's (2048 rows) x (128 or 512 in) x (128, 384, 512 or 113 out)
+// forward y = x wᵀ + b, and backward dx = dy w, dw = dyᵀ x (K = 2048 rows). There OpenBLAS
+// spent ~6-8 % of charlm's step packing, ~1.8 % zeroing C for beta = 0 and ~1.9 % copying the
+// bias into every row of y; these tiles read the operands in place (wᵀ transposed once per
+// forward into the node's scratch), store C directly and add the bias in the store.
+// Microbenchmark, 1 thread, AVX-512 Zen 5, hot operands, MAC/ns, cblas_sgemm as linear.c
+// called it vs these 8 x 2-vector tiles: forward 100-107 vs 108-115 (with the transpose),
+// dx 102-109 vs 114-118, dw 90-102 vs 112-115.
+// Each C element is the sum of its products in order of the inner index, in FMAs, for dw in
+// blocks of LG_KC added to C in order: fixed by the shape, whatever the thread count (threads
+// share whole row tiles of C). Only an AVX-512 build exists (GCC, x86-64); without it, or
+// outside the shapes where the tiles won, linear stays on OpenBLAS (nb__lgemm_ok), whose bits
+// already depend on the CPU.
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ops/ops_impl.h"
+
+int nb__lgemm_isa = 0;
+int64_t nb__lgemm_min_rows = NB_LGEMM_MIN_ROWS_DEFAULT;
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define LG_BUILD 1
+#else
+#define LG_BUILD 0
+#endif
+
+// Rows and 16-float vectors of one C tile: 8 x 2 accumulators, 16 of the 32 zmm registers
+// (12 x 2, 8 x 3, 6 x 4 and 14 x 2 were no faster on charlm's shapes), and dw's inner block:
+// 256 rows of dy and x keep the tile's A and B streams in L1 / L2 (the whole K = 2048 at once
+// ran at 82 MAC/ns instead of 114).
+#define LG_MR 8
+#define LG_KC 256
+// Fork the team only above this many multiply-adds (~10 µs on one core).
+#define LG_PAR_MIN ((int64_t)1 << 20)
+
+bool nb__lgemm_ok(nb_dtype dt, int64_t rows, int64_t in, int64_t out) {
+#if LG_BUILD
+    // B (in x out) is read from L2 by every row tile: at most 512 KiB of it.
+    return dt == NB_F32 && nb__lgemm_isa == 0 && rows >= nb__lgemm_min_rows && in >= 16 &&
+           out >= 16 && in <= 1024 && out <= 1024 && in * out <= 131072 &&
+           __builtin_cpu_supports("avx512f");
+#else
+    (void)dt, (void)rows, (void)in, (void)out;
+    return false;
+#endif
+}
+
+#if LG_BUILD
+enum { LG_STORE, LG_ACC, LG_BIAS }; // C = s, C += s, C = s + bias
+
+#define LG_INL static inline __attribute__((always_inline, target("avx512f")))
+
+// One tile of MR rows x NV vectors at c, over k inner indices: A's entry (i, p) is
+// a[i sai + p sap], B's row p starts at b + p ldb; the last vector's columns are those of `m`.
+#define LG_DEF_TILE(MR, NV)                                                                        \
+    LG_INL void lg_tile_##MR##_##NV(int64_t k, const float *a, int64_t sai, int64_t sap,           \
+                                    const float *b, int64_t ldb, float *c, int64_t ldc, int mode,  \
+                                    const float *bias, __mmask16 m) {                              \
+        __m512 s[MR][NV];                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) s[r][v] = _mm512_setzero_ps();    \
+        for (int64_t p = 0; p < k; p++) {                                                          \
+            __m512 bv[NV];                                                                         \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] =                           \
+                v == NV - 1 ? _mm512_maskz_loadu_ps(m, b + p * ldb + v * 16)                       \
+                            : _mm512_loadu_ps(b + p * ldb + v * 16);                               \
+            const float *ap = a + p * sap;                                                         \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                 \
+                __m512 x = _mm512_set1_ps(ap[r * sai]);                                            \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) s[r][v] =                     \
+                    _mm512_fmadd_ps(x, bv[v], s[r][v]);                                            \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                 \
+            float *cp = c + r * ldc + v * 16;                                                      \
+            __mmask16 mm = v == NV - 1 ? m : 0xffff;                                               \
+            __m512 o = s[r][v];                                                                    \
+            if (mode == LG_ACC)                                                                    \
+                o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(mm, cp));                               \
+            else if (mode == LG_BIAS)                                                              \
+                o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(mm, bias + v * 16));                    \
+            _mm512_mask_storeu_ps(cp, mm, o);                                                      \
+        }                                                                                          \
+    }
+LG_DEF_TILE(8, 2)
+LG_DEF_TILE(8, 1)
+LG_DEF_TILE(1, 2)
+LG_DEF_TILE(1, 1)
+
+// Rows [i0, i0 + mr) of C (mr = LG_MR, or 1), all n columns: pairs of vectors, then single
+// (the last one masked) vectors.
+#define LG_ROWS(MR)                                                                                \
+    do {                                                                                           \
+        int64_t j = 0;                                                                             \
+        for (; j + 32 <= n; j += 32)                                                               \
+            lg_tile_##MR##_2(k, a, sai, sap, b + j, ldb, c + j, ldc, mode, bias ? bias + j : NULL, \
+                             0xffff);                                                              \
+        for (; j < n; j += 16) {                                                                   \
+            __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);                \
+            lg_tile_##MR##_1(k, a, sai, sap, b + j, ldb, c + j, ldc, mode, bias ? bias + j : NULL, \
+                             mk);                                                                  \
+        }                                                                                          \
+    } while (0)
+
+// C's row tiles [t0, t1) (tile t: rows [t LG_MR, min(m, (t + 1) LG_MR))), k inner indices.
+// bias is read only when mode is LG_BIAS (NULL otherwise).
+__attribute__((target("avx512f"))) static void lg_tiles(int64_t t0, int64_t t1, int64_t m,
+                                                        int64_t n, int64_t k, const float *a0,
+                                                        int64_t sai, int64_t sap, const float *b,
+                                                        int64_t ldb, float *c0, int64_t ldc,
+                                                        int mode, const float *bias) {
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
+        const float *a = a0 + i0 * sai;
+        float *c = c0 + i0 * ldc;
+        if (mr == LG_MR) {
+            LG_ROWS(8);
+        } else {
+            for (int64_t r = 0; r < mr; r++, a += sai, c += ldc)
+                LG_ROWS(1);
+        }
+    }
+}
+#endif
+
+// Row tiles of C shared over the OpenMP team (whole tiles per thread) above LG_PAR_MIN
+// multiply-adds; CALL uses the tile range [lo, hi).
+#define LG_SHARE(m, work, CALL)                                                                    \
+    do {                                                                                           \
+        int64_t tiles_ = ((m) + LG_MR - 1) / LG_MR;                                                \
+        NB_RANGES(tiles_, (work) > LG_PAR_MIN ? 1 : tiles_, lo, hi, CALL);                         \
+    } while (0)
+
+void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
+                       int64_t in, int64_t out, float *wt) {
+#if LG_BUILD
+    nb__atranspose_f32(w, out, in, in, wt); // wt (in, out)
+    int mode = b ? LG_BIAS : LG_STORE;
+    LG_SHARE(rows, rows * in * out,
+             lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, out, y, out, mode, b));
+#else
+    (void)x, (void)w, (void)b, (void)y, (void)rows, (void)in, (void)out, (void)wt;
+#endif
+}
+
+void nb__lgemm_dx_f32(const float *dy, const float *w, float *dx, int64_t rows, int64_t in,
+                      int64_t out, bool acc) {
+#if LG_BUILD
+    LG_SHARE(
+        rows, rows * in * out,
+        lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL));
+#else
+    (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
+#endif
+}
+
+void nb__lgemm_dw_f32(const float *dy, const float *x, float *dw, int64_t rows, int64_t in,
+                      int64_t out, bool acc) {
+#if LG_BUILD
+    // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows.
+    LG_SHARE(out, rows * in * out, {
+        for (int64_t p0 = 0; p0 < rows; p0 += LG_KC) {
+            int64_t kc = rows - p0 < LG_KC ? rows - p0 : LG_KC;
+            lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
+                     acc || p0 > 0 ? LG_ACC : LG_STORE, NULL);
+        }
+    });
+#else
+    (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
+#endif
+}

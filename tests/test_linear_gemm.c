@@ -1,0 +1,194 @@
+// src/ops/linear_gemm.c: linear's float32 register-tiled GEMMs (AVX-512 only; skipped on other
+// CPUs, where linear stays on OpenBLAS). The three kernels against a double-precision sum over
+// odd shapes: 1 element, rows and columns that are and are not multiples of the 8-row tiles and
+// 16-float vectors, dw's K below, at and past its 256-row blocks; dx and dw written over NaN and
+// accumulated. Then through nb_linear (the minimum of rows lowered so small shapes take the
+// tiles): a rank-3 x, x and w feeding two linears through a scale (so dx and dw are first
+// written by one backward, then accumulated by the other), against the OpenBLAS path (nb__lgemm_isa
+// = 1); and the bits of y and of every grad at 1 and 2 threads on a shape that forks the team.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla.h"
+#include "ops/ops_impl.h" // nb__lgemm_*
+
+static double urand(unsigned *s) {
+    *s = *s * 1103515245u + 12345u;
+    return (double)((*s >> 8) & 0xFFFF) / 32768.0 - 1.0;
+}
+
+static bool have_tiles(void) {
+    return nb__lgemm_ok(NB_F32, 4096, 128, 128);
+}
+
+static float *frand(int64_t n, unsigned *seed) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)urand(seed);
+    return p;
+}
+
+// |got - Σ_p a(i, p) b(p, j) - c0| within (k + 2) eps (Σ|a b| + |c0|), whatever the order.
+static void expect_close(double got, double s, double mag, double c0, int64_t k) {
+    double tol = (double)(k + 2) * (double)FLT_EPSILON * (mag + fabs(c0));
+    if (!(fabs(got - (s + c0)) <= tol))
+        fail_msg("got %.9g want %.9g (tol %.3g, k %lld)", got, s + c0, tol, (long long)k);
+}
+
+static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
+    float *x = frand(rows * in, &seed), *w = frand(out * in, &seed), *b = frand(out, &seed);
+    float *dy = frand(rows * out, &seed), *y = frand(rows * out, &seed);
+    float *wt = malloc((size_t)(in * out) * sizeof(float)), *dx = frand(rows * in, &seed);
+    float *dw = frand(out * in, &seed), *dx0 = frand(rows * in, &seed);
+    float *dw0 = frand(out * in, &seed);
+    assert_non_null(wt);
+    for (int bias = 0; bias < 2; bias++) { // forward: y = x wᵀ (+ b)
+        for (int64_t i = 0; i < rows * out; i++)
+            y[i] = NAN;
+        nb__lgemm_fwd_f32(x, w, bias ? b : NULL, y, rows, in, out, wt);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t o = 0; o < out; o++) {
+                double s = 0, mag = 0;
+                for (int64_t p = 0; p < in; p++) {
+                    double t = (double)x[r * in + p] * (double)w[o * in + p];
+                    s += t, mag += fabs(t);
+                }
+                expect_close(y[r * out + o], s, mag, bias ? (double)b[o] : 0.0, in);
+            }
+    }
+    for (int acc = 0; acc < 2; acc++) {
+        for (int64_t i = 0; i < rows * in; i++)
+            dx[i] = acc ? dx0[i] : NAN;
+        for (int64_t i = 0; i < out * in; i++)
+            dw[i] = acc ? dw0[i] : NAN;
+        nb__lgemm_dx_f32(dy, w, dx, rows, in, out, acc); // dx (rows, in) = dy w
+        nb__lgemm_dw_f32(dy, x, dw, rows, in, out, acc); // dw (out, in) = dyᵀ x
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < in; i++) {
+                double s = 0, mag = 0;
+                for (int64_t o = 0; o < out; o++) {
+                    double t = (double)dy[r * out + o] * (double)w[o * in + i];
+                    s += t, mag += fabs(t);
+                }
+                expect_close(dx[r * in + i], s, mag, acc ? (double)dx0[r * in + i] : 0.0, out);
+            }
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t i = 0; i < in; i++) {
+                double s = 0, mag = 0;
+                for (int64_t r = 0; r < rows; r++) {
+                    double t = (double)dy[r * out + o] * (double)x[r * in + i];
+                    s += t, mag += fabs(t);
+                }
+                expect_close(dw[o * in + i], s, mag, acc ? (double)dw0[o * in + i] : 0.0, rows);
+            }
+    }
+    free(x), free(w), free(b), free(dy), free(y), free(wt), free(dx), free(dw), free(dx0),
+        free(dw0);
+}
+
+static void kernels_match_double_sums(void **state) {
+    (void)state;
+    if (!have_tiles())
+        skip();
+    static const int64_t R[] = {1, 7, 8, 9, 23, 255, 256, 257, 600};
+    static const int64_t N[] = {1, 3, 16, 17, 33, 48, 113};
+    unsigned seed = 11;
+    for (size_t r = 0; r < sizeof R / sizeof *R; r++)
+        for (size_t i = 0; i < sizeof N / sizeof *N; i++)
+            for (size_t o = 0; o < sizeof N / sizeof *N; o++)
+                if (R[r] <= 23 || (i + o) % 3 == 0) // the long K on a third of the widths
+                    check_shape(R[r], N[i], N[o], seed++);
+}
+
+// y = linear(x / 2, w / 2, b), and the grads of x (rank 3), w and b through two linears that
+// share x / 2 and w / 2, for one setting of the kernels: (y, gx, gw, gb) in that order in res.
+static void run_linear(int64_t bt, int64_t t, int64_t in, int64_t o, float *res) {
+    unsigned seed = 5;
+    nb_tensor *x = nb_tensor_create(NB_F32, 3, (int64_t[]){bt, t, in});
+    nb_tensor *w = nb_tensor_create(NB_F32, 2, (int64_t[]){o, in});
+    nb_tensor *b = nb_tensor_create(NB_F32, 1, (int64_t[]){o});
+    nb_tensor *up = nb_tensor_create(NB_F32, 3, (int64_t[]){bt, t, o});
+    nb_tensor *ts[] = {x, w, b, up};
+    for (int k = 0; k < 4; k++) {
+        assert_non_null(ts[k]);
+        float *p = nb_tensor_data(ts[k]);
+        for (int64_t i = 0; i < nb_tensor_numel(ts[k]); i++)
+            p[i] = (float)urand(&seed);
+        nb_tensor_set_requires_grad(ts[k], k < 3);
+    }
+    nb_graph *g = nb_graph_create();
+    // xs and ws are not leaves: the backward of the later linear writes their grads first
+    // (dx, dw over garbage), the earlier one adds.
+    nb_tensor *xs = nb_scale(g, x, 0.5), *ws = nb_scale(g, w, 0.5);
+    nb_tensor *y1 = nb_linear(g, xs, ws, b), *y2 = nb_linear(g, xs, ws, NULL);
+    nb_tensor *y = nb_add(g, y1, y2);
+    assert_int_equal(nb_backward_with(g, y, up), NB_OK);
+    int64_t ny = bt * t * o, nx = bt * t * in;
+    memcpy(res, nb_tensor_data(y1), (size_t)ny * sizeof(float));
+    memcpy(res + ny, nb_tensor_grad(x), (size_t)nx * sizeof(float));
+    memcpy(res + ny + nx, nb_tensor_grad(w), (size_t)(o * in) * sizeof(float));
+    memcpy(res + ny + nx + o * in, nb_tensor_grad(b), (size_t)o * sizeof(float));
+    nb_graph_destroy(g);
+    for (int k = 0; k < 4; k++)
+        nb_tensor_destroy(ts[k]);
+}
+
+static size_t res_len(int64_t bt, int64_t t, int64_t in, int64_t o) {
+    return (size_t)(bt * t * o + bt * t * in + o * in + o);
+}
+
+static void linear_op_matches_openblas(void **state) {
+    (void)state;
+    if (!have_tiles())
+        skip();
+    const int64_t bt = 3, t = 7, in = 19, o = 33;
+    size_t n = res_len(bt, t, in, o);
+    float *tiles = malloc(n * sizeof(float)), *blas = malloc(n * sizeof(float));
+    assert_non_null(tiles), assert_non_null(blas);
+    nb__lgemm_min_rows = 1;
+    run_linear(bt, t, in, o, tiles);
+    nb__lgemm_isa = 1;
+    run_linear(bt, t, in, o, blas);
+    nb__lgemm_isa = 0;
+    nb__lgemm_min_rows = NB_LGEMM_MIN_ROWS_DEFAULT;
+    for (size_t i = 0; i < n; i++) // sums of <= 2 x 33 products of |.| <= 1 in float
+        if (!(fabsf(tiles[i] - blas[i]) <= 1e-4f))
+            fail_msg("element %zu: tiles %.9g, OpenBLAS %.9g", i, (double)tiles[i],
+                     (double)blas[i]);
+    free(tiles), free(blas);
+}
+
+static void bits_do_not_depend_on_threads(void **state) {
+    (void)state;
+    if (!have_tiles())
+        skip();
+    const int64_t bt = 8, t = 75, in = 72, o = 130; // 600 rows: 75 row tiles, 2^22 MACs
+    size_t n = res_len(bt, t, in, o);
+    float *one = malloc(n * sizeof(float)), *two = malloc(n * sizeof(float));
+    assert_non_null(one), assert_non_null(two);
+    nb_set_num_threads(1);
+    run_linear(bt, t, in, o, one);
+    nb_set_num_threads(2);
+    run_linear(bt, t, in, o, two);
+    nb_set_num_threads(1);
+    assert_memory_equal(one, two, n * sizeof(float));
+    free(one), free(two);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kernels_match_double_sums),
+        cmocka_unit_test(linear_op_matches_openblas),
+        cmocka_unit_test(bits_do_not_depend_on_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -13,6 +13,10 @@
 // preempted, and for steps much shorter than a scheduler slice (net B's ~130 us) the medians
 // mostly not, so their ratio is the steadier figure there (not for net A's milliseconds-long
 // steps, most of which a loaded machine interrupts).
+// Built a second time as bench_mlp_prof (BENCH_MLP_PROFILE, mlp_prof.c): the same runs with a
+// per-phase, per-node, per-GEMM and per-OpenMP-region profile printed before the JSON line, and
+// two in-process experiments (MLP_PROF_FUSED=1, MLP_PROF_SERIAL_ZERO=1; see main). In this
+// binary the PROF_* hooks are empty.
 #include <cblas.h>
 #include <inttypes.h>
 #include <math.h>
@@ -21,6 +25,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "mlp_prof.h"
 #include "nabla.h"
 
 #define MAX_LAYERS 8
@@ -139,27 +144,61 @@ typedef struct {
     nb_sgd *opt;
     nb_batch_iter *it;
     nb_tensor *x, *labels, *loss;
+#ifdef BENCH_MLP_PROFILE
+    bool fused; // the fused-SGD experiment: w[0] has no grad, see fused_w0
+    float lr;
+    bool serial_zero; // zero the grads one tensor at a time, serially (the pre-round-4 zero_grad)
+#endif
 } trainer;
+
+#ifdef BENCH_MLP_PROFILE
+// The "fused optimizer" experiment (bench_mlp_prof only): w[0] (h, 784) is left out of the
+// optimizer and needs no grad, so zero_grad, backward and the SGD pass skip it; instead its
+// update is one GEMM with the weights as C: w[0] = -lr dyᵀ (h, B) x (B, 784) + w[0], where dy is
+// the gradient of the first linear's output (node 0 of the tape, written by ReLU's backward).
+static void fused_w0(trainer *t) {
+    int b = (int)t->o->batch, h = (int)t->o->dim[1], in = (int)t->o->dim[0];
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, in, b, -t->lr, prof_node_grad(t->g, 0),
+                h, nb_tensor_data_f32(t->x), in, 1.0f, nb_tensor_data_f32(t->m->w[0]), in);
+}
+#endif
 
 // One SGD step. Returns false (after printing why) on any error.
 static bool train_step(trainer *t) {
+    PROF_MARK(PM_STEP);
     const int64_t *idx = next_full_batch(t->it, t->o->batch);
     if (nb_dataset_fill_batch(t->ds, idx, t->o->batch, t->x, NULL, t->labels) != NB_OK) {
         fprintf(stderr, "bench_mlp: %s\n", nb_last_error());
         return false;
     }
+    PROF_MARK(PM_GATHER);
     if (t->o->replay && t->loss) {
         nb_graph_replay(t->g);
     } else {
         nb_graph_reset(t->g);
         t->loss = forward(t->g, t->m, t->o->n_layers, t->x, t->labels);
     }
-    nb_sgd_zero_grad(t->opt);
+    PROF_MARK(PM_REPLAY);
+#ifdef BENCH_MLP_PROFILE
+    for (int l = 0; t->serial_zero && l < t->o->n_layers; l++) {
+        nb_tensor_zero_grad(t->m->w[l]);
+        nb_tensor_zero_grad(t->m->b[l]);
+    }
+    if (!t->serial_zero)
+#endif
+        nb_sgd_zero_grad(t->opt);
+    PROF_MARK(PM_ZERO);
     if (!t->loss || nb_backward(t->g, t->loss) != NB_OK) {
         fprintf(stderr, "bench_mlp: %s\n", nb_graph_error(t->g));
         return false;
     }
+    PROF_MARK(PM_BACKWARD);
+#ifdef BENCH_MLP_PROFILE
+    if (t->fused)
+        fused_w0(t);
+#endif
     nb_sgd_step(t->opt);
+    PROF_MARK(PM_SGD);
     return true;
 }
 
@@ -214,6 +253,7 @@ static void gemm_free(gemm_set *s, int n_layers) {
 
 // The matrix products of one training step and nothing else (beta = 0 throughout).
 static void gemm_step(gemm_set *s, const options *o) {
+    PROF_MARK(PM_LIMIT);
     int b = (int)o->batch;
     for (int l = 0; l < o->n_layers; l++) {
         int in = (int)o->dim[l], out = (int)o->dim[l + 1];
@@ -229,6 +269,7 @@ static void gemm_step(gemm_set *s, const options *o) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in, out, 1.0f, dy, out, w, in,
                         0.0f, nb_tensor_data_f32(s->dx[l]), in);
     }
+    PROF_MARK(PM_LIMIT_END);
 }
 
 int main(int argc, char **argv) {
@@ -275,6 +316,42 @@ int main(int argc, char **argv) {
     for (int64_t s = 0; s < o.warmup; s++)
         if (!train_step(&t))
             return 1;
+#ifdef BENCH_MLP_PROFILE
+    // MLP_PROF_FUSED=1: a second trainer runs the fused-SGD experiment after each limit slice;
+    // MLP_PROF_SERIAL_ZERO=1: the same trainer runs a slice more with the grads zeroed serially,
+    // tensor by tensor (an in-process A/B of nb_sgd_zero_grad). Hooks are off in both; otherwise
+    // they are on in every other slice (the rest measure the step as bench_mlp runs it).
+    const char *fused_env = getenv("MLP_PROF_FUSED"), *zero_env = getenv("MLP_PROF_SERIAL_ZERO");
+    bool fused_mode = fused_env && !strcmp(fused_env, "1") && o.replay;
+    bool zero_mode = zero_env && !strcmp(zero_env, "1") && !fused_mode;
+    model mf = {0};
+    trainer tf = {.o = &o, .ds = &ds, .m = &mf, .fused = true, .lr = 0.01f};
+    if (fused_mode) {
+        nb_rng rf;
+        nb_rng_seed(&rf, 42);
+        if (!model_init(&mf, &o, &rf) || nb_tensor_set_requires_grad(mf.w[0], false))
+            return 1;
+        nb_tensor *pf[2 * MAX_LAYERS];
+        int np = 0;
+        pf[np++] = mf.b[0];
+        for (int l = 1; l < o.n_layers; l++) {
+            pf[np++] = mf.w[l];
+            pf[np++] = mf.b[l];
+        }
+        tf.g = nb_graph_create();
+        tf.opt = nb_sgd_create(pf, np, (nb_sgd_config){.lr = 0.01});
+        tf.it = nb_batch_iter_create(NULL, ds.n, o.batch, true, 7);
+        tf.x = nb_tensor_create(NB_F32, 2, (int64_t[]){o.batch, IN_FEATURES});
+        tf.labels = nb_tensor_create(NB_I32, 1, (int64_t[]){o.batch});
+        if (!tf.g || !tf.opt || !tf.it || !tf.x || !tf.labels)
+            return 1;
+        prof_variant(1);
+        for (int64_t s = 0; s < o.warmup; s++)
+            if (!train_step(&tf))
+                return 1;
+        prof_variant(0);
+    }
+#endif
     for (int s = 0; s < 10; s++)
         gemm_step(&gs, &o);
     // Training and the GEMM limit alternate in CHUNKS slices, so drift of a shared machine
@@ -289,6 +366,9 @@ int main(int argc, char **argv) {
     }
     for (int c = 0; c < CHUNKS; c++) {
         int64_t n_steps = steps * (c + 1) / CHUNKS - steps * c / CHUNKS;
+#ifdef BENCH_MLP_PROFILE
+        prof_set(t.g, !fused_mode && !zero_mode && o.replay && c % 2 == 0);
+#endif
         int64_t allocs0 = bu_allocations();
         double t0 = bu_now(), ts = t0;
         for (int64_t s = 0; s < n_steps; s++) {
@@ -309,7 +389,23 @@ int main(int argc, char **argv) {
         gemm_s += ts - t1;
         train_s += t1 - t0;
         done += n_steps;
+#ifdef BENCH_MLP_PROFILE
+        prof_variant(fused_mode ? 1 : 2);
+        t.serial_zero = zero_mode;
+        for (int64_t s = 0; (fused_mode || zero_mode) && s < n_steps; s++)
+            if (!train_step(fused_mode ? &tf : &t))
+                return 1;
+        t.serial_zero = false;
+        prof_variant(0);
+#endif
     }
+#ifdef BENCH_MLP_PROFILE
+    prof_set(t.g, false);
+    prof_report(stdout, (int)o.threads);
+    if (fused_mode)
+        printf("# fused variant: loss %.4f (the unfused trainer's is in the JSON line)\n",
+               nb_tensor_get(tf.loss, 0));
+#endif
     double step_med = median(step_s, steps), limit_med = median(step_s + steps, steps);
     free(step_s);
     double rss = bu_max_rss_mib();

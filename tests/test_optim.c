@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
@@ -255,6 +256,50 @@ static void expect_rejected(nb_tensor *const *params, int n, nb_sgd_config cfg, 
     assert_contains(nb_last_error(), part);
 }
 
+// zero_grad clears every grad element at 1 and 2 threads when the grads are large enough (75 001
+// elements in all, above the library's 32 768-element threshold) for one OpenMP region to clear
+// them in shares laid across tensor boundaries (at 2 threads the split falls inside `a`), skips
+// a parameter that has no grad yet, and leaves the values alone.
+static void large_grads_are_cleared_on_every_thread_count(void **state) {
+    (void)state;
+    int64_t na = 40001, nb = 7, nc = 30000, nd = 5000;
+    nb_tensor *a = nb_tensor_create(NB_F32, 1, &na), *b = nb_tensor_create(NB_F32, 1, &nb);
+    nb_tensor *c = nb_tensor_create(NB_F32, 1, &nc), *d = nb_tensor_create(NB_F64, 1, &nd);
+    nb_tensor *params[4] = {a, b, c, d};
+    for (int p = 0; p < 4; p++) {
+        assert_non_null(params[p]);
+        assert_int_equal(nb_tensor_fill(params[p], 0.5), NB_OK);
+        assert_int_equal(nb_tensor_set_requires_grad(params[p], true), NB_OK);
+    }
+    nb_sgd *opt = nb_sgd_create(params, 4, (nb_sgd_config){.lr = 0.1});
+    assert_non_null(opt);
+    nb_graph *g = nb_graph_create();
+    int threads0 = nb_get_num_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        nb_set_num_threads(threads);
+        // d loss / d a = d loss / d c = 1, d loss / d d = 1; b takes no part (its grad stays NULL)
+        nb_graph_reset(g);
+        assert_int_equal(nb_backward(g, nb_add(g, nb_sum(g, a), nb_sum(g, c))), NB_OK);
+        nb_graph_reset(g);
+        assert_int_equal(nb_backward(g, nb_sum(g, d)), NB_OK);
+        assert_true(nb_tensor_grad_get(a, na - 1) == 1 && nb_tensor_grad_get(d, 0) == 1);
+        nb_sgd_zero_grad(opt);
+        const nb_tensor *with_grad[3] = {a, c, d};
+        for (int p = 0; p < 3; p++)
+            for (int64_t i = 0; i < nb_tensor_numel(with_grad[p]); i++)
+                if (nb_tensor_grad_get(with_grad[p], i) != 0)
+                    fail_msg("threads %d: grad %d element %" PRId64 " not cleared", threads, p, i);
+        assert_null(nb_tensor_grad(b));
+        for (int p = 0; p < 4; p++)
+            assert_true(nb_tensor_get(params[p], nb_tensor_numel(params[p]) - 1) == 0.5);
+    }
+    nb_set_num_threads(threads0);
+    nb_graph_destroy(g);
+    nb_sgd_destroy(opt);
+    for (int p = 0; p < 4; p++)
+        nb_tensor_destroy(params[p]);
+}
+
 static void bad_configs_are_rejected(void **state) {
     (void)state;
     nb_tensor *w = make(NB_F32, 2, 3, NULL, true);
@@ -403,6 +448,7 @@ int main(void) {
         cmocka_unit_test(lr_can_be_changed),
         cmocka_unit_test(param_without_grad_is_skipped),
         cmocka_unit_test(grads_accumulate_until_zeroed),
+        cmocka_unit_test(large_grads_are_cleared_on_every_thread_count),
         cmocka_unit_test(bad_configs_are_rejected),
         cmocka_unit_test(bad_params_are_rejected),
         cmocka_unit_test(xor_is_learned),

@@ -33,6 +33,11 @@ extern int64_t nb__gemm_batch_parallel_min;
 
 #define NB_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
+// A team of one (nb_set_num_threads(1)) runs the serial branch of NB_FOR_IF_ and NB_RANGES:
+// libgomp's one-thread region still costs ~0.3 us (an empty region, hot; ~0.5 us measured in
+// net B's step, which entered two per step at 1 thread: the batch gather and W1's SGD update;
+// bench/README.md, "Net B, round 4"). The check is a read of the OpenMP ICV, ~2 ns.
+#define NB_TEAM_ (omp_get_max_threads() > 1)
 #define NB_PARALLEL_FOR(n) NB_PRAGMA(omp parallel for schedule(static) if ((n) > NB_OMP_MIN))
 #else
 #define NB_PARALLEL_FOR(n)
@@ -47,7 +52,7 @@ extern int64_t nb__gemm_batch_parallel_min;
 // The loop on the OpenMP team when `cond` holds, serially otherwise (same body either way).
 #define NB_FOR_IF_(CLAUSE, cond, n, i, ...)                                                        \
     do {                                                                                           \
-        if (cond) {                                                                                \
+        if ((cond) && NB_TEAM_) {                                                                  \
             NB_PRAGMA(omp parallel for CLAUSE schedule(static))                                    \
             for (int64_t i = 0; i < (n); i++) {                                                    \
                 __VA_ARGS__                                                                        \
@@ -83,7 +88,7 @@ extern int64_t nb__gemm_batch_parallel_min;
 #define NB_RANGES(n, min, lo, hi, ...)                                                             \
     do {                                                                                           \
         const int64_t n_ = (n);                                                                    \
-        if (n_ > (min)) {                                                                          \
+        if (n_ > (min) && NB_TEAM_) {                                                              \
             NB_PRAGMA(omp parallel) {                                                              \
                 const int64_t t_ = omp_get_thread_num(), nt_ = omp_get_num_threads();              \
                 const int64_t q_ = n_ / nt_, r_ = n_ % nt_;                                        \

@@ -1,7 +1,8 @@
 // Determinism: with a fixed seed and thread count two trainings are bitwise identical; with 1
 // and 2 threads they agree to float rounding (BLAS may split sums differently; nabla's own
 // kernels use fixed static chunks and serial reductions, so they do not change results).
-// The layer sizes put the elementwise kernels above NB_OMP_MIN, so threads really run.
+// The layer sizes put the elementwise kernels above NB_OMP_MIN (its default: main sets it, as
+// OMP_WAIT_POLICY=passive would raise it), so threads really run.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <math.h>
 
 #include "nabla.h"
+#include "tensor/parallel.h" // nb__omp_min
 
 enum { BATCH = 64, IN = 96, HIDDEN = 1024, CLASSES = 10, STEPS = 8, N_PARAMS = 4 };
 
@@ -94,6 +96,7 @@ static void one_and_two_threads_agree(void **state) {
 }
 
 int main(void) {
+    nb__omp_min = NB_OMP_MIN_DEFAULT;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_threads_bitwise_identical),
         cmocka_unit_test(one_and_two_threads_agree),

@@ -4,12 +4,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <math.h>
 
 #include "nabla.h"
+#include "tensor/parallel.h" // nb__omp_min, nb__omp_min_for
 
 static void create_is_zeroed_with_shape(void **state) {
     (void)state;
@@ -216,6 +218,23 @@ static void last_error_is_errno_like(void **state) {
     nb_tensor_destroy(t);
 }
 
+// The OpenMP threshold follows libgomp's wait policy, parsed as libgomp parses it: passive
+// (any case, blanks around) raises it; anything else, or no variable, keeps the default.
+static void omp_threshold_follows_wait_policy(void **state) {
+    (void)state;
+    assert_true(NB_OMP_MIN_PASSIVE > NB_OMP_MIN_DEFAULT);
+    const char *passive[] = {"passive", "PASSIVE", " Passive\t", "passive "};
+    for (size_t i = 0; i < sizeof passive / sizeof *passive; i++)
+        assert_int_equal(nb__omp_min_for(passive[i]), NB_OMP_MIN_PASSIVE);
+    const char *other[] = {"active", "", "passiv", "passives", "pas sive", "ACTIVE"};
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        assert_int_equal(nb__omp_min_for(other[i]), NB_OMP_MIN_DEFAULT);
+    assert_int_equal(nb__omp_min_for(NULL), NB_OMP_MIN_DEFAULT);
+    // Set at load time from this process's environment.
+    assert_int_equal(nb__omp_min, nb__omp_min_for(getenv("OMP_WAIT_POLICY")));
+    assert_int_equal(nb__omp_passive, nb__omp_min == NB_OMP_MIN_PASSIVE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_is_zeroed_with_shape),
@@ -228,6 +247,7 @@ int main(void) {
         cmocka_unit_test(status_strings),
         cmocka_unit_test(element_access_is_checked),
         cmocka_unit_test(last_error_is_errno_like),
+        cmocka_unit_test(omp_threshold_follows_wait_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

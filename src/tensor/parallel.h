@@ -3,6 +3,7 @@
 #ifndef NABLA_PARALLEL_H
 #define NABLA_PARALLEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -18,12 +19,22 @@
 #define NB_CLONES
 #endif
 
-// Below this many elements a kernel runs on one thread: starting a parallel region costs a
-// few microseconds, more than a short loop. bench/ checks it: at 64 K elements 2 threads beat
-// 1 for every kernel measured (see bench/README.md); it is not finely tuned.
-#ifndef NB_OMP_MIN
-#define NB_OMP_MIN 32768
-#endif
+// Below this many elements a kernel runs on one thread: starting a parallel region costs more
+// than a short loop. How much depends on libgomp's wait policy, read once at load time
+// (parallel.c): when waiting threads spin (the default, or active) a fork-join is ~1-3 µs and
+// bench/ checks that at 64 K elements 2 threads beat 1 for every kernel measured (see
+// bench/README.md); under OMP_WAIT_POLICY=passive a waiting thread sleeps at once, and each
+// fork and join wakes it (~55-60 µs per region on the idle 2-vCPU VM, a loop of 100 µs of work
+// takes 104-116 µs split over 2 threads), so the threshold is 16 times higher (512 K elements,
+// ~100 µs of a streaming f32 loop). Not finely tuned. A variable so that tests can set it.
+#define NB_OMP_MIN_DEFAULT ((int64_t)32768)
+#define NB_OMP_MIN_PASSIVE (16 * NB_OMP_MIN_DEFAULT)
+extern int64_t nb__omp_min;
+#define NB_OMP_MIN nb__omp_min
+// True when OMP_WAIT_POLICY is passive (case-insensitive, as libgomp reads it), set with
+// nb__omp_min at load time; nb__omp_min_for(policy) is the threshold for a policy string.
+extern bool nb__omp_passive;
+int64_t nb__omp_min_for(const char *wait_policy);
 
 // Batched GEMMs (src/ops/matmul.c) share a batch over the OpenMP team only from this many
 // multiply-adds per loop (matmul.c gives the measurement). A variable so that tests can lower

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "support/opcheck.h"
-#include "tensor/parallel.h" // nb__gemm_batch_parallel_min
+#include "tensor/parallel.h" // nb__gemm_batch_parallel_min, nb__omp_passive
 
 static nb_tensor *mk(nb_dtype dt, int64_t r, int64_t c, const double *v, bool grad) {
     nb_tensor *t = nb_tensor_create(dt, 2, (int64_t[]){r, c});
@@ -203,11 +203,31 @@ static void batched_matmul_matches_reference(void **state) {
     nb__gemm_batch_parallel_min = NB_GEMM_BATCH_PARALLEL_MIN_DEFAULT;
 }
 
+// Under OMP_WAIT_POLICY=passive (nb__omp_passive) gemm.c runs products below its bound on one
+// BLAS thread (each fork would wake a sleeping thread) and restores the thread count after.
+// 96 x 64 x 80 = 491 520 multiply-adds: above OpenBLAS's own threading threshold.
+static void passive_small_gemm_on_one_thread(void **state) {
+    (void)state;
+    int threads = nb_get_num_threads();
+    bool passive = nb__omp_passive;
+    for (int pass = 0; pass < 2; pass++) {
+        nb__omp_passive = pass;
+        for (int t = 0; t < 4; t++)
+            for (int d = 0; d < 2; d++) {
+                ref_case r = {{1, 1}, {1, 1}, 96, 64, 80, t & 1, t & 2};
+                check_against_reference(&r, d ? NB_F64 : NB_F32);
+                assert_int_equal(nb_get_num_threads(), threads);
+            }
+    }
+    nb__omp_passive = passive;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_values_and_grads),
         cmocka_unit_test(bad_shapes_record_errors),
         cmocka_unit_test(batched_matmul_matches_reference),
+        cmocka_unit_test(passive_small_gemm_on_one_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

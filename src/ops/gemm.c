@@ -4,9 +4,32 @@
 
 #include "ops/ops_impl.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 // Products this small cost more in BLAS's dispatch (thread-pool lock, packing) than in
 // arithmetic: a plain loop takes the per-op overhead of 1-element layers from ~1 µs to ~0.1 µs.
 #define TINY_GEMM 64
+
+// Under OMP_WAIT_POLICY=passive (tensor/parallel.h) a product of fewer multiply-adds than this
+// runs on one thread. OpenBLAS's OpenMP build forks for every product above 262 144 MACs, and
+// under passive each fork and join wakes a sleeping thread (~55-95 µs per region here), more
+// than a second core saves on a product of ~12 M MACs (~120 µs on one core at ~100 G/s); the
+// same bound as matmul.c's batched GEMMs. With spinning waits BLAS decides, as before.
+#define GEMM_PASSIVE_THREAD_MIN 12e6
+
+// The CBLAS call itself.
+static inline __attribute__((always_inline)) void
+blas_gemm(nb_dtype dt, enum CBLAS_TRANSPOSE opa, enum CBLAS_TRANSPOSE opb, blasint m, blasint n,
+          blasint k, double alpha, const void *a, blasint lda, const void *b, blasint ldb,
+          double beta, void *c, blasint ldc) {
+    if (dt == NB_F32)
+        cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c,
+                    ldc);
+    else
+        cblas_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 #define DEFINE_TINY_GEMM(T, sfx)                                                                   \
     static inline __attribute__((always_inline)) void tiny_gemm_##sfx(                             \
@@ -81,12 +104,21 @@ gemm_body(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double
     }
     enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
-    if (dt == NB_F32)
-        cblas_sgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a,
-                    lda, b, ldb, (float)beta, c, ldc);
-    else
-        cblas_dgemm(CblasRowMajor, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b,
-                    ldb, beta, c, ldc);
+#if defined(_OPENMP) && defined(NB_BLAS_OPENMP)
+    // OpenBLAS takes its thread count from the caller's nthreads ICV at each call (matmul.c).
+    if (nb__omp_passive && (double)m * (double)n * (double)k < GEMM_PASSIVE_THREAD_MIN) {
+        int threads = omp_get_max_threads();
+        if (threads > 1) {
+            omp_set_num_threads(1);
+            blas_gemm(dt, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b, ldb, beta,
+                      c, ldc);
+            omp_set_num_threads(threads);
+            return;
+        }
+    }
+#endif
+    blas_gemm(dt, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b, ldb, beta, c,
+              ldc);
 }
 
 void nb__gemm(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,

@@ -1,11 +1,12 @@
 // src/ops/linear_gemm.c: linear's float32 register-tiled GEMMs (AVX-512 only; skipped on other
 // CPUs, where linear stays on OpenBLAS). The three kernels against a double-precision sum over
 // odd shapes: 1 element, rows and columns that are and are not multiples of the 8-row tiles and
-// 16-float vectors, dw's K below, at and past its 256-row blocks; dx and dw written over NaN and
-// accumulated. Then through nb_linear (the minimum of rows lowered so small shapes take the
-// tiles): a rank-3 x, x and w feeding two linears through a scale (so dx and dw are first
-// written by one backward, then accumulated by the other), against the OpenBLAS path (nb__lgemm_isa
-// = 1); and the bits of y and of every grad at 1 and 2 threads on a shape that forks the team.
+// 16-float vectors, dw's K below, at and past its 256-row blocks (128 for x wider than 256); dx and
+// dw written over NaN and accumulated. Then through nb_linear (the minimum of rows lowered so small
+// shapes take the tiles): a rank-3 x, x and w feeding two linears through a scale (so dx and dw are
+// first written by one backward, then accumulated by the other), against the OpenBLAS path
+// (nb__lgemm_isa = 1); and the bits of y and of every grad at 1 and 2 threads on a shape that forks
+// the team.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,7 +48,8 @@ static void expect_close(double got, double s, double mag, double c0, int64_t k)
 static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
     float *x = frand(rows * in, &seed), *w = frand(out * in, &seed), *b = frand(out, &seed);
     float *dy = frand(rows * out, &seed), *y = frand(rows * out, &seed);
-    float *wt = malloc((size_t)(in * out) * sizeof(float)), *dx = frand(rows * in, &seed);
+    float *wt = malloc((size_t)(in * NB_LGEMM_LDT(out)) * sizeof(float)),
+          *dx = frand(rows * in, &seed);
     float *dw = frand(out * in, &seed), *dx0 = frand(rows * in, &seed);
     float *dw0 = frand(out * in, &seed);
     assert_non_null(wt);
@@ -107,6 +109,10 @@ static void kernels_match_double_sums(void **state) {
             for (size_t o = 0; o < sizeof N / sizeof *N; o++)
                 if (R[r] <= 23 || (i + o) % 3 == 0) // the long K on a third of the widths
                     check_shape(R[r], N[i], N[o], seed++);
+    // x wider than 256: dw's K in blocks of 128 rows (below, at and past them).
+    static const int64_t RW[] = {127, 128, 129, 300};
+    for (size_t r = 0; r < sizeof RW / sizeof *RW; r++)
+        check_shape(RW[r], 257 + (int64_t)r * 127, 17 + (int64_t)r * 16, seed++);
 }
 
 // y = linear(x / 2, w / 2, b), and the grads of x (rank 3), w and b through two linears that

@@ -8,7 +8,7 @@
 // called it vs these 8 x 2-vector tiles: forward 100-107 vs 108-115 (with the transpose),
 // dx 102-109 vs 114-118, dw 90-102 vs 112-115.
 // Each C element is the sum of its products in order of the inner index, in FMAs, for dw in
-// blocks of LG_KC added to C in order: fixed by the shape, whatever the thread count (threads
+// blocks of LG_KC(in) added to C in order: fixed by the shape, whatever the thread count (threads
 // share whole row tiles of C). Only an AVX-512 build exists (GCC, x86-64); without it, or
 // outside the shapes where the tiles won, linear stays on OpenBLAS (nb__lgemm_ok), whose bits
 // already depend on the CPU.
@@ -22,6 +22,8 @@ int64_t nb__lgemm_min_rows = NB_LGEMM_MIN_ROWS_DEFAULT;
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #include <immintrin.h>
+
+#include "ops/transpose16_avx512.h"
 #define LG_BUILD 1
 #else
 #define LG_BUILD 0
@@ -30,9 +32,11 @@ int64_t nb__lgemm_min_rows = NB_LGEMM_MIN_ROWS_DEFAULT;
 // Rows and 16-float vectors of one C tile: 8 x 2 accumulators, 16 of the 32 zmm registers
 // (12 x 2, 8 x 3, 6 x 4 and 14 x 2 were no faster on charlm's shapes), and dw's inner block:
 // 256 rows of dy and x keep the tile's A and B streams in L1 / L2 (the whole K = 2048 at once
-// ran at 82 MAC/ns instead of 114).
+// ran at 82 MAC/ns instead of 114); 128 rows when x is wider than 256 (in = 512: x's block
+// 256 KiB instead of 512 KiB next to dw's 256 KiB in a 1 MiB L2, 4-5 % faster; narrower x
+// lost 1-2 % with 128).
 #define LG_MR 8
-#define LG_KC 256
+#define LG_KC(in) ((in) > 256 ? 128 : 256)
 // Fork the team only above this many multiply-adds (~10 µs on one core).
 #define LG_PAR_MIN ((int64_t)1 << 20)
 
@@ -91,23 +95,9 @@ LG_DEF_TILE(8, 1)
 LG_DEF_TILE(1, 2)
 LG_DEF_TILE(1, 1)
 
-// Rows [i0, i0 + mr) of C (mr = LG_MR, or 1), all n columns: pairs of vectors, then single
-// (the last one masked) vectors.
-#define LG_ROWS(MR)                                                                                \
-    do {                                                                                           \
-        int64_t j = 0;                                                                             \
-        for (; j + 32 <= n; j += 32)                                                               \
-            lg_tile_##MR##_2(k, a, sai, sap, b + j, ldb, c + j, ldc, mode, bias ? bias + j : NULL, \
-                             0xffff);                                                              \
-        for (; j < n; j += 16) {                                                                   \
-            __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);                \
-            lg_tile_##MR##_1(k, a, sai, sap, b + j, ldb, c + j, ldc, mode, bias ? bias + j : NULL, \
-                             mk);                                                                  \
-        }                                                                                          \
-    } while (0)
-
-// C's row tiles [t0, t1) (tile t: rows [t LG_MR, min(m, (t + 1) LG_MR))), k inner indices.
-// bias is read only when mode is LG_BIAS (NULL otherwise).
+// C's row tiles [t0, t1) (tile t: rows [t LG_MR, min(m, (t + 1) LG_MR))), k inner indices;
+// per tile, pairs of vectors while more than 16 columns remain, the last one masked (n = 113:
+// 3 x 32 + 17 as 16 + 1), then a single vector. bias is read only when mode is LG_BIAS.
 __attribute__((target("avx512f"))) static void lg_tiles(int64_t t0, int64_t t1, int64_t m,
                                                         int64_t n, int64_t k, const float *a0,
                                                         int64_t sai, int64_t sap, const float *b,
@@ -115,15 +105,54 @@ __attribute__((target("avx512f"))) static void lg_tiles(int64_t t0, int64_t t1, 
                                                         int mode, const float *bias) {
     for (int64_t t = t0; t < t1; t++) {
         int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
-        const float *a = a0 + i0 * sai;
-        float *c = c0 + i0 * ldc;
-        if (mr == LG_MR) {
-            LG_ROWS(8);
-        } else {
-            for (int64_t r = 0; r < mr; r++, a += sai, c += ldc)
-                LG_ROWS(1);
+        for (int64_t j = 0; j < n;) {
+            int64_t w = n - j > 32 ? 32 : n - j, last = w > 16 ? w - 16 : w;
+            __mmask16 mk = last == 16 ? 0xffff : (__mmask16)((1u << last) - 1);
+            const float *a = a0 + i0 * sai, *bj = bias ? bias + j : NULL;
+            float *c = c0 + i0 * ldc + j;
+            if (mr == LG_MR && w == 32) // a constant mask: plain loads in the inner loop
+                lg_tile_8_2(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, 0xffff);
+            else if (mr == LG_MR && w > 16)
+                lg_tile_8_2(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
+            else if (mr == LG_MR)
+                lg_tile_8_1(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
+            else
+                for (int64_t r = 0; r < mr; r++, a += sai, c += ldc) {
+                    if (w > 16)
+                        lg_tile_1_2(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
+                    else
+                        lg_tile_1_1(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
+                }
+            j += w;
         }
     }
+}
+
+// wt (in, ldt) = wᵀ of w (out, in), ldt = NB_LGEMM_LDT(out): B's rows start on 64-byte lines
+// (ldt = out = 113 split most vector loads over two lines: charlm's head ran at 50-75 MAC/ns
+// instead of ~100). 16 x 16 blocks through registers, rows past out read as 0; leftover
+// columns of w (in % 16) element by element. The padding columns are never stored to C.
+__attribute__((target("avx512f"))) static void lg_transpose(const float *w, int64_t out, int64_t in,
+                                                            float *wt) {
+    int64_t ldt = NB_LGEMM_LDT(out), p0 = in / 16 * 16;
+    for (int64_t j = 0; j < out; j += 16) {
+        int64_t nr = out - j < 16 ? out - j : 16;
+        for (int64_t p = 0; p < p0; p += 16) {
+            __m512 r[16];
+            if (nr == 16)
+                for (int i = 0; i < 16; i++)
+                    r[i] = _mm512_loadu_ps(w + (j + i) * in + p);
+            else
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < nr ? _mm512_loadu_ps(w + (j + i) * in + p) : _mm512_setzero_ps();
+            nb__t16_avx512(r);
+            for (int c = 0; c < 16; c++)
+                _mm512_storeu_ps(wt + (p + c) * ldt + j, r[c]);
+        }
+    }
+    for (int64_t p = p0; p < in; p++)
+        for (int64_t j = 0; j < out; j++)
+            wt[p * ldt + j] = w[j * in + p];
 }
 #endif
 
@@ -138,10 +167,10 @@ __attribute__((target("avx512f"))) static void lg_tiles(int64_t t0, int64_t t1, 
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
                        int64_t in, int64_t out, float *wt) {
 #if LG_BUILD
-    nb__atranspose_f32(w, out, in, in, wt); // wt (in, out)
+    lg_transpose(w, out, in, wt); // wt (in, NB_LGEMM_LDT(out))
     int mode = b ? LG_BIAS : LG_STORE;
     LG_SHARE(rows, rows * in * out,
-             lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, out, y, out, mode, b));
+             lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, NB_LGEMM_LDT(out), y, out, mode, b));
 #else
     (void)x, (void)w, (void)b, (void)y, (void)rows, (void)in, (void)out, (void)wt;
 #endif
@@ -163,8 +192,8 @@ void nb__lgemm_dw_f32(const float *dy, const float *x, float *dw, int64_t rows, 
 #if LG_BUILD
     // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows.
     LG_SHARE(out, rows * in * out, {
-        for (int64_t p0 = 0; p0 < rows; p0 += LG_KC) {
-            int64_t kc = rows - p0 < LG_KC ? rows - p0 : LG_KC;
+        for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
+            int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
             lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
                      acc || p0 > 0 ? LG_ACC : LG_STORE, NULL);
         }

@@ -235,6 +235,52 @@ static void omp_threshold_follows_wait_policy(void **state) {
     assert_int_equal(nb__omp_passive, nb__omp_min == NB_OMP_MIN_PASSIVE);
 }
 
+// Tensor data and a leaf's grad start on a 64-byte line (linear's AVX-512 tiles split loads
+// across lines otherwise), through the default allocator and a caller's (whose blocks are
+// offset by 16 bytes here, as malloc's are, and must all come back to its free).
+static int align_live;
+static void *odd_malloc(size_t n) {
+    char *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    align_live++;
+    return p + 16;
+}
+static void *odd_realloc(void *p, size_t n) {
+    char *q = realloc(p ? (char *)p - 16 : NULL, n + 16);
+    if (!p && q)
+        align_live++;
+    return q ? q + 16 : NULL;
+}
+static void odd_free(void *p) {
+    if (p) {
+        align_live--;
+        free((char *)p - 16);
+    }
+}
+static void data_and_grads_are_line_aligned(void **state) {
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            nb_set_allocator(odd_malloc, odd_realloc, odd_free);
+        for (int64_t n = 1; n <= 1000; n += 37) {
+            nb_tensor *w = nb_tensor_create(round ? NB_F64 : NB_F32, 2, (int64_t[]){n, 3});
+            assert_non_null(w);
+            assert_int_equal((uintptr_t)nb_tensor_data(w) % 64, 0);
+            nb_tensor_set_requires_grad(w, true);
+            nb_graph *g = nb_graph_create();
+            assert_int_equal(nb_backward(g, nb_sum(g, nb_square(g, w))), NB_OK);
+            assert_int_equal((uintptr_t)nb_tensor_grad(w) % 64, 0);
+            nb_graph_destroy(g);
+            nb_tensor_destroy(w);
+        }
+        if (round == 1) {
+            nb_set_allocator(NULL, NULL, NULL);
+            assert_int_equal(align_live, 0); // every block the caller's malloc gave, freed by it
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_is_zeroed_with_shape),
@@ -248,6 +294,7 @@ int main(void) {
         cmocka_unit_test(element_access_is_checked),
         cmocka_unit_test(last_error_is_errno_like),
         cmocka_unit_test(omp_threshold_follows_wait_policy),
+        cmocka_unit_test(data_and_grads_are_line_aligned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

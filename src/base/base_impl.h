@@ -15,6 +15,10 @@ void *nb__malloc(size_t n);
 void *nb__calloc(size_t count, size_t size);
 void *nb__realloc(void *p, size_t n);
 void nb__free(void *p);
+// Zeroed count x size bytes at a 64-byte boundary (NB_ALIGN); only nb__free_aligned frees them.
+#define NB_ALIGN 64
+void *nb__calloc_aligned(size_t count, size_t size);
+void nb__free_aligned(void *p);
 
 // Record the thread-local message read by nb_last_error; returns code. printf-style.
 nb_status nb__set_last_error(nb_status code, const char *fmt, ...)

@@ -184,7 +184,7 @@ static nb_status plan(nb_graph *g, int64_t root) {
                     memset(t->grad, 0, nbytes);
                     continue;
                 }
-                t->grad = nb__calloc((size_t)t->numel, nb_dtype_size(t->dtype));
+                t->grad = nb__calloc_aligned((size_t)t->numel, nb_dtype_size(t->dtype));
                 if (!t->grad)
                     return nb__graph_fail(g, NB_ERR_NOMEM,
                                           "backward: out of memory for the "

@@ -108,7 +108,7 @@ nb_tensor *nb_tensor_create(nb_dtype dtype, int ndim, const int64_t *shape) {
     nb_tensor *t = tensor_header("nb_tensor_create", dtype, ndim, shape);
     if (!t)
         return NULL;
-    t->data = nb__calloc((size_t)t->numel, nb_dtype_size(dtype));
+    t->data = nb__calloc_aligned((size_t)t->numel, nb_dtype_size(dtype));
     if (!t->data) {
         nb__free(t);
         nb__set_last_error(NB_ERR_NOMEM, "nb_tensor_create: out of memory");
@@ -150,8 +150,8 @@ nb_status nb_tensor_destroy(nb_tensor *t) {
                                   NB_SHAPE_STR(t));
     }
     if (t->owns_data)
-        nb__free(t->data);
-    nb__free(t->grad);
+        nb__free_aligned(t->data);
+    nb__free_aligned(t->grad);
     nb__free(t);
     return NB_OK;
 }

@@ -6,7 +6,7 @@
 // shapes take the tiles): a rank-3 x, x and w feeding two linears through a scale (so dx and dw are
 // first written by one backward, then accumulated by the other), against the OpenBLAS path
 // (nb__lgemm_isa = 1); and the bits of y and of every grad at 1 and 2 threads on a shape that forks
-// the team.
+// the team (dx, dw and the bias grad in one region, each thread taking a share of all three).
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -75,6 +75,7 @@ static void linear_forward(nb_node *nd) {
 // kernels are built for AVX-512, AVX2 and SSE2, picked once at load time (GCC on x86-64; the
 // baseline build elsewhere): `omp simd` loops (-fopenmp-simd, CMakeLists.txt).
 #define BG_COLS 64
+#define BG_BLOCKS(out) (((out) + BG_COLS - 1) / BG_COLS)
 #define DEFINE_BIAS_GRAD(T, sfx)                                                                   \
     static NB_CLONES void bias_full_##sfx(const T *restrict gy, T *restrict gb, int64_t batch,     \
                                           int64_t out, bool set) {                                 \
@@ -97,44 +98,74 @@ static void linear_forward(nb_node *nd) {
         }                                                                                          \
         memcpy(gb, acc, (size_t)w * sizeof(T));                                                    \
     }                                                                                              \
+    /* column block b: columns [b BG_COLS, min(out, (b + 1) BG_COLS)) */                           \
+    static void bias_block_##sfx(int64_t b, const T *gy, T *gb, int64_t batch, int64_t out,        \
+                                 bool set) {                                                       \
+        int64_t j0 = b * BG_COLS, w = out - j0 < BG_COLS ? out - j0 : BG_COLS;                     \
+        if (w == BG_COLS)                                                                          \
+            bias_full_##sfx(gy + j0, gb + j0, batch, out, set);                                    \
+        else                                                                                       \
+            bias_part_##sfx(gy + j0, gb + j0, batch, out, w, set);                                 \
+    }                                                                                              \
     static void bias_grad_##sfx(const T *gy, T *gb, int64_t batch, int64_t out, bool set) {        \
-        int64_t nblk = (out + BG_COLS - 1) / BG_COLS;                                              \
-        NB_FOR_WORK(nblk, batch *out, b, {                                                         \
-            int64_t j0 = b * BG_COLS, w = out - j0 < BG_COLS ? out - j0 : BG_COLS;                 \
-            if (w == BG_COLS)                                                                      \
-                bias_full_##sfx(gy + j0, gb + j0, batch, out, set);                                \
-            else                                                                                   \
-                bias_part_##sfx(gy + j0, gb + j0, batch, out, w, set);                             \
-        });                                                                                        \
+        NB_FOR_WORK(BG_BLOCKS(out), batch *out, b, bias_block_##sfx(b, gy, gb, batch, out, set);); \
     }
 DEFINE_BIAS_GRAD(float, f32)
 DEFINE_BIAS_GRAD(double, f64)
 
+// linear's backward on the float32 tiles in one OpenMP region (under OMP_WAIT_POLICY=passive
+// each fork-join costs ~55-60 µs on the 2-vCPU VM, more than charlm's bias grad of 0.26-1 M
+// elements takes on one core): each thread does its share of dx's row tiles, then of dw's,
+// then of the bias grad's column blocks, with no barrier between them (they write different
+// grads and only read dy, w and x). Every element is still computed by one thread in a fixed
+// order: the bits do not depend on the thread count. Forks when either GEMM would have
+// (NB_LGEMM_PAR_MIN multiply-adds) or the bias grad would have (NB_OMP_MIN elements).
+// gx, gw, gb: the grads to write, or NULL; fx, fw, fb: their first write of the sweep.
+static void linear_backward_tiles(const float *dy, const float *x, const float *w, float *gx,
+                                  float *gw, float *gb, int64_t batch, int64_t in, int64_t out,
+                                  bool fx, bool fw, bool fb) {
+    int64_t tx = gx ? nb__lgemm_tiles(batch) : 0, tw = gw ? nb__lgemm_tiles(out) : 0;
+    int64_t nbg = gb ? BG_BLOCKS(out) : 0;
+    bool fork = ((gx || gw) && batch * in * out > NB_LGEMM_PAR_MIN) ||
+                (gb && batch * out > NB_OMP_MIN && nbg > 1);
+    NB_TEAM_IF(fork, {
+        int64_t lo, hi;
+        nb__share(tx, &lo, &hi);
+        nb__lgemm_dx_part_f32(lo, hi, dy, w, gx, batch, in, out, !fx); // dx (batch, in) = dy w
+        nb__share(tw, &lo, &hi);
+        nb__lgemm_dw_part_f32(lo, hi, dy, x, gw, batch, in, out, !fw); // dw (out, in) = dyᵀ x
+        nb__share(nbg, &lo, &hi);
+        for (int64_t b = lo; b < hi; b++)
+            bias_block_f32(b, dy, gb, batch, out, fb);
+    });
+}
+
 static void linear_backward(nb_node *nd) {
     nb_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out;
+    nb_tensor *b = nd->n_in == 3 ? nd->in[2] : NULL;
     int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
-    bool tiles = nb__lgemm_ok(y->dtype, batch, in, out);
+    bool wx = NB_WANTS_GRAD(x), ww = NB_WANTS_GRAD(w), wb = b && NB_WANTS_GRAD(b);
+    // One region only when the grads are distinct buffers: in linear(x, x) dx and dw add into
+    // one grad (safe now only because both split n x n into the same row shares).
+    if (nb__lgemm_ok(y->dtype, batch, in, out) && x != w && b != x && b != w) {
+        linear_backward_tiles(G32(y), F32(x), F32(w), wx ? G32(x) : NULL, ww ? G32(w) : NULL,
+                              wb ? G32(b) : NULL, batch, in, out, wx && nb__grad_first(nd, 0),
+                              ww && nb__grad_first(nd, 1), wb && nb__grad_first(nd, 2));
+        return;
+    }
     // beta 0 on a grad's first write of the sweep (nb__grad_first): no zeroing pass before it.
-    if (NB_WANTS_GRAD(x)) { // dx (batch, in) += dy (batch, out) · w (out, in)
-        if (tiles)
-            nb__lgemm_dx_f32(G32(y), F32(w), G32(x), batch, in, out, !nb__grad_first(nd, 0));
-        else
-            nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data,
-                     nb__grad_beta(nd, 0), x->grad);
-    }
-    if (NB_WANTS_GRAD(w)) { // dw (out, in) += dyᵀ (out, batch) · x (batch, in)
-        if (tiles)
-            nb__lgemm_dw_f32(G32(y), F32(x), G32(w), batch, in, out, !nb__grad_first(nd, 1));
-        else
-            nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data,
-                     nb__grad_beta(nd, 1), w->grad);
-    }
-    if (nd->n_in == 3 && NB_WANTS_GRAD(nd->in[2])) {
+    if (wx) // dx (batch, in) += dy (batch, out) · w (out, in)
+        nb__gemm(y->dtype, false, false, batch, in, out, 1.0, y->grad, w->data,
+                 nb__grad_beta(nd, 0), x->grad);
+    if (ww) // dw (out, in) += dyᵀ (out, batch) · x (batch, in)
+        nb__gemm(y->dtype, true, false, out, in, batch, 1.0, y->grad, x->data, nb__grad_beta(nd, 1),
+                 w->grad);
+    if (wb) {
         bool set = nb__grad_first(nd, 2);
         if (y->dtype == NB_F32)
-            bias_grad_f32(G32(y), G32(nd->in[2]), batch, out, set);
+            bias_grad_f32(G32(y), G32(b), batch, out, set);
         else
-            bias_grad_f64(G64(y), G64(nd->in[2]), batch, out, set);
+            bias_grad_f64(G64(y), G64(b), batch, out, set);
     }
 }
 

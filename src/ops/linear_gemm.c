@@ -37,8 +37,6 @@ int64_t nb__lgemm_min_rows = NB_LGEMM_MIN_ROWS_DEFAULT;
 // lost 1-2 % with 128).
 #define LG_MR 8
 #define LG_KC(in) ((in) > 256 ? 128 : 256)
-// Fork the team only above this many multiply-adds (~10 µs on one core).
-#define LG_PAR_MIN ((int64_t)1 << 20)
 
 bool nb__lgemm_ok(nb_dtype dt, int64_t rows, int64_t in, int64_t out) {
 #if LG_BUILD
@@ -156,12 +154,12 @@ __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int6
 }
 #endif
 
-// Row tiles of C shared over the OpenMP team (whole tiles per thread) above LG_PAR_MIN
+// Row tiles of C shared over the OpenMP team (whole tiles per thread) above NB_LGEMM_PAR_MIN
 // multiply-adds; CALL uses the tile range [lo, hi).
 #define LG_SHARE(m, work, CALL)                                                                    \
     do {                                                                                           \
         int64_t tiles_ = ((m) + LG_MR - 1) / LG_MR;                                                \
-        NB_RANGES(tiles_, (work) > LG_PAR_MIN ? 1 : tiles_, lo, hi, CALL);                         \
+        NB_RANGES(tiles_, (work) > NB_LGEMM_PAR_MIN ? 1 : tiles_, lo, hi, CALL);                   \
     } while (0)
 
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
@@ -176,29 +174,39 @@ void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y,
 #endif
 }
 
+int64_t nb__lgemm_tiles(int64_t m) {
+    return (m + LG_MR - 1) / LG_MR;
+}
+
+void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,
+                           int64_t rows, int64_t in, int64_t out, bool acc) {
+#if LG_BUILD
+    lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL);
+#else
+    (void)lo, (void)hi, (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
+#endif
+}
+
+void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float *x, float *dw,
+                           int64_t rows, int64_t in, int64_t out, bool acc) {
+#if LG_BUILD
+    // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows.
+    for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
+        int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
+        lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
+                 acc || p0 > 0 ? LG_ACC : LG_STORE, NULL);
+    }
+#else
+    (void)lo, (void)hi, (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
+#endif
+}
+
 void nb__lgemm_dx_f32(const float *dy, const float *w, float *dx, int64_t rows, int64_t in,
                       int64_t out, bool acc) {
-#if LG_BUILD
-    LG_SHARE(
-        rows, rows * in * out,
-        lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL));
-#else
-    (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
-#endif
+    LG_SHARE(rows, rows * in * out, nb__lgemm_dx_part_f32(lo, hi, dy, w, dx, rows, in, out, acc));
 }
 
 void nb__lgemm_dw_f32(const float *dy, const float *x, float *dw, int64_t rows, int64_t in,
                       int64_t out, bool acc) {
-#if LG_BUILD
-    // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows.
-    LG_SHARE(out, rows * in * out, {
-        for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
-            int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
-            lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
-                     acc || p0 > 0 ? LG_ACC : LG_STORE, NULL);
-        }
-    });
-#else
-    (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
-#endif
+    LG_SHARE(out, rows * in * out, nb__lgemm_dw_part_f32(lo, hi, dy, x, dw, rows, in, out, acc));
 }

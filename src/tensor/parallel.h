@@ -119,4 +119,38 @@ extern int64_t nb__gemm_batch_parallel_min;
     } while (0)
 #endif
 
+// One region for several kernels of different sizes (linear's backward: dx's row tiles, dw's,
+// the bias grad's column blocks): { BODY } once per thread of the team when `cond` holds (and
+// the team has more than one thread), otherwise once outside the OpenMP runtime. In BODY,
+// nb__share(n, &lo, &hi) gives this thread the contiguous share [lo, hi) of [0, n) that
+// NB_RANGES would (all of it outside a region), so each item stays on one thread, with no
+// barrier between the kernels: only for kernels writing disjoint buffers.
+static inline void nb__share(int64_t n, int64_t *lo, int64_t *hi) {
+#ifdef _OPENMP
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int64_t t = 0, nt = 1;
+#endif
+    const int64_t q = n / nt, r = n % nt;
+    *lo = t * q + (t < r ? t : r);
+    *hi = *lo + q + (t < r);
+}
+#ifdef _OPENMP
+#define NB_TEAM_IF(cond, ...)                                                                      \
+    do {                                                                                           \
+        if ((cond) && NB_TEAM_) {                                                                  \
+            NB_PRAGMA(omp parallel) {                                                              \
+                __VA_ARGS__;                                                                       \
+            }                                                                                      \
+        } else {                                                                                   \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
+    } while (0)
+#else
+#define NB_TEAM_IF(cond, ...)                                                                      \
+    do {                                                                                           \
+        __VA_ARGS__;                                                                               \
+    } while (0)
+#endif
+
 #endif

@@ -149,6 +149,7 @@ static inline void nb__share(int64_t n, int64_t *lo, int64_t *hi) {
 #else
 #define NB_TEAM_IF(cond, ...)                                                                      \
     do {                                                                                           \
+        (void)(cond); /* no team: cond is only read (it names variables set for it) */             \
         __VA_ARGS__;                                                                               \
     } while (0)
 #endif

@@ -91,19 +91,31 @@ extern int64_t nb__gemm_batch_parallel_min;
 // NB_OMP_MIN and there are at least 2 items. Each item is still done by one thread.
 #define NB_FOR_WORK(n, work, i, ...) NB_FOR_IF_(, (work) > NB_OMP_MIN && (n) > 1, n, i, __VA_ARGS__)
 
+// This thread's contiguous share [lo, hi) of [0, n) inside a parallel region (the shares of
+// schedule(static): the first n % threads threads take one more), all of it outside one.
+static inline void nb__share(int64_t n, int64_t *lo, int64_t *hi) {
+#ifdef _OPENMP
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int64_t t = 0, nt = 1;
+#endif
+    const int64_t q = n / nt, r = n % nt;
+    *lo = t * q + (t < r ? t : r);
+    *hi = *lo + q + (t < r);
+}
+
 // { BODY } with [lo, hi) bound to a contiguous share of [0, n): above `min` once per thread
-// of the OpenMP team (the shares of schedule(static): the first n % threads threads take one
-// more), otherwise once with [0, n) outside the OpenMP runtime. For kernels whose loop lives in
-// its own function (an ISA clone: an `omp parallel for` around a call cannot split its loop).
+// of the OpenMP team (nb__share's), otherwise once with [0, n) outside the OpenMP runtime. For
+// kernels whose loop lives in its own function (an ISA clone: an `omp parallel for` around a call
+// cannot split its loop).
 #ifdef _OPENMP
 #define NB_RANGES(n, min, lo, hi, ...)                                                             \
     do {                                                                                           \
         const int64_t n_ = (n);                                                                    \
         if (n_ > (min) && NB_TEAM_) {                                                              \
             NB_PRAGMA(omp parallel) {                                                              \
-                const int64_t t_ = omp_get_thread_num(), nt_ = omp_get_num_threads();              \
-                const int64_t q_ = n_ / nt_, r_ = n_ % nt_;                                        \
-                const int64_t lo = t_ * q_ + (t_ < r_ ? t_ : r_), hi = lo + q_ + (t_ < r_);        \
+                int64_t lo, hi;                                                                    \
+                nb__share(n_, &lo, &hi);                                                           \
                 __VA_ARGS__;                                                                       \
             }                                                                                      \
         } else {                                                                                   \
@@ -125,16 +137,6 @@ extern int64_t nb__gemm_batch_parallel_min;
 // nb__share(n, &lo, &hi) gives this thread the contiguous share [lo, hi) of [0, n) that
 // NB_RANGES would (all of it outside a region), so each item stays on one thread, with no
 // barrier between the kernels: only for kernels writing disjoint buffers.
-static inline void nb__share(int64_t n, int64_t *lo, int64_t *hi) {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int64_t t = 0, nt = 1;
-#endif
-    const int64_t q = n / nt, r = n % nt;
-    *lo = t * q + (t < r ? t : r);
-    *hi = *lo + q + (t < r);
-}
 #ifdef _OPENMP
 #define NB_TEAM_IF(cond, ...)                                                                      \
     do {                                                                                           \

@@ -4,10 +4,6 @@
 
 #include "ops/ops_impl.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 // Products this small cost more in BLAS's dispatch (thread-pool lock, packing) than in
 // arithmetic: a plain loop takes the per-op overhead of 1-element layers from ~1 µs to ~0.1 µs.
 #define TINY_GEMM 64
@@ -106,15 +102,13 @@ gemm_body(nb_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double
     enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
 #if defined(_OPENMP) && defined(NB_BLAS_OPENMP)
     // OpenBLAS takes its thread count from the caller's nthreads ICV at each call (matmul.c).
-    if (nb__omp_passive && (double)m * (double)n * (double)k < GEMM_PASSIVE_THREAD_MIN) {
-        int threads = omp_get_max_threads();
-        if (threads > 1) {
-            omp_set_num_threads(1);
-            blas_gemm(dt, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b, ldb, beta,
-                      c, ldc);
-            omp_set_num_threads(threads);
-            return;
-        }
+    if (nb__omp_passive && (double)m * (double)n * (double)k < GEMM_PASSIVE_THREAD_MIN &&
+        omp_get_max_threads() > 1) {
+        int threads = nb__blas_threads_push1();
+        blas_gemm(dt, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b, ldb, beta, c,
+                  ldc);
+        nb__blas_threads_pop(threads);
+        return;
     }
 #endif
     blas_gemm(dt, opa, opb, (blasint)m, (blasint)n, (blasint)k, alpha, a, lda, b, ldb, beta, c,

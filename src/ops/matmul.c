@@ -175,27 +175,6 @@ static mm_mode mm_batch_mode(int64_t count, int64_t gemms, int64_t m, int64_t n,
 #endif
 }
 
-// BLAS limited to one thread until mm_threads_pop: the OpenMP build of OpenBLAS takes its
-// thread count from omp_get_max_threads() at each call, i.e. from the calling thread's
-// nthreads ICV, which this sets and mm_threads_pop restores.
-static int mm_threads_push1(void) {
-#ifdef _OPENMP
-    int t = omp_get_max_threads();
-    omp_set_num_threads(1);
-    return t;
-#else
-    return 1;
-#endif
-}
-
-static void mm_threads_pop(int t) {
-#ifdef _OPENMP
-    omp_set_num_threads(t);
-#else
-    (void)t;
-#endif
-}
-
 // Which matrix of the batch an operand of one GEMM is: a's, b's or the output's (y or dy),
 // for output batch element o.
 enum { MM_A, MM_B, MM_O };
@@ -232,11 +211,11 @@ static void mm_batched(const mm_geom *g, const mm_call *c) {
     int64_t dst_count = counts[c->di];
     mm_mode mode = mm_batch_mode(dst_count, g->batch, c->m, c->n, c->k);
     if (mode != MM_PARALLEL) {
-        int saved = mode == MM_SERIAL_1 ? mm_threads_push1() : 0;
+        int saved = mode == MM_SERIAL_1 ? nb__blas_threads_push1() : 0;
         for (int64_t o = 0; o < g->batch; o++)
             mm_run(c, g, o);
         if (mode == MM_SERIAL_1)
-            mm_threads_pop(saved);
+            nb__blas_threads_pop(saved);
     } else if (dst_count == g->batch) { // one element per destination
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)

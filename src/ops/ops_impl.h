@@ -126,6 +126,27 @@ void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
 extern int nb__lgemm_isa;
 extern int64_t nb__lgemm_min_rows;
 
+// BLAS limited to one thread until nb__blas_threads_pop (matmul.c's single-threaded batches,
+// gemm.c's small products under the passive wait policy): the OpenMP build of OpenBLAS takes
+// its thread count from omp_get_max_threads() at each call, i.e. from the calling thread's
+// nthreads ICV, which this sets and nb__blas_threads_pop restores.
+static inline int nb__blas_threads_push1(void) {
+#ifdef _OPENMP
+    int t = omp_get_max_threads();
+    omp_set_num_threads(1);
+    return t;
+#else
+    return 1;
+#endif
+}
+static inline void nb__blas_threads_pop(int t) {
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
+#endif
+}
+
 // False if a dimension does not fit BLAS's 32-bit int (blasint is 32-bit in Debian's
 // OpenBLAS: refuse rather than truncate). Inline: matmul checks it on every call.
 static inline bool nb__gemm_dims_ok(int64_t m, int64_t n, int64_t k) {

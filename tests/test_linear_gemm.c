@@ -72,8 +72,13 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
             dx[i] = acc ? dx0[i] : NAN;
         for (int64_t i = 0; i < out * in; i++)
             dw[i] = acc ? dw0[i] : NAN;
-        nb__lgemm_dx_f32(dy, w, dx, rows, in, out, acc); // dx (rows, in) = dy w
-        nb__lgemm_dw_f32(dy, x, dw, rows, in, out, acc); // dw (out, in) = dyᵀ x
+        // dx (rows, in) = dy w, dw (out, in) = dyᵀ x, each in two tile ranges (as two threads
+        // of linear's backward region would take them)
+        int64_t tx = nb__lgemm_tiles(rows), tw = nb__lgemm_tiles(out);
+        nb__lgemm_dx_part_f32(0, tx / 2, dy, w, dx, rows, in, out, acc);
+        nb__lgemm_dx_part_f32(tx / 2, tx, dy, w, dx, rows, in, out, acc);
+        nb__lgemm_dw_part_f32(0, tw / 2, dy, x, dw, rows, in, out, acc);
+        nb__lgemm_dw_part_f32(tw / 2, tw, dy, x, dw, rows, in, out, acc);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t i = 0; i < in; i++) {
                 double s = 0, mag = 0;

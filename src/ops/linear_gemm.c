@@ -154,21 +154,16 @@ __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int6
 }
 #endif
 
-// Row tiles of C shared over the OpenMP team (whole tiles per thread) above NB_LGEMM_PAR_MIN
-// multiply-adds; CALL uses the tile range [lo, hi).
-#define LG_SHARE(m, work, CALL)                                                                    \
-    do {                                                                                           \
-        int64_t tiles_ = ((m) + LG_MR - 1) / LG_MR;                                                \
-        NB_RANGES(tiles_, (work) > NB_LGEMM_PAR_MIN ? 1 : tiles_, lo, hi, CALL);                   \
-    } while (0)
-
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
                        int64_t in, int64_t out, float *wt) {
 #if LG_BUILD
     lg_transpose(w, out, in, wt); // wt (in, NB_LGEMM_LDT(out))
     int mode = b ? LG_BIAS : LG_STORE;
-    LG_SHARE(rows, rows * in * out,
-             lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, NB_LGEMM_LDT(out), y, out, mode, b));
+    // Row tiles of y shared over the OpenMP team (whole tiles per thread) above NB_LGEMM_PAR_MIN
+    // multiply-adds.
+    int64_t tiles = nb__lgemm_tiles(rows);
+    NB_RANGES(tiles, rows * in * out > NB_LGEMM_PAR_MIN ? 1 : tiles, lo, hi,
+              lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, NB_LGEMM_LDT(out), y, out, mode, b));
 #else
     (void)x, (void)w, (void)b, (void)y, (void)rows, (void)in, (void)out, (void)wt;
 #endif
@@ -199,14 +194,4 @@ void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
 #else
     (void)lo, (void)hi, (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
 #endif
-}
-
-void nb__lgemm_dx_f32(const float *dy, const float *w, float *dx, int64_t rows, int64_t in,
-                      int64_t out, bool acc) {
-    LG_SHARE(rows, rows * in * out, nb__lgemm_dx_part_f32(lo, hi, dy, w, dx, rows, in, out, acc));
-}
-
-void nb__lgemm_dw_f32(const float *dy, const float *x, float *dw, int64_t rows, int64_t in,
-                      int64_t out, bool acc) {
-    LG_SHARE(out, rows * in * out, nb__lgemm_dw_part_f32(lo, hi, dy, x, dw, rows, in, out, acc));
 }

@@ -107,14 +107,10 @@ extern int nb__agemm_isa;
 bool nb__lgemm_ok(nb_dtype dt, int64_t rows, int64_t in, int64_t out);
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
                        int64_t in, int64_t out, float *wt);
-void nb__lgemm_dx_f32(const float *dy, const float *w, float *dx, int64_t rows, int64_t in,
-                      int64_t out, bool acc);
-void nb__lgemm_dw_f32(const float *dy, const float *x, float *dw, int64_t rows, int64_t in,
-                      int64_t out, bool acc);
-// The same by row tiles of C, for one region around several kernels (linear's backward):
-// tiles [lo, hi) of nb__lgemm_tiles(m) for C of m rows (dx: m = rows, dw: m = out). The
-// kernels above fork the team (whole tiles per thread) above NB_LGEMM_PAR_MIN multiply-adds
-// (~10 µs on one core).
+// dx = dy w and dw = dyᵀ x by row tiles of C, for one region around several kernels (linear's
+// backward): tiles [lo, hi) of nb__lgemm_tiles(m) for C of m rows (dx: m = rows, dw: m = out).
+// The forward, and linear's backward, fork the team (whole tiles per thread) above
+// NB_LGEMM_PAR_MIN multiply-adds (~10 µs on one core).
 #define NB_LGEMM_PAR_MIN ((int64_t)1 << 20)
 int64_t nb__lgemm_tiles(int64_t m);
 void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,

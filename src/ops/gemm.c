@@ -11,8 +11,11 @@
 // Under OMP_WAIT_POLICY=passive (tensor/parallel.h) a product of fewer multiply-adds than this
 // runs on one thread. OpenBLAS's OpenMP build forks for every product above 262 144 MACs, and
 // under passive each fork and join wakes a sleeping thread (~55-95 µs per region here), more
-// than a second core saves on a product of ~12 M MACs (~120 µs on one core at ~100 G/s); the
-// same bound as matmul.c's batched GEMMs. With spinning waits BLAS decides, as before.
+// than a second core saves on a product of ~12 M MACs (~120 µs on one core at ~100 G/s). The
+// same reasoning, not the same constant, as matmul.c's batched GEMMs: theirs is 12 Mi
+// (NB_GEMM_BATCH_PARALLEL_MIN_DEFAULT, 12,582,912), this one 12,000,000: a lone product in
+// between may use BLAS's threads here, while a batch of that total stays serial there. Neither
+// bound was tuned to that precision. With spinning waits BLAS decides, as before.
 #define GEMM_PASSIVE_THREAD_MIN 12e6
 
 // The CBLAS call itself.

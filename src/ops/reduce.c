@@ -35,6 +35,8 @@ static void red_view(const nb_node *nd, int64_t *outer, int64_t *len, int64_t *i
         *inner *= x->shape[d];
 }
 
+// Elements per work item of a sum's or mean's backward (reduce_kernels.inc).
+#define RED_ITEM 4096
 // Each output element is computed serially by one thread, so results do not depend on the
 // thread count. max keeps the first maximal index (k) in arg; a NaN wins, so it propagates.
 #define T float

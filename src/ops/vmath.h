@@ -56,7 +56,7 @@
     double nb_vm_exp_shift_sum_##sfx(const T *x, T m, T *y, int64_t n);                             \
     /* The same over rows (n apart) of one block, attention's causal score chunks: row r gets  */   \
     /* y = e^(x - m[r]) in its first lim[r] entries and 0 in the rest of its n, sum[r] its sum */   \
-    /* with exp_shift_sum's bits; one call per block instead of one per row.                   */   \
+    /* with exp_shift_sum's bits (no sums when sum is NULL); one call per block, not per row.  */   \
     void nb_vm_exp_shift_rows_##sfx(const T *x, const T *m, const int64_t *lim, T *y, double *sum,  \
                                     int64_t rows, int64_t n);                                       \
     /* log_softmax backward row: gx += gy - e^y d */                                                \

@@ -2,7 +2,8 @@
 // CPUs, where linear stays on OpenBLAS). The three kernels against a double-precision sum over
 // odd shapes: 1 element, rows and columns that are and are not multiples of the 8-row tiles and
 // 16-float vectors, dw's K below, at and past its 256-row blocks (128 for x wider than 256); dx and
-// dw written over NaN and accumulated. Then through nb_linear (the minimum of rows lowered so small
+// dw written over NaN and accumulated, and the bias grad dw's tiles sum on the way (bit for bit
+// the row-order float sum). Then through nb_linear (the minimum of rows lowered so small
 // shapes take the tiles): a rank-3 x, x and w feeding two linears through a scale (so dx and dw are
 // first written by one backward, then accumulated by the other), against the OpenBLAS path
 // (nb__lgemm_isa = 1); and the bits of y and of every grad at 1 and 2 threads on a shape that forks
@@ -51,7 +52,7 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
     float *wt = malloc((size_t)(in * NB_LGEMM_LDT(out)) * sizeof(float)),
           *dx = frand(rows * in, &seed);
     float *dw = frand(out * in, &seed), *dx0 = frand(rows * in, &seed);
-    float *dw0 = frand(out * in, &seed);
+    float *dw0 = frand(out * in, &seed), *db = frand(out, &seed), *db0 = frand(out, &seed);
     assert_non_null(wt);
     for (int bias = 0; bias < 2; bias++) { // forward: y = x wᵀ (+ b)
         for (int64_t i = 0; i < rows * out; i++)
@@ -77,8 +78,19 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
         int64_t tx = nb__lgemm_tiles(rows), tw = nb__lgemm_tiles(out);
         nb__lgemm_dx_part_f32(0, tx / 2, dy, w, dx, rows, in, out, acc);
         nb__lgemm_dx_part_f32(tx / 2, tx, dy, w, dx, rows, in, out, acc);
-        nb__lgemm_dw_part_f32(0, tw / 2, dy, x, dw, rows, in, out, acc);
-        nb__lgemm_dw_part_f32(tw / 2, tw, dy, x, dw, rows, in, out, acc);
+        for (int64_t o = 0; o < out; o++)
+            db[o] = acc ? db0[o] : NAN;
+        nb__lgemm_dw_part_f32(0, tw / 2, dy, x, dw, rows, in, out, acc, db, acc);
+        nb__lgemm_dw_part_f32(tw / 2, tw, dy, x, dw, rows, in, out, acc, db, acc);
+        for (int64_t o = 0; o < out; o++) { // db: the float sum in row order, bit for bit
+            float want = acc ? db0[o] : 0.0f;
+            for (int64_t r = 0; r < rows; r++)
+                want += dy[r * out + o];
+            if (db[o] != want)
+                fail_msg("db[%lld] = %.9g, want %.9g (rows %lld, in %lld, out %lld, acc %d)",
+                         (long long)o, (double)db[o], (double)want, (long long)rows, (long long)in,
+                         (long long)out, acc);
+        }
         for (int64_t r = 0; r < rows; r++)
             for (int64_t i = 0; i < in; i++) {
                 double s = 0, mag = 0;
@@ -99,7 +111,7 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
             }
     }
     free(x), free(w), free(b), free(dy), free(y), free(wt), free(dx), free(dw), free(dx0),
-        free(dw0);
+        free(dw0), free(db), free(db0);
 }
 
 static void kernels_match_double_sums(void **state) {

@@ -57,11 +57,23 @@ enum { LG_STORE, LG_ACC, LG_BIAS }; // C = s, C += s, C = s + bias
 
 // One tile of MR rows x NV vectors at c, over k inner indices: A's entry (i, p) is
 // a[i sai + p sap], B's row p starts at b + p ldb; the last vector's columns are those of `m`.
+// With `sums` (a constant at every call site, dw's tiles only: A = dyᵀ, sai = 1), the tile also
+// adds A's k entries of each of its rows into sum[0 .. MR) (from 0 when `sum0`, else from sum),
+// in order of p: the bias gradient Σ_rows dy, from the dy values the tile loads anyway.
 #define LG_DEF_TILE(MR, NV)                                                                        \
     LG_INL void lg_tile_##MR##_##NV(int64_t k, const float *a, int64_t sai, int64_t sap,           \
                                     const float *b, int64_t ldb, float *c, int64_t ldc, int mode,  \
-                                    const float *bias, __mmask16 m) {                              \
+                                    const float *bias, __mmask16 m, const bool sums, float *sum,   \
+                                    bool sum0) {                                                   \
         __m512 s[MR][NV];                                                                          \
+        __m256 bs8 = _mm256_setzero_ps();                                                          \
+        float bs1 = 0;                                                                             \
+        if (sums && !sum0) {                                                                       \
+            if (MR == 8)                                                                           \
+                bs8 = _mm256_loadu_ps(sum);                                                        \
+            else                                                                                   \
+                bs1 = sum[0];                                                                      \
+        }                                                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) s[r][v] = _mm512_setzero_ps();    \
         for (int64_t p = 0; p < k; p++) {                                                          \
@@ -70,12 +82,20 @@ enum { LG_STORE, LG_ACC, LG_BIAS }; // C = s, C += s, C = s + bias
                 v == NV - 1 ? _mm512_maskz_loadu_ps(m, b + p * ldb + v * 16)                       \
                             : _mm512_loadu_ps(b + p * ldb + v * 16);                               \
             const float *ap = a + p * sap;                                                         \
+            if (sums && MR == 8)                                                                   \
+                bs8 = _mm256_add_ps(bs8, _mm256_loadu_ps(ap));                                     \
+            else if (sums)                                                                         \
+                bs1 += ap[0];                                                                      \
             _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                 \
                 __m512 x = _mm512_set1_ps(ap[r * sai]);                                            \
                 _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) s[r][v] =                     \
                     _mm512_fmadd_ps(x, bv[v], s[r][v]);                                            \
             }                                                                                      \
         }                                                                                          \
+        if (sums && MR == 8)                                                                       \
+            _mm256_storeu_ps(sum, bs8);                                                            \
+        else if (sums)                                                                             \
+            sum[0] = bs1;                                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                 \
             float *cp = c + r * ldc + v * 16;                                                      \
@@ -93,14 +113,35 @@ LG_DEF_TILE(8, 1)
 LG_DEF_TILE(1, 2)
 LG_DEF_TILE(1, 1)
 
+// One tile of C at column j (w columns, the last vector masked by mk): 8 rows, or mr < 8 rows
+// one at a time; `sums` and sum as in LG_DEF_TILE (sum: this tile's first row's entry).
+LG_INL void lg_tile(int64_t mr, int64_t w, __mmask16 mk, int64_t k, const float *a, int64_t sai,
+                    int64_t sap, const float *b, int64_t ldb, float *c, int64_t ldc, int mode,
+                    const float *bias, const bool sums, float *sum, bool sum0) {
+    if (mr == LG_MR && w == 32) // a constant mask: plain loads in the inner loop
+        lg_tile_8_2(k, a, sai, sap, b, ldb, c, ldc, mode, bias, 0xffff, sums, sum, sum0);
+    else if (mr == LG_MR && w > 16)
+        lg_tile_8_2(k, a, sai, sap, b, ldb, c, ldc, mode, bias, mk, sums, sum, sum0);
+    else if (mr == LG_MR)
+        lg_tile_8_1(k, a, sai, sap, b, ldb, c, ldc, mode, bias, mk, sums, sum, sum0);
+    else
+        for (int64_t r = 0; r < mr; r++, a += sai, c += ldc) {
+            if (w > 16)
+                lg_tile_1_2(k, a, sai, sap, b, ldb, c, ldc, mode, bias, mk, sums, sum + r, sum0);
+            else
+                lg_tile_1_1(k, a, sai, sap, b, ldb, c, ldc, mode, bias, mk, sums, sum + r, sum0);
+        }
+}
+
 // C's row tiles [t0, t1) (tile t: rows [t LG_MR, min(m, (t + 1) LG_MR))), k inner indices;
 // per tile, pairs of vectors while more than 16 columns remain, the last one masked (n = 113:
-// 3 x 32 + 17 as 16 + 1), then a single vector. bias is read only when mode is LG_BIAS.
-__attribute__((target("avx512f"))) static void lg_tiles(int64_t t0, int64_t t1, int64_t m,
-                                                        int64_t n, int64_t k, const float *a0,
-                                                        int64_t sai, int64_t sap, const float *b,
-                                                        int64_t ldb, float *c0, int64_t ldc,
-                                                        int mode, const float *bias) {
+// 3 x 32 + 17 as 16 + 1), then a single vector. bias is read only when mode is LG_BIAS. With
+// sum (dw only), each row tile's first column tile also sums its rows of A into sum (row i into
+// sum[i]; from 0 when sum0).
+__attribute__((target("avx512f"))) static void
+lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a0, int64_t sai,
+         int64_t sap, const float *b, int64_t ldb, float *c0, int64_t ldc, int mode,
+         const float *bias, float *sum, bool sum0) {
     for (int64_t t = t0; t < t1; t++) {
         int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
         for (int64_t j = 0; j < n;) {
@@ -108,19 +149,12 @@ __attribute__((target("avx512f"))) static void lg_tiles(int64_t t0, int64_t t1, 
             __mmask16 mk = last == 16 ? 0xffff : (__mmask16)((1u << last) - 1);
             const float *a = a0 + i0 * sai, *bj = bias ? bias + j : NULL;
             float *c = c0 + i0 * ldc + j;
-            if (mr == LG_MR && w == 32) // a constant mask: plain loads in the inner loop
-                lg_tile_8_2(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, 0xffff);
-            else if (mr == LG_MR && w > 16)
-                lg_tile_8_2(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
-            else if (mr == LG_MR)
-                lg_tile_8_1(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
+            if (sum && j == 0)
+                lg_tile(mr, w, mk, k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, true, sum + i0,
+                        sum0);
             else
-                for (int64_t r = 0; r < mr; r++, a += sai, c += ldc) {
-                    if (w > 16)
-                        lg_tile_1_2(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
-                    else
-                        lg_tile_1_1(k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, mk);
-                }
+                lg_tile(mr, w, mk, k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, false, NULL,
+                        false);
             j += w;
         }
     }
@@ -163,7 +197,8 @@ void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y,
     // multiply-adds.
     int64_t tiles = nb__lgemm_tiles(rows);
     NB_RANGES(tiles, rows * in * out > NB_LGEMM_PAR_MIN ? 1 : tiles, lo, hi,
-              lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, NB_LGEMM_LDT(out), y, out, mode, b));
+              lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, NB_LGEMM_LDT(out), y, out, mode, b,
+                       NULL, false));
 #else
     (void)x, (void)w, (void)b, (void)y, (void)rows, (void)in, (void)out, (void)wt;
 #endif
@@ -176,22 +211,26 @@ int64_t nb__lgemm_tiles(int64_t m) {
 void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,
                            int64_t rows, int64_t in, int64_t out, bool acc) {
 #if LG_BUILD
-    lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL);
+    lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL, NULL,
+             false);
 #else
     (void)lo, (void)hi, (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
 #endif
 }
 
 void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float *x, float *dw,
-                           int64_t rows, int64_t in, int64_t out, bool acc) {
+                           int64_t rows, int64_t in, int64_t out, bool acc, float *db,
+                           bool db_acc) {
 #if LG_BUILD
-    // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows.
+    // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows. db (out) = Σ_r dy[r]
+    // in the same tiles, block after block: each entry's sum in order of r.
     for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
         int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
         lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
-                 acc || p0 > 0 ? LG_ACC : LG_STORE, NULL);
+                 acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0);
     }
 #else
     (void)lo, (void)hi, (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
+    (void)db, (void)db_acc;
 #endif
 }

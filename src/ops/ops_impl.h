@@ -115,8 +115,10 @@ void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y,
 int64_t nb__lgemm_tiles(int64_t m);
 void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,
                            int64_t rows, int64_t in, int64_t out, bool acc);
+// db (out), when not NULL, gets the bias gradient Σ_rows dy of the same rows of dw (added to it
+// when db_acc), summed in row order in float as linear.c's bias_grad_f32.
 void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float *x, float *dw,
-                           int64_t rows, int64_t in, int64_t out, bool acc);
+                           int64_t rows, int64_t in, int64_t out, bool acc, float *db, bool db_acc);
 // Tests: 1 takes linear to OpenBLAS as on a CPU without AVX-512; a lower minimum of rows puts
 // small shapes on the tiles.
 extern int nb__lgemm_isa;

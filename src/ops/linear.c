@@ -115,8 +115,9 @@ DEFINE_BIAS_GRAD(double, f64)
 
 // linear's backward on the float32 tiles in one OpenMP region (under OMP_WAIT_POLICY=passive
 // each fork-join costs ~55-60 µs on the 2-vCPU VM, more than charlm's bias grad of 0.26-1 M
-// elements takes on one core): each thread does its share of dx's row tiles, then of dw's,
-// then of the bias grad's column blocks, with no barrier between them (they write different
+// elements takes on one core): each thread does its share of dx's row tiles, then of dw's
+// (with the bias grad of their rows), or of the bias grad's column blocks when dw is not
+// wanted, with no barrier between them (they write different
 // grads and only read dy, w and x). Every element is still computed by one thread in a fixed
 // order: the bits do not depend on the thread count. Forks when either GEMM would have
 // (NB_LGEMM_PAR_MIN multiply-adds) or the bias grad would have (NB_OMP_MIN elements).

@@ -117,9 +117,9 @@ DEFINE_BIAS_GRAD(double, f64)
 // each fork-join costs ~55-60 µs on the 2-vCPU VM, more than charlm's bias grad of 0.26-1 M
 // elements takes on one core): each thread does its share of dx's row tiles, then of dw's
 // (with the bias grad of their rows), or of the bias grad's column blocks when dw is not
-// wanted, with no barrier between them (they write different
-// grads and only read dy, w and x). Every element is still computed by one thread in a fixed
-// order: the bits do not depend on the thread count. Forks when either GEMM would have
+// wanted, with no barrier between them (they write different grads and only read dy, w and
+// x). Every element is still computed by one thread in a fixed order: the bits do not depend
+// on the thread count. Forks when either GEMM would have
 // (NB_LGEMM_PAR_MIN multiply-adds) or the bias grad would have (NB_OMP_MIN elements).
 // gx, gw, gb: the grads to write, or NULL; fx, fw, fb: their first write of the sweep.
 static void linear_backward_tiles(const float *dy, const float *x, const float *w, float *gx,

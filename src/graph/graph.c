@@ -222,16 +222,25 @@ nb_tensor *nb__graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int64_t
     return t;
 }
 
-void *nb__node_save(nb_node *nd, size_t nbytes) {
+static void *node_buffer(nb_node *nd, size_t nbytes, bool zero) {
     if (nd->saved && nd->saved_size >= nbytes) // replayed forward: reuse
         return nd->saved;
     void *p = nb__graph_alloc(nd->graph, nbytes);
     if (p) {
-        memset(p, 0, nbytes);
+        if (zero)
+            memset(p, 0, nbytes);
         nd->saved = p;
         nd->saved_size = nbytes;
     }
     return p;
+}
+
+void *nb__node_save(nb_node *nd, size_t nbytes) {
+    return node_buffer(nd, nbytes, true);
+}
+
+void *nb__node_scratch(nb_node *nd, size_t nbytes) {
+    return node_buffer(nd, nbytes, false);
 }
 
 // Dtype and ownership rules every op shares, checked before the op's own infer.

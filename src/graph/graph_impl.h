@@ -104,6 +104,10 @@ nb_tensor *nb__record(nb_graph *g, const nb_op *op, nb_tensor *const *in, int n_
 // index). Idempotent per node: a replayed forward gets the same buffer back. Zeroed on first
 // allocation. Returns NULL only when out of memory (then the graph is in error).
 void *nb__node_save(nb_node *nd, size_t nbytes);
+// The same, not zeroed: for a forward that writes every byte backward reads (linear's wᵀ,
+// cross-entropy's probabilities), where zeroing megabytes per recorded step was wasted work.
+// Debug builds (NB_DEBUG_LIFETIME) poison the arena on reset, so a byte read unwritten shows.
+void *nb__node_scratch(nb_node *nd, size_t nbytes);
 
 // Record "<op name>: <formatted message>" on the node's graph; returns code.
 nb_status nb__node_fail(nb_node *nd, nb_status code, const char *fmt, ...)

@@ -163,7 +163,8 @@ lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a
 // wt (in, ldt) = wᵀ of w (out, in), ldt = NB_LGEMM_LDT(out): B's rows start on 64-byte lines
 // (ldt = out = 113 split most vector loads over two lines: charlm's head ran at 50-75 MAC/ns
 // instead of ~100). 16 x 16 blocks through registers, rows past out read as 0; leftover
-// columns of w (in % 16) element by element. The padding columns are never stored to C.
+// columns of w (in % 16) element by element. The padding columns are never stored to C, but
+// are written (0) all the same: wt is unzeroed scratch (nb__node_scratch).
 __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int64_t out, int64_t in,
                                                             float *wt) {
     int64_t ldt = NB_LGEMM_LDT(out), p0 = in / 16 * 16;
@@ -182,9 +183,9 @@ __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int6
                 _mm512_storeu_ps(wt + (p + c) * ldt + j, r[c]);
         }
     }
-    for (int64_t p = p0; p < in; p++)
-        for (int64_t j = 0; j < out; j++)
-            wt[p * ldt + j] = w[j * in + p];
+    for (int64_t p = p0; p < in; p++) // every element of wt, padding included (0)
+        for (int64_t j = 0; j < ldt; j++)
+            wt[p * ldt + j] = j < out ? w[j * in + p] : 0.0f;
 }
 #endif
 

@@ -204,7 +204,8 @@ static void logits_forward(nb_node *nd) {
     // q (batch).
     void *lp = NULL;
     if (nd->needs_grad) {
-        lp = nb__node_save(nd, (size_t)(z->numel + (sparse ? rows : 0)) * nb_dtype_size(z->dtype));
+        lp = nb__node_scratch(nd,
+                              (size_t)(z->numel + (sparse ? rows : 0)) * nb_dtype_size(z->dtype));
         if (!lp)
             return; // out of memory, recorded on the graph
     }

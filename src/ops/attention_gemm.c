@@ -4,8 +4,8 @@
 // dispatch, and computed the scores' masked upper triangle; here they run on register tiles
 // over unpacked operands, skip what causality makes 0 (nb__agemm_cut) and take B in the NN
 // layout only (attention transposes k and v once per slice). See attention_gemm_kernels.inc for
-// the order of the sums: each element's bits are fixed by the shape alone, whatever the ISA
-// build or the thread count.
+// the order of the sums: each element's bits are fixed by the shape and the ISA build (FMA in
+// the AVX-512 one only), whatever the thread count.
 // No size goes back to OpenBLAS: a chunk has at most 64 query rows, so every product has a
 // dimension <= 64, and on such thin shapes these tiles kept up with cblas_sgemm (NN, no NT) up
 // to (64, 2048, 128) (AVX-512, 1 thread: 66 vs 68 MAC/ns; (64, 256, 64): 100 vs 75).

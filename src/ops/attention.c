@@ -231,11 +231,12 @@ typedef struct {
 // ahead of their use, when small enough (<= 16 KiB each) not to evict the current slice's.
 // charlm's packed (B, T, 3E) rows put a slice's 64 rows of 128 bytes 1.5 KiB apart in a 3 MiB
 // tensor; without these hints its attention took ~10 % more CPU time (perf samples, 3 runs
-// each). q and k go to L1 (the scores, a slice's first products, read them first); v and dO to
-// L2 only: a backward slice's seven operands (56 KiB for charlm) do not fit next to the current
-// one's in a 48 KiB L1, and fetched there they evicted what dv's product was about to read
-// (charlm, TSC ticks per backward chunk: scores 2000 -> 1500, the chunk 9300-10100 -> 8700-9700).
-// Hints only: no result depends on them.
+// each). q and k go to L1 (the scores, a slice's first products, read them first); v, dO and
+// the gradients to L2 only (no write intent): a backward slice's seven operands (56 KiB for charlm)
+// do not fit next to the current one's in a 48 KiB L1, and fetched there (the gradients with
+// write intent) they evicted what dv's product was about to read. charlm, TSC ticks per
+// backward chunk: 9300-10100 with all seven to L1, 8700-9700 with v and dO to L2 (scores 2000 ->
+// 1500), 8300-9300 with the gradients too. Hints only: no result depends on them.
 static void sdpa_prefetch(const sdpa_geom *g, int64_t bh, size_t es, const sdpa_ptrs *x, bool bwd) {
     const struct {
         const void *p;
@@ -251,11 +252,9 @@ static void sdpa_prefetch(const sdpa_geom *g, int64_t bh, size_t es, const sdpa_
             (const char *)op[o].p + (size_t)sdpa_off(g, bh, op[o].t, op[o].ld, op[o].w) * es;
         for (int64_t i = 0; i < op[o].t; i++)
             for (size_t c = 0; c < (size_t)op[o].w * es; c += 64) {
-                if (o >= 4) // the gradients, asked for writing
-                    __builtin_prefetch(base + (size_t)(i * op[o].ld) * es + c, 1);
-                else if (o <= 1) // q, k: to L1
+                if (o <= 1) // q, k: to L1
                     __builtin_prefetch(base + (size_t)(i * op[o].ld) * es + c, 0);
-                else // v, dO: to L2 (locality 2)
+                else // v, dO, the gradients: to L2 (locality 2)
                     __builtin_prefetch(base + (size_t)(i * op[o].ld) * es + c, 0, 2);
             }
     }

@@ -232,11 +232,12 @@ typedef struct {
 // charlm's packed (B, T, 3E) rows put a slice's 64 rows of 128 bytes 1.5 KiB apart in a 3 MiB
 // tensor; without these hints its attention took ~10 % more CPU time (perf samples, 3 runs
 // each). q and k go to L1 (the scores, a slice's first products, read them first); v, dO and
-// the gradients to L2 only (no write intent): a backward slice's seven operands (56 KiB for charlm)
-// do not fit next to the current one's in a 48 KiB L1, and fetched there (the gradients with
-// write intent) they evicted what dv's product was about to read. charlm, TSC ticks per
-// backward chunk: 9300-10100 with all seven to L1, 8700-9700 with v and dO to L2 (scores 2000 ->
-// 1500), 8300-9300 with the gradients too. Hints only: no result depends on them.
+// the gradients to L2 only, without write intent: a backward slice's seven operands (56 KiB
+// for charlm) do not fit next to the current one's in a 48 KiB L1, and fetched there (the
+// gradients with write intent) they evicted what dv's product was about to read. charlm, TSC
+// ticks per backward chunk: 9300-10100 with all seven to L1, 8700-9700 with v and dO to L2
+// (scores 2000 -> 1500), 8300-9300 with the gradients too. Hints only: no result depends on
+// them.
 static void sdpa_prefetch(const sdpa_geom *g, int64_t bh, size_t es, const sdpa_ptrs *x, bool bwd) {
     const struct {
         const void *p;

@@ -11,6 +11,7 @@
 
 #include "graph/graph_impl.h"
 #include "nabla/ops.h"
+#include "ops/vmath.h" // nb__sum8_<sfx>
 
 #include "tensor/parallel.h"
 
@@ -40,25 +41,6 @@ extern bool nb__permute_no_avx512;
 static inline int64_t nb__index_at(const void *data, bool i64, int64_t i) {
     return i64 ? ((const int64_t *)data)[i] : (int64_t)((const int32_t *)data)[i];
 }
-
-// Σ x[0 .. n) in double, in eight partial sums by position (i mod 8) added in a fixed tree:
-// vector speed instead of one dependent add per element, and bits fixed by n alone (whatever
-// the thread count or ISA). exp_shift_sum's order, so cross-entropy's two paths agree; the
-// contiguous sums of reduce.c use it too.
-#define NB_SUM8_DEF(T, sfx)                                                                        \
-    static inline double nb__sum8_##sfx(const T *x, int64_t n) {                                   \
-        double acc[8] = {0};                                                                       \
-        int64_t i = 0;                                                                             \
-        for (; i + 8 <= n; i += 8)                                                                 \
-            for (int j = 0; j < 8; j++)                                                            \
-                acc[j] += (double)x[i + j];                                                        \
-        for (int j = 0; i + j < n; j++)                                                            \
-            acc[j] += (double)x[i + j];                                                            \
-        return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));  \
-    }
-NB_SUM8_DEF(float, f32)
-NB_SUM8_DEF(double, f64)
-#undef NB_SUM8_DEF
 
 // Does input i need its gradient accumulated?
 #define NB_WANTS_GRAD(t) ((t)->requires_grad && (t)->grad != NULL)

@@ -133,11 +133,15 @@ static void linear_backward_tiles(const float *dy, const float *x, const float *
     bool fork = ((gx || gw) && batch * in * out > NB_LGEMM_PAR_MIN) ||
                 (gb && batch * out > NB_OMP_MIN && nbg > 1);
     NB_TEAM_IF(fork, {
-        int64_t lo, hi;
+        int64_t lo, hi, wlo, whi;
         nb__share(tx, &lo, &hi);
-        nb__lgemm_dx_part_f32(lo, hi, dy, w, gx, batch, in, out, !fx); // dx (batch, in) = dy w
-        nb__share(tw, &lo, &hi);
-        nb__lgemm_dw_part_f32(lo, hi, dy, x, gw, batch, in, out, !fw, gbw, !fb); // dyᵀ x, Σ dy
+        nb__share(tw, &wlo, &whi);
+        if (gx && gw && lo == 0 && hi == tx && wlo == 0 && whi == tw) { // one thread does both
+            nb__lgemm_bwd_f32(dy, x, w, gx, gw, batch, in, out, !fx, !fw, gbw, !fb);
+        } else {
+            nb__lgemm_dx_part_f32(lo, hi, dy, w, gx, batch, in, out, !fx);             // dx = dy w
+            nb__lgemm_dw_part_f32(wlo, whi, dy, x, gw, batch, in, out, !fw, gbw, !fb); // dyᵀ x
+        }
         nb__share(nbg, &lo, &hi);
         for (int64_t b = lo; b < hi; b++)
             bias_block_f32(b, dy, gb, batch, out, fb);

@@ -142,18 +142,24 @@ LG_INL void lg_tile(int64_t mr, int64_t w, __mmask16 mk, int64_t k, const float 
 // per tile, pairs of vectors while more than 16 columns remain, the last one masked (n = 113:
 // 3 x 32 + 17 as 16 + 1), then a single vector. bias is read only when mode is LG_BIAS. With
 // sum (dw only), each row tile's first column tile also sums its rows of A into sum (row i into
-// sum[i]; from 0 when sum0).
+// sum[i]; from 0 when sum0). With pf, each row tile also fetches the same rows of pf (pfw
+// floats each, contiguous) into L2: the fused backward's x rows for the dw block that follows.
 __attribute__((target("avx512f"))) static void
 lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a0, int64_t sai,
          int64_t sap, const float *b, int64_t ldb, float *c0, int64_t ldc, int mode,
-         const float *bias, float *sum, bool sum0) {
+         const float *bias, float *sum, bool sum0, const float *pf, int64_t pfw) {
     for (int64_t t = t0; t < t1; t++) {
         int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
-        if (sap == 1 && t + LG_PF < t1) { // A's rows contiguous (forward, dx): fetch ahead
+        if (sap == 1 && i0 + LG_PF * LG_MR < m) { // A's rows contiguous (forward, dx): fetch ahead
             int64_t r0 = i0 + LG_PF * LG_MR, nr = m - r0 < LG_MR ? m - r0 : LG_MR;
             const char *pa = (const char *)(a0 + r0 * sai);
             for (int64_t o = 0; o < nr * sai * (int64_t)sizeof(float); o += 64)
                 _mm_prefetch(pa + o, _MM_HINT_T0);
+        }
+        if (pf) {
+            const char *pp = (const char *)(pf + i0 * pfw);
+            for (int64_t o = 0; o < mr * pfw * (int64_t)sizeof(float); o += 64)
+                _mm_prefetch(pp + o, _MM_HINT_T1);
         }
         for (int64_t j = 0; j < n;) {
             int64_t w = n - j > 32 ? 32 : n - j, last = w > 16 ? w - 16 : w;
@@ -210,7 +216,7 @@ void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y,
     int64_t tiles = nb__lgemm_tiles(rows);
     NB_RANGES(tiles, rows * in * out > NB_LGEMM_PAR_MIN ? 1 : tiles, lo, hi,
               lg_tiles(lo, hi, rows, out, in, x, in, 1, wt, NB_LGEMM_LDT(out), y, out, mode, b,
-                       NULL, false));
+                       NULL, false, NULL, 0));
 #else
     (void)x, (void)w, (void)b, (void)y, (void)rows, (void)in, (void)out, (void)wt;
 #endif
@@ -224,7 +230,7 @@ void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
                            int64_t rows, int64_t in, int64_t out, bool acc) {
 #if LG_BUILD
     lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL, NULL,
-             false);
+             false, NULL, 0);
 #else
     (void)lo, (void)hi, (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
 #endif
@@ -239,10 +245,29 @@ void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
     for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
         int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
         lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
-                 acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0);
+                 acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0, NULL, 0);
     }
 #else
     (void)lo, (void)hi, (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
     (void)db, (void)db_acc;
+#endif
+}
+
+void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *dx, float *dw,
+                       int64_t rows, int64_t in, int64_t out, bool dx_acc, bool dw_acc, float *db,
+                       bool db_acc) {
+#if LG_BUILD
+    // Block after block of dw's inner rows: dx's rows of the block first (they read the block
+    // of dy and fetch the block of x into L2), then the block's dw and db, from L2.
+    for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
+        int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
+        lg_tiles(p0 / LG_MR, (p0 + kc + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx,
+                 in, dx_acc ? LG_ACC : LG_STORE, NULL, NULL, false, x, in);
+        lg_tiles(0, nb__lgemm_tiles(out), out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw,
+                 in, dw_acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0, NULL, 0);
+    }
+#else
+    (void)dy, (void)x, (void)w, (void)dx, (void)dw, (void)rows, (void)in, (void)out;
+    (void)dx_acc, (void)dw_acc, (void)db, (void)db_acc;
 #endif
 }

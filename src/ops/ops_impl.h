@@ -120,6 +120,11 @@ void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
 // when db_acc), summed in row order in float as linear.c's bias_grad_f32.
 void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float *x, float *dw,
                            int64_t rows, int64_t in, int64_t out, bool acc, float *db, bool db_acc);
+// dx and dw (and db as above) on one thread, interleaved by dw's inner blocks of rows, so that
+// dw reads each block of dy and x from L2 right after dx: the same bits as the two parts.
+void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *dx, float *dw,
+                       int64_t rows, int64_t in, int64_t out, bool dx_acc, bool dw_acc, float *db,
+                       bool db_acc);
 // Tests: 1 takes linear to OpenBLAS as on a CPU without AVX-512; a lower minimum of rows puts
 // small shapes on the tiles.
 extern int nb__lgemm_isa;

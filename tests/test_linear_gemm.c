@@ -8,6 +8,7 @@
 // first written by one backward, then accumulated by the other), against the OpenBLAS path
 // (nb__lgemm_isa = 1); and the bits of y and of every grad at 1 and 2 threads on a shape that forks
 // the team (dx, dw and the bias grad in one region, each thread taking a share of all three).
+// nb__lgemm_bwd_f32 (one thread, dx and dw interleaved) gives the parts' bits on every shape.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,7 +54,12 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
           *dx = frand(rows * in, &seed);
     float *dw = frand(out * in, &seed), *dx0 = frand(rows * in, &seed);
     float *dw0 = frand(out * in, &seed), *db = frand(out, &seed), *db0 = frand(out, &seed);
+    // the parts' results, for nb__lgemm_bwd_f32 below: [acc]
+    float *pdx[2], *pdw[2], *pdb[2], *fdx = malloc((size_t)(rows * in) * sizeof(float));
+    float *fdw = malloc((size_t)(out * in) * sizeof(float)),
+          *fdb = malloc((size_t)out * sizeof *fdb);
     assert_non_null(wt);
+    assert_non_null(fdx), assert_non_null(fdw), assert_non_null(fdb);
     for (int bias = 0; bias < 2; bias++) { // forward: y = x wᵀ (+ b)
         for (int64_t i = 0; i < rows * out; i++)
             y[i] = NAN;
@@ -109,9 +115,33 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
                 }
                 expect_close(dw[o * in + i], s, mag, acc ? (double)dw0[o * in + i] : 0.0, rows);
             }
+        pdx[acc] = dx, pdw[acc] = dw, pdb[acc] = db;
+        if (!acc)
+            dx = frand(rows * in, &seed), dw = frand(out * in, &seed), db = frand(out, &seed);
     }
-    free(x), free(w), free(b), free(dy), free(y), free(wt), free(dx), free(dw), free(dx0),
-        free(dw0), free(db), free(db0);
+    // The 1-thread backward (dx and dw interleaved by blocks): the parts' bits, for every mix of
+    // first writes and accumulation, with and without the bias grad.
+    for (int mix = 0; mix < 8; mix++) {
+        bool ax = mix & 1, aw = mix & 2, ab = mix & 4;
+        for (int64_t i = 0; i < rows * in; i++)
+            fdx[i] = ax ? dx0[i] : NAN;
+        for (int64_t i = 0; i < out * in; i++)
+            fdw[i] = aw ? dw0[i] : NAN;
+        for (int64_t o = 0; o < out; o++)
+            fdb[o] = ab ? db0[o] : NAN;
+        bool with_db = mix != 3; // db's sums do not depend on dw's flag; once without db
+        nb__lgemm_bwd_f32(dy, x, w, fdx, fdw, rows, in, out, ax, aw, with_db ? fdb : NULL, ab);
+        if (memcmp(fdx, pdx[ax], (size_t)(rows * in) * sizeof(float)) ||
+            memcmp(fdw, pdw[aw], (size_t)(out * in) * sizeof(float)) ||
+            (with_db && memcmp(fdb, pdb[ab], (size_t)out * sizeof(float))))
+            fail_msg("nb__lgemm_bwd_f32 differs from the parts (rows %lld, in %lld, out %lld, acc "
+                     "dx %d dw %d db %d)",
+                     (long long)rows, (long long)in, (long long)out, ax, aw, ab);
+    }
+    free(x), free(w), free(b), free(dy), free(y), free(wt), free(dx0), free(dw0), free(db0);
+    for (int a = 0; a < 2; a++)
+        free(pdx[a]), free(pdw[a]), free(pdb[a]);
+    free(fdx), free(fdw), free(fdb);
 }
 
 static void kernels_match_double_sums(void **state) {

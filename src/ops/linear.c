@@ -120,7 +120,9 @@ DEFINE_BIAS_GRAD(double, f64)
 // wanted, with no barrier between them (they write different grads and only read dy, w and
 // x). Every element is still computed by one thread in a fixed order: the bits do not depend
 // on the thread count. Forks when either GEMM would have (NB_LGEMM_PAR_MIN multiply-adds) or
-// the bias grad would have (NB_OMP_MIN elements).
+// the bias grad would have (NB_OMP_MIN elements). A thread that has all of dx and dw (one
+// thread, or no fork) interleaves them by dw's blocks of rows instead (nb__lgemm_bwd_f32: dw
+// then reads each block of dy and x from L2; the same bits).
 // gx, gw, gb: the grads to write, or NULL; fx, fw, fb: their first write of the sweep.
 static void linear_backward_tiles(const float *dy, const float *x, const float *w, float *gx,
                                   float *gw, float *gb, int64_t batch, int64_t in, int64_t out,

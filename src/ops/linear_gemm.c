@@ -9,8 +9,9 @@
 // dx 102-109 vs 114-118, dw 90-102 vs 112-115.
 // Each C element is the sum of its products in order of the inner index, in FMAs, for dw in
 // blocks of LG_KC(in) added to C in order: fixed by the shape, whatever the thread count (threads
-// share whole row tiles of C). Only an AVX-512 build exists (GCC, x86-64); without it, or
-// outside the shapes where the tiles won, linear stays on OpenBLAS (nb__lgemm_ok), whose bits
+// share whole row tiles of C; one thread doing both interleaves dx and dw block by block,
+// nb__lgemm_bwd_f32, with the same sums). Only an AVX-512 build exists (GCC, x86-64); without it,
+// or outside the shapes where the tiles won, linear stays on OpenBLAS (nb__lgemm_ok), whose bits
 // already depend on the CPU.
 #include <stdbool.h>
 #include <stdint.h>

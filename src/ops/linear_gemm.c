@@ -139,30 +139,45 @@ LG_INL void lg_tile(int64_t mr, int64_t w, __mmask16 mk, int64_t k, const float 
         }
 }
 
+// Share c of nc of the 64-byte lines of [p, p + bytes): prefetched into L1, or L2 when l2.
+LG_INL void lg_fetch_share(const char *p, int64_t bytes, int64_t c, int64_t nc, bool l2) {
+    int64_t lines = (bytes + 63) / 64, l0 = c * lines / nc, l1 = (c + 1) * lines / nc;
+    for (int64_t l = l0; l < l1; l++)
+        if (l2)
+            _mm_prefetch(p + l * 64, _MM_HINT_T1);
+        else
+            _mm_prefetch(p + l * 64, _MM_HINT_T0);
+}
+
 // C's row tiles [t0, t1) (tile t: rows [t LG_MR, min(m, (t + 1) LG_MR))), k inner indices;
 // per tile, pairs of vectors while more than 16 columns remain, the last one masked (n = 113:
 // 3 x 32 + 17 as 16 + 1), then a single vector. bias is read only when mode is LG_BIAS. With
 // sum (dw only), each row tile's first column tile also sums its rows of A into sum (row i into
 // sum[i]; from 0 when sum0). With pf, each row tile also fetches the same rows of pf (pfw
 // floats each, contiguous) into L2: the fused backward's x rows for the dw block that follows.
+// Both fetches are spread over the row tile's column tiles, a share before each: issued all
+// at once before the first (16-256 lines), they stalled it (charlm's forward ~4 % and backward
+// ~3-4 % slower, cold-operand microbenchmark).
 __attribute__((target("avx512f"))) static void
 lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a0, int64_t sai,
          int64_t sap, const float *b, int64_t ldb, float *c0, int64_t ldc, int mode,
          const float *bias, float *sum, bool sum0, const float *pf, int64_t pfw) {
+    const int64_t nct = (n + 31) / 32; // column tiles per row tile
     for (int64_t t = t0; t < t1; t++) {
         int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
-        if (sap == 1 && i0 + LG_PF * LG_MR < m) { // A's rows contiguous (forward, dx): fetch ahead
+        // A's rows contiguous (forward, dx): the rows of the tile LG_PF ahead, into L1
+        const char *pa = NULL;
+        int64_t pab = 0;
+        if (sap == 1 && i0 + LG_PF * LG_MR < m) {
             int64_t r0 = i0 + LG_PF * LG_MR, nr = m - r0 < LG_MR ? m - r0 : LG_MR;
-            const char *pa = (const char *)(a0 + r0 * sai);
-            for (int64_t o = 0; o < nr * sai * (int64_t)sizeof(float); o += 64)
-                _mm_prefetch(pa + o, _MM_HINT_T0);
+            pa = (const char *)(a0 + r0 * sai), pab = nr * sai * (int64_t)sizeof(float);
         }
-        if (pf) {
-            const char *pp = (const char *)(pf + i0 * pfw);
-            for (int64_t o = 0; o < mr * pfw * (int64_t)sizeof(float); o += 64)
-                _mm_prefetch(pp + o, _MM_HINT_T1);
-        }
-        for (int64_t j = 0; j < n;) {
+        for (int64_t j = 0, jc = 0; j < n; jc++) {
+            if (pa)
+                lg_fetch_share(pa, pab, jc, nct, false);
+            if (pf)
+                lg_fetch_share((const char *)(pf + i0 * pfw), mr * pfw * (int64_t)sizeof(float), jc,
+                               nct, true);
             int64_t w = n - j > 32 ? 32 : n - j, last = w > 16 ? w - 16 : w;
             __mmask16 mk = last == 16 ? 0xffff : (__mmask16)((1u << last) - 1);
             const float *a = a0 + i0 * sai, *bj = bias ? bias + j : NULL;

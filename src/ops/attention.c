@@ -79,6 +79,33 @@ static int64_t sdpa_mask_off(const sdpa_geom *g, int64_t bh) {
     return off;
 }
 
+// The next slice's operands, prefetched a share at a time between the current slice's stages
+// (planned by sdpa_pf_init below; the kernels call sdpa_pf_some after each product and row
+// pass): up to 7 operands of `rows` rows, `lpr` 64-byte lines each, `ld` bytes apart, into L1
+// or only L2. `step` lines per call, from the cursor (o, i, c).
+typedef struct sdpa_pf {
+    const char *base[7];
+    int64_t rows[7], lpr[7], ld[7];
+    bool l1[7];
+    int n, o;
+    int64_t i, c, step;
+} sdpa_pf;
+
+static inline void sdpa_pf_some(sdpa_pf *pf) {
+    for (int64_t left = pf->step; left > 0 && pf->o < pf->n; left--) {
+        const char *p = pf->base[pf->o] + pf->i * pf->ld[pf->o] + pf->c * 64;
+        if (pf->l1[pf->o])
+            __builtin_prefetch(p, 0);
+        else
+            __builtin_prefetch(p, 0, 2);
+        if (++pf->c == pf->lpr[pf->o]) {
+            pf->c = 0;
+            if (++pf->i == pf->rows[pf->o])
+                pf->i = 0, pf->o++;
+        }
+    }
+}
+
 // The row kernels (softmax, probabilities, dS) in an AVX-512, an AVX2 and a baseline (SSE2) build,
 // picked once at load time; the file is compiled without FMA contraction (CMakeLists.txt), so
 // every build computes the same bits. GCC on x86-64 only (clang's target_clones needs a newer
@@ -227,8 +254,12 @@ typedef struct {
 
 #define SDPA_AT(T, p, off) ((p) ? (T *)(p) + (off) : NULL)
 
-// Asks for slice bh's rows of x's non-NULL operands (gradients and dO too when bwd), a slice
-// ahead of their use, when small enough (<= 16 KiB each) not to evict the current slice's.
+// Plans the prefetch of slice bh's rows of x's non-NULL operands (gradients and dO too when
+// bwd), a slice ahead of their use, when small enough (<= 16 KiB each) not to evict the current
+// slice's, in `calls` shares (sdpa_pf_some after each stage of the current slice). Issued all
+// at once before the slice (384 lines forward, 896 backward for charlm), they stalled its first
+// stage: in charlm's step, attention's forward 1.83-1.91 and backward 2.92-3.05 M TSC ticks a
+// call that way, 1.74-1.83 and 2.67-2.92 spread (rdtsc around each call, 6-8 runs of each).
 // charlm's packed (B, T, 3E) rows put a slice's 64 rows of 128 bytes 1.5 KiB apart in a 3 MiB
 // tensor; without these hints its attention took ~10 % more CPU time (perf samples, 3 runs
 // each). q and k go to L1 (the scores, a slice's first products, read them first); v, dO and
@@ -238,7 +269,8 @@ typedef struct {
 // ticks per backward chunk: 9300-10100 with all seven to L1, 8700-9700 with v and dO to L2
 // (scores 2000 -> 1500), 8300-9300 with the gradients too. Hints only: no result depends on
 // them.
-static void sdpa_prefetch(const sdpa_geom *g, int64_t bh, size_t es, const sdpa_ptrs *x, bool bwd) {
+static void sdpa_pf_init(sdpa_pf *pf, const sdpa_geom *g, int64_t bh, size_t es, const sdpa_ptrs *x,
+                         bool bwd, int64_t calls) {
     const struct {
         const void *p;
         int64_t t, w, ld;
@@ -246,19 +278,22 @@ static void sdpa_prefetch(const sdpa_geom *g, int64_t bh, size_t es, const sdpa_
                {x->v, g->tk, g->dv, g->ldv}, {x->go, g->tq, g->dv, g->ldo},
                {x->gq, g->tq, g->d, g->ldq}, {x->gk, g->tk, g->d, g->ldk},
                {x->gv, g->tk, g->dv, g->ldv}};
+    int64_t lines = 0;
+    pf->n = pf->o = 0, pf->i = pf->c = 0;
     for (int o = 0; o < (bwd ? 7 : 3) && bh < g->bh; o++) {
-        if (!op[o].p || (size_t)(op[o].t * op[o].w) * es > 16384)
+        if (!op[o].p || (size_t)(op[o].t * op[o].w) * es > 16384 || op[o].t < 1 || op[o].w < 1)
             continue;
-        const char *base =
+        int k = pf->n++;
+        pf->base[k] =
             (const char *)op[o].p + (size_t)sdpa_off(g, bh, op[o].t, op[o].ld, op[o].w) * es;
-        for (int64_t i = 0; i < op[o].t; i++)
-            for (size_t c = 0; c < (size_t)op[o].w * es; c += 64) {
-                if (o <= 1) // q, k: to L1
-                    __builtin_prefetch(base + (size_t)(i * op[o].ld) * es + c, 0);
-                else // v, dO, the gradients: to L2 (locality 2)
-                    __builtin_prefetch(base + (size_t)(i * op[o].ld) * es + c, 0, 2);
-            }
+        pf->rows[k] = op[o].t;
+        pf->lpr[k] = (int64_t)(((size_t)op[o].w * es + 63) / 64);
+        pf->ld[k] = op[o].ld * (int64_t)es;
+        pf->l1[k] = o <= 1; // q, k: to L1; v, dO, the gradients: to L2 (locality 2)
+        lines += op[o].t * pf->lpr[k];
     }
+    calls = calls > 1 ? calls : 1; // no chunk (tq = 0): nothing runs, nothing is fetched
+    pf->step = (lines + calls - 1) / calls;
 }
 
 // Forward over every slice; `seed_rng` draws this forward's dropout seed (backward reuses it).
@@ -292,18 +327,19 @@ static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_pt
         tid = threads > 1 ? omp_get_thread_num() : 0;
 #endif
         void *a = scratch + (size_t)tid * per;
-        sdpa_prefetch(&g, bh + 1, es, &x, false);
+        sdpa_pf pf;
+        sdpa_pf_init(&pf, &g, bh + 1, es, &x, false, 3 * ((g.tq + g.rows - 1) / g.rows));
         int64_t mo = x.m ? sdpa_mask_off(&g, bh) : 0;
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
         if (o->dtype == NB_F32)
             sdpa_fwd_f32(&g, bh, (const float *)x.q + oq, (const float *)x.k + ok,
                          (const float *)x.v + ov, SDPA_AT(const float, x.m, mo), F32(o) + oo,
-                         lse + bh * g.tq, a);
+                         lse + bh * g.tq, a, &pf);
         else
             sdpa_fwd_f64(&g, bh, (const double *)x.q + oq, (const double *)x.k + ok,
                          (const double *)x.v + ov, SDPA_AT(const double, x.m, mo), F64(o) + oo,
-                         lse + bh * g.tq, a);
+                         lse + bh * g.tq, a, &pf);
     }
 }
 
@@ -334,19 +370,20 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
         int64_t mo = x.m ? sdpa_mask_off(&g, bh) : 0;
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
-        sdpa_prefetch(&g, bh + 1, es, &x, true);
+        sdpa_pf pf;
+        sdpa_pf_init(&pf, &g, bh + 1, es, &x, true, 7 * ((g.tq + g.rows - 1) / g.rows));
         if (o->dtype == NB_F32)
             sdpa_bwd_f32(&g, bh, (const float *)x.q + oq, (const float *)x.k + ok,
                          (const float *)x.v + ov, SDPA_AT(const float, x.m, mo),
                          (const float *)x.go + oo, lse + bh * g.tq, SDPA_AT(float, x.gq, oq),
                          SDPA_AT(float, x.gk, ok), SDPA_AT(float, x.gv, ov),
-                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b, x.store);
+                         SDPA_AT(float, x.gm, mo), (float *)a, (float *)b, x.store, &pf);
         else
             sdpa_bwd_f64(&g, bh, (const double *)x.q + oq, (const double *)x.k + ok,
                          (const double *)x.v + ov, SDPA_AT(const double, x.m, mo),
                          (const double *)x.go + oo, lse + bh * g.tq, SDPA_AT(double, x.gq, oq),
                          SDPA_AT(double, x.gk, ok), SDPA_AT(double, x.gv, ov),
-                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b, x.store);
+                         SDPA_AT(double, x.gm, mo), (double *)a, (double *)b, x.store, &pf);
     }
 }
 

@@ -222,6 +222,20 @@ __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int6
 }
 #endif
 
+#if LG_BUILD
+// dw's row tiles [lo, hi) over the block of inner rows from p0 (LG_KC(in) of them, fewer at
+// the end): dw (out, in) += or = dyᵀ x for those rows, db summed from their dy in the same
+// tiles; the first block stores (unless acc) and starts db from 0 (unless db_acc). Both
+// nb__lgemm_dw_part_f32 and nb__lgemm_bwd_f32 go through it, so their bits agree.
+static void lg_dw_block(int64_t lo, int64_t hi, int64_t p0, int64_t rows, const float *dy,
+                        const float *x, float *dw, int64_t in, int64_t out, bool acc, float *db,
+                        bool db_acc) {
+    int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
+    lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
+             acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0, NULL, 0);
+}
+#endif
+
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
                        int64_t in, int64_t out, float *wt) {
 #if LG_BUILD
@@ -258,11 +272,8 @@ void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
 #if LG_BUILD
     // dw (out, in): A = dyᵀ, entry (o, r) at dy[r out + o]; B = x's rows. db (out) = Σ_r dy[r]
     // in the same tiles, block after block: each entry's sum in order of r.
-    for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
-        int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
-        lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
-                 acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0, NULL, 0);
-    }
+    for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in))
+        lg_dw_block(lo, hi, p0, rows, dy, x, dw, in, out, acc, db, db_acc);
 #else
     (void)lo, (void)hi, (void)dy, (void)x, (void)dw, (void)rows, (void)in, (void)out, (void)acc;
     (void)db, (void)db_acc;
@@ -276,11 +287,10 @@ void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *d
     // Block after block of dw's inner rows: dx's rows of the block first (they read the block
     // of dy and fetch the block of x into L2), then the block's dw and db, from L2.
     for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
-        int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
-        lg_tiles(p0 / LG_MR, (p0 + kc + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx,
-                 in, dx_acc ? LG_ACC : LG_STORE, NULL, NULL, false, x, in);
-        lg_tiles(0, nb__lgemm_tiles(out), out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw,
-                 in, dw_acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0, NULL, 0);
+        int64_t p1 = rows - p0 < LG_KC(in) ? rows : p0 + LG_KC(in);
+        lg_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx, in,
+                 dx_acc ? LG_ACC : LG_STORE, NULL, NULL, false, x, in);
+        lg_dw_block(0, nb__lgemm_tiles(out), p0, rows, dy, x, dw, in, out, dw_acc, db, db_acc);
     }
 #else
     (void)dy, (void)x, (void)w, (void)dx, (void)dw, (void)rows, (void)in, (void)out;

@@ -90,6 +90,9 @@ typedef struct sdpa_pf {
     int n, o;
     int64_t i, c, step;
 } sdpa_pf;
+// sdpa_pf_some's calls per chunk of query rows in sdpa_fwd and sdpa_bwd (attention_kernels.inc).
+#define SDPA_FWD_SHARES 3
+#define SDPA_BWD_SHARES 7
 
 static inline void sdpa_pf_some(sdpa_pf *pf) {
     for (int64_t left = pf->step; left > 0 && pf->o < pf->n; left--) {
@@ -328,7 +331,8 @@ static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_pt
 #endif
         void *a = scratch + (size_t)tid * per;
         sdpa_pf pf;
-        sdpa_pf_init(&pf, &g, bh + 1, es, &x, false, 3 * ((g.tq + g.rows - 1) / g.rows));
+        sdpa_pf_init(&pf, &g, bh + 1, es, &x, false,
+                     SDPA_FWD_SHARES * ((g.tq + g.rows - 1) / g.rows));
         int64_t mo = x.m ? sdpa_mask_off(&g, bh) : 0;
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
@@ -371,7 +375,8 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
         int64_t oq = sdpa_off(&g, bh, g.tq, g.ldq, g.d), ok = sdpa_off(&g, bh, g.tk, g.ldk, g.d),
                 ov = sdpa_off(&g, bh, g.tk, g.ldv, g.dv), oo = sdpa_off(&g, bh, g.tq, g.ldo, g.dv);
         sdpa_pf pf;
-        sdpa_pf_init(&pf, &g, bh + 1, es, &x, true, 7 * ((g.tq + g.rows - 1) / g.rows));
+        sdpa_pf_init(&pf, &g, bh + 1, es, &x, true,
+                     SDPA_BWD_SHARES * ((g.tq + g.rows - 1) / g.rows));
         if (o->dtype == NB_F32)
             sdpa_bwd_f32(&g, bh, (const float *)x.q + oq, (const float *)x.k + ok,
                          (const float *)x.v + ov, SDPA_AT(const float, x.m, mo),

@@ -76,6 +76,7 @@ int main(int argc, char **argv) {
     nb_tensor *x = nb_tensor_create(NB_I32, 2, (int64_t[]){B, T});
     nb_tensor *y = nb_tensor_create(NB_I32, 1, (int64_t[]){B * T});
     nb_graph *g = nb_graph_create();
+    nb_graph_set_retain_grads(g, false); // as PyTorch: op outputs' grads recycled in the sweep
     double *cpu = malloc((size_t)steps * sizeof *cpu), *wall = malloc((size_t)steps * sizeof *wall);
     int64_t allocs = 0;
     double cpu_sum = 0, wall_sum = 0, sys_sum = 0;

@@ -296,6 +296,9 @@ int main(int argc, char **argv) {
     }
     r.params = nb_params_create();
     r.g = nb_graph_create();
+    // Only the parameters' grads are read (as in PyTorch): backward recycles op outputs' grad
+    // buffers within the sweep, a smaller working set (bench/README.md, round 7).
+    nb_graph_set_retain_grads(r.g, false);
     r.x = nb_tensor_create(NB_I32, 2, (int64_t[]){r.rows, o->context});
     r.y = nb_tensor_create(NB_I32, 2, (int64_t[]){r.rows, o->context});
     if (r.y)

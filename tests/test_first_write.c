@@ -5,7 +5,8 @@
 // write; then checks that nb_backward gives exactly nb_grad's leaf gradients (nb_grad's kernel
 // path zeroes every grad and accumulates), also on a replayed step, where the recycled grads
 // still hold the last step's values (an op that added instead of storing would double them),
-// and in debug builds on garbage (backward.c poisons such grads there).
+// and in debug builds on garbage (backward.c poisons such grads there); then the same with
+// op outputs' grads recycled during the sweep (nb_graph_set_retain_grads(g, false)).
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -175,7 +176,10 @@ static void run_case(const fw_case *c, nb_dtype dt) {
     nb_tensor *w = make(ys, dt, &rng, -1, 1); // loss = Σ y·w: every dy element different
     nb_tensor *loss = nb_sum(g, nb_mul(g, y, w));
     assert_int_equal(nb_grad(g, &loss, NULL, 1, x, c->n_in, false, ref), NB_OK);
-    for (int step = 0; step < 3; step++) {
+    // Steps 0-2 keep every grad; steps 3-5 recycle op outputs' grads (nb_graph_set_retain_grads),
+    // whose buffers then hold other grads of the sweep (zeroed or stored when they change hands).
+    for (int step = 0; step < 6; step++) {
+        nb_graph_set_retain_grads(g, step < 3);
         for (int i = 0; i < c->n_in; i++)
             nb_tensor_zero_grad(x[i]);
         if (step > 0)
@@ -189,6 +193,10 @@ static void run_case(const fw_case *c, nb_dtype dt) {
                              "nb_grad %.17g",
                              c->name, nb_dtype_name(dt), step, i, (long long)e, got, want);
             }
+        if (step < 3)
+            assert_non_null(nb_tensor_grad(y));
+        else
+            assert_null(nb_tensor_grad(y)); // recycled: not kept
     }
     nb_graph_destroy(g);
     nb_tensor_destroy(w);

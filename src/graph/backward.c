@@ -111,6 +111,92 @@ static void share_grad(nb_node *nodes, nb_node *p) {
     c->grad_shared |= bit;
 }
 
+// ---- recycling op outputs' grads (nb_graph_set_retain_grads(g, false)) -------------------
+// By default every op output keeps its own grad buffer, readable after the sweep. Recycling, an
+// op output's grad lives from its first write (its claiming consumer's backward) to the end of
+// its own node's backward, and the buffer then serves a grad born later in the sweep. The plan
+// walks the nodes in the sweep's order, so it hands the buffers out as the sweep will use them:
+// a stack of released buffers, the most recently released (the likeliest still in cache) on
+// top. The sweep's working set shrinks from every grad of the tape to the few alive at once
+// (charlm: ~40 MiB of grads down to a few MiB, in a step whose ~100 MiB outgrew the L3).
+// Zeroing, and the debug poison of a planned store, cannot happen in the plan: a recycled
+// buffer still holds a live grad until the sweep reaches the node that frees it. So they are
+// listed (fill) in sweep order and run applies each right before its node's backward.
+
+#define RECYCLE_WINDOW 16 // released buffers searched for the best fit, from the top
+
+typedef struct {
+    void *p;
+    size_t cap;
+} grad_buf;
+typedef struct {
+    int64_t node; // right before this node's backward,
+    nb_tensor *t; // t->grad is filled with byte
+    int byte;
+} grad_fill;
+typedef struct {
+    grad_buf *free; // released buffers, a stack
+    int64_t n_free;
+    grad_fill *fill; // by node, from the root down (sweep order)
+    int64_t n_fill;
+} recycle_plan;
+
+static size_t grad_bytes(const nb_tensor *t) {
+    return (size_t)t->numel * nb_dtype_size(t->dtype);
+}
+
+// p's output gets a grad buffer: the smallest released one that fits among the top
+// RECYCLE_WINDOW, else its own (never touched before this sweep; an empty output's, always).
+static void recycle_take(recycle_plan *rp, nb_node *p) {
+    size_t need = grad_bytes(p->out);
+    int64_t best = -1;
+    for (int64_t e = need ? rp->n_free - 1 : -1 - 1; e >= 0 && e >= rp->n_free - RECYCLE_WINDOW;
+         e--)
+        if (rp->free[e].cap >= need && (best < 0 || rp->free[e].cap < rp->free[best].cap))
+            best = e;
+    if (best < 0) {
+        p->out->grad = p->grad_own;
+        p->grad_cap = need;
+        return;
+    }
+    p->out->grad = rp->free[best].p;
+    p->grad_cap = rp->free[best].cap;
+    for (int64_t e = best; e + 1 < rp->n_free; e++) // keep the stack's order
+        rp->free[e] = rp->free[e + 1];
+    rp->n_free--;
+}
+
+static void recycle_fill(recycle_plan *rp, int64_t node, nb_tensor *t, int byte) {
+    rp->fill[rp->n_fill++] = (grad_fill){node, t, byte};
+}
+
+// The first write of t (node p's output) at consumer nd (index i, slot k): t's grad buffer and,
+// unless nd stores every element, its zeroing before nd runs. When nd passes dy through to t
+// unchanged (grad_pass), t takes over nd's own grad buffer instead (which then is not
+// released): dy is already in it, and nd's output grad is dead once nd has run. Unlike
+// share_grad this is right whatever else adds into t's grad later, so it needs no `uses`;
+// one input per node takes the buffer (*given).
+static void recycle_claim(recycle_plan *rp, nb_node *nd, int64_t i, int k, nb_node *p, bool store,
+                          bool *given) {
+    uint8_t bit = (uint8_t)(1u << (k < 8 ? k : 0));
+    if (store && k < 8 && (nd->grad_pass & bit) && !*given) {
+        p->out->grad = nd->out->grad;
+        p->grad_cap = nd->grad_cap;
+        nd->grad_shared |= bit;
+        *given = true;
+        return;
+    }
+    recycle_take(rp, p);
+    if (store) {
+        nd->grad_first |= bit;
+#ifdef NB_DEBUG_LIFETIME
+        recycle_fill(rp, i, p->out, NB_POISON_BYTE); // see plan
+#endif
+    } else {
+        recycle_fill(rp, i, p->out, 0);
+    }
+}
+
 // One pass from the root down plans the sweep (one loop instead of three: this runs in every
 // nb_backward, so it is per-op overhead, bench_overhead). The tape is in execution order, so a
 // node comes up after all its consumers: its `mark`, `grad_seen` and `uses` are final by then.
@@ -123,7 +209,9 @@ static void share_grad(nb_node *nodes, nb_node *p) {
 //    consumers are empty, run skips them) when its own node comes up. The root's grad is
 //    seeded whole by run.
 //  - An output whose one consumer passes dy through unchanged shares its grad (share_grad).
-static nb_status plan(nb_graph *g, int64_t root) {
+// With rp (recycling), buffers come from recycle_take / recycle_claim and every zeroing is
+// listed in rp->fill instead; a node's own buffer is released once its inputs are planned.
+static nb_status plan(nb_graph *g, int64_t root, recycle_plan *rp) {
     nb_node *nodes = g->nodes;
     for (int64_t i = 0; i <= root; i++) {
         nb_node *nd = &nodes[i];
@@ -132,8 +220,10 @@ static nb_status plan(nb_graph *g, int64_t root) {
         nd->grad_first = 0;
         nd->grad_shared = 0;
         nd->uses = 0;
-        if (nd->grad_own) // an earlier sweep's sharing ends here
+        if (nd->grad_own) { // an earlier sweep's sharing or recycling ends here
             nd->out->grad = nd->grad_own;
+            nd->grad_cap = grad_bytes(nd->out);
+        }
     }
     nodes[root].mark = true;
     nodes[root].grad_seen = true;
@@ -141,11 +231,16 @@ static nb_status plan(nb_graph *g, int64_t root) {
         nb_node *nd = &nodes[i];
         if (!nd->mark)
             continue;
-        if (!nd->grad_seen)
+        if (!nd->grad_seen && rp) {
+            recycle_take(rp, nd);
+            recycle_fill(rp, i, nd->out, 0);
+        } else if (!nd->grad_seen) {
             zero_grad(nd->out);
-        else if (i != root)
+        } else if (i != root && !rp) {
             share_grad(nodes, nd);
+        }
         bool runs = nd->out->numel > 0; // run skips an empty output's backward: it writes nothing
+        bool given = false;             // rp: nd's grad buffer went to an input
         for (int k = 0; k < nd->n_in; k++) {
             nb_tensor *t = nd->in[k];
             if (!t->requires_grad)
@@ -165,7 +260,9 @@ static nb_status plan(nb_graph *g, int64_t root) {
                 bool store = nd->op->grad_store && k < 8;
                 for (int j = 0; j < nd->n_in && store; j++)
                     store = j == k || nd->in[j] != t;
-                if (store) {
+                if (rp) {
+                    recycle_claim(rp, nd, i, k, p, store, &given);
+                } else if (store) {
                     nd->grad_first |= (uint8_t)(1u << k);
 #ifdef NB_DEBUG_LIFETIME
                     // Debug builds: garbage for real, so a backward that claims grad_store but
@@ -192,6 +289,8 @@ static nb_status plan(nb_graph *g, int64_t root) {
                                           NB_SHAPE_STR(t));
             }
         }
+        if (rp && !given && runs) // free once nd has run (an empty output's buffer: never used)
+            rp->free[rp->n_free++] = (grad_buf){nd->out->grad, nd->grad_cap};
     }
     return NB_OK;
 }
@@ -215,9 +314,23 @@ static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
     return NB_OK;
 }
 
+// rp's arrays for a sweep from root: one entry per node released, one fill per grad zeroed.
+static nb_status recycle_alloc(nb_graph *g, int64_t root, recycle_plan *rp) {
+    int64_t fills = root + 1;
+    for (int64_t i = 0; i <= root; i++)
+        fills += g->nodes[i].n_in;
+    rp->free = nb__graph_alloc(g, ((size_t)root + 1) * sizeof *rp->free);
+    rp->fill = nb__graph_alloc(g, (size_t)fills * sizeof *rp->fill);
+    rp->n_free = rp->n_fill = 0;
+    return rp->free && rp->fill ? NB_OK : g->status;
+}
+
 static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
     int64_t root = out->node;
-    nb_status st = plan(g, root);
+    recycle_plan rp = {0};
+    nb_status st = g->recycle_grads ? recycle_alloc(g, root, &rp) : NB_OK;
+    if (st == NB_OK)
+        st = plan(g, root, g->recycle_grads ? &rp : NULL);
     if (st != NB_OK)
         return st;
     if (grad_out)
@@ -226,9 +339,10 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
         *(float *)out->grad = 1.0f; // d loss / d loss
     else
         *(double *)out->grad = 1.0;
-    // Without a grad-ready hook or anomaly mode (the common case) the sweep is only the marked
-    // nodes' backward calls: no per-node hook lookup or check (per-op overhead, replayed).
-    if (!g->ready_fn && !g->check_finite) {
+    // Without a grad-ready hook, anomaly mode or recycling (the common case) the sweep is only
+    // the marked nodes' backward calls: no per-node hook lookup or check (per-op overhead,
+    // replayed).
+    if (!g->ready_fn && !g->check_finite && !g->recycle_grads) {
         for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
             nb_node *nd = &g->nodes[i];
             if (nd->mark && nd->out->numel > 0) // an empty output contributes nothing
@@ -240,18 +354,31 @@ static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
     int64_t *head = NULL;
     if (g->ready_fn && (st = plan_ready(g, root, &ready, &head)) != NB_OK)
         return st;
+    int64_t f = 0;
     for (int64_t i = root; i >= 0 && g->status == NB_OK; i--) {
         nb_node *nd = &g->nodes[i];
+        for (; f < rp.n_fill && rp.fill[f].node == i; f++)
+            memset(rp.fill[f].t->grad, rp.fill[f].byte, grad_bytes(rp.fill[f].t));
         if (nd->mark && nd->out->numel > 0) { // an empty output contributes nothing
             nd->op->backward(nd);
             if (g->check_finite) // anomaly mode: name the first op whose backward made NaN/Inf
                 nb__check_input_grads(nd);
         }
+        if (g->recycle_grads && nd->mark) // its buffer may hold another grad from here on
+            nd->out->grad = NULL;
         // Leaves whose last contribution was node i: final now (not after an error).
         for (int64_t e = head ? head[i] : -1; e >= 0 && g->status == NB_OK; e = ready[e].next)
             g->ready_fn(g->ready_ctx, ready[e].leaf);
     }
     return g->status;
+}
+
+void nb_graph_set_retain_grads(nb_graph *g, bool retain) {
+    if (g)
+        g->recycle_grads = !retain;
+}
+bool nb_graph_retain_grads(const nb_graph *g) {
+    return g && !g->recycle_grads;
 }
 
 nb_status nb_backward(nb_graph *g, nb_tensor *loss) {

@@ -14,6 +14,7 @@ struct nb_graph {
     int64_t cap_nodes;
     bool grad_enabled;
     bool check_finite;         // anomaly mode (anomaly.c)
+    bool recycle_grads;        // nb_graph_set_retain_grads(g, false) (backward.c)
     nb_grad_ready_fn ready_fn; // grad-ready hook (backward.c), NULL: none
     void *ready_ctx;
     uint64_t epoch; // unique to this graph and step (a process-wide counter); op outputs

@@ -74,6 +74,8 @@ void nb_graph_reset(nb_graph *g) {
     nb__hdr_reset(&g->hdrs, false);
 #endif
     nb__arena_reset(g->arena);
+    g->transient = NULL;
+    g->transient_size = 0;
     g->n_nodes = 0;
     g->epoch = new_epoch(g);
     nb_graph_clear_error(g);
@@ -241,6 +243,17 @@ void *nb__node_save(nb_node *nd, size_t nbytes) {
 
 void *nb__node_scratch(nb_node *nd, size_t nbytes) {
     return node_buffer(nd, nbytes, false);
+}
+
+void *nb__graph_transient(nb_graph *g, size_t nbytes) {
+    if (g->transient_size < nbytes) { // the earlier, smaller one stays in the arena until reset
+        void *p = nb__graph_alloc(g, nbytes);
+        if (!p)
+            return NULL;
+        g->transient = p;
+        g->transient_size = nbytes;
+    }
+    return g->transient;
 }
 
 // Dtype and ownership rules every op shares, checked before the op's own infer.

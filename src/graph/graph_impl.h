@@ -110,6 +110,11 @@ void *nb__node_save(nb_node *nd, size_t nbytes);
 // cross-entropy's probabilities), where zeroing megabytes per recorded step was wasted work.
 // Debug builds (NB_DEBUG_LIFETIME) poison the arena on reset, so a byte read unwritten shows.
 void *nb__node_scratch(nb_node *nd, size_t nbytes);
+// Scratch for the op call running now only (forward or backward), not zeroed: one buffer of the
+// graph's arena that every op call reuses, grown when a call needs more. For state no other
+// call reads (linear's wᵀ, written and read inside its forward): the step touches one such
+// buffer, which stays in cache, instead of one per node. NULL only when out of memory.
+void *nb__graph_transient(nb_graph *g, size_t nbytes);
 
 // Record "<op name>: <formatted message>" on the node's graph; returns code.
 nb_status nb__node_fail(nb_node *nd, nb_status code, const char *fmt, ...)

@@ -17,6 +17,8 @@ struct nb_graph {
     bool recycle_grads;        // nb_graph_set_retain_grads(g, false) (backward.c)
     nb_grad_ready_fn ready_fn; // grad-ready hook (backward.c), NULL: none
     void *ready_ctx;
+    void *transient; // nb__graph_transient's buffer (arena), NULL after a reset
+    size_t transient_size;
     uint64_t epoch; // unique to this graph and step (a process-wide counter); op outputs
                     // remember theirs, so one compare tells a live output of this step
     uint64_t epoch_next, epoch_end; // the block of epochs this graph reserved (graph.c)

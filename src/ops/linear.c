@@ -50,8 +50,9 @@ static void linear_forward(nb_node *nd) {
     const nb_tensor *x = nd->in[0], *w = nd->in[1];
     nb_tensor *y = nd->out;
     int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
-    if (nb__lgemm_ok(y->dtype, batch, in, out)) { // wᵀ in the node's scratch, the bias in the store
-        float *wt = nb__node_scratch(nd, (size_t)(in * NB_LGEMM_LDT(out)) * sizeof(float));
+    if (nb__lgemm_ok(y->dtype, batch, in, out)) { // wᵀ in transient scratch, the bias in the store
+        float *wt =
+            nb__graph_transient(nd->graph, (size_t)(in * NB_LGEMM_LDT(out)) * sizeof(float));
         if (wt)
             nb__lgemm_fwd_f32(F32(x), F32(w), nd->n_in == 3 ? F32(nd->in[2]) : NULL, F32(y), batch,
                               in, out, wt);

@@ -3,7 +3,7 @@
 // forward y = x wᵀ + b, and backward dx = dy w, dw = dyᵀ x (K = 2048 rows). There OpenBLAS
 // spent ~6-8 % of charlm's step packing, ~1.8 % zeroing C for beta = 0 and ~1.9 % copying the
 // bias into every row of y; these tiles read the operands in place (wᵀ transposed once per
-// forward into the node's scratch), store C directly and add the bias in the store.
+// forward into transient scratch), store C directly and add the bias in the store.
 // Microbenchmark, 1 thread, AVX-512 Zen 5, hot operands, MAC/ns, cblas_sgemm as linear.c
 // called it vs these 8 x 2-vector tiles: forward 100-107 vs 108-115 (with the transpose),
 // dx 102-109 vs 114-118, dw 90-102 vs 112-115.
@@ -197,7 +197,7 @@ lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a
 // (ldt = out = 113 split most vector loads over two lines: charlm's head ran at 50-75 MAC/ns
 // instead of ~100). 16 x 16 blocks through registers, rows past out read as 0; leftover
 // columns of w (in % 16) element by element. The padding columns are never stored to C, but
-// are written (0) all the same: wt is unzeroed scratch (nb__node_scratch).
+// are written (0) all the same: wt is unzeroed scratch (nb__graph_transient).
 __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int64_t out, int64_t in,
                                                             float *wt) {
     int64_t ldt = NB_LGEMM_LDT(out), p0 = in / 16 * 16;

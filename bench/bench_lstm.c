@@ -29,6 +29,7 @@ static double time_nabla(const lstm_shape *s, nb_rng *rng, int reps, int64_t *al
     nb_tensor *x = bu_rand_f32(3, (int64_t[]){s->t, s->b, s->f}, rng, true);
     nb_tensor *gy = bu_rand_f32(3, (int64_t[]){s->t, s->b, s->h}, rng, false);
     nb_graph *g = nb_graph_create();
+    nb_graph_set_retain_grads(g, false); // leaves' grads only: op outputs' recycled in backward
     double best = 1e30;
     int64_t a0 = 0;
     for (int r = 0; r <= reps; r++) { // run 0 warms up (arena growth)

@@ -299,6 +299,7 @@ int main(int argc, char **argv) {
         params[2 * l + 1] = m.b[l];
     }
     t.g = nb_graph_create();
+    nb_graph_set_retain_grads(t.g, false); // leaves' grads only: op outputs' recycled in backward
     t.opt = nb_sgd_create(params, 2 * o.n_layers, (nb_sgd_config){.lr = 0.01});
     t.it = nb_batch_iter_create(NULL, ds.n, o.batch, true, 7);
     t.x = nb_tensor_create(NB_F32, 2, (int64_t[]){o.batch, IN_FEATURES});

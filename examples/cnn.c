@@ -72,6 +72,7 @@ static int setup_training(run_state *r) {
     r->x = nb_tensor_create(NB_F32, 4, (int64_t[]){batch, 1, r->train.rows, r->train.cols});
     r->y = nb_tensor_create(NB_I32, 1, (int64_t[]){batch});
     r->g = nb_graph_create();
+    nb_graph_set_retain_grads(r->g, false); // leaves' grads only: op outputs' recycled in backward
     if (!r->opt || !r->it || !r->x || !r->y || !r->g)
         return cnn_fail("%s", nb_last_error());
     nb_graph_set_check_finite(r->g, o->detect_anomaly);

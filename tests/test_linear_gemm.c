@@ -50,7 +50,7 @@ static void expect_close(double got, double s, double mag, double c0, int64_t k)
 static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
     float *x = frand(rows * in, &seed), *w = frand(out * in, &seed), *b = frand(out, &seed);
     float *dy = frand(rows * out, &seed), *y = frand(rows * out, &seed);
-    float *wt = malloc((size_t)(in * NB_LGEMM_LDT(out)) * sizeof(float)),
+    float *wt = malloc((size_t)NB_LGEMM_WT_FLOATS(in, out) * sizeof(float)),
           *dx = frand(rows * in, &seed);
     float *dw = frand(out * in, &seed), *dx0 = frand(rows * in, &seed);
     float *dw0 = frand(out * in, &seed), *db = frand(out, &seed), *db0 = frand(out, &seed);
@@ -67,11 +67,19 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
         for (int64_t r = 0; r < rows; r++)
             for (int64_t o = 0; o < out; o++) {
                 double s = 0, mag = 0;
+                float chain = 0; // the kernel's order: one FMA chain over p, then + b
                 for (int64_t p = 0; p < in; p++) {
                     double t = (double)x[r * in + p] * (double)w[o * in + p];
                     s += t, mag += fabs(t);
+                    chain = fmaf(x[r * in + p], w[o * in + p], chain);
                 }
                 expect_close(y[r * out + o], s, mag, bias ? (double)b[o] : 0.0, in);
+                if (bias)
+                    chain += b[o];
+                if (memcmp(&chain, &y[r * out + o], sizeof chain) != 0)
+                    fail_msg("forward (%lld, %lld, %lld) y[%lld, %lld] = %a, one FMA chain %a",
+                             (long long)rows, (long long)in, (long long)out, (long long)r,
+                             (long long)o, (double)y[r * out + o], (double)chain);
             }
     }
     for (int acc = 0; acc < 2; acc++) {

@@ -52,7 +52,7 @@ static void linear_forward(nb_node *nd) {
     int64_t batch = linear_rows(x), in = w->shape[1], out = w->shape[0];
     if (nb__lgemm_ok(y->dtype, batch, in, out)) { // wᵀ in transient scratch, the bias in the store
         float *wt =
-            nb__graph_transient(nd->graph, (size_t)(in * NB_LGEMM_LDT(out)) * sizeof(float));
+            nb__graph_transient(nd->graph, (size_t)NB_LGEMM_WT_FLOATS(in, out) * sizeof(float));
         if (wt)
             nb__lgemm_fwd_f32(F32(x), F32(w), nd->n_in == 3 ? F32(nd->in[2]) : NULL, F32(y), batch,
                               in, out, wt);

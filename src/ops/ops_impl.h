@@ -100,11 +100,11 @@ extern int nb__agemm_isa;
 // linear_gemm.c: linear's float32 GEMMs on AVX-512 register tiles, for the shapes where they
 // beat OpenBLAS (nb__lgemm_ok: rows >= nb__lgemm_min_rows, 16 <= in, out <= 1024, in out <=
 // 128 Ki, an AVX-512 CPU). Contiguous row-major operands: x (rows, in), w (out, in), b (out)
-// or NULL, y (rows, out); wt is scratch of in NB_LGEMM_LDT(out) floats (wᵀ's rows padded to
-// whole 64-byte lines). dx and dw add into their destination when acc, else overwrite it
-// (garbage or NaN in it is ignored).
+// or NULL, y (rows, out); wt is scratch of NB_LGEMM_WT_FLOATS(in, out) floats (wᵀ as panels of
+// 32 columns, the last padded). dx and dw add into their destination when acc, else overwrite
+// it (garbage or NaN in it is ignored).
 #define NB_LGEMM_MIN_ROWS_DEFAULT 256
-#define NB_LGEMM_LDT(out) (((out) + 15) / 16 * 16)
+#define NB_LGEMM_WT_FLOATS(in, out) ((in) * (((out) + 31) / 32 * 32))
 bool nb__lgemm_ok(nb_dtype dt, int64_t rows, int64_t in, int64_t out);
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
                        int64_t in, int64_t out, float *wt);

@@ -50,6 +50,7 @@ static void expect_close(double got, double s, double mag, double c0, int64_t k)
 static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
     float *x = frand(rows * in, &seed), *w = frand(out * in, &seed), *b = frand(out, &seed);
     float *dy = frand(rows * out, &seed), *y = frand(rows * out, &seed);
+    float *wp = malloc((size_t)NB_LGEMM_WP_FLOATS(in, out) * sizeof(float));
     float *wt = malloc((size_t)NB_LGEMM_WT_FLOATS(in, out) * sizeof(float)),
           *dx = frand(rows * in, &seed);
     float *dw = frand(out * in, &seed), *dx0 = frand(rows * in, &seed);
@@ -58,7 +59,8 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
     float *pdx[2], *pdw[2], *pdb[2], *fdx = malloc((size_t)(rows * in) * sizeof(float));
     float *fdw = malloc((size_t)(out * in) * sizeof(float)),
           *fdb = malloc((size_t)out * sizeof *fdb);
-    assert_non_null(wt);
+    assert_non_null(wt), assert_non_null(wp);
+    nb__lgemm_pack_w(w, out, in, wp);
     assert_non_null(fdx), assert_non_null(fdw), assert_non_null(fdb);
     for (int bias = 0; bias < 2; bias++) { // forward: y = x wᵀ (+ b)
         for (int64_t i = 0; i < rows * out; i++)
@@ -90,8 +92,27 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
         // dx (rows, in) = dy w, dw (out, in) = dyᵀ x, each in two tile ranges (as two threads
         // of linear's backward region would take them)
         int64_t tx = nb__lgemm_tiles(rows), tw = nb__lgemm_tiles(out);
-        nb__lgemm_dx_part_f32(0, tx / 2, dy, w, dx, rows, in, out, acc);
-        nb__lgemm_dx_part_f32(tx / 2, tx, dy, w, dx, rows, in, out, acc);
+        nb__lgemm_dx_part_f32(0, tx / 2, dy, w, dx, rows, in, out, acc, NULL);
+        nb__lgemm_dx_part_f32(tx / 2, tx, dy, w, dx, rows, in, out, acc, NULL);
+        if (!acc) { // stored dx on w's panels: the same bits, those of one FMA chain over o
+            for (int64_t i = 0; i < rows * in; i++)
+                fdx[i] = NAN;
+            nb__lgemm_dx_part_f32(0, tx / 2, dy, w, fdx, rows, in, out, false, wp);
+            nb__lgemm_dx_part_f32(tx / 2, tx, dy, w, fdx, rows, in, out, false, wp);
+            if (memcmp(fdx, dx, (size_t)(rows * in) * sizeof(float)))
+                fail_msg("dx on w's panels differs (rows %lld, in %lld, out %lld)", (long long)rows,
+                         (long long)in, (long long)out);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t i = 0; i < in; i++) {
+                    float chain = 0;
+                    for (int64_t o = 0; o < out; o++)
+                        chain = fmaf(dy[r * out + o], w[o * in + i], chain);
+                    if (memcmp(&chain, &dx[r * in + i], sizeof chain) != 0)
+                        fail_msg("dx (%lld, %lld, %lld)[%lld, %lld] = %a, one FMA chain %a",
+                                 (long long)rows, (long long)in, (long long)out, (long long)r,
+                                 (long long)i, (double)dx[r * in + i], (double)chain);
+                }
+        }
         for (int64_t o = 0; o < out; o++)
             db[o] = acc ? db0[o] : NAN;
         nb__lgemm_dw_part_f32(0, tw / 2, dy, x, dw, rows, in, out, acc, db, acc);
@@ -128,9 +149,10 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
             dx = frand(rows * in, &seed), dw = frand(out * in, &seed), db = frand(out, &seed);
     }
     // The 1-thread backward (dx and dw interleaved by blocks): the parts' bits, for every mix of
-    // first writes and accumulation, with and without the bias grad.
-    for (int mix = 0; mix < 8; mix++) {
+    // first writes and accumulation, with and without the bias grad, with and without w's panels.
+    for (int mix = 0; mix < 16; mix++) {
         bool ax = mix & 1, aw = mix & 2, ab = mix & 4;
+        const float *pw = mix & 8 ? wp : NULL;
         for (int64_t i = 0; i < rows * in; i++)
             fdx[i] = ax ? dx0[i] : NAN;
         for (int64_t i = 0; i < out * in; i++)
@@ -138,15 +160,16 @@ static void check_shape(int64_t rows, int64_t in, int64_t out, unsigned seed) {
         for (int64_t o = 0; o < out; o++)
             fdb[o] = ab ? db0[o] : NAN;
         bool with_db = mix != 3; // db's sums do not depend on dw's flag; once without db
-        nb__lgemm_bwd_f32(dy, x, w, fdx, fdw, rows, in, out, ax, aw, with_db ? fdb : NULL, ab);
+        nb__lgemm_bwd_f32(dy, x, w, fdx, fdw, rows, in, out, ax, aw, with_db ? fdb : NULL, ab, pw);
         if (memcmp(fdx, pdx[ax], (size_t)(rows * in) * sizeof(float)) ||
             memcmp(fdw, pdw[aw], (size_t)(out * in) * sizeof(float)) ||
             (with_db && memcmp(fdb, pdb[ab], (size_t)out * sizeof(float))))
             fail_msg("nb__lgemm_bwd_f32 differs from the parts (rows %lld, in %lld, out %lld, acc "
-                     "dx %d dw %d db %d)",
-                     (long long)rows, (long long)in, (long long)out, ax, aw, ab);
+                     "dx %d dw %d db %d, panels %d)",
+                     (long long)rows, (long long)in, (long long)out, ax, aw, ab, pw != NULL);
     }
-    free(x), free(w), free(b), free(dy), free(y), free(wt), free(dx0), free(dw0), free(db0);
+    free(x), free(w), free(b), free(dy), free(y), free(wt), free(wp), free(dx0), free(dw0);
+    free(db0);
     for (int a = 0; a < 2; a++)
         free(pdx[a]), free(pdw[a]), free(pdb[a]);
     free(fdx), free(fdw), free(fdb);

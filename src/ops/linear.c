@@ -125,9 +125,10 @@ DEFINE_BIAS_GRAD(double, f64)
 // thread, or no fork) interleaves them by dw's blocks of rows instead (nb__lgemm_bwd_f32: dw
 // then reads each block of dy and x from L2; the same bits).
 // gx, gw, gb: the grads to write, or NULL; fx, fw, fb: their first write of the sweep.
+// wp: w in panels for a stored dx (nb__lgemm_pack_w), or NULL.
 static void linear_backward_tiles(const float *dy, const float *x, const float *w, float *gx,
                                   float *gw, float *gb, int64_t batch, int64_t in, int64_t out,
-                                  bool fx, bool fw, bool fb) {
+                                  bool fx, bool fw, bool fb, const float *wp) {
     int64_t tx = gx ? nb__lgemm_tiles(batch) : 0, tw = gw ? nb__lgemm_tiles(out) : 0;
     // With dw, the bias grad comes out of dw's tiles (they load every dy entry anyway; a pass of
     // its own re-read all of dy, ~0.7 % of charlm's step); alone, it has its column blocks.
@@ -140,9 +141,9 @@ static void linear_backward_tiles(const float *dy, const float *x, const float *
         nb__share(tx, &lo, &hi);
         nb__share(tw, &wlo, &whi);
         if (gx && gw && lo == 0 && hi == tx && wlo == 0 && whi == tw) { // one thread does both
-            nb__lgemm_bwd_f32(dy, x, w, gx, gw, batch, in, out, !fx, !fw, gbw, !fb);
+            nb__lgemm_bwd_f32(dy, x, w, gx, gw, batch, in, out, !fx, !fw, gbw, !fb, wp);
         } else {
-            nb__lgemm_dx_part_f32(lo, hi, dy, w, gx, batch, in, out, !fx);             // dx = dy w
+            nb__lgemm_dx_part_f32(lo, hi, dy, w, gx, batch, in, out, !fx, wp);         // dx = dy w
             nb__lgemm_dw_part_f32(wlo, whi, dy, x, gw, batch, in, out, !fw, gbw, !fb); // dyᵀ x
         }
         nb__share(nbg, &lo, &hi);
@@ -159,9 +160,16 @@ static void linear_backward(nb_node *nd) {
     // One region only when the grads are distinct buffers: in linear(x, x) dx and dw add into
     // one grad (safe now only because both split n x n into the same row shares).
     if (nb__lgemm_ok(y->dtype, batch, in, out) && x != w && b != x && b != w) {
+        bool fx = wx && nb__grad_first(nd, 0);
+        // a stored dx runs on w's panels (transient scratch; without it, on w itself)
+        float *wp =
+            fx ? nb__graph_transient(nd->graph, (size_t)NB_LGEMM_WP_FLOATS(in, out) * sizeof(float))
+               : NULL;
+        if (wp)
+            nb__lgemm_pack_w(F32(w), out, in, wp);
         linear_backward_tiles(G32(y), F32(x), F32(w), wx ? G32(x) : NULL, ww ? G32(w) : NULL,
-                              wb ? G32(b) : NULL, batch, in, out, wx && nb__grad_first(nd, 0),
-                              ww && nb__grad_first(nd, 1), wb && nb__grad_first(nd, 2));
+                              wb ? G32(b) : NULL, batch, in, out, fx, ww && nb__grad_first(nd, 1),
+                              wb && nb__grad_first(nd, 2), wp);
         return;
     }
     // beta 0 on a grad's first write of the sweep (nb__grad_first): no zeroing pass before it.

@@ -202,7 +202,7 @@ lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a
 
 // wt = wᵀ of w (out, in) as panels of 32 columns: panel P (wᵀ's columns 32 P .. 32 P + 31, w's
 // rows) at wt + 32 P in, its row p (in of them) 32 floats at + 32 p, so a panel is one
-// contiguous run that the forward's tiles read from L1 (lg_fwd_tiles). Columns past out are
+// contiguous run that the forward's tiles read from L1 (lg_panel_tiles). Columns past out are
 // written 0 (never stored to C): wt is unzeroed scratch (nb__graph_transient). 16 x 16 blocks
 // through registers; leftover columns of w (in % 16) element by element.
 __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int64_t out, int64_t in,
@@ -229,29 +229,30 @@ __attribute__((target("avx512f"))) static void lg_transpose(const float *w, int6
     }
 }
 
-// The forward's row tiles [t0, t1) of y (m, n) = x (m, k) wᵀ (+ b), wt in panels (lg_transpose):
-// groups of LG_FG row tiles; per group, chunks of LG_FKC of the inner index; per chunk, each
-// panel's rows of the chunk (LG_FKC x 32 floats, 16 KiB) serve the group's tiles from L1, and
-// the group's rows of x (LG_FG 8 x LG_FKC floats, 16 KiB) serve every panel. Before, each row tile
-// read its strip of wᵀ (in x 32, up to 64 KiB, rows 2 KiB apart) from L2 for itself, and
-// fc2's (in = 512) strips did not fit in L1 at all. A tile continues its elements' FMA chains
-// chunk after chunk through y (`cont`), the bias added after the last: the bits of one chain.
-// The next group's rows of x are prefetched, a share before each tile. Cold-operand harness,
-// charlm's forward shapes, 1 thread: 9-11 % less time (fc2 10 %, fc1 7 %) than the row tile
-// reading its strip.
+// Row tiles [t0, t1) of C (m, n) = A (m, k) B (+ b) with B (k, n) in panels of 32 columns
+// (panel P at bp + 32 P k, its row p 32 floats at + 32 p): the forward (A = x, B = wᵀ from
+// lg_transpose) and dx when stored (A = dy, B = w from nb__lgemm_pack_w). Groups of LG_FG row
+// tiles; per group, chunks of LG_FKC of the inner index; per chunk, each panel's rows of the
+// chunk (LG_FKC x 32 floats, 16 KiB) serve the group's tiles from L1, and the group's rows of A
+// (LG_FG 8 x LG_FKC floats, 16 KiB) serve every panel. Row tile by row tile instead, each tile
+// read its strip of B (k x 32, up to 64 KiB, rows 0.5-2 KiB apart, so few L1 sets) from L2 for
+// itself. A tile continues its elements' FMA chains chunk after chunk through C (`cont`), the
+// bias added after the last: each element keeps the bits of one chain, C = s (+ b). The next
+// group's rows of A go to L1 and, with pf, the group's rows of pf (pfw floats each) to L2 (the
+// interleaved backward's x for dw), a share before each tile. Cold-operand harness, charlm's
+// forward shapes, 1 thread: 9-11 % less time than row tile by row tile (fc2 10 %, fc1 7 %).
 #define LG_FG 4
 #define LG_FKC 128
-__attribute__((target("avx512f"))) static void lg_fwd_tiles(int64_t t0, int64_t t1, int64_t m,
-                                                            int64_t n, int64_t k, const float *x,
-                                                            const float *wt, float *y,
-                                                            const float *bias) {
+__attribute__((target("avx512f"))) static void
+lg_panel_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a,
+               const float *bp, float *c, const float *bias, const float *pf, int64_t pfw) {
     const int64_t np = (n + 31) / 32, nch = (k + LG_FKC - 1) / LG_FKC;
     for (int64_t g0 = t0; g0 < t1; g0 += LG_FG) {
         int64_t g1 = t1 - g0 < LG_FG ? t1 : g0 + LG_FG;
-        // the next group's rows of x, into L1, a share before each of this group's tiles
         int64_t r0 = g1 * LG_MR, r1 = (g1 + LG_FG) * LG_MR < m ? (g1 + LG_FG) * LG_MR : m;
-        const char *pa = r0 < m ? (const char *)(x + r0 * k) : NULL;
+        const char *pa = r0 < m ? (const char *)(a + r0 * k) : NULL;
         int64_t pab = r0 < m ? (r1 - r0) * k * (int64_t)sizeof(float) : 0;
+        int64_t q0 = g0 * LG_MR, q1 = g1 * LG_MR < m ? g1 * LG_MR : m;
         int64_t nsh = nch * np * (g1 - g0), sh = 0;
         for (int64_t p0 = 0; p0 < k; p0 += LG_FKC) {
             int64_t kc = k - p0 < LG_FKC ? k - p0 : LG_FKC;
@@ -259,12 +260,15 @@ __attribute__((target("avx512f"))) static void lg_fwd_tiles(int64_t t0, int64_t 
             for (int64_t jp = 0; jp < np; jp++) {
                 int64_t j = jp * 32, w = n - j > 32 ? 32 : n - j, lw = w > 16 ? w - 16 : w;
                 __mmask16 mk = lw == 16 ? 0xffff : (__mmask16)((1u << lw) - 1);
-                const float *b = wt + jp * 32 * k + p0 * 32, *bj = bias ? bias + j : NULL;
+                const float *b = bp + jp * 32 * k + p0 * 32, *bj = bias ? bias + j : NULL;
                 for (int64_t t = g0; t < g1; t++, sh++) {
                     if (pa)
                         lg_fetch_share(pa, pab, sh, nsh, false);
+                    if (pf)
+                        lg_fetch_share((const char *)(pf + q0 * pfw),
+                                       (q1 - q0) * pfw * (int64_t)sizeof(float), sh, nsh, true);
                     int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
-                    lg_tile(mr, w, mk, kc, x + i0 * k + p0, k, 1, b, 32, y + i0 * n + j, n,
+                    lg_tile(mr, w, mk, kc, a + i0 * k + p0, k, 1, b, 32, c + i0 * n + j, n,
                             last && bias ? LG_BIAS : LG_STORE, bj, false, NULL, false, p0 > 0);
                 }
             }
@@ -295,10 +299,22 @@ void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y,
     // multiply-adds.
     int64_t tiles = nb__lgemm_tiles(rows);
     NB_RANGES(tiles, rows * in * out > NB_LGEMM_PAR_MIN ? 1 : tiles, lo, hi,
-              lg_fwd_tiles(lo, hi, rows, out, in, x, wt, y, b));
+              lg_panel_tiles(lo, hi, rows, out, in, x, wt, y, b, NULL, 0));
 #else
     (void)x, (void)w, (void)b, (void)y, (void)rows, (void)in, (void)out, (void)wt;
 #endif
+}
+
+void nb__lgemm_pack_w(const float *w, int64_t out, int64_t in, float *wp) {
+    // panel P (w's columns 32 P .. 32 P + 31) at wp + 32 P out, its row p at + 32 p
+    for (int64_t j = 0; j < in; j += 32)
+        for (int64_t p = 0; p < out; p++) {
+            float *d = wp + j * out + p * 32;
+            const float *r = w + p * in + j;
+            int64_t wd = in - j < 32 ? in - j : 32;
+            for (int64_t c = 0; c < 32; c++)
+                d[c] = c < wd ? r[c] : 0.0f;
+        }
 }
 
 int64_t nb__lgemm_tiles(int64_t m) {
@@ -306,12 +322,16 @@ int64_t nb__lgemm_tiles(int64_t m) {
 }
 
 void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,
-                           int64_t rows, int64_t in, int64_t out, bool acc) {
+                           int64_t rows, int64_t in, int64_t out, bool acc, const float *wp) {
 #if LG_BUILD
-    lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL, NULL,
-             false, NULL, 0);
+    if (wp && !acc) // stored: w's panels, chunks of out continued through dx
+        lg_panel_tiles(lo, hi, rows, in, out, dy, wp, dx, NULL, NULL, 0);
+    else
+        lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL,
+                 NULL, false, NULL, 0);
 #else
     (void)lo, (void)hi, (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
+    (void)wp;
 #endif
 }
 
@@ -331,18 +351,22 @@ void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
 
 void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *dx, float *dw,
                        int64_t rows, int64_t in, int64_t out, bool dx_acc, bool dw_acc, float *db,
-                       bool db_acc) {
+                       bool db_acc, const float *wp) {
 #if LG_BUILD
     // Block after block of dw's inner rows: dx's rows of the block first (they read the block
     // of dy and fetch the block of x into L2), then the block's dw and db, from L2.
     for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
         int64_t p1 = rows - p0 < LG_KC(in) ? rows : p0 + LG_KC(in);
-        lg_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx, in,
-                 dx_acc ? LG_ACC : LG_STORE, NULL, NULL, false, x, in);
+        if (wp && !dx_acc)
+            lg_panel_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, wp, dx, NULL, x,
+                           in);
+        else
+            lg_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx, in,
+                     dx_acc ? LG_ACC : LG_STORE, NULL, NULL, false, x, in);
         lg_dw_block(0, nb__lgemm_tiles(out), p0, rows, dy, x, dw, in, out, dw_acc, db, db_acc);
     }
 #else
     (void)dy, (void)x, (void)w, (void)dx, (void)dw, (void)rows, (void)in, (void)out;
-    (void)dx_acc, (void)dw_acc, (void)db, (void)db_acc;
+    (void)dx_acc, (void)dw_acc, (void)db, (void)db_acc, (void)wp;
 #endif
 }

@@ -114,8 +114,12 @@ void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y,
 // NB_LGEMM_PAR_MIN multiply-adds (~10 µs on one core).
 #define NB_LGEMM_PAR_MIN ((int64_t)1 << 20)
 int64_t nb__lgemm_tiles(int64_t m);
+// wp: w in panels (nb__lgemm_pack_w) or NULL; a stored dx (!acc) then runs on them (the same
+// bits: one FMA chain per element either way).
+#define NB_LGEMM_WP_FLOATS(in, out) ((out) * (((in) + 31) / 32 * 32))
+void nb__lgemm_pack_w(const float *w, int64_t out, int64_t in, float *wp);
 void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,
-                           int64_t rows, int64_t in, int64_t out, bool acc);
+                           int64_t rows, int64_t in, int64_t out, bool acc, const float *wp);
 // db (out), when not NULL, gets the bias gradient Σ_rows dy of the same rows of dw (added to it
 // when db_acc), summed in row order in float as linear.c's bias_grad_f32.
 void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float *x, float *dw,
@@ -124,7 +128,7 @@ void nb__lgemm_dw_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
 // dw reads each block of dy and x from L2 right after dx: the same bits as the two parts.
 void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *dx, float *dw,
                        int64_t rows, int64_t in, int64_t out, bool dx_acc, bool dw_acc, float *db,
-                       bool db_acc);
+                       bool db_acc, const float *wp);
 // Tests: 1 takes linear to OpenBLAS as on a CPU without AVX-512; a lower minimum of rows puts
 // small shapes on the tiles.
 extern int nb__lgemm_isa;

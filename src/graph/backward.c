@@ -137,8 +137,11 @@ typedef struct {
 typedef struct {
     grad_buf *free; // released buffers, a stack
     int64_t n_free;
+    size_t *cap;     // per node: bytes of the buffer its out->grad is in (kept out of nb_node: a
+                     // larger node slowed recording, bench_overhead)
     grad_fill *fill; // by node, from the root down (sweep order)
     int64_t n_fill;
+    const nb_node *nodes; // the tape, for the index of a node
 } recycle_plan;
 
 static size_t grad_bytes(const nb_tensor *t) {
@@ -156,11 +159,11 @@ static void recycle_take(recycle_plan *rp, nb_node *p) {
             best = e;
     if (best < 0) {
         p->out->grad = p->grad_own;
-        p->grad_cap = need;
+        rp->cap[p - rp->nodes] = need;
         return;
     }
     p->out->grad = rp->free[best].p;
-    p->grad_cap = rp->free[best].cap;
+    rp->cap[p - rp->nodes] = rp->free[best].cap;
     for (int64_t e = best; e + 1 < rp->n_free; e++) // keep the stack's order
         rp->free[e] = rp->free[e + 1];
     rp->n_free--;
@@ -181,7 +184,7 @@ static void recycle_claim(recycle_plan *rp, nb_node *nd, int64_t i, int k, nb_no
     uint8_t bit = (uint8_t)(1u << (k < 8 ? k : 0));
     if (store && k < 8 && (nd->grad_pass & bit) && !*given) {
         p->out->grad = nd->out->grad;
-        p->grad_cap = nd->grad_cap;
+        rp->cap[p - rp->nodes] = rp->cap[nd - rp->nodes];
         nd->grad_shared |= bit;
         *given = true;
         return;
@@ -211,7 +214,10 @@ static void recycle_claim(recycle_plan *rp, nb_node *nd, int64_t i, int k, nb_no
 //  - An output whose one consumer passes dy through unchanged shares its grad (share_grad).
 // With rp (recycling), buffers come from recycle_take / recycle_claim and every zeroing is
 // listed in rp->fill instead; a node's own buffer is released once its inputs are planned.
-static nb_status plan(nb_graph *g, int64_t root, recycle_plan *rp) {
+// Inlined into plan_keep (rp NULL) and plan_recycle, so the default sweep pays nothing for
+// recycling (per-op overhead, bench_overhead).
+static inline __attribute__((always_inline)) nb_status plan(nb_graph *g, int64_t root,
+                                                            recycle_plan *rp) {
     nb_node *nodes = g->nodes;
     for (int64_t i = 0; i <= root; i++) {
         nb_node *nd = &nodes[i];
@@ -220,11 +226,11 @@ static nb_status plan(nb_graph *g, int64_t root, recycle_plan *rp) {
         nd->grad_first = 0;
         nd->grad_shared = 0;
         nd->uses = 0;
-        if (nd->grad_own) { // an earlier sweep's sharing or recycling ends here
+        if (nd->grad_own) // an earlier sweep's sharing or recycling ends here
             nd->out->grad = nd->grad_own;
-            nd->grad_cap = grad_bytes(nd->out);
-        }
     }
+    if (rp) // the root's own buffer, seeded by run (every other grad gets its cap when claimed)
+        rp->cap[root] = grad_bytes(nodes[root].out);
     nodes[root].mark = true;
     nodes[root].grad_seen = true;
     for (int64_t i = root; i >= 0; i--) {
@@ -290,9 +296,15 @@ static nb_status plan(nb_graph *g, int64_t root, recycle_plan *rp) {
             }
         }
         if (rp && !given && runs) // free once nd has run (an empty output's buffer: never used)
-            rp->free[rp->n_free++] = (grad_buf){nd->out->grad, nd->grad_cap};
+            rp->free[rp->n_free++] = (grad_buf){nd->out->grad, rp->cap[i]};
     }
     return NB_OK;
+}
+static nb_status plan_keep(nb_graph *g, int64_t root) {
+    return plan(g, root, NULL);
+}
+static nb_status plan_recycle(nb_graph *g, int64_t root, recycle_plan *rp) {
+    return plan(g, root, rp);
 }
 
 static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
@@ -320,17 +332,25 @@ static nb_status recycle_alloc(nb_graph *g, int64_t root, recycle_plan *rp) {
     for (int64_t i = 0; i <= root; i++)
         fills += g->nodes[i].n_in;
     rp->free = nb__graph_alloc(g, ((size_t)root + 1) * sizeof *rp->free);
+    rp->cap = nb__graph_alloc(g, ((size_t)root + 1) * sizeof *rp->cap);
     rp->fill = nb__graph_alloc(g, (size_t)fills * sizeof *rp->fill);
     rp->n_free = rp->n_fill = 0;
-    return rp->free && rp->fill ? NB_OK : g->status;
+    rp->nodes = g->nodes;
+    return rp->free && rp->cap && rp->fill ? NB_OK : g->status;
 }
 
 static nb_status run(nb_graph *g, nb_tensor *out, const nb_tensor *grad_out) {
     int64_t root = out->node;
-    recycle_plan rp = {0};
-    nb_status st = g->recycle_grads ? recycle_alloc(g, root, &rp) : NB_OK;
-    if (st == NB_OK)
-        st = plan(g, root, g->recycle_grads ? &rp : NULL);
+    recycle_plan rp;
+    rp.n_fill = 0;
+    nb_status st;
+    if (g->recycle_grads) {
+        st = recycle_alloc(g, root, &rp);
+        if (st == NB_OK)
+            st = plan_recycle(g, root, &rp);
+    } else {
+        st = plan_keep(g, root);
+    }
     if (st != NB_OK)
         return st;
     if (grad_out)

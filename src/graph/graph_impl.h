@@ -91,7 +91,6 @@ struct nb_node {
     void *grad_own;   // out's own grad buffer (nb__record); out->grad points elsewhere only
                       // while it shares a consumer's buffer (grad_pass), until the next plan,
                       // or in a recycling sweep (nb_graph_set_retain_grads)
-    size_t grad_cap;  // scratch for a recycling sweep: bytes of the buffer out->grad is in
     const char *file; // where the user called the op (ops.h macros), NULL if unknown
     int line;
 };

@@ -258,11 +258,36 @@ static void hook_anomaly_with(void **state) {
     free_params(&q);
 }
 
+// A step recorded once and replayed many times (no reset) runs nb_backward again each time: the
+// sweep's plans (recycling, grad-ready hook) must reuse their memory rather than take more of the
+// arena per sweep. Under a 1 MiB budget, 20000 replayed sweeps of a ~20-op model would need
+// ~15 MB if each took its own.
+static void replay_loop_keeps_its_memory(void **state) {
+    (void)state;
+    nb_rng rng;
+    nb_rng_seed(&rng, 37);
+    params ps = {0};
+    nb_graph *g = nb_graph_create();
+    nb_graph_set_limits(g, NB_GRAPH_DEFAULT_MAX_OPS, (size_t)1 << 20);
+    nb_tensor *loss = odd_graph(g, &ps, NB_F32, &rng);
+    assert_non_null(loss);
+    ready_count rc = {0};
+    nb_graph_set_grad_ready(g, on_ready, &rc);
+    nb_graph_set_retain_grads(g, false);
+    for (int i = 0; i < 20000; i++) {
+        if (nb_graph_replay(g) != NB_OK || nb_backward(g, loss) != NB_OK)
+            fail_msg("replayed sweep %d: %s", i, nb_graph_error(g));
+    }
+    assert_int_equal(rc.n, 20000 * ps.n);
+    nb_graph_destroy(g);
+    free_params(&ps);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(charlm_f64),        cmocka_unit_test(charlm_f32),
         cmocka_unit_test(odd_f64),           cmocka_unit_test(odd_f32),
-        cmocka_unit_test(hook_anomaly_with),
+        cmocka_unit_test(hook_anomaly_with), cmocka_unit_test(replay_loop_keeps_its_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

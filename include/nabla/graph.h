@@ -110,9 +110,12 @@ void nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *ctx);
 // true (the default): every tensor that leads to the root keeps its grad, readable afterwards.
 // false, as PyTorch without retain_grad: an op output's grad buffer serves later grads of the
 // same sweep once the op's backward has read it, so the sweep touches the few grads alive at
-// once instead of one buffer per op output; afterwards nb_tensor_grad of an op output is NULL.
-// Leaves' (parameters') grads are the same either way, bit for bit. Training loops want false:
-// charlm's 1-thread step is ~2 % faster (bench/README.md, round 7). Survives nb_graph_reset.
+// once instead of one buffer per op output; after a sweep that completes, nb_tensor_grad of
+// each op output it reached is NULL (a grad pointer taken earlier may then alias another
+// tensor's grad: do not keep one across sweeps). Leaves' (parameters') grads are the same
+// either way, bit for bit; nb_grad, gradcheck and the other gradient functions are unaffected.
+// Training loops want false: charlm's 1-thread step is ~2 % faster (bench/README.md, round 7).
+// Survives nb_graph_reset.
 void nb_graph_set_retain_grads(nb_graph *g, bool retain);
 bool nb_graph_retain_grads(const nb_graph *g);
 

@@ -76,6 +76,8 @@ void nb_graph_reset(nb_graph *g) {
     nb__arena_reset(g->arena);
     g->transient = NULL;
     g->transient_size = 0;
+    g->sweep[0] = g->sweep[1] = NULL;
+    g->sweep_size[0] = g->sweep_size[1] = 0;
     g->n_nodes = 0;
     g->epoch = new_epoch(g);
     nb_graph_clear_error(g);

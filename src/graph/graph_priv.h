@@ -19,8 +19,10 @@ struct nb_graph {
     void *ready_ctx;
     void *transient; // nb__graph_transient's buffer (arena), NULL after a reset
     size_t transient_size;
-    uint64_t epoch; // unique to this graph and step (a process-wide counter); op outputs
-                    // remember theirs, so one compare tells a live output of this step
+    void *sweep[2];       // backward's plans (recycling, grad-ready hook): arena, reused by every
+    size_t sweep_size[2]; // sweep on the tape until a reset (backward.c, sweep_scratch)
+    uint64_t epoch;       // unique to this graph and step (a process-wide counter); op outputs
+                          // remember theirs, so one compare tells a live output of this step
     uint64_t epoch_next, epoch_end; // the block of epochs this graph reserved (graph.c)
     nb_hdr_pool hdrs;               // the op outputs' headers (headers.c)
     int64_t max_ops;                // tape budget between resets (nb_graph_set_limits)

@@ -25,21 +25,11 @@ static bool is_leaf_param(const nb_tensor *t) {
     return t->requires_grad && t->node < 0 && !t->graph;
 }
 
-// Scratch for a sweep's plan, in the arena, kept on the graph and reused by every later sweep
-// on the same tape: a replayed step calls nb_backward again without a reset, and a fresh
-// allocation per sweep grew the arena without bound (~24 bytes per node and input each time,
-// until the tape budget stopped the loop). A reset drops it with the rest of the arena. Slot 0:
-// the recycling plan, 1: the grad-ready plan. 64-byte pieces are carved by sweep_carve.
-static void *sweep_scratch(nb_graph *g, int slot, size_t bytes) {
-    if (g->sweep_size[slot] < bytes) { // the smaller one stays in the arena until the reset
-        void *p = nb__graph_alloc(g, bytes);
-        if (!p)
-            return NULL;
-        g->sweep[slot] = p;
-        g->sweep_size[slot] = bytes;
-    }
-    return g->sweep[slot];
-}
+// A sweep's plan lives in a block of the arena kept on the graph (nb__graph_keep) and reused
+// by every later sweep on the same tape: a replayed step calls nb_backward again without a
+// reset, and a fresh allocation per sweep grew the arena without bound (~24 bytes per node and
+// input each time, until the tape budget stopped the loop). 64-byte pieces are carved from it
+// by sweep_carve.
 static size_t sweep_round(size_t n) {
     return (n + 63) & ~(size_t)63;
 }
@@ -60,7 +50,8 @@ static nb_status plan_ready(nb_graph *g, int64_t root, ready_entry **list_out, i
         cap *= 2;
     size_t tb = cap * sizeof(ready_entry), lb = ((size_t)m + 1) * sizeof(ready_entry),
            hb = ((size_t)root + 1) * sizeof(int64_t);
-    char *at = sweep_scratch(g, 1, sweep_round(tb) + sweep_round(lb) + sweep_round(hb));
+    char *at =
+        nb__graph_keep(g, NB_KEEP_READY, sweep_round(tb) + sweep_round(lb) + sweep_round(hb));
     if (!at)
         return g->status;
     ready_entry *table = sweep_carve(&at, tb), *list = sweep_carve(&at, lb);
@@ -104,8 +95,11 @@ void nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *ctx) {
     g->ready_ctx = fn ? ctx : NULL;
 }
 
+static size_t grad_bytes(const nb_tensor *t) {
+    return (size_t)t->numel * nb_dtype_size(t->dtype);
+}
 static void zero_grad(nb_tensor *t) {
-    memset(t->grad, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
+    memset(t->grad, 0, grad_bytes(t));
 }
 
 void nb__grad_unshare(nb_graph *g, int64_t root) {
@@ -170,17 +164,12 @@ typedef struct {
     const nb_node *nodes; // the tape, for the index of a node
 } recycle_plan;
 
-static size_t grad_bytes(const nb_tensor *t) {
-    return (size_t)t->numel * nb_dtype_size(t->dtype);
-}
-
 // p's output gets a grad buffer: the smallest released one that fits among the top
 // RECYCLE_WINDOW, else its own (never touched before this sweep; an empty output's, always).
 static void recycle_take(recycle_plan *rp, nb_node *p) {
     size_t need = grad_bytes(p->out);
     int64_t best = -1;
-    for (int64_t e = need ? rp->n_free - 1 : -1 - 1; e >= 0 && e >= rp->n_free - RECYCLE_WINDOW;
-         e--)
+    for (int64_t e = rp->n_free - 1; need && e >= 0 && e >= rp->n_free - RECYCLE_WINDOW; e--)
         if (rp->free[e].cap >= need && (best < 0 || rp->free[e].cap < rp->free[best].cap))
             best = e;
     if (best < 0) {
@@ -299,7 +288,7 @@ static inline __attribute__((always_inline)) nb_status plan(nb_graph *g, int64_t
 #ifdef NB_DEBUG_LIFETIME
                     // Debug builds: garbage for real, so a backward that claims grad_store but
                     // leaves an element unwritten fails every gradient check through it.
-                    memset(t->grad, NB_POISON_BYTE, (size_t)t->numel * nb_dtype_size(t->dtype));
+                    memset(t->grad, NB_POISON_BYTE, grad_bytes(t));
 #endif
                 } else {
                     zero_grad(t);
@@ -359,7 +348,8 @@ static nb_status recycle_alloc(nb_graph *g, int64_t root, recycle_plan *rp) {
         fills += g->nodes[i].n_in;
     size_t fb = ((size_t)root + 1) * sizeof(grad_buf), cb = ((size_t)root + 1) * sizeof(size_t),
            lb = (size_t)fills * sizeof(grad_fill);
-    char *at = sweep_scratch(g, 0, sweep_round(fb) + sweep_round(cb) + sweep_round(lb));
+    char *at =
+        nb__graph_keep(g, NB_KEEP_RECYCLE, sweep_round(fb) + sweep_round(cb) + sweep_round(lb));
     if (!at)
         return g->status;
     rp->free = sweep_carve(&at, fb);

@@ -74,10 +74,8 @@ void nb_graph_reset(nb_graph *g) {
     nb__hdr_reset(&g->hdrs, false);
 #endif
     nb__arena_reset(g->arena);
-    g->transient = NULL;
-    g->transient_size = 0;
-    g->sweep[0] = g->sweep[1] = NULL;
-    g->sweep_size[0] = g->sweep_size[1] = 0;
+    for (int k = 0; k < NB_KEEP_SLOTS; k++) // in the arena just reset
+        g->keep[k] = NULL, g->keep_size[k] = 0;
     g->n_nodes = 0;
     g->epoch = new_epoch(g);
     nb_graph_clear_error(g);
@@ -247,15 +245,19 @@ void *nb__node_scratch(nb_node *nd, size_t nbytes) {
     return node_buffer(nd, nbytes, false);
 }
 
-void *nb__graph_transient(nb_graph *g, size_t nbytes) {
-    if (g->transient_size < nbytes) { // the earlier, smaller one stays in the arena until reset
+void *nb__graph_keep(nb_graph *g, nb_keep slot, size_t nbytes) {
+    if (g->keep_size[slot] < nbytes) { // the earlier, smaller one stays in the arena until reset
         void *p = nb__graph_alloc(g, nbytes);
         if (!p)
             return NULL;
-        g->transient = p;
-        g->transient_size = nbytes;
+        g->keep[slot] = p;
+        g->keep_size[slot] = nbytes;
     }
-    return g->transient;
+    return g->keep[slot];
+}
+
+void *nb__graph_transient(nb_graph *g, size_t nbytes) {
+    return nb__graph_keep(g, NB_KEEP_TRANSIENT, nbytes);
 }
 
 // Dtype and ownership rules every op shares, checked before the op's own infer.

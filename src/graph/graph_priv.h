@@ -6,6 +6,12 @@
 #include "graph/graph_impl.h"
 #include "graph/headers.h"
 
+// Blocks of the arena that outlive one op call or sweep until the next reset, one per use,
+// each grown when a use needs more (nb__graph_keep): the transient scratch of op calls
+// (nb__graph_transient), and backward's recycling and grad-ready plans (backward.c).
+typedef enum { NB_KEEP_TRANSIENT, NB_KEEP_RECYCLE, NB_KEEP_READY, NB_KEEP_SLOTS } nb_keep;
+void *nb__graph_keep(nb_graph *g, nb_keep slot, size_t nbytes);
+
 struct nb_graph {
     nb_arena arenas[2]; // every op output, grad, saved state and node input array
     nb_arena *arena;    // the one in use; debug builds alternate them (see nb_graph_reset)
@@ -17,12 +23,10 @@ struct nb_graph {
     bool recycle_grads;        // nb_graph_set_retain_grads(g, false) (backward.c)
     nb_grad_ready_fn ready_fn; // grad-ready hook (backward.c), NULL: none
     void *ready_ctx;
-    void *transient; // nb__graph_transient's buffer (arena), NULL after a reset
-    size_t transient_size;
-    void *sweep[2];       // backward's plans (recycling, grad-ready hook): arena, reused by every
-    size_t sweep_size[2]; // sweep on the tape until a reset (backward.c, sweep_scratch)
-    uint64_t epoch;       // unique to this graph and step (a process-wide counter); op outputs
-                          // remember theirs, so one compare tells a live output of this step
+    void *keep[NB_KEEP_SLOTS]; // nb__graph_keep's blocks (arena), NULL after a reset
+    size_t keep_size[NB_KEEP_SLOTS];
+    uint64_t epoch; // unique to this graph and step (a process-wide counter); op outputs
+                    // remember theirs, so one compare tells a live output of this step
     uint64_t epoch_next, epoch_end; // the block of epochs this graph reserved (graph.c)
     nb_hdr_pool hdrs;               // the op outputs' headers (headers.c)
     int64_t max_ops;                // tape budget between resets (nb_graph_set_limits)

@@ -158,17 +158,17 @@ LG_INL void lg_fetch_share(const char *p, int64_t bytes, int64_t c, int64_t nc, 
 
 // C's row tiles [t0, t1) (tile t: rows [t LG_MR, min(m, (t + 1) LG_MR))), k inner indices;
 // per tile, pairs of vectors while more than 16 columns remain, the last one masked (n = 113:
-// 3 x 32 + 17 as 16 + 1), then a single vector. bias is read only when mode is LG_BIAS. With
-// sum (dw only), each row tile's first column tile also sums its rows of A into sum (row i into
-// sum[i]; from 0 when sum0). With pf, each row tile also fetches the same rows of pf (pfw
-// floats each, contiguous) into L2: the fused backward's x rows for the dw block that follows.
-// Both fetches are spread over the row tile's column tiles, a share before each: issued all
-// at once before the first (16-256 lines), they stalled it (charlm's forward ~4 % and backward
+// 3 x 32 + 17 as 16 + 1), then a single vector (dx and dw: the forward, with its bias, runs on
+// lg_panel_tiles). With sum (dw only), each row tile's first column tile also sums its rows of A
+// into sum (row i into sum[i]; from 0 when sum0). With pf, each row tile also fetches the same rows
+// of pf (pfw floats each, contiguous) into L2: the fused backward's x rows for the dw block that
+// follows. Both fetches are spread over the row tile's column tiles, a share before each: issued
+// all at once before the first (16-256 lines), they stalled it (charlm's forward ~4 % and backward
 // ~3-4 % slower, cold-operand microbenchmark).
 __attribute__((target("avx512f"))) static void
 lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a0, int64_t sai,
-         int64_t sap, const float *b, int64_t ldb, float *c0, int64_t ldc, int mode,
-         const float *bias, float *sum, bool sum0, const float *pf, int64_t pfw) {
+         int64_t sap, const float *b, int64_t ldb, float *c0, int64_t ldc, int mode, float *sum,
+         bool sum0, const float *pf, int64_t pfw) {
     const int64_t nct = (n + 31) / 32; // column tiles per row tile
     for (int64_t t = t0; t < t1; t++) {
         int64_t i0 = t * LG_MR, mr = m - i0 < LG_MR ? m - i0 : LG_MR;
@@ -187,14 +187,14 @@ lg_tiles(int64_t t0, int64_t t1, int64_t m, int64_t n, int64_t k, const float *a
                                nct, true);
             int64_t w = n - j > 32 ? 32 : n - j, last = w > 16 ? w - 16 : w;
             __mmask16 mk = last == 16 ? 0xffff : (__mmask16)((1u << last) - 1);
-            const float *a = a0 + i0 * sai, *bj = bias ? bias + j : NULL;
+            const float *a = a0 + i0 * sai;
             float *c = c0 + i0 * ldc + j;
             if (sum && j == 0)
-                lg_tile(mr, w, mk, k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, true, sum + i0,
+                lg_tile(mr, w, mk, k, a, sai, sap, b + j, ldb, c, ldc, mode, NULL, true, sum + i0,
                         sum0, false);
             else
-                lg_tile(mr, w, mk, k, a, sai, sap, b + j, ldb, c, ldc, mode, bj, false, NULL, false,
-                        false);
+                lg_tile(mr, w, mk, k, a, sai, sap, b + j, ldb, c, ldc, mode, NULL, false, NULL,
+                        false, false);
             j += w;
         }
     }
@@ -287,7 +287,7 @@ static void lg_dw_block(int64_t lo, int64_t hi, int64_t p0, int64_t rows, const 
                         bool db_acc) {
     int64_t kc = rows - p0 < LG_KC(in) ? rows - p0 : LG_KC(in);
     lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
-             acc || p0 > 0 ? LG_ACC : LG_STORE, NULL, db, !db_acc && p0 == 0, NULL, 0);
+             acc || p0 > 0 ? LG_ACC : LG_STORE, db, !db_acc && p0 == 0, NULL, 0);
 }
 #endif
 
@@ -328,7 +328,7 @@ void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float 
         lg_panel_tiles(lo, hi, rows, in, out, dy, wp, dx, NULL, NULL, 0);
     else
         lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL,
-                 NULL, false, NULL, 0);
+                 false, NULL, 0);
 #else
     (void)lo, (void)hi, (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
     (void)wp;
@@ -362,7 +362,7 @@ void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *d
                            in);
         else
             lg_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx, in,
-                     dx_acc ? LG_ACC : LG_STORE, NULL, NULL, false, x, in);
+                     dx_acc ? LG_ACC : LG_STORE, NULL, false, x, in);
         lg_dw_block(0, nb__lgemm_tiles(out), p0, rows, dy, x, dw, in, out, dw_acc, db, db_acc);
     }
 #else

@@ -21,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#include "ops/attention_priv.h"
 #include "ops/ops_impl.h"
 #include "ops/vmath.h"
 
@@ -33,20 +34,6 @@ typedef struct {
     double p;
     nb_rng *rng;
 } sdpa_params;
-
-typedef struct sdpa_geom {
-    int64_t bh, tq, tk, d, dv, rows;
-    // Row strides of q, k, v and o (and of their gradients), and the heads packed side by side
-    // in one row (1 for separate (..., t, d) tensors; attention_qkv's H): slice bh starts at
-    // row (bh / heads) t and column (bh % heads) d of its tensor.
-    int64_t ldq, ldk, ldv, ldo, heads;
-    double scale, p;
-    bool causal;
-    uint64_t seed;
-    // The mask's strides: over the leading dims of q (0 where broadcast), its rows and columns.
-    int nlead;
-    int64_t lead[NB_MAX_DIMS], m_ls[NB_MAX_DIMS], m_rs, m_cs;
-} sdpa_geom;
 
 // How many of the first n keys query row i sees.
 static inline int64_t sdpa_limit(const sdpa_geom *g, int64_t i, int64_t n) {
@@ -172,7 +159,7 @@ static nb_status sdpa_infer(nb_node *nd, nb_shape *out) {
     return NB_OK;
 }
 
-static void sdpa_scale_rows(sdpa_geom *g) {
+void nb__sdpa_scale_rows(sdpa_geom *g) {
     g->scale = 1.0 / sqrt((double)g->d);
     g->rows = g->tq / 2 < SDPA_ROWS ? g->tq / 2 : SDPA_ROWS;
     if (g->rows < 1)
@@ -198,7 +185,7 @@ static sdpa_geom sdpa_geometry(const nb_node *nd) {
         g.lead[i] = q->shape[i];
         g.bh *= q->shape[i];
     }
-    sdpa_scale_rows(&g);
+    nb__sdpa_scale_rows(&g);
     if (p->has_mask) { // strides of the mask read as (lead..., tq, tk), 0 on broadcast dims
         const nb_tensor *m = nd->in[3];
         int64_t st = 1, stride[NB_MAX_DIMS + 2] = {0};
@@ -228,32 +215,10 @@ static int sdpa_threads(const sdpa_geom *g) {
 #endif
 }
 
-// The saved block: this header, lse (bh tq doubles), then per thread the scratch a, b
-// ((rows, tk) each, of the dtype), kᵀ (d, tk) and vᵀ (dv, tk). The thread count is fixed at
-// the first forward (a replay keeps the partition); the dropout seed is each forward's, for
-// backward.
-typedef struct {
-    int threads;
-    uint64_t seed;
-} sdpa_saved;
-#define SDPA_HDR 64
-
 static size_t sdpa_thread_bytes(const sdpa_geom *g, size_t es) {
     size_t n = (size_t)((2 * g->rows + g->d + g->dv) * g->tk) * es;
     return (n + 63) & ~(size_t)63;
 }
-
-// The operands of one call, by base pointer: q, k, v, o's gradient go and their gradients (NULL
-// when not wanted) are read through the geometry's strides and sdpa_off, so q, k and v may be
-// columns of one packed tensor (attention_qkv). mask and gmask are NULL without a mask.
-typedef struct {
-    const void *q, *k, *v, *m, *go;
-    void *gq, *gk, *gv, *gm;
-    // Backward: gq, gk and gv hold garbage (attention_qkv's first write, grad_store); each
-    // slice's kernel stores its rows rather than adding into them (sdpa_bwd's `store`), in the
-    // parallel loop, instead of backward's serial zeroing pass over the whole (..., t, 3E) grad.
-    bool store;
-} sdpa_ptrs;
 
 #define SDPA_AT(T, p, off) ((p) ? (T *)(p) + (off) : NULL)
 
@@ -300,7 +265,7 @@ static void sdpa_pf_init(sdpa_pf *pf, const sdpa_geom *g, int64_t bh, size_t es,
 }
 
 // Forward over every slice; `seed_rng` draws this forward's dropout seed (backward reuses it).
-static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_ptrs x) {
+void nb__sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_ptrs x) {
     nb_tensor *o = nd->out;
     size_t es = nb_dtype_size(o->dtype);
     int threads = sdpa_threads(&g);
@@ -349,7 +314,7 @@ static void sdpa_run_forward(nb_node *nd, sdpa_geom g, nb_rng *seed_rng, sdpa_pt
 
 // Backward over every slice: accumulates into the non-NULL gradients of x (stores into them
 // when x.store).
-static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
+void nb__sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
     nb_tensor *o = nd->out;
     size_t es = nb_dtype_size(o->dtype);
     sdpa_saved *s = nd->saved;
@@ -395,27 +360,27 @@ static void sdpa_run_backward(nb_node *nd, sdpa_geom g, sdpa_ptrs x) {
 static void sdpa_forward(nb_node *nd) {
     const sdpa_params *p = nd->params;
     const nb_tensor *m = p->has_mask ? nd->in[3] : NULL;
-    sdpa_run_forward(nd, sdpa_geometry(nd), p->rng,
-                     (sdpa_ptrs){.q = nd->in[0]->data,
-                                 .k = nd->in[1]->data,
-                                 .v = nd->in[2]->data,
-                                 .m = m ? m->data : NULL});
+    nb__sdpa_run_forward(nd, sdpa_geometry(nd), p->rng,
+                         (sdpa_ptrs){.q = nd->in[0]->data,
+                                     .k = nd->in[1]->data,
+                                     .v = nd->in[2]->data,
+                                     .m = m ? m->data : NULL});
 }
 
 static void sdpa_backward(nb_node *nd) {
     const sdpa_params *p = nd->params;
     nb_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2];
     nb_tensor *m = p->has_mask ? nd->in[3] : NULL;
-    sdpa_run_backward(nd, sdpa_geometry(nd),
-                      (sdpa_ptrs){.q = q->data,
-                                  .k = k->data,
-                                  .v = v->data,
-                                  .m = m ? m->data : NULL,
-                                  .go = nd->out->grad,
-                                  .gq = NB_WANTS_GRAD(q) ? q->grad : NULL,
-                                  .gk = NB_WANTS_GRAD(k) ? k->grad : NULL,
-                                  .gv = NB_WANTS_GRAD(v) ? v->grad : NULL,
-                                  .gm = m && NB_WANTS_GRAD(m) ? m->grad : NULL});
+    nb__sdpa_run_backward(nd, sdpa_geometry(nd),
+                          (sdpa_ptrs){.q = q->data,
+                                      .k = k->data,
+                                      .v = v->data,
+                                      .m = m ? m->data : NULL,
+                                      .go = nd->out->grad,
+                                      .gq = NB_WANTS_GRAD(q) ? q->grad : NULL,
+                                      .gk = NB_WANTS_GRAD(k) ? k->grad : NULL,
+                                      .gv = NB_WANTS_GRAD(v) ? v->grad : NULL,
+                                      .gm = m && NB_WANTS_GRAD(m) ? m->grad : NULL});
 }
 
 static void sdpa_put(nb_tensor *t, int64_t i, double x) {
@@ -433,9 +398,9 @@ static void sdpa_put(nb_tensor *t, int64_t i, double x) {
 // _safe_softmax convention): the row's scores are set to 0 before the softmax, which keeps its
 // derivative finite, and its P to 0 after it. Which rows those are is read from the scores on
 // the tape (max == -inf), so a replay with another mask finds its own.
-static nb_status sdpa_vjp_math(nb_graph *gr, const sdpa_geom *gp, nb_tensor *q, nb_tensor *k,
-                               nb_tensor *v, nb_tensor *m, nb_tensor *gy, const bool *want,
-                               nb_tensor **gin) {
+nb_status nb__sdpa_vjp_math(nb_graph *gr, const sdpa_geom *gp, nb_tensor *q, nb_tensor *k,
+                            nb_tensor *v, nb_tensor *m, nb_tensor *gy, const bool *want,
+                            nb_tensor **gin) {
     sdpa_geom g = *gp;
     int r = q->ndim;
     int64_t sshape[NB_MAX_DIMS];
@@ -494,8 +459,8 @@ static nb_status sdpa_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tenso
     const sdpa_params *p = nd->params;
     sdpa_geom g = sdpa_geometry(nd);
     g.seed = ((const sdpa_saved *)nd->saved)->seed;
-    return sdpa_vjp_math(nd->graph, &g, nd->in[0], nd->in[1], nd->in[2],
-                         p->has_mask ? nd->in[3] : NULL, gy, want, gin);
+    return nb__sdpa_vjp_math(nd->graph, &g, nd->in[0], nd->in[1], nd->in[2],
+                             p->has_mask ? nd->in[3] : NULL, gy, want, gin);
 }
 
 const nb_op nb_op_scaled_dot_product_attention = {"scaled_dot_product_attention",
@@ -515,154 +480,4 @@ nb_tensor *nb_scaled_dot_product_attention(nb_graph *g, nb_tensor *q, nb_tensor 
     sdpa_params sp = {causal, mask != NULL, dropout_p, rng};
     nb_tensor *in[4] = {q, k, v, mask};
     return nb__record(g, &nb_op_scaled_dot_product_attention, in, mask ? 4 : 3, &sp, sizeof sp);
-}
-
-// ---- attention_qkv: heads read from and written to packed rows -----------------------------
-// qkv (..., t, 3E) as a fused in-projection writes it (q in columns [0, E), k in [E, 2E), v in
-// [2E, 3E); head h in columns [h Dh, (h + 1) Dh) of each, Dh = E / heads) -> y (..., t, E),
-// head h in columns [h Dh, (h + 1) Dh). The kernels above run on it through row strides: the
-// same numbers as splitting into (..., H, t, Dh), scaled_dot_product_attention and merging the
-// heads back, without the five copies (and their backward) that the split and merge cost.
-
-typedef struct {
-    int64_t heads;
-    bool causal;
-    double p;
-    nb_rng *rng;
-} qkv_params;
-
-static nb_status qkv_infer(nb_node *nd, nb_shape *out) {
-    const qkv_params *p = nd->params;
-    const nb_tensor *x = nd->in[0];
-    int r = x->ndim;
-    if (r < 2 || r > NB_MAX_DIMS - 2)
-        return nb__node_fail(nd, NB_ERR_SHAPE, "qkv %s must be (..., t, 3 embed) of rank 2 to %d",
-                             NB_SHAPE_STR(x), NB_MAX_DIMS - 2);
-    int64_t c = x->shape[r - 1];
-    if (p->heads < 1 || c < 3 * p->heads || c % (3 * p->heads))
-        return nb__node_fail(nd, NB_ERR_SHAPE,
-                             "qkv %s: the last dim must be 3 embed with %lld heads dividing "
-                             "embed (>= 1 per head)",
-                             NB_SHAPE_STR(x), (long long)p->heads);
-    if (!(p->p >= 0 && p->p <= 1))
-        return nb__node_fail(nd, NB_ERR_ARG, "dropout p = %g must be in [0, 1]; qkv %s", p->p,
-                             NB_SHAPE_STR(x));
-    if (p->p > 0 && !p->rng)
-        return nb__node_fail(nd, NB_ERR_NULL, "rng is NULL with dropout p = %g; qkv %s", p->p,
-                             NB_SHAPE_STR(x));
-    out->ndim = r;
-    for (int i = 0; i < r - 1; i++)
-        out->dim[i] = x->shape[i];
-    out->dim[r - 1] = c / 3;
-    return NB_OK;
-}
-
-static sdpa_geom qkv_geometry(const nb_node *nd) {
-    const qkv_params *p = nd->params;
-    const nb_tensor *x = nd->in[0];
-    int r = x->ndim;
-    int64_t e = x->shape[r - 1] / 3, t = x->shape[r - 2];
-    sdpa_geom g = {.tq = t,
-                   .tk = t,
-                   .d = e / p->heads,
-                   .dv = e / p->heads,
-                   .p = p->p,
-                   .causal = p->causal,
-                   .heads = p->heads,
-                   .ldq = 3 * e,
-                   .ldk = 3 * e,
-                   .ldv = 3 * e,
-                   .ldo = e};
-    g.bh = p->heads;
-    for (int i = 0; i < r - 2; i++)
-        g.bh *= x->shape[i];
-    sdpa_scale_rows(&g);
-    return g;
-}
-
-// Byte offset of column block c (0 q, 1 k, 2 v) of a packed row.
-static size_t qkv_col(const sdpa_geom *g, const nb_tensor *x, int c) {
-    return (size_t)(c * g->ldo) * nb_dtype_size(x->dtype);
-}
-
-static void qkv_forward(nb_node *nd) {
-    const qkv_params *p = nd->params;
-    const nb_tensor *x = nd->in[0];
-    sdpa_geom g = qkv_geometry(nd);
-    const char *d = x->data;
-    sdpa_run_forward(nd, g, p->rng,
-                     (sdpa_ptrs){.q = d, .k = d + qkv_col(&g, x, 1), .v = d + qkv_col(&g, x, 2)});
-}
-
-static void qkv_backward(nb_node *nd) {
-    nb_tensor *x = nd->in[0];
-    if (!NB_WANTS_GRAD(x))
-        return;
-    sdpa_geom g = qkv_geometry(nd);
-    const char *d = x->data;
-    char *gd = x->grad;
-    sdpa_run_backward(nd, g,
-                      (sdpa_ptrs){.q = d,
-                                  .k = d + qkv_col(&g, x, 1),
-                                  .v = d + qkv_col(&g, x, 2),
-                                  .go = nd->out->grad,
-                                  .gq = gd,
-                                  .gk = gd + qkv_col(&g, x, 1),
-                                  .gv = gd + qkv_col(&g, x, 2),
-                                  .store = nb__grad_first(nd, 0)});
-}
-
-// The split written with recorded ops, L the leading dims: qkv (L, t, 3E) viewed
-// (L, t, 3, H, Dh), permuted to (3, L, H, t, Dh) and sliced into q, k, v (L, H, t, Dh); gy
-// (L, t, E) viewed (L, t, H, Dh) and permuted to (L, H, t, Dh); scaled_dot_product_attention's
-// vjp; dq, dk, dv stacked (3, L, H, t, Dh) and permuted back to (L, t, 3, H, Dh) = (L, t, 3E).
-static nb_status qkv_vjp(nb_node *nd, nb_tensor *gy, const bool *want, nb_tensor **gin) {
-    if (!want[0])
-        return NB_OK;
-    nb_graph *gr = nd->graph;
-    nb_tensor *x = nd->in[0];
-    sdpa_geom g = qkv_geometry(nd);
-    g.seed = ((const sdpa_saved *)nd->saved)->seed;
-    int r = x->ndim, nl = r - 2;
-    int64_t s5[NB_MAX_DIMS], sy[NB_MAX_DIMS], s4[NB_MAX_DIMS], s1[NB_MAX_DIMS];
-    int p5[NB_MAX_DIMS], py[NB_MAX_DIMS], pb[NB_MAX_DIMS];
-    for (int i = 0; i < nl; i++) {
-        s5[i] = sy[i] = s4[i] = s1[i + 1] = x->shape[i];
-        p5[i + 1] = py[i] = i;
-        pb[i] = i + 1;
-    }
-    int64_t t = g.tq, h = g.heads, dh = g.d;
-    memcpy(s5 + nl, (int64_t[]){t, 3, h, dh}, 4 * sizeof(int64_t));
-    memcpy(sy + nl, (int64_t[]){t, h, dh}, 3 * sizeof(int64_t));
-    memcpy(s4 + nl, (int64_t[]){h, t, dh}, 3 * sizeof(int64_t));
-    memcpy(s1 + nl + 1, (int64_t[]){h, t, dh}, 3 * sizeof(int64_t));
-    s1[0] = 1;
-    p5[0] = nl + 1, p5[nl + 1] = nl + 2, p5[nl + 2] = nl, p5[nl + 3] = nl + 3;
-    py[nl] = nl + 1, py[nl + 1] = nl, py[nl + 2] = nl + 2;
-    pb[nl] = nl + 2, pb[nl + 1] = 0, pb[nl + 2] = nl + 1, pb[nl + 3] = nl + 3;
-    nb_tensor *x5 = nb_permute(gr, nb_reshape(gr, x, r + 2, s5), r + 2, p5), *qkv[3];
-    for (int c = 0; c < 3; c++)
-        qkv[c] = nb_reshape(gr, nb_slice(gr, x5, 0, c, c + 1), r + 1, s4);
-    nb_tensor *gy4 = nb_permute(gr, nb_reshape(gr, gy, r + 1, sy), r + 1, py);
-    nb_tensor *gs[4] = {NULL};
-    nb_status st =
-        sdpa_vjp_math(gr, &g, qkv[0], qkv[1], qkv[2], NULL, gy4, (bool[]){1, 1, 1, 0}, gs);
-    if (st != NB_OK)
-        return st;
-    for (int c = 0; c < 3; c++)
-        gs[c] = nb_reshape(gr, gs[c], r + 2, s1);
-    nb_tensor *cat = nb_concat(gr, gs, 3, 0);
-    gin[0] = nb_reshape(gr, nb_permute(gr, cat, r + 2, pb), r, x->shape);
-    return nb_graph_status(gr);
-}
-
-// Accumulates into qkv's gradient (GEMMs adding into each column block); on its first write
-// each slice stores its own rows instead (sdpa_ptrs.store): grad_store.
-const nb_op nb_op_attention_qkv = {"attention_qkv", 1,       0,    qkv_infer, qkv_forward,
-                                   qkv_backward,    qkv_vjp, NULL, true,      false};
-
-nb_tensor *nb_attention_qkv(nb_graph *g, nb_tensor *qkv, int64_t heads, bool causal,
-                            double dropout_p, nb_rng *rng) {
-    qkv_params qp = {heads, causal, dropout_p, rng};
-    return nb__record(g, &nb_op_attention_qkv, &qkv, 1, &qp, sizeof qp);
 }

@@ -78,7 +78,12 @@ nb_status nb__st_parse_header(const char *path, char *text, int64_t data_size, n
 void nb__st_header_free(nb__st_header *h);
 const nb__st_entry *nb__st_find(const nb__st_header *h, const char *name);
 const char *nb__st_meta(const nb__st_header *h, const char *key); // NULL when absent
-const char *nb__st_dtype_str(int k);                              // "F32"
+// st_check.c: the tensors tile the data buffer of data_size bytes exactly (sorted by offset:
+// no overlap, gap or trailing bytes); nabla's checksum keys are absent, or one per tensor plus
+// the metadata's, the latter matching (sets each entry's crc and h->checked).
+nb_status nb__st_check_tiling(const char *path, nb__st_entry *es, int m, int64_t data_size);
+nb_status nb__st_check_checksums(const char *path, nb__st_header *h);
+const char *nb__st_dtype_str(int k); // "F32"
 char *nb__st_shape_str(const nb__st_header *h, const nb__st_entry *e, char *buf, size_t size);
 // A string from a file made safe to print: control characters escaped, long ones cut.
 const char *nb__st_shown(const char *s, char *buf, size_t size);

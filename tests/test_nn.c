@@ -209,7 +209,9 @@ static void test_linear_bad(void **state) {
     nb_graph_reset(g);
     assert_null(nb_layer_forward(g, NULL, x));
     assert_has(nb_graph_error(g), "layer is NULL");
+    nb_clear_last_error();
     assert_null(nb_layer_forward(NULL, model, x));
+    assert_has(nb_last_error(), "graph is NULL");
     nb_graph_reset(g);
     nb_tensor *s = nb_tensor_create(NB_F32, 0, NULL);
     assert_null(nb_layer_forward(g, model, s));

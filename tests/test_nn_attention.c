@@ -145,6 +145,22 @@ static void embedding_rows_names_and_bad_ids(void **state) {
     nb_tensor_set(ids, 3, 5);
     assert_true(oc_expect_error(g, nb_layer_forward(g, e, ids), NB_ERR_ARG, "embedding 'tok_emb'",
                                 "id 5", "[0, 5)", "(2, 2)", NULL));
+    // The op the layer records names this file's line on the tape (nb_layer_forward's call
+    // site), not a line of the library.
+    nb_graph_reset(g);
+    nb_tensor_set(ids, 3, 2);
+    int line = __LINE__ + 1;
+    assert_non_null(nb_layer_forward(g, e, ids));
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(nb_graph_summary(g, f), NB_OK);
+    char text[4096] = {0}, site[300];
+    rewind(f);
+    assert_true(fread(text, 1, sizeof text - 1, f) > 0);
+    fclose(f);
+    snprintf(site, sizeof site, " test_nn_attention.c:%d\n", line); // the summary's basename
+    assert_has(text, site);
+    assert_null(strstr(text, " attention.c:"));
     nb_graph_reset(g);
     nb_tensor *fid = nb_tensor_create(NB_F32, 1, (int64_t[]){2});
     assert_true(oc_expect_error(g, nb_layer_forward(g, e, fid), NB_ERR_DTYPE, "embedding 'tok_emb'",
@@ -239,9 +255,21 @@ static void mha_bad_input(void **state) {
     assert_true(oc_expect_error(g, nb_layer_forward(g, l, x), NB_ERR_SHAPE,
                                 "multihead_attention 'attn'", "(2, 5, 6)", "(batch, seq, 8)",
                                 NULL));
+    // The errors of the ops the layer records name this file's line (nb_layer_forward's call
+    // site), not a line of the library.
+    char site[300];
+    nb_graph_reset(g);
+    nb_tensor *x64 = nb_tensor_create(NB_F64, 3, (int64_t[]){2, 5, 8});
+    int line = __LINE__ + 1;
+    assert_null(nb_layer_forward(g, l, x64));
+    snprintf(site, sizeof site,
+             "input 0 is float64, input 1 (24, 8) is float32 (convert explicitly); op called at "
+             "%s:%d",
+             __FILE__, line);
+    assert_has(nb_graph_error(g), site);
     nb_graph_destroy(g);
     nb_params_destroy(ps);
-    nb_tensor_destroy(x);
+    nb_tensor_destroy(x), nb_tensor_destroy(x64);
     nb_layer_destroy(l);
 }
 

@@ -1,5 +1,8 @@
 // Sequence layers: embedding (torch.nn.Embedding) and multihead_attention
 // (torch.nn.MultiheadAttention with batch_first=True) over the fused attention op.
+// Ops called here record the user's nb_layer_forward call site (its macro in nabla/nn.h), not
+// a line of this file.
+#define NB_NO_SITE_MACROS
 #include <math.h>
 #include <stdio.h>
 

@@ -65,8 +65,11 @@ nb_status nb__layer_create_failed(nb_status code, const char *fn, const char *wh
 }
 
 nb_tensor *nb_layer_forward(nb_graph *g, nb_layer *layer, nb_tensor *x) {
-    if (!g)
+    if (!g) { // no graph to hold the error: nb_last_error, as the ops do
+        nb__set_last_error(NB_ERR_NULL, "%s: graph is NULL",
+                           layer && layer->ops ? NB_WHO(layer) : "nb_layer_forward");
         return NULL;
+    }
     if (nb_graph_status(g) != NB_OK)
         return NULL;
     if (!layer || !layer->ops || !layer->ops->forward) {

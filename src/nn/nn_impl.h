@@ -4,6 +4,13 @@
 
 #include <stddef.h>
 
+// The ops and layers a layer calls record the user's nb_layer_forward call site (its macro in
+// nabla/nn.h), never a line of the library: each src/nn file defines NB_NO_SITE_MACROS before
+// its first include. Checked here, in every layer file: the macro defined, and no op's site
+// macro already in force from an earlier include.
+#if !defined(NB_NO_SITE_MACROS) || defined(nb_add) || defined(nb_layer_forward)
+#error "src/nn: #define NB_NO_SITE_MACROS before the first #include (errors name the user's line)"
+#endif
 #include "nabla/nn.h"
 
 // ops set, training on, name empty.

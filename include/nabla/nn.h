@@ -100,7 +100,10 @@ typedef struct nb_layer_ops {
     // Register the layer's tensors (and its children's) under prefix (NULL or "" at the top).
     // May be NULL: no tensors.
     nb_status (*collect)(nb_layer *self, nb_params *set, const char *prefix);
-    // Called by nb_layer_train after self->training is set (containers recurse). May be NULL.
+    // Called by nb_layer_train after self->training is set. A layer with children must pass
+    // the switch on (nb_layer_train(child, training) for each, as sequential does): left
+    // NULL, its children keep their mode, and a child dropout stays active in eval. May be
+    // NULL for a layer without children.
     void (*set_training)(nb_layer *self, bool training);
     // Free the layer, its tensors and its children.
     void (*destroy)(nb_layer *self);

@@ -12,6 +12,7 @@
 
 #include "graph/graph_impl.h" // only for the deliberately wrong test op below
 #include "support/alloc_count.h"
+#include "support/expect.h"
 #include "support/opcheck.h"
 
 static nb_tensor *param(nb_dtype dt, int ndim, const int64_t *shape, uint64_t seed) {
@@ -116,6 +117,34 @@ static void no_grad_mode_records_nothing_for_backward(void **state) {
     assert_non_null(strstr(nb_graph_error(g), "does not require grad"));
     nb_tensor_destroy(up);
     nb_graph_destroy(g);
+    nb_tensor_destroy(x);
+}
+
+// nb_backward's root: each way to pass a tensor it cannot start from gets its own message.
+static void backward_root_errors_say_why(void **state) {
+    (void)state;
+    nb_tensor *x = param(NB_F32, 2, (int64_t[]){2, 3}, 12);
+    nb_graph *g = nb_graph_create(), *h = nb_graph_create();
+    nb_tensor *stale = nb_sum(g, nb_mul(g, x, x));
+    nb_graph_reset(g);
+    assert_int_equal(nb_backward(g, stale), NB_ERR_STATE);
+    // "a stale op output, made before the last nb_graph_reset", or, in a build that poisons the
+    // released headers (debug, sanitizers), "an op output used after nb_graph_reset"
+    assert_has(nb_graph_error(g), "nb_backward: ");
+    assert_has(nb_graph_error(g), " nb_graph_reset");
+    nb_graph_reset(g);
+    nb_tensor *other = nb_sum(h, x);
+    assert_int_equal(nb_backward(g, other), NB_ERR_STATE);
+    assert_has(nb_graph_error(g), "nb_backward: output () was made on another graph");
+    nb_graph_reset(g);
+    assert_int_equal(nb_backward(g, x), NB_ERR_STATE);
+    assert_has(nb_graph_error(g), "nb_backward: output (2, 3) is not an op output of this graph");
+    nb_graph_reset(g);
+    nb_tensor *up = nb_tensor_create(NB_F32, 0, NULL);
+    assert_int_equal(nb_backward_with(g, other, up), NB_ERR_STATE);
+    assert_has(nb_graph_error(g), "nb_backward_with: output () was made on another graph");
+    nb_tensor_destroy(up);
+    nb_graph_destroy(g), nb_graph_destroy(h);
     nb_tensor_destroy(x);
 }
 
@@ -345,6 +374,7 @@ int main(void) {
         cmocka_unit_test(weights_shared_across_5_steps),
         cmocka_unit_test(backward_twice_accumulates_and_unrelated_nodes_are_skipped),
         cmocka_unit_test(no_grad_mode_records_nothing_for_backward),
+        cmocka_unit_test(backward_root_errors_say_why),
         cmocka_unit_test(errors_are_values),
         cmocka_unit_test(backward_rejects_bad_roots),
         cmocka_unit_test(gradcheck_catches_a_wrong_derivative),

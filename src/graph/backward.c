@@ -329,9 +329,23 @@ static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
         return g->status;
     if (!out)
         return nb__graph_fail(g, NB_ERR_NULL, "%s: output tensor is NULL", fn);
-    if (out->epoch != g->epoch || out->graph != g || out->node < 0 || out->node >= g->n_nodes)
+    if (out->epoch == NB_POISON_EPOCH || out->epoch == 0) // a dead header: no shape to show
         return nb__graph_fail(g, NB_ERR_STATE,
-                              "%s: tensor %s was not produced on this graph since its last reset",
+                              "%s: the output is an op output used after nb_graph_reset (its "
+                              "memory was released)",
+                              fn);
+    if (out->graph == g && out->epoch != g->epoch)
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "%s: output %s is a stale op output, made before the last "
+                              "nb_graph_reset: record the step again",
+                              fn, NB_SHAPE_STR(out));
+    if (out->graph && out->graph != g)
+        return nb__graph_fail(g, NB_ERR_STATE, "%s: output %s was made on another graph", fn,
+                              NB_SHAPE_STR(out));
+    if (out->graph != g || out->node < 0 || out->node >= g->n_nodes)
+        return nb__graph_fail(g, NB_ERR_STATE,
+                              "%s: output %s is not an op output of this graph (a leaf or user "
+                              "tensor has nothing to differentiate)",
                               fn, NB_SHAPE_STR(out));
     if (!out->requires_grad)
         return nb__graph_fail(g, NB_ERR_STATE,

@@ -428,6 +428,19 @@ static void test_sequential_bad(void **state) {
     assert_has(nb_last_error(), "already child 'act'");
     assert_int_equal(nb_nn_sequential_len(seq), 1);
     assert_int_equal(nb_nn_sequential_len(relu), 0);
+    // A layer has one owner: a second container refuses it and leaves it to the first (each
+    // destroys only its own; ASan would report a use after free).
+    nb_layer *seq2 = nb_nn_sequential_create();
+    assert_int_equal(nb_nn_sequential_add(seq2, "act", relu), NB_ERR_ARG);
+    assert_has(nb_last_error(),
+               "this relu layer already belongs to another container (sequential)");
+    assert_int_equal(nb_nn_sequential_len(seq2), 0);
+    assert_true(relu->owner == seq);
+    // A NULL child with no error recorded says so rather than quote a stale message.
+    nb_clear_last_error();
+    assert_int_equal(nb_nn_sequential_add(seq2, "x", NULL), NB_ERR_NULL);
+    assert_has(nb_last_error(), "child is NULL (did its create fail? no error recorded)");
+    nb_layer_destroy(seq2);
     nb_layer_destroy(seq);
 
     // Two layers sharing nothing but a name path collide in the set.

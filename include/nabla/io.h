@@ -1,6 +1,6 @@
 // nabla checkpoints: named tensors saved to and loaded from the safetensors format, the layout
 // the Python ecosystem uses (8-byte little-endian header length, JSON header, raw little-endian
-// row-major data), so weights move both ways. nabla writes F32, F64 and I32 tensors. Nothing
+// row-major data), so weights move both ways. nabla writes F32, F64, I32 and I64 tensors. Nothing
 // here allocates anything the caller must free except an nb_safetensors handle (close it).
 // Errors are returned as an nb_status with the file path and cause in nb_last_error.
 //

@@ -112,6 +112,10 @@ typedef struct nb_layer_ops {
 struct nb_layer {
     const nb_layer_ops *ops;
     bool training; // true after create (as PyTorch); see nb_layer_train
+    // The container that owns the layer and destroys it with itself (nb_nn_sequential_add),
+    // NULL until one takes it. A layer has one owner: to share its weights, call the same layer
+    // more than once in one forward.
+    const nb_layer *owner;
     // The layer's full name in its model ("features.0"), set by nb_layer_collect; used in
     // error messages. "" until then.
     char name[NB_PARAM_NAME_MAX + 1];
@@ -261,8 +265,9 @@ nb_nn_layer_norm *nb_nn_layer_norm_of(nb_layer *l);
 // torch.nn.Sequential: children applied in order, named "0", "1", ... by position unless a
 // name is given. nb_nn_sequential_add takes ownership of child in every case (a NULL child,
 // e.g. from a failed create, is reported and the container left as it was; on any other error
-// the child is destroyed), so creates can be written inline. Errors: NB_ERR_NULL, NB_ERR_ARG
-// (seq is not a sequential, a duplicate or invalid name, seq itself), NB_ERR_NOMEM.
+// the child is destroyed, unless another container already owns it), so creates can be written
+// inline. Errors: NB_ERR_NULL, NB_ERR_ARG (seq is not a sequential, a duplicate or invalid name,
+// seq itself, a child that another container owns: a layer has one owner), NB_ERR_NOMEM.
 nb_layer *nb_nn_sequential_create(void);
 nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child);
 int nb_nn_sequential_len(const nb_layer *seq);

@@ -336,8 +336,8 @@ static nb_status check_root(nb_graph *g, const char *fn, const nb_tensor *out) {
                               fn);
     if (out->graph == g && out->epoch != g->epoch)
         return nb__graph_fail(g, NB_ERR_STATE,
-                              "%s: output %s is a stale op output, made before the last "
-                              "nb_graph_reset: record the step again",
+                              "%s: output %s is a stale op output, used after "
+                              "nb_graph_reset (made before it): record the step again",
                               fn, NB_SHAPE_STR(out));
     if (out->graph && out->graph != g)
         return nb__graph_fail(g, NB_ERR_STATE, "%s: output %s was made on another graph", fn,

@@ -159,7 +159,9 @@ static nb_status unexpected_tensors(const nb_params *set, const char *path) {
             st = nb__set_last_error(NB_ERR_FORMAT,
                                     "nb_layer_load: %s: tensor '%.200s' (%s) is not in the model "
                                     "(%d parameters, %d buffers): a checkpoint of another "
-                                    "architecture?",
+                                    "architecture? (beside the model's tensors only optimizer "
+                                    "state, 'optim.*', may be in the file; nb_params_load reads "
+                                    "a set's tensors and ignores the rest)",
                                     path, name, dims, nb_params_count(set, NB_PARAM),
                                     nb_params_count(set, NB_BUFFER));
         }
@@ -360,11 +362,11 @@ static sequential_layer *as_sequential(nb_layer *l) {
 
 nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child) {
     static const char *fn = "nb_nn_sequential_add";
-    if (!child) {
+    if (!child) { // most often a create written inline that failed: its error, if any, is the last
         char why[256];
         snprintf(why, sizeof why, "%s", nb_last_error());
-        return nb__set_last_error(NB_ERR_NULL, "%s: child is NULL (%s)", fn,
-                                  *why ? why : "a create failed?");
+        return nb__set_last_error(NB_ERR_NULL, "%s: child is NULL (did its create fail? %s%s)", fn,
+                                  *why ? "the last error: " : "no error recorded", why);
     }
     sequential_layer *s = as_sequential(seq);
     nb_status st = NB_OK;
@@ -376,6 +378,14 @@ nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child)
                                 nb_layer_kind(seq));
     else if (child == seq)
         st = nb__set_last_error(NB_ERR_ARG, "%s: a sequential cannot contain itself", fn);
+    else if (child->owner && child->owner != seq)
+        st = nb__set_last_error(
+            NB_ERR_ARG,
+            "%s: this %s layer already belongs to another container (%s%s%s%s); "
+            "a layer has one owner: to share its weights, call it twice in "
+            "one forward",
+            fn, nb_layer_kind(child), nb_layer_kind(child->owner), *child->owner->name ? " '" : "",
+            child->owner->name, *child->owner->name ? "'" : "");
     if (st == NB_OK && !name) {
         snprintf(buf, sizeof buf, "%d", s->n);
         name = buf;
@@ -412,11 +422,8 @@ nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child)
             st = nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", fn);
     }
     if (st != NB_OK) {
-        // A child that is already in this container must not be freed twice.
-        bool inside = false;
-        for (int i = 0; s && i < s->n; i++)
-            inside |= s->children[i] == child;
-        if (!inside && child != seq)
+        // A child that this or another container owns must not be freed twice.
+        if (!child->owner && child != seq)
             nb_layer_destroy(child);
         return st;
     }
@@ -424,6 +431,7 @@ nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child)
     s->names[s->n] = copy;
     s->children[s->n] = child;
     s->n++;
+    child->owner = seq;
     child->training = seq->training;
     if (child->ops->set_training)
         child->ops->set_training(child, seq->training);

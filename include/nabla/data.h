@@ -167,6 +167,16 @@ void nb_batch_iter_destroy(nb_batch_iter *it);
 int64_t nb_batch_iter_next(nb_batch_iter *it, const int64_t **batch);
 // Epochs completed so far (0 during the first).
 int64_t nb_batch_iter_epoch(const nb_batch_iter *it);
+// Where the iterator stands: epochs completed and batches handed out in the current epoch
+// (num_batches once its last batch is out, until the 0 that ends it). Save both with a
+// checkpoint to resume in the middle of an epoch.
+void nb_batch_iter_position(const nb_batch_iter *it, int64_t *epoch, int64_t *batch);
+// Moves the iterator forward to a position nb_batch_iter_position reported, on an iterator
+// created alike (same indices, batch size, shuffle and seed): the batches that follow are those
+// that followed there, as if nb_batch_iter_next had been called up to it. O(epochs x n).
+// NB_ERR_ARG for a batch outside [0, num_batches] or a position behind the current one;
+// NB_ERR_NULL for NULL.
+nb_status nb_batch_iter_seek(nb_batch_iter *it, int64_t epoch, int64_t batch);
 // Batches per epoch: ceil(n / batch_size).
 int64_t nb_batch_iter_num_batches(const nb_batch_iter *it);
 

@@ -474,6 +474,39 @@ int64_t nb_batch_iter_epoch(const nb_batch_iter *it) {
     return it ? it->epoch : 0;
 }
 
+void nb_batch_iter_position(const nb_batch_iter *it, int64_t *epoch, int64_t *batch) {
+    if (epoch)
+        *epoch = it ? it->epoch : 0;
+    if (batch) // handed-out batches: pos / batch_size rounded up (the last one may be short)
+        *batch = it ? it->pos / it->batch_size + (it->pos % it->batch_size != 0) : 0;
+}
+
+nb_status nb_batch_iter_seek(nb_batch_iter *it, int64_t epoch, int64_t batch) {
+    static const char fn[] = "nb_batch_iter_seek";
+    if (!it)
+        return nb__set_last_error(NB_ERR_NULL, "%s: it is NULL", fn);
+    int64_t nb = nb_batch_iter_num_batches(it), ce, cb;
+    nb_batch_iter_position(it, &ce, &cb);
+    if (epoch < 0 || batch < 0 || batch > nb)
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "%s: position (epoch %" PRId64 ", batch %" PRId64
+                                  ") is outside [0, %" PRId64 "] batches per epoch",
+                                  fn, epoch, batch, nb);
+    if (epoch < ce || (epoch == ce && batch < cb))
+        return nb__set_last_error(NB_ERR_ARG,
+                                  "%s: position (epoch %" PRId64 ", batch %" PRId64
+                                  ") is behind the iterator's (epoch %" PRId64 ", batch %" PRId64
+                                  "); seek a fresh iterator (same indices, batch size, shuffle "
+                                  "and seed)",
+                                  fn, epoch, batch, ce, cb);
+    // The epochs in between draw their orders exactly as nb_batch_iter_next would.
+    for (; it->epoch < epoch; it->epoch++)
+        if (it->shuffle)
+            nb_shuffle(it->order, it->n, &it->rng);
+    it->pos = batch < nb ? batch * it->batch_size : it->n;
+    return NB_OK;
+}
+
 int64_t nb_batch_iter_num_batches(const nb_batch_iter *it) {
     if (!it)
         return 0;

@@ -304,7 +304,9 @@ static void test_collect_child(void **state) {
     nb_rng_seed(&rng, 11);
     pair_layer *p = calloc(1, sizeof *p);
     assert_non_null(p);
-    p->base.ops = &pair_ops;
+    p->base.training = false; // what calloc gives; nb_layer_init sets it as a create does
+    nb_layer_init(&p->base, &pair_ops);
+    assert_true(p->base.training && p->base.ops == &pair_ops && !p->base.owner);
     p->enc = nb_nn_linear_create(2, 3, true, NB_F32, &rng);
     p->fc = nb_nn_linear_create(3, 1, false, NB_F32, &rng);
     nb_params *ps = nb_params_create();

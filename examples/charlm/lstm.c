@@ -53,8 +53,7 @@ nb_layer *charlm_lstm_create(int64_t vocab, int64_t width, int64_t hidden, int64
     charlm_lstm *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->base.ops = &lstm_ops;
-    m->base.training = true;
+    nb_layer_init(&m->base, &lstm_ops);
     m->hidden = hidden;
     m->tok_emb = nb_nn_embedding_create(vocab, width, NB_F32, rng);
     m->lstm = m->tok_emb ? nb_nn_lstm_create(width, hidden, (int)layers, true, NB_F32, rng) : NULL;

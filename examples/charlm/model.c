@@ -88,8 +88,7 @@ charlm_model *charlm_create(charlm_config c, nb_rng *rng) {
     charlm_model *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->base.ops = &model_ops;
-    m->base.training = true;
+    nb_layer_init(&m->base, &model_ops);
     m->cfg = c;
     m->rng = rng;
     const nb_dtype dt = NB_F32;

@@ -92,7 +92,7 @@ nb_status nb_params_load(nb_params *set, const char *path);
 typedef struct nb_layer nb_layer;
 
 // What a kind of layer does. Write your own layer by embedding nb_layer first in a struct and
-// pointing it at a static nb_layer_ops.
+// pointing it at a static nb_layer_ops with nb_layer_init (below).
 typedef struct nb_layer_ops {
     const char *kind; // "linear", "sequential", ...
     // x -> y on g; on bad input record an error on g (nb_graph_fail) and return NULL.
@@ -120,6 +120,9 @@ struct nb_layer {
     // error messages. "" until then.
     char name[NB_PARAM_NAME_MAX + 1];
 };
+// Sets up the nb_layer that starts your own layer's struct, as the built-in creates do: ops,
+// training mode on (nb_layer_train switches it), no owner, no name yet. Call it first.
+void nb_layer_init(nb_layer *layer, const nb_layer_ops *ops);
 
 // y = the layer applied to x on g. NULL if x is NULL, the graph is in error or the layer
 // refuses x (the graph's error names the layer, e.g. "linear 'fc1' (784 -> 128): input

@@ -14,10 +14,13 @@
 
 // ---- the base ------------------------------------------------------------------------------
 
-void nb__layer_init(nb_layer *l, const nb_layer_ops *ops) {
-    l->ops = ops;
-    l->training = true;
-    l->name[0] = '\0';
+void nb_layer_init(nb_layer *layer, const nb_layer_ops *ops) {
+    if (!layer)
+        return;
+    layer->ops = ops;
+    layer->training = true;
+    layer->owner = NULL;
+    layer->name[0] = '\0';
 }
 
 nb_layer *nb__layer_alloc(size_t size, const nb_layer_ops *ops, const char *fn) {
@@ -26,7 +29,7 @@ nb_layer *nb__layer_alloc(size_t size, const nb_layer_ops *ops, const char *fn) 
         nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    nb__layer_init(l, ops);
+    nb_layer_init(l, ops);
     return l;
 }
 
@@ -248,7 +251,7 @@ nb_layer *nb_nn_linear_create(int64_t in_features, int64_t out_features, bool bi
         nb__set_last_error(NB_ERR_NOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    nb__layer_init(&l->base, &linear_ops);
+    nb_layer_init(&l->base, &linear_ops);
     l->in_features = in_features;
     l->out_features = out_features;
     // kaiming_uniform_(a = sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain sqrt(3 / fan_in)

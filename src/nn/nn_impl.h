@@ -13,8 +13,6 @@
 #endif
 #include "nabla/nn.h"
 
-// ops set, training on, name empty.
-void nb__layer_init(nb_layer *l, const nb_layer_ops *ops);
 // A zeroed layer struct of `size` bytes initialised with ops; NULL + nb_last_error ("fn: out of
 // memory").
 nb_layer *nb__layer_alloc(size_t size, const nb_layer_ops *ops, const char *fn);

@@ -112,9 +112,9 @@ typedef struct nb_layer_ops {
 struct nb_layer {
     const nb_layer_ops *ops;
     bool training; // true after create (as PyTorch); see nb_layer_train
-    // The container that owns the layer and destroys it with itself (nb_nn_sequential_add),
-    // NULL until one takes it. A layer has one owner: to share its weights, call the same layer
-    // more than once in one forward.
+    // The container that owns the layer and destroys it with itself (nb_nn_sequential_add;
+    // a custom layer that destroys children sets it on them), NULL until one takes it. A layer
+    // has one owner: to share its weights, call the same layer more than once in one forward.
     const nb_layer *owner;
     // The layer's full name in its model ("features.0"), set by nb_layer_collect; used in
     // error messages. "" until then.

@@ -6,9 +6,12 @@
 #   - a FAMILY, cases_<name>.c or test_ops_<name>.c names no src/ops/<name>.c,
 #   - a case written {"<op>", ...} sits in the cases file of another source than its op's
 #     (composites and aliases belong with the op whose descriptor they record).
-# Usage: tests/check_case_files.sh [repo root]
+#   Given the test_ops_registry binary, its --list-cases also places the cases the tables build
+#   through macros (CASES(...), BIN2(...)), which the source text does not show as {"<op>", ...}.
+# Usage: tests/check_case_files.sh [repo root] [test_ops_registry binary]
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+lister=${2:-}
 ops_dir=$root/src/ops
 tests=$root/tests
 bad=0
@@ -61,6 +64,15 @@ for name in $families; do
                 "(its op is defined in src/ops/$want.c)"
     done < <(grep -no '^ *{"[a-z0-9_]*",' "$f" | sed 's/: *{"\([a-z0-9_]*\)",$/:\1/')
 done
+if [ -n "$lister" ]; then
+    cases=$("$lister" --list-cases) || { say "$lister --list-cases failed"; cases=""; }
+    while read -r name op; do
+        want=${home[$op]:-}
+        [ -z "$want" ] || [ "$want" = "$name" ] ||
+            say "tests/cases_$name.c: a case of op '$op' (test_ops_registry --list-cases) belongs" \
+                "in tests/cases_$want.c (its op is defined in src/ops/$want.c)"
+    done < <(sort -u <<<"$cases")
+fi
 
 [ $bad = 0 ] || exit 1
 echo "check-case-files: ok ($(wc -w <<<"$families") families, ${#home[@]} ops, each with its source)"

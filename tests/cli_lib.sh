@@ -19,10 +19,17 @@ expect_run() {
     "$@" >"$work/out" 2>"$work/err"
     local rc=$?
     if [[ $rc -ne $code ]]; then
-        fail "$* exited $rc, expected $code; stderr: $(tail -c 400 "$work/err")"
+        fail "$* exited $rc, expected $code; $(output_tails)"
     # grep reads the files itself: `cat out err | grep -q` under `set -o pipefail` failed when
     # grep quit at an early match while cat still wrote a long progress log (SIGPIPE).
     elif ! grep -Eq -- "$pattern" "$work/out" "$work/err"; then
-        fail "$* output does not match /$pattern/; stderr: $(tail -c 400 "$work/err")"
+        fail "$* output does not match /$pattern/; $(output_tails)"
     fi
+}
+
+# The ends of the last run's stdout and stderr, for a failure message: the checking scripts
+# (check_op_table.sh, check_case_files.sh, check-layers.sh) give their reasons on stdout.
+output_tails() {
+    echo "stdout: $(tail -c 600 "$work/out")"
+    echo "stderr: $(tail -c 400 "$work/err")"
 }

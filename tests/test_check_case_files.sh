@@ -7,7 +7,10 @@ root=$(cd "$here/.." && pwd)
 source "$here/cli_lib.sh"
 check="$here/check_case_files.sh"
 
+lister=${1:-}
 expect_run 0 'check-case-files: ok' "$check" "$root"
+# The cases as the registry builds them (macros included) are in place too.
+[ -z "$lister" ] || expect_run 0 'check-case-files: ok' "$check" "$root" "$lister"
 
 fresh() {
     rm -rf "$work/tree" && mkdir -p "$work/tree" && cp -r "$root/src" "$root/tests" "$work/tree/"
@@ -31,6 +34,11 @@ expect_run 1 'FAMILY\(reduce_shape\) in tests/cases.def names no src/ops/reduce_
     "$check" "$work/tree"
 expect_run 1 'tests/test_ops_softmax_loss.c is named after no src/ops/softmax_loss.c' \
     "$check" "$work/tree"
+# A case built by a macro in another source's table: only the registry's list shows it (a
+# stand-in lister reports a relu case in the sum_to family).
+printf '#!/bin/sh\necho "sum_to relu"\n' >"$work/lister" && chmod +x "$work/lister"
+expect_run 1 "tests/cases_sum_to.c: a case of op 'relu' \(test_ops_registry --list-cases\) belongs in tests/cases_pointwise.c" \
+    "$check" "$root" "$work/lister"
 
 [[ $failures -eq 0 ]] || { echo "$failures check(s) failed" >&2; exit 1; }
 echo "check-case-files: all checks passed"

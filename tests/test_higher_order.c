@@ -112,7 +112,12 @@ static void every_op_has_vjp_or_reason(void **state) {
     for (int i = 0; i < nb_op_count(); i++) {
         const char *why = nb_op_first_order_reason(i);
         if (why) {
-            assert_true(strlen(why) > 10); // a reason, not a placeholder
+            if (strlen(why) <= 10) // a reason, not a placeholder
+                fprintf(stderr,
+                        "  op '%s' has no vjp and no reason (\"%s\"): write its vjp, or set "
+                        "first_order_only to why it has none (docs/adding-an-op.md)\n",
+                        nb_op_name(i), why);
+            assert_true(strlen(why) > 10);
             fprintf(stderr, "  first-order only: %s (%s)\n", nb_op_name(i), why);
             listed++;
         }

@@ -158,7 +158,9 @@ static void every_bad_input_case_is_refused(void **state) {
 // No arguments: every check and every case. `--coverage`: the coverage checks only.
 // `--family <name>`: that family's gradient-check and bad-input cases only.
 // `--list-ops`: one line per registered op, "<name> 2nd" or "<name> 1st" (first-order only),
-// read by tests/check_op_table.sh to check README's op table.
+// read by tests/check_op_table.sh to check README's op table. `--list-cases`: one line per
+// case, "<family> <op>", however the table builds it (literal or macro), read by
+// tests/check_case_files.sh.
 int main(int argc, char **argv) {
     const struct CMUnitTest coverage[] = {
         cmocka_unit_test(op_list_matches_registry),
@@ -177,6 +179,15 @@ int main(int argc, char **argv) {
             printf("%s %s\n", nb_op_name(i), nb_op_first_order_reason(i) ? "1st" : "2nd");
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "--list-cases") == 0) {
+        for (size_t t = 0; t < N_TABLES; t++) {
+            for (const oc_case *c = tables[t]; c->op; c++)
+                printf("%s %s\n", family_names[t], c->op);
+            for (const oc_bad_case *c = bad_tables[t]; c->op; c++)
+                printf("%s %s\n", family_names[t], c->op);
+        }
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--family") == 0) {
         only_family = argv[2];
         bool known = false;
@@ -189,7 +200,8 @@ int main(int argc, char **argv) {
         return cmocka_run_group_tests(cases, NULL, NULL);
     }
     if (argc != 1) {
-        fprintf(stderr, "usage: test_ops_registry [--coverage | --family <name> | --list-ops]\n");
+        fprintf(stderr, "usage: test_ops_registry [--coverage | --family <name> | --list-ops | "
+                        "--list-cases]\n");
         return 2;
     }
     return cmocka_run_group_tests(coverage, NULL, NULL) | cmocka_run_group_tests(cases, NULL, NULL);

@@ -435,9 +435,7 @@ nb_status nb_nn_sequential_add(nb_layer *seq, const char *name, nb_layer *child)
     s->children[s->n] = child;
     s->n++;
     child->owner = seq;
-    child->training = seq->training;
-    if (child->ops->set_training)
-        child->ops->set_training(child, seq->training);
+    nb_layer_train(child, seq->training);
     return NB_OK;
 }
 

@@ -289,6 +289,20 @@ static void lg_dw_block(int64_t lo, int64_t hi, int64_t p0, int64_t rows, const 
     lg_tiles(lo, hi, out, in, kc, dy + p0 * out, 1, out, x + p0 * in, in, dw, in,
              acc || p0 > 0 ? LG_ACC : LG_STORE, db, !db_acc && p0 == 0, NULL, 0);
 }
+
+// dx's row tiles [lo, hi): dx (rows, in) = dy w, added when acc. Stored, with w's panels wp,
+// on lg_panel_tiles (chunks of out continued through dx); else on w itself. pf, pfw as in
+// lg_tiles (the interleaved backward's x). nb__lgemm_dx_part_f32 and nb__lgemm_bwd_f32 both
+// go through it.
+static void lg_dx_tiles(int64_t lo, int64_t hi, const float *dy, const float *w, const float *wp,
+                        float *dx, int64_t rows, int64_t in, int64_t out, bool acc, const float *pf,
+                        int64_t pfw) {
+    if (wp && !acc)
+        lg_panel_tiles(lo, hi, rows, in, out, dy, wp, dx, NULL, pf, pfw);
+    else
+        lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL,
+                 false, pf, pfw);
+}
 #endif
 
 void nb__lgemm_fwd_f32(const float *x, const float *w, const float *b, float *y, int64_t rows,
@@ -324,11 +338,7 @@ int64_t nb__lgemm_tiles(int64_t m) {
 void nb__lgemm_dx_part_f32(int64_t lo, int64_t hi, const float *dy, const float *w, float *dx,
                            int64_t rows, int64_t in, int64_t out, bool acc, const float *wp) {
 #if LG_BUILD
-    if (wp && !acc) // stored: w's panels, chunks of out continued through dx
-        lg_panel_tiles(lo, hi, rows, in, out, dy, wp, dx, NULL, NULL, 0);
-    else
-        lg_tiles(lo, hi, rows, in, out, dy, out, 1, w, in, dx, in, acc ? LG_ACC : LG_STORE, NULL,
-                 false, NULL, 0);
+    lg_dx_tiles(lo, hi, dy, w, wp, dx, rows, in, out, acc, NULL, 0);
 #else
     (void)lo, (void)hi, (void)dy, (void)w, (void)dx, (void)rows, (void)in, (void)out, (void)acc;
     (void)wp;
@@ -357,12 +367,8 @@ void nb__lgemm_bwd_f32(const float *dy, const float *x, const float *w, float *d
     // of dy and fetch the block of x into L2), then the block's dw and db, from L2.
     for (int64_t p0 = 0; p0 < rows; p0 += LG_KC(in)) {
         int64_t p1 = rows - p0 < LG_KC(in) ? rows : p0 + LG_KC(in);
-        if (wp && !dx_acc)
-            lg_panel_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, wp, dx, NULL, x,
-                           in);
-        else
-            lg_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, rows, in, out, dy, out, 1, w, in, dx, in,
-                     dx_acc ? LG_ACC : LG_STORE, NULL, false, x, in);
+        lg_dx_tiles(p0 / LG_MR, (p1 + LG_MR - 1) / LG_MR, dy, w, wp, dx, rows, in, out, dx_acc, x,
+                    in);
         lg_dw_block(0, nb__lgemm_tiles(out), p0, rows, dy, x, dw, in, out, dw_acc, db, db_acc);
     }
 #else

@@ -146,16 +146,24 @@ static nb_status sdpa_infer(nb_node *nd, nb_shape *out) {
                                  "and k %s",
                                  NB_SHAPE_STR(m), NB_SHAPE_STR(q), NB_SHAPE_STR(k));
     }
-    if (!(p->p >= 0 && p->p <= 1))
-        return nb__node_fail(nd, NB_ERR_ARG, "dropout p = %g must be in [0, 1]; q %s", p->p,
-                             NB_SHAPE_STR(q));
-    if (p->p > 0 && !p->rng)
-        return nb__node_fail(nd, NB_ERR_NULL, "rng is NULL with dropout p = %g; q %s", p->p,
-                             NB_SHAPE_STR(q));
+    nb_status st = nb__sdpa_check_dropout(nd, p->p, p->rng, "q", q);
+    if (st != NB_OK)
+        return st;
     out->ndim = r;
     for (int i = 0; i < r - 1; i++)
         out->dim[i] = q->shape[i];
     out->dim[r - 1] = v->shape[r - 1];
+    return NB_OK;
+}
+
+nb_status nb__sdpa_check_dropout(nb_node *nd, double p, const nb_rng *rng, const char *what,
+                                 const nb_tensor *t) {
+    if (!(p >= 0 && p <= 1))
+        return nb__node_fail(nd, NB_ERR_ARG, "dropout p = %g must be in [0, 1]; %s %s", p, what,
+                             NB_SHAPE_STR(t));
+    if (p > 0 && !rng)
+        return nb__node_fail(nd, NB_ERR_NULL, "rng is NULL with dropout p = %g; %s %s", p, what,
+                             NB_SHAPE_STR(t));
     return NB_OK;
 }
 

@@ -42,6 +42,10 @@ typedef struct {
     bool store;
 } sdpa_ptrs;
 
+// The dropout arguments of an infer: p in [0, 1], and an rng when p > 0; the error names
+// `what` and t's shape ("q", q).
+nb_status nb__sdpa_check_dropout(nb_node *nd, double p, const nb_rng *rng, const char *what,
+                                 const nb_tensor *t);
 // rows (query rows per chunk) and scale = 1 / sqrt(d), from tq and d.
 void nb__sdpa_scale_rows(sdpa_geom *g);
 // Forward over every slice; `seed_rng` draws this forward's dropout seed (backward reuses it).

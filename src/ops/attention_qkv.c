@@ -29,12 +29,9 @@ static nb_status qkv_infer(nb_node *nd, nb_shape *out) {
                              "qkv %s: the last dim must be 3 embed with %lld heads dividing "
                              "embed (>= 1 per head)",
                              NB_SHAPE_STR(x), (long long)p->heads);
-    if (!(p->p >= 0 && p->p <= 1))
-        return nb__node_fail(nd, NB_ERR_ARG, "dropout p = %g must be in [0, 1]; qkv %s", p->p,
-                             NB_SHAPE_STR(x));
-    if (p->p > 0 && !p->rng)
-        return nb__node_fail(nd, NB_ERR_NULL, "rng is NULL with dropout p = %g; qkv %s", p->p,
-                             NB_SHAPE_STR(x));
+    nb_status st = nb__sdpa_check_dropout(nd, p->p, p->rng, "qkv", x);
+    if (st != NB_OK)
+        return st;
     out->ndim = r;
     for (int i = 0; i < r - 1; i++)
         out->dim[i] = x->shape[i];
